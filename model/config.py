@@ -1,0 +1,189 @@
+"""The one source of truth for every width, size and format parameter.
+
+The encoder (``model.formats``), the integer reference (``model.reference``), the cycle
+model, the RTL constructors (``rtl/``), the testbenches (``verif/``) and the reports all take
+one of these frozen objects. Nothing else declares a width.
+
+Arithmetic (the contract the RTL must meet bit for bit, see ``model.reference``):
+
+* weights are signed ``weight_bits`` integers (two's complement); activations are signed
+  ``act_bits`` integers;
+* products are exact and are summed in a signed ``acc_bits`` accumulator. ``acc_bits`` must be
+  at least ``weight_bits + act_bits + ceil(log2(max_cols))`` so that no sum over a row can
+  overflow: the accumulator never wraps and never saturates, whatever the summation order;
+* the output stage, when ``requant`` is set, applies ReLU (optional), then an arithmetic right
+  shift by ``shift`` that rounds half up (``(acc + 2**(shift-1)) >> shift``), then saturates to
+  the signed ``act_bits`` range: that is the activation the next layer consumes. Without
+  ``requant`` the raw accumulator is the result.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+import math
+
+from .errors import SparseFlowError
+
+
+def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SparseFlowError(f"{name} must be an integer, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        raise SparseFlowError(f"{name} must be {rng}, not {value}")
+
+
+def clog2(n: int) -> int:
+    """Bits to index ``n`` items (at least 1)."""
+    return max(1, math.ceil(math.log2(max(n, 1))))
+
+
+@dataclass(frozen=True)
+class Requant:
+    """Output stage between layers: optional ReLU, rounding right shift, saturation."""
+
+    shift: int = 0
+    relu: bool = True
+
+    def __post_init__(self):
+        _check_int("shift", self.shift, 0, 31)
+
+
+@dataclass(frozen=True)
+class Arith:
+    """Fixed-point widths shared by every engine."""
+
+    weight_bits: int = 8
+    act_bits: int = 16
+    acc_bits: int | None = None  # None: the smallest width that cannot overflow
+    max_cols: int = 1024
+    requant: Requant | None = None
+
+    def __post_init__(self):
+        _check_int("weight_bits", self.weight_bits, 2, 16)
+        _check_int("act_bits", self.act_bits, 2, 32)
+        _check_int("max_cols", self.max_cols, 1)
+        need = self.weight_bits + self.act_bits + clog2(self.max_cols)
+        if self.acc_bits is None:
+            object.__setattr__(self, "acc_bits", need)
+        _check_int("acc_bits", self.acc_bits, need, 64)
+
+    @property
+    def weight_range(self) -> tuple[int, int]:
+        return -(1 << (self.weight_bits - 1)), (1 << (self.weight_bits - 1)) - 1
+
+    @property
+    def act_range(self) -> tuple[int, int]:
+        return -(1 << (self.act_bits - 1)), (1 << (self.act_bits - 1)) - 1
+
+    @property
+    def acc_range(self) -> tuple[int, int]:
+        return -(1 << (self.acc_bits - 1)), (1 << (self.acc_bits - 1)) - 1
+
+    @property
+    def out_bits(self) -> int:
+        """Width of a result word: the activation width after requantization, else the accumulator."""
+        return self.act_bits if self.requant is not None else self.acc_bits
+
+
+@dataclass(frozen=True)
+class EIEConfig:
+    """An EIE-like PE array.
+
+    Rows of the weight matrix are interleaved over ``n_pes`` PEs (row ``i`` lives on PE
+    ``i % n_pes`` at local row ``i // n_pes``). Each PE stores its entries as
+    ``(value, relative index)`` words of ``entry_bits`` bits, at most ``max_entries`` of them,
+    and ``max_cols + 1`` column pointers. ``fifo_depth`` is the depth of each PE's activation
+    queue. With ``codebook`` the value field is a ``codebook_bits`` index into a shared table of
+    ``2**codebook_bits`` weights whose entry 0 is the zero weight (used by padding entries).
+    """
+
+    n_pes: int = 4
+    arith: Arith = field(default_factory=Arith)
+    index_bits: int = 4
+    fifo_depth: int = 8
+    max_rows: int = 256
+    max_entries: int = 1024
+    codebook: bool = False
+    codebook_bits: int = 4
+
+    def __post_init__(self):
+        _check_int("n_pes", self.n_pes, 1, 256)
+        _check_int("index_bits", self.index_bits, 1, 16)
+        _check_int("fifo_depth", self.fifo_depth, 1, 1024)
+        _check_int("max_rows", self.max_rows, 1)
+        _check_int("max_entries", self.max_entries, 1)
+        _check_int("codebook_bits", self.codebook_bits, 1, 8)
+
+    # Derived sizes: the RTL, the encoder and the image writer all read them from here.
+    @property
+    def max_cols(self) -> int:
+        return self.arith.max_cols
+
+    @property
+    def rows_per_pe(self) -> int:
+        return -(-self.max_rows // self.n_pes)
+
+    @property
+    def value_bits(self) -> int:
+        return self.codebook_bits if self.codebook else self.arith.weight_bits
+
+    @property
+    def entry_bits(self) -> int:
+        """Entry word: relative index in the high ``index_bits``, value (or code) in the low bits."""
+        return self.index_bits + self.value_bits
+
+    @property
+    def max_gap(self) -> int:
+        """Largest run of zeros a relative index can express before padding is needed."""
+        return (1 << self.index_bits) - 1
+
+    @property
+    def ptr_bits(self) -> int:
+        """Column pointers count entries 0..max_entries inclusive."""
+        return clog2(self.max_entries + 1)
+
+    def with_(self, **changes) -> "EIEConfig":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Sparse24Config:
+    """A 2:4 structured-sparse engine (and, with ``dense=True`` in the engine, its dense twin).
+
+    The weight matrix is ``max_rows x max_cols`` at most, ``max_cols`` a multiple of 4. Each row
+    is stored as ``max_cols/4`` groups of two kept values plus two 2-bit positions. ``lanes``
+    rows are computed in parallel, one 2:4 MAC unit (2 multipliers) per lane.
+    """
+
+    lanes: int = 4
+    arith: Arith = field(default_factory=Arith)
+    max_rows: int = 256
+    n: int = 2
+    m: int = 4
+
+    def __post_init__(self):
+        _check_int("lanes", self.lanes, 1, 256)
+        _check_int("max_rows", self.max_rows, 1)
+        if (self.n, self.m) != (2, 4):
+            raise SparseFlowError(f"only 2:4 is built in hardware, not {self.n}:{self.m}")
+        if self.arith.max_cols % self.m:
+            raise SparseFlowError(f"max_cols must be a multiple of {self.m}, not {self.arith.max_cols}")
+
+    @property
+    def max_cols(self) -> int:
+        return self.arith.max_cols
+
+    @property
+    def pos_bits(self) -> int:
+        return clog2(self.m)
+
+    @property
+    def groups_per_row(self) -> int:
+        return self.max_cols // self.m
+
+    @property
+    def multipliers(self) -> int:
+        return self.lanes * self.n
+
+    def with_(self, **changes) -> "Sparse24Config":
+        return replace(self, **changes)

@@ -1,0 +1,178 @@
+"""EIE interleaved CSC: the weight format of the EIE-like PE array.
+
+Row ``i`` of a ``rows x cols`` matrix belongs to PE ``i % n_pes`` at local row ``i // n_pes``.
+Each PE stores, column after column, the non-zeros of its rows as entries
+``(value, z)`` where ``z`` is the number of zero local rows skipped since the previous entry of
+the same column (the first entry of a column counts from local row -1). A gap longer than
+``max_gap = 2**index_bits - 1`` is bridged by padding entries ``(0, max_gap)``: each one stands
+on a real local row and carries a zero weight, so the PE may add it harmlessly or skip it.
+``ptr[k][j] .. ptr[k][j+1]`` are PE ``k``'s entries of column ``j``.
+
+Entry word (``EIEConfig.entry_bits`` wide): ``z`` in the high ``index_bits``, the value in the
+low ``value_bits`` (two's complement weight, or the codebook index in codebook mode).
+
+The encoder is vectorized (no Python loop per non-zero) so that it keeps up with
+``scipy.sparse`` on EIE-sized layers (see ``benchmarks/encode_speed.py``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import EIEConfig
+from ..errors import SparseFlowError
+from ..reference import as_int_array
+
+
+@dataclass
+class EIEMatrix:
+    """One matrix in interleaved CSC for ``n_pes`` PEs.
+
+    ``values[k]``, ``zs[k]``: PE ``k``'s entries (int64 arrays; values are weights, or codebook
+    indices when ``codebook`` is set). ``ptr``: ``(n_pes, cols + 1)`` column pointers.
+    ``codebook``: the 2**codebook_bits shared weights (entry 0 is 0), or ``None``.
+    """
+
+    shape: tuple[int, int]
+    n_pes: int
+    values: list[np.ndarray]
+    zs: list[np.ndarray]
+    ptr: np.ndarray
+    codebook: np.ndarray | None = None
+
+    @property
+    def entries_per_pe(self) -> np.ndarray:
+        return self.ptr[:, -1].copy()
+
+    @property
+    def padding_entries(self) -> int:
+        return int(sum(int(np.count_nonzero(v == 0)) for v in self.values))
+
+    def words(self, cfg: EIEConfig, pe: int) -> np.ndarray:
+        """PE ``pe``'s packed entry words, as non-negative integers of ``cfg.entry_bits`` bits."""
+        vmask = (1 << cfg.value_bits) - 1
+        return (self.zs[pe] << cfg.value_bits) | (self.values[pe] & vmask)
+
+    @staticmethod
+    def unpack(words: np.ndarray, cfg: EIEConfig) -> tuple[np.ndarray, np.ndarray]:
+        """Split packed entry words into (values, zs); values are sign-extended unless codebook."""
+        words = np.asarray(words, dtype=np.int64)
+        vb = cfg.value_bits
+        vals = words & ((1 << vb) - 1)
+        if not cfg.codebook:
+            vals = np.where(vals >= 1 << (vb - 1), vals - (1 << vb), vals)
+        return vals, words >> vb
+
+
+def check_fits(m: EIEMatrix, cfg: EIEConfig) -> None:
+    """Raise if ``m`` does not fit the memories of the array described by ``cfg``."""
+    rows, cols = m.shape
+    if m.n_pes != cfg.n_pes:
+        raise SparseFlowError(f"matrix is encoded for {m.n_pes} PEs, the array has {cfg.n_pes}")
+    if rows > cfg.max_rows:
+        raise SparseFlowError(f"matrix has {rows} rows; the array holds at most {cfg.max_rows}")
+    if cols > cfg.max_cols:
+        raise SparseFlowError(f"matrix has {cols} columns; the array holds at most {cfg.max_cols}")
+    worst = int(m.entries_per_pe.max(initial=0))
+    if worst > cfg.max_entries:
+        pe = int(np.argmax(m.entries_per_pe))
+        raise SparseFlowError(
+            f"PE {pe} needs {worst} entries (padding included); its memory holds {cfg.max_entries}")
+
+
+def encode(weights, cfg: EIEConfig, codebook: np.ndarray | None = None) -> EIEMatrix:
+    """Encode a dense integer matrix for the array ``cfg``.
+
+    Without ``codebook`` the matrix holds signed ``weight_bits`` weights. With ``codebook`` (and
+    ``cfg.codebook`` set) it holds codebook indices (0 = zero weight) and ``codebook`` the
+    weights they stand for.
+    """
+    if cfg.codebook:
+        if codebook is None:
+            raise SparseFlowError("a codebook configuration needs a codebook")
+        codebook = as_int_array(codebook, "codebook", cfg.arith.weight_bits, ndim=(1,))
+        if codebook.shape != (1 << cfg.codebook_bits,) or codebook[0] != 0:
+            raise SparseFlowError(
+                f"codebook must have {1 << cfg.codebook_bits} entries with entry 0 = 0")
+        w = np.asarray(weights)
+        if w.ndim != 2:
+            raise SparseFlowError(f"weights must be 2-D, got shape {w.shape}")
+        w = as_int_array(w, "codebook indices", cfg.codebook_bits + 1, ndim=(2,))
+        if w.min(initial=0) < 0 or w.max(initial=0) >= 1 << cfg.codebook_bits:
+            raise SparseFlowError(f"codebook indices must be in 0..{(1 << cfg.codebook_bits) - 1}")
+    else:
+        if codebook is not None:
+            raise SparseFlowError("a codebook was given but the configuration has codebook=False")
+        w = as_int_array(weights, "weights", cfg.arith.weight_bits, ndim=(2,))
+    rows, cols = w.shape
+    n = cfg.n_pes
+    step = cfg.max_gap + 1
+
+    col, row = np.nonzero(w.T)  # column-major order: sorted by column, then row
+    val = w[row, col]
+    pe = row % n
+    lrow = row // n
+    order = np.argsort(pe, kind="stable")  # -> sorted by (pe, column, local row)
+    pe, col, lrow, val = pe[order], col[order], lrow[order], val[order]
+
+    prev = np.empty_like(lrow)
+    prev[:1] = -1
+    prev[1:] = lrow[:-1]
+    first = np.ones(len(lrow), dtype=bool)
+    first[1:] = (pe[1:] != pe[:-1]) | (col[1:] != col[:-1])
+    prev[first] = -1
+    gap = lrow - prev - 1
+    pads = gap // step
+    z_last = gap % step
+    span = pads + 1  # entries each non-zero occupies, its padding included
+
+    total = int(span.sum())
+    # Entry slots: every slot is padding (0, max_gap) unless it is the last of its non-zero's span.
+    out_val = np.zeros(total, dtype=np.int64)
+    out_z = np.full(total, cfg.max_gap, dtype=np.int64)
+    last_slot = np.cumsum(span) - 1
+    out_val[last_slot] = val
+    out_z[last_slot] = z_last
+
+    counts = np.bincount(pe * cols + col, weights=span, minlength=n * cols).astype(np.int64)
+    ptr = np.zeros((n, cols + 1), dtype=np.int64)
+    np.cumsum(counts.reshape(n, cols), axis=1, out=ptr[:, 1:])
+    per_pe = ptr[:, -1]
+    bounds = np.concatenate([[0], np.cumsum(per_pe)])
+    values = [out_val[bounds[k]:bounds[k + 1]] for k in range(n)]
+    zs = [out_z[bounds[k]:bounds[k + 1]] for k in range(n)]
+    m = EIEMatrix((rows, cols), n, values, zs, ptr, codebook)
+    return m
+
+
+def decode(m: EIEMatrix) -> np.ndarray:
+    """Back to the dense matrix (codebook indices in codebook mode; see :func:`dense_weights`)."""
+    rows, cols = m.shape
+    n = m.n_pes
+    out = np.zeros((rows, cols), dtype=np.int64)
+    for k in range(n):
+        v, z, p = m.values[k], m.zs[k], m.ptr[k]
+        if len(v) == 0:
+            continue
+        col_of = np.repeat(np.arange(cols), np.diff(p))
+        start = np.zeros(len(v), dtype=bool)
+        start[p[:-1][np.diff(p) > 0]] = True
+        # local row = running sum of (z + 1) within the column, minus 1
+        steps = z + 1
+        csum = np.cumsum(steps)
+        base = np.where(start, csum - steps, 0)
+        base = np.maximum.accumulate(base)
+        lrow = csum - base - 1
+        keep = v != 0
+        r = lrow[keep] * n + k
+        if r.size and r.max() >= rows:
+            raise SparseFlowError(f"PE {k}: an entry addresses row {int(r.max())} beyond {rows} rows")
+        out[r, col_of[keep]] = v[keep]
+    return out
+
+
+def dense_weights(m: EIEMatrix) -> np.ndarray:
+    """The weights the hardware multiplies by (codebook looked up in codebook mode)."""
+    d = decode(m)
+    return m.codebook[d] if m.codebook is not None else d

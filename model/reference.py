@@ -1,0 +1,78 @@
+"""Bit-exact integer reference: what every engine must compute.
+
+See ``model.config`` for the arithmetic contract. These functions are the scoreboard's
+oracle in ``verif/`` and the integer inference of whole networks in ``model.quant``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import Arith
+from .errors import SparseFlowError
+
+
+def as_int_array(a, name: str, bits: int, ndim: tuple[int, ...] = (1, 2)) -> np.ndarray:
+    """Validate ``a`` as an integer array of signed ``bits``-bit values; return it as int64.
+
+    Rejects NaN/inf, non-integer values, wrong dimensionality and out-of-range values with a
+    one-line :class:`SparseFlowError` naming ``name``.
+    """
+    arr = np.asarray(a)
+    if arr.ndim not in ndim:
+        want = " or ".join(f"{d}-D" for d in ndim)
+        raise SparseFlowError(f"{name} must be {want}, got shape {arr.shape}")
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise SparseFlowError(f"{name} must hold integers, not {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.all(np.isfinite(arr)):
+            raise SparseFlowError(f"{name} contains NaN or infinity")
+        if np.any(arr != np.round(arr)):
+            idx = tuple(int(i) for i in np.argwhere(arr != np.round(arr))[0])
+            raise SparseFlowError(f"{name} must hold integers; {name}{list(idx)} = {arr[idx]}")
+    arr = arr.astype(np.int64)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    bad = (arr < lo) | (arr > hi)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise SparseFlowError(
+            f"{name}{list(idx)} = {arr[idx]} is out of range for {bits}-bit signed ({lo}..{hi})")
+    return arr
+
+
+def check_spmv_operands(weights, x, arith: Arith) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a weight matrix (rows = outputs) and input vector(s) (1-D, or 2-D columns)."""
+    w = as_int_array(weights, "weights", arith.weight_bits, ndim=(2,))
+    a = as_int_array(x, "input", arith.act_bits)
+    if a.shape[0] != w.shape[1]:
+        raise SparseFlowError(
+            f"shape mismatch: weights are {w.shape[0]}x{w.shape[1]} but the input has {a.shape[0]} rows")
+    if w.shape[1] > arith.max_cols:
+        raise SparseFlowError(f"weights have {w.shape[1]} columns; the configuration allows {arith.max_cols}")
+    return w, a
+
+
+def matvec(weights: np.ndarray, x: np.ndarray, arith: Arith) -> np.ndarray:
+    """Raw accumulator ``W @ x`` (exact; the configuration guarantees it fits ``acc_bits``)."""
+    w, a = check_spmv_operands(weights, x, arith)
+    acc = w @ a
+    lo, hi = arith.acc_range
+    assert acc.min(initial=0) >= lo and acc.max(initial=0) <= hi, "acc_bits sizing rule broken"
+    return acc
+
+
+def requantize(acc: np.ndarray, arith: Arith) -> np.ndarray:
+    """The output stage: ReLU (optional), round-half-up right shift, saturate to ``act_bits``."""
+    acc = np.asarray(acc, dtype=np.int64)
+    rq = arith.requant
+    if rq is None:
+        return acc
+    y = np.maximum(acc, 0) if rq.relu else acc
+    if rq.shift:
+        y = (y + (1 << (rq.shift - 1))) >> rq.shift
+    lo, hi = arith.act_range
+    return np.clip(y, lo, hi)
+
+
+def layer(weights: np.ndarray, x: np.ndarray, arith: Arith) -> np.ndarray:
+    """One engine pass: ``requantize(W @ x)``: exactly what a result stream carries."""
+    return requantize(matvec(weights, x, arith), arith)

@@ -1,0 +1,137 @@
+"""Build once per configuration, simulate on Icarus or Verilator, from pytest or the CLI.
+
+``simulate(component, ...)`` converts an Amaranth component to Verilog, builds it with the
+cocotb runner into ``build/sim/<toplevel>-<sim>-<hash>`` (the hash is the Verilog text's, so one
+configuration is compiled once and reused by every test and CLI run; a file lock keeps parallel
+pytest workers from building the same folder twice), then runs a cocotb test module in a fresh
+run folder. Data for the testbench travels as a JSON/NPZ file named by ``SPARSEFLOW_CASE``.
+
+Waveforms on demand: ``SPARSEFLOW_WAVES=1`` (or ``waves=True``): FST on Verilator, VCD on Icarus,
+written in the run folder, whose path is printed.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from scripts.tools import apply_tool_env, tool_env
+
+SIMULATORS = ("icarus", "verilator")
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_ROOT = Path(os.environ.get("SPARSEFLOW_BUILD", ROOT / "build"))
+TIMESCALE = ("1ns", "1ps")  # Amaranth's Verilog has no `timescale; Icarus needs one
+
+
+def waves_requested(waves: bool | None = None) -> bool:
+    if waves is not None:
+        return waves
+    return os.environ.get("SPARSEFLOW_WAVES", "") not in ("", "0")
+
+
+def to_verilog(component, name: str) -> str:
+    from amaranth.back import verilog
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def build(component, *, toplevel: str, sim: str, waves: bool | None = None) -> Path:
+    """Generate Verilog and compile it for ``sim``; return the build folder (cached)."""
+    if sim not in SIMULATORS:
+        from model.errors import SparseFlowError
+        raise SparseFlowError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
+    waves = waves_requested(waves)
+    apply_tool_env()
+    from cocotb_tools.runner import get_runner
+
+    text = to_verilog(component, toplevel)
+    digest = hashlib.sha256(f"{sim}{waves}{text}".encode()).hexdigest()[:12]
+    build_dir = BUILD_ROOT / "sim" / f"{toplevel}-{sim}{'-waves' if waves else ''}-{digest}"
+    done = build_dir / ".built"
+    with _locked(build_dir):
+        if not done.exists():
+            if build_dir.exists():
+                shutil.rmtree(build_dir)
+            build_dir.mkdir(parents=True)
+            src = build_dir / f"{toplevel}.v"
+            src.write_text(text)
+            build_args = []
+            if sim == "verilator":
+                # Simulation build only; lint cleanliness is checked separately by lint().
+                build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+                if waves:
+                    build_args += ["--trace-fst", "--trace-structs"]
+            runner = get_runner(sim)
+            runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
+                         timescale=TIMESCALE, build_args=build_args,
+                         waves=waves and sim == "icarus", log_file=build_dir / "build.log")
+            done.touch()
+    return build_dir
+
+
+def simulate(component, *, toplevel: str, test_module: str, sim: str, case: Path | None = None,
+             testcase: str | None = None, waves: bool | None = None, extra_env: dict | None = None,
+             ) -> Path:
+    """Build (cached) and run ``test_module`` against ``component``; return the run folder.
+
+    Raises ``RuntimeError`` naming the log if the simulation fails or any cocotb test fails.
+    """
+    waves = waves_requested(waves)
+    build_dir = build(component, toplevel=toplevel, sim=sim, waves=waves)
+    from cocotb_tools.runner import get_runner
+    from cocotb_tools.check_results import get_results
+
+    run_dir = build_dir / "runs" / uuid.uuid4().hex[:10]
+    run_dir.mkdir(parents=True)
+    env = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    if case is not None:
+        env["SPARSEFLOW_CASE"] = str(Path(case).resolve())
+    env.update(extra_env or {})
+    runner = get_runner(sim)
+    log = run_dir / "sim.log"
+    results = run_dir / "results.xml"
+    # The runner sys.exit()s on failure under pytest; catch that and say where the log is.
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog", build_dir=build_dir,
+                    test_dir=run_dir, testcase=testcase, extra_env=env, waves=waves,
+                    results_xml=str(results), log_file=log, timescale=TIMESCALE)
+    except SystemExit as exc:
+        raise RuntimeError(f"{sim} simulation of {toplevel} failed (exit {exc.code}); log: {log}") from None
+    n_tests, n_failed = get_results(results)
+    if n_tests == 0 or n_failed:
+        raise RuntimeError(f"{sim}: {n_failed} of {n_tests} cocotb tests failed for {toplevel}; log: {log}")
+    if waves:
+        print(f"waveforms: {run_dir}")
+    return run_dir
+
+
+def lint(component, *, toplevel: str, waivers: list[str] = ()) -> str:
+    """Run ``verilator --lint-only -Wall`` on the generated Verilog; return its output.
+
+    Raises ``RuntimeError`` with the warnings if it is not clean. ``waivers`` are extra
+    ``-Wno-...`` flags; each caller must justify its waivers in a comment.
+    """
+    out_dir = BUILD_ROOT / "lint"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    src = out_dir / f"{toplevel}-{os.getpid()}.v"
+    src.write_text(to_verilog(component, toplevel))
+    proc = subprocess.run(["verilator", "--lint-only", "-Wall", *waivers, "--top-module", toplevel, str(src)],
+                          env=tool_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"verilator lint of {toplevel} failed:\n{proc.stderr}")
+    return proc.stderr
