@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.setup-done
 SHELL   := /bin/bash
 
-.PHONY: setup test test-fast demo bench clean
+.PHONY: setup test test-all demo clean
 
 setup: $(STAMP)
 
@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml scripts/setup_system.sh
 	$(PY) -m scripts.tools check
 	touch $(STAMP)
 
+# The regression CI runs: everything but the long sweeps marked `slow`.
 test: setup
-	$(PY) -m pytest -n 2 -q -rs $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 -q -rs -m "not slow" $(PYTEST_ARGS)
 
-test-fast: setup
-	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+# Everything, the slow sweeps included.
+test-all: setup
+	$(PY) -m pytest -n 2 -q -rs $(PYTEST_ARGS)
 
 demo: setup
 	$(VENV)/bin/sparseflow demo $(DEMO_ARGS)
