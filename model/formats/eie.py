@@ -81,6 +81,17 @@ def check_fits(m: EIEMatrix, cfg: EIEConfig) -> None:
             f"PE {pe} needs {worst} entries (padding included); its memory holds {cfg.max_entries}")
 
 
+def _as_int_matrix(weights, name: str, bits: int) -> np.ndarray:
+    """:func:`as_int_array` for 2-D matrices without its int64 copy when the dtype is already an
+    in-range integer (the common case; the copy would dominate the encoder's run time)."""
+    arr = np.asarray(weights)
+    if arr.ndim == 2 and arr.dtype != bool and np.issubdtype(arr.dtype, np.integer):
+        lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+        if arr.size == 0 or (int(arr.min()) >= lo and int(arr.max()) <= hi):
+            return arr
+    return as_int_array(arr, name, bits, ndim=(2,))
+
+
 def encode(weights, cfg: EIEConfig, codebook: np.ndarray | None = None) -> EIEMatrix:
     """Encode a dense integer matrix for the array ``cfg``.
 
@@ -98,48 +109,58 @@ def encode(weights, cfg: EIEConfig, codebook: np.ndarray | None = None) -> EIEMa
         w = np.asarray(weights)
         if w.ndim != 2:
             raise SparseFlowError(f"weights must be 2-D, got shape {w.shape}")
-        w = as_int_array(w, "codebook indices", cfg.codebook_bits + 1, ndim=(2,))
+        w = _as_int_matrix(w, "codebook indices", cfg.codebook_bits + 1)
         if w.min(initial=0) < 0 or w.max(initial=0) >= 1 << cfg.codebook_bits:
             raise SparseFlowError(f"codebook indices must be in 0..{(1 << cfg.codebook_bits) - 1}")
     else:
         if codebook is not None:
             raise SparseFlowError("a codebook was given but the configuration has codebook=False")
-        w = as_int_array(weights, "weights", cfg.arith.weight_bits, ndim=(2,))
+        w = _as_int_matrix(weights, "weights", cfg.arith.weight_bits)
     rows, cols = w.shape
     n = cfg.n_pes
-    step = cfg.max_gap + 1
+    lrows = -(-rows // n)  # local rows per PE
 
-    col, row = np.nonzero(w.T)  # column-major order: sorted by column, then row
-    val = w[row, col]
-    pe = row % n
-    lrow = row // n
-    order = np.argsort(pe, kind="stable")  # -> sorted by (pe, column, local row)
-    pe, col, lrow, val = pe[order], col[order], lrow[order], val[order]
+    # Row i = lrow * n + pe, so a (lrows, n, cols) view, transposed to (pe, col, lrow) and made
+    # contiguous, lists the non-zeros already sorted by (pe, column, local row): one copy and one
+    # flatnonzero, no sort (this is what keeps the encoder near scipy's speed).
+    if rows != lrows * n:
+        padded = np.zeros((lrows * n, cols), dtype=w.dtype)
+        padded[:rows] = w
+        w = padded
+    cube = np.ascontiguousarray(w.reshape(lrows, n, cols).transpose(1, 2, 0))
+    flat = np.flatnonzero(cube)
+    val = cube.reshape(-1)[flat].astype(np.int64)
+    pc = flat // max(lrows, 1)  # pe * cols + col
+    lrow = flat - pc * lrows
 
-    prev = np.empty_like(lrow)
-    prev[:1] = -1
-    prev[1:] = lrow[:-1]
-    first = np.ones(len(lrow), dtype=bool)
-    first[1:] = (pe[1:] != pe[:-1]) | (col[1:] != col[:-1])
-    prev[first] = -1
-    gap = lrow - prev - 1
-    pads = gap // step
-    z_last = gap % step
-    span = pads + 1  # entries each non-zero occupies, its padding included
+    # gap = zero local rows skipped since the previous entry of the same (pe, column).
+    gap = np.empty_like(lrow)
+    gap[:1] = lrow[:1]
+    gap[1:] = lrow[1:] - lrow[:-1] - 1
+    first = np.empty(len(pc), dtype=bool)
+    first[:1] = True
+    np.not_equal(pc[1:], pc[:-1], out=first[1:])
+    gap[first] = lrow[first]
+    pads = gap >> cfg.index_bits  # padding entries of max_gap zeros + one padding row each
+    z_last = gap & cfg.max_gap
 
-    total = int(span.sum())
-    # Entry slots: every slot is padding (0, max_gap) unless it is the last of its non-zero's span.
-    out_val = np.zeros(total, dtype=np.int64)
-    out_z = np.full(total, cfg.max_gap, dtype=np.int64)
-    last_slot = np.cumsum(span) - 1
-    out_val[last_slot] = val
-    out_z[last_slot] = z_last
+    counts = np.bincount(pc, minlength=n * cols)
+    if pads.any():
+        span = pads + 1  # entries each non-zero occupies, its padding included
+        counts = counts + np.bincount(pc, weights=pads, minlength=n * cols).astype(np.int64)
+        total = int(span.sum())
+        # Every slot is padding (0, max_gap) unless it is the last of its non-zero's span.
+        out_val = np.zeros(total, dtype=np.int64)
+        out_z = np.full(total, cfg.max_gap, dtype=np.int64)
+        last_slot = np.cumsum(span) - 1
+        out_val[last_slot] = val
+        out_z[last_slot] = z_last
+    else:
+        out_val, out_z = val, z_last
 
-    counts = np.bincount(pe * cols + col, weights=span, minlength=n * cols).astype(np.int64)
     ptr = np.zeros((n, cols + 1), dtype=np.int64)
     np.cumsum(counts.reshape(n, cols), axis=1, out=ptr[:, 1:])
-    per_pe = ptr[:, -1]
-    bounds = np.concatenate([[0], np.cumsum(per_pe)])
+    bounds = np.concatenate([[0], np.cumsum(ptr[:, -1])])
     values = [out_val[bounds[k]:bounds[k + 1]] for k in range(n)]
     zs = [out_z[bounds[k]:bounds[k + 1]] for k in range(n)]
     m = EIEMatrix((rows, cols), n, values, zs, ptr, codebook)

@@ -1,0 +1,130 @@
+"""CSC and CSR: compressed sparse columns / rows, exactly as ``scipy.sparse`` stores them.
+
+A ``rows x cols`` matrix in CSC is three arrays: ``data`` (the non-zeros, column after column,
+rows ascending inside a column), ``indices`` (the row of each non-zero) and ``indptr``
+(``cols + 1`` pointers: column ``j`` is ``data[indptr[j]:indptr[j+1]]``). CSR is the same with
+rows and columns swapped. The arrays equal scipy's ``csc_matrix(W)`` / ``csr_matrix(W)`` after
+``sort_indices()`` and ``eliminate_zeros()``: explicit zeros are never stored, so the encoding
+of a matrix is unique and ``encode(decode(m)) == m``.
+
+Widths (what a memory image stores): values are signed ``weight_bits`` words, indices
+``clog2(minor dimension)`` bits, pointers ``clog2(nnz + 1)`` bits (see :meth:`CSMatrix.widths`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import clog2
+from ..errors import SparseFlowError
+from ..reference import as_int_array
+
+KINDS = ("csc", "csr")
+
+
+@dataclass
+class CSMatrix:
+    """One matrix in CSC (``kind='csc'``) or CSR (``kind='csr'``); int64 arrays."""
+
+    shape: tuple[int, int]
+    kind: str
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+
+    @property
+    def nnz(self) -> int:
+        return int(len(self.data))
+
+    @property
+    def major(self) -> int:
+        """Number of compressed lines: columns for CSC, rows for CSR."""
+        return self.shape[1] if self.kind == "csc" else self.shape[0]
+
+    @property
+    def minor(self) -> int:
+        """Length of each line (the range of ``indices``)."""
+        return self.shape[0] if self.kind == "csc" else self.shape[1]
+
+    def widths(self, weight_bits: int) -> dict[str, int]:
+        """Word widths of the three arrays in a memory image."""
+        return {"data": weight_bits, "indices": clog2(self.minor), "indptr": clog2(self.nnz + 1)}
+
+    def to_scipy(self):
+        import scipy.sparse as sp
+        cls = sp.csc_matrix if self.kind == "csc" else sp.csr_matrix
+        return cls((self.data, self.indices, self.indptr), shape=self.shape)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise SparseFlowError(f"unknown compressed-sparse kind {kind!r} (expected csc or csr)")
+
+
+def encode(weights, weight_bits: int, kind: str = "csc") -> CSMatrix:
+    """Compress a dense integer matrix of signed ``weight_bits`` weights to CSC or CSR."""
+    _check_kind(kind)
+    w = as_int_array(weights, "weights", weight_bits, ndim=(2,))
+    rows, cols = w.shape
+    # CSC of W is CSR of W.T: scan the major dimension in order, the minor one ascending.
+    t = w.T if kind == "csc" else w
+    major_idx, minor_idx = np.nonzero(t)
+    data = t[major_idx, minor_idx]
+    n_major = t.shape[0]
+    indptr = np.zeros(n_major + 1, dtype=np.int64)
+    np.cumsum(np.bincount(major_idx, minlength=n_major), out=indptr[1:])
+    return CSMatrix((rows, cols), kind, data.astype(np.int64), minor_idx.astype(np.int64), indptr)
+
+
+def encode_csc(weights, weight_bits: int) -> CSMatrix:
+    return encode(weights, weight_bits, "csc")
+
+
+def encode_csr(weights, weight_bits: int) -> CSMatrix:
+    return encode(weights, weight_bits, "csr")
+
+
+def validate(m: CSMatrix, weight_bits: int | None = None) -> None:
+    """Raise unless ``m`` is a canonical CSC/CSR matrix (what :func:`encode` produces)."""
+    _check_kind(m.kind)
+    rows, cols = m.shape
+    if rows < 0 or cols < 0:
+        raise SparseFlowError(f"{m.kind}: negative shape {m.shape}")
+    ptr = np.asarray(m.indptr, dtype=np.int64)
+    idx = np.asarray(m.indices, dtype=np.int64)
+    data = np.asarray(m.data, dtype=np.int64)
+    if ptr.shape != (m.major + 1,):
+        raise SparseFlowError(f"{m.kind}: indptr has {len(ptr)} pointers, expected {m.major + 1}")
+    if ptr[0] != 0 or np.any(np.diff(ptr) < 0):
+        raise SparseFlowError(f"{m.kind}: indptr must start at 0 and never decrease")
+    if ptr[-1] != len(data) or len(idx) != len(data):
+        raise SparseFlowError(
+            f"{m.kind}: indptr ends at {int(ptr[-1])} but there are {len(data)} values and {len(idx)} indices")
+    if idx.size and (idx.min() < 0 or idx.max() >= m.minor):
+        raise SparseFlowError(f"{m.kind}: an index is outside 0..{m.minor - 1}")
+    # Strictly ascending inside each line (no duplicates): canonical like scipy's sorted form.
+    if idx.size > 1:
+        same_line = np.ones(len(idx) - 1, dtype=bool)
+        starts = ptr[1:-1]
+        starts = starts[(starts > 0) & (starts < len(idx))]
+        same_line[starts - 1] = False
+        if np.any((np.diff(idx) <= 0) & same_line):
+            raise SparseFlowError(f"{m.kind}: indices inside a line must be strictly ascending")
+    if np.any(data == 0):
+        raise SparseFlowError(f"{m.kind}: explicit zero values are not stored")
+    if weight_bits is not None:
+        as_int_array(data, f"{m.kind} values", weight_bits, ndim=(1,))
+
+
+def decode(m: CSMatrix) -> np.ndarray:
+    """Back to the dense int64 matrix (validates ``m`` first)."""
+    validate(m)
+    rows, cols = m.shape
+    major = np.repeat(np.arange(m.major), np.diff(np.asarray(m.indptr, dtype=np.int64)))
+    out = np.zeros((rows, cols), dtype=np.int64)
+    if m.kind == "csc":
+        out[m.indices, major] = m.data
+    else:
+        out[major, m.indices] = m.data
+    return out
