@@ -1,0 +1,56 @@
+"""``sparseflow decode``: a memory image folder back to the dense matrix (.npy)."""
+from __future__ import annotations
+
+HELP = "decode a memory image (hex files + manifest.json) back to a dense .npy matrix"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("image", metavar="DIR", help="image folder written by `sparseflow emit`")
+    parser.add_argument("--out", required=True, metavar="W.npy", help="dense matrix to write")
+    parser.add_argument("--json", action="store_true", help="print a JSON report")
+
+
+def _dtype(img):
+    """The narrowest signed dtype that holds every value of the image's format."""
+    import numpy as np
+    cfg = img.config
+    bits = cfg.weight_bits if img.format in ("csc", "csr", "bsr") else cfg.arith.weight_bits
+    if img.format == "eie" and cfg.codebook:
+        bits = cfg.codebook_bits + 1  # unsigned indices
+    return np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32
+
+
+def run(args) -> int:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    from model.errors import SparseFlowError
+    from model.images import load_image
+    from scripts.cli import print_json
+
+    img = load_image(args.image)
+    dense = img.dense().astype(_dtype(img))
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise SparseFlowError(f"{out.parent}: the output's parent folder does not exist")
+    if out.is_dir():
+        raise SparseFlowError(f"{out} is a folder")
+    # Temp file + rename: a failed write never leaves a partial .npy behind.
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, dense)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    rep = {"format": img.format, "image": str(args.image), "out": str(out), "shape": list(dense.shape),
+           "nnz": int(np.count_nonzero(dense)), "dtype": str(dense.dtype)}
+    if args.json:
+        print_json(rep)
+    else:
+        print(f"{img.format} image {args.image} -> {out}: {dense.shape[0]}x{dense.shape[1]} {dense.dtype}, "
+              f"nnz {rep['nnz']}")
+    return 0

@@ -1,0 +1,123 @@
+"""``sparseflow emit``: encode an integer weight matrix (.npy) into a memory image folder."""
+from __future__ import annotations
+
+HELP = "encode an integer weight matrix (.npy) into a memory image (hex files + manifest.json)"
+
+FORMATS = ("csc", "csr", "eie", "2:4", "bsr")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--format", required=True, choices=FORMATS, help="sparse format of the image")
+    parser.add_argument("--weights", required=True, metavar="W.npy", help="2-D integer weight matrix (rows = outputs)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="image folder to write (replaced atomically)")
+    parser.add_argument("--weight-bits", type=int, default=None, metavar="B",
+                        help="signed weight width (default: the configuration's)")
+    parser.add_argument("--pes", type=int, default=None, metavar="N", help="eie: number of PEs")
+    parser.add_argument("--index-bits", type=int, default=None, metavar="B", help="eie: relative-index width")
+    parser.add_argument("--codebook", default=None, metavar="CB.npy",
+                        help="eie: 2**k shared weights (entry 0 = 0); the matrix then holds codebook indices")
+    parser.add_argument("--block", default=None, metavar="RxC", help="bsr: block shape (default 4x4)")
+    parser.add_argument("--json", action="store_true", help="print a JSON report")
+
+
+def load_npy(path: str, what: str):
+    """A .npy file as an array; any problem is one SparseFlowError line."""
+    import numpy as np
+    from model.errors import SparseFlowError
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise SparseFlowError(f"{what} {path}: no such file") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise SparseFlowError(f"{what} {path}: not a readable .npy file ({str(exc).splitlines()[0]})") from None
+    if not isinstance(arr, np.ndarray):
+        raise SparseFlowError(f"{what} {path}: not a .npy array")
+    return arr
+
+
+def _config(args, shape):
+    """The configuration object of the image, sized to hold this matrix."""
+    from model.config import Arith, EIEConfig, Sparse24Config
+    from model.errors import SparseFlowError
+    rows, cols = shape
+    fmt = args.format
+    for opt, fmts in (("pes", ("eie",)), ("index_bits", ("eie",)), ("codebook", ("eie",)), ("block", ("bsr",))):
+        if getattr(args, opt) is not None and fmt not in fmts:
+            raise SparseFlowError(f"--{opt.replace('_', '-')} applies only to --format {fmts[0]}")
+    akw = {} if args.weight_bits is None else {"weight_bits": args.weight_bits}
+    if fmt == "2:4":
+        return Sparse24Config(arith=Arith(max_cols=max(4, -(-cols // 4) * 4), **akw), max_rows=max(rows, 1))
+    arith = Arith(max_cols=max(cols, 1), **akw)
+    if fmt != "eie":
+        return arith
+    kw = {"arith": arith, "max_rows": max(rows, 1)}
+    if args.pes is not None:
+        kw["n_pes"] = args.pes
+    if args.index_bits is not None:
+        kw["index_bits"] = args.index_bits
+    return EIEConfig(**kw)
+
+
+def emit(weights, args):
+    """Encode ``weights`` as ``args`` ask; return (matrix, config). Nothing is written."""
+    import numpy as np
+    from model.errors import SparseFlowError
+    from model.formats import bsr, csc, eie, nm
+    w = np.asarray(weights)
+    if w.ndim != 2:
+        raise SparseFlowError(f"weights must be 2-D, got shape {w.shape}")
+    cfg = _config(args, w.shape)
+    fmt = args.format
+    if fmt in ("csc", "csr"):
+        return csc.encode(w, cfg.weight_bits, fmt), cfg
+    if fmt == "bsr":
+        return bsr.encode(w, cfg.weight_bits, bsr.parse_block(args.block or "4x4")), cfg
+    if fmt == "2:4":
+        return nm.encode(w, cfg.arith.weight_bits), cfg
+    book = None
+    if args.codebook is not None:
+        book = load_npy(args.codebook, "codebook")
+        n = book.shape[0] if book.ndim == 1 else 0
+        if n < 2 or n & (n - 1) or n > 256:
+            raise SparseFlowError(f"codebook must be 1-D with 2, 4, ... or 256 entries, got shape {book.shape}")
+        cfg = cfg.with_(codebook=True, codebook_bits=n.bit_length() - 1)
+    m = eie.encode(w, cfg, book)
+    # Size the entry memory to the busiest PE: the smallest array that holds this matrix.
+    return m, cfg.with_(max_entries=max(1, int(m.entries_per_pe.max(initial=0))))
+
+
+def report(manifest: dict, out: str) -> dict:
+    from model.images import memory_bytes
+    rows, cols = manifest["shape"]
+    cfg = manifest["config"]
+    wb = cfg["weight_bits"] if cfg["type"] == "Arith" else cfg["arith"]["weight_bits"]
+    bits = {n: f["words"] * f["width"] for n, f in manifest["files"].items()}
+    dense_bits = rows * cols * wb
+    rep = {
+        "format": manifest["format"], "out": out, "shape": [rows, cols], "weight_bits": wb,
+        "nnz": manifest["nnz"], "density": manifest["nnz"] / (rows * cols) if rows * cols else 0.0,
+        "memory_bytes": memory_bytes(manifest), "total_bytes": -(-sum(bits.values()) // 8),
+        "dense_bytes": -(-dense_bits // 8),
+        "compression_ratio": dense_bits / sum(bits.values()) if sum(bits.values()) else None,
+    }
+    for key in ("n_pes", "entries_per_pe", "padding_entries", "block", "blocks"):
+        if key in manifest:
+            rep[key] = manifest[key]
+    return rep
+
+
+def run(args) -> int:
+    from model.images import write_image
+    from scripts.cli import print_json
+    weights = load_npy(args.weights, "weights")
+    matrix, cfg = emit(weights, args)
+    manifest = write_image(args.out, matrix, cfg)
+    rep = report(manifest, args.out)
+    if args.json:
+        print_json(rep)
+    else:
+        ratio = rep["compression_ratio"]
+        print(f"{rep['format']} image {args.out}: {rep['shape'][0]}x{rep['shape'][1]}, nnz {rep['nnz']} "
+              f"(density {rep['density']:.3f}), {rep['total_bytes']} bytes in {len(rep['memory_bytes'])} files, "
+              f"compression {'n/a' if ratio is None else f'{ratio:.2f}x'} vs dense")
+    return 0
