@@ -16,8 +16,7 @@ from torch import nn
 
 from ..errors import SparseFlowError
 from ..nets import prunable_layers
-
-METHODS = ("magnitude", "taylor", "random")
+from . import METHODS
 
 
 def magnitude_scores(model: nn.Module) -> dict[str, torch.Tensor]:

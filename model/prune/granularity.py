@@ -30,9 +30,7 @@ import torch
 
 from ..errors import SparseFlowError
 from ..nets import as_matrix
-
-GRANULARITIES = ("unstructured", "block2x2", "block4x4", "2:4", "channel")
-SCOPES = ("layer", "global")
+from . import GRANULARITIES, SCOPES
 
 
 def check_target(granularity: str, sparsity: float, scope: str = "layer") -> None:

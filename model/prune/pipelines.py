@@ -31,11 +31,9 @@ from ..data import Digits, load_digits
 from ..errors import SparseFlowError
 from ..nets import DEFAULT_HIDDEN, build_mlp, init_weights, prunable_layers
 from ..train import accuracy, apply_masks, steps_for, train
-from .criteria import METHODS, scores
+from . import METHODS, REGROW, SCHEDULES
+from .criteria import scores
 from .granularity import check_target, make_masks, sparsity_of
-
-SCHEDULES = ("oneshot", "iterative", "lth", "dst")
-REGROW = ("random", "gradient")
 
 
 @dataclass
