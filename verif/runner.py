@@ -26,6 +26,7 @@ SIMULATORS = ("icarus", "verilator")
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ROOT = Path(os.environ.get("SPARSEFLOW_BUILD", ROOT / "build"))
 TIMESCALE = ("1ns", "1ps")  # Amaranth's Verilog has no `timescale; Icarus needs one
+ICARUS_ARGS = ("-g2005",)  # see build(): part of the build hash, so old builds are not reused
 
 
 def waves_requested(waves: bool | None = None) -> bool:
@@ -60,7 +61,8 @@ def build(component, *, toplevel: str, sim: str, waves: bool | None = None) -> P
     from cocotb_tools.runner import get_runner
 
     text = to_verilog(component, toplevel)
-    digest = hashlib.sha256(f"{sim}{waves}{text}".encode()).hexdigest()[:12]
+    flags = " ".join(ICARUS_ARGS) if sim == "icarus" else ""
+    digest = hashlib.sha256(f"{sim}{waves}{flags}{text}".encode()).hexdigest()[:12]
     build_dir = BUILD_ROOT / "sim" / f"{toplevel}-{sim}{'-waves' if waves else ''}-{digest}"
     done = build_dir / ".built"
     with _locked(build_dir):
@@ -71,6 +73,12 @@ def build(component, *, toplevel: str, sim: str, waves: bool | None = None) -> P
             src = build_dir / f"{toplevel}.v"
             src.write_text(text)
             build_args = []
+            if sim == "icarus":
+                # Yosys' Verilog starts every combinational `always @*` through a register
+                # initialiser (`reg x = 0`). In -g2012 mode (the cocotb default) Icarus 11 runs
+                # initialisers before time 0 without an event, so such blocks stay X until an
+                # input changes; Verilog-2005 mode (the later flag wins) keeps the event.
+                build_args = list(ICARUS_ARGS)
             if sim == "verilator":
                 # Simulation build only; lint cleanliness is checked separately by lint().
                 build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
