@@ -1,0 +1,122 @@
+"""What a board self-test runs: a random matrix of a given shape and density, its input vector(s),
+the expected results from ``model.reference``, and the engine built around it.
+
+One :class:`Case` holds the configuration object that both the encoder (``model.formats``) and the
+engine constructor receive, so the ROM images and the RTL can never disagree on a width.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.config import Arith, EIEConfig, Sparse24Config
+from model.errors import SparseFlowError
+from model.reference import layer
+
+ENGINES = ("eie", "2:4", "dense", "standin")
+
+
+@dataclass
+class Case:
+    engine: str
+    size: int            # PEs (eie) or lanes (2:4, dense); 1 for the stand-in
+    weights: np.ndarray  # the dense integer matrix the engine computes with
+    xs: np.ndarray       # (vectors, cols) inputs
+    expected: np.ndarray  # (vectors, rows) results, model.reference.layer
+    arith: Arith
+    cfg: object          # EIEConfig / Sparse24Config / Arith (stand-in)
+    init: object         # what the engine constructor takes as init
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.weights.shape
+
+    @property
+    def dense_macs(self) -> int:
+        """MACs of the equivalent dense products (rows x cols per vector)."""
+        r, c = self.weights.shape
+        return r * c * len(self.xs)
+
+    def x_words(self):
+        return [(int(v), j == len(x) - 1) for x in self.xs for j, v in enumerate(x)]
+
+    def y_words(self, corrupt: bool = False):
+        words = [(int(v), i == len(y) - 1) for y in self.expected for i, v in enumerate(y)]
+        if corrupt:  # flip the low bit of the first result: the self-test must notice
+            words[0] = (words[0][0] ^ 1, words[0][1])
+        return words
+
+    def build_engine(self):
+        """Elaborate-ready engine with the matrix initialised into its memories."""
+        if self.engine == "standin":
+            from .standin import StandInEngine
+            return StandInEngine(self.arith, self.weights)
+        modname, clsname = {"eie": ("rtl.eie.array", "EIEArray"),
+                            "2:4": ("rtl.sparse24.engine", "Sparse24Engine"),
+                            "dense": ("rtl.dense.engine", "DenseEngine")}[self.engine]
+        try:
+            cls = getattr(importlib.import_module(modname), clsname)
+        except (ImportError, AttributeError) as exc:
+            raise SparseFlowError(f"engine {self.engine!r} is not available ({modname}.{clsname}: {exc})")
+        return cls(self.cfg, self.init)
+
+
+def _random_matrix(rng, rows, cols, density, bits):
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    vals = rng.integers(lo, hi + 1, size=(rows, cols))
+    vals[vals == 0] = 1
+    return np.where(rng.random((rows, cols)) < density, vals, 0).astype(np.int64)
+
+
+def _to_24(w):
+    """Keep at most two non-zeros per group of four (the two largest magnitudes)."""
+    rows, cols = w.shape
+    g = w.reshape(rows, cols // 4, 4).copy()
+    order = np.argsort(-np.abs(g), axis=2, kind="stable")
+    np.put_along_axis(g, order[:, :, 2:], 0, axis=2)
+    return g.reshape(rows, cols)
+
+
+def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed: int = 1,
+              vectors: int = 1, arith: Arith | None = None) -> Case:
+    """A reproducible random case; raises :class:`SparseFlowError` on bad parameters."""
+    if engine not in ENGINES:
+        raise SparseFlowError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES[:3])}")
+    for name, v, lo in (("rows", rows, 1), ("cols", cols, 1), ("vectors", vectors, 1), ("size", size, 1)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise SparseFlowError(f"{name} must be an integer >= {lo}, not {v!r}")
+    if not (isinstance(density, (int, float)) and 0.0 < density <= 1.0):
+        raise SparseFlowError(f"density must be in (0, 1], not {density!r}")
+    if engine in ("2:4", "dense") and cols % 4:
+        raise SparseFlowError(f"the {engine} engine needs a multiple of 4 columns, not {cols}")
+    arith = arith or Arith(max_cols=cols)
+    if cols > arith.max_cols:
+        raise SparseFlowError(f"{cols} columns exceed the configuration's max_cols {arith.max_cols}")
+    rng = np.random.default_rng(seed)
+    w = _random_matrix(rng, rows, cols, density, arith.weight_bits)
+    if engine in ("2:4", "dense"):
+        w = _to_24(w)  # the dense baseline runs the same (2:4-pruned) matrix, densely
+    lo, hi = arith.act_range
+    xs = rng.integers(lo, hi + 1, size=(vectors, cols)).astype(np.int64)
+    expected = np.stack([layer(w, x, arith) for x in xs])
+
+    if engine == "eie":
+        from model.formats import eie
+        cfg = EIEConfig(n_pes=size, arith=arith, max_rows=rows)
+        enc = eie.encode(w, cfg)
+        worst = int(enc.entries_per_pe.max(initial=0))
+        cfg = cfg.with_(max_entries=max(1, worst))
+        eie.check_fits(enc, cfg)
+        init = enc
+    elif engine == "2:4":
+        from model.formats import nm
+        cfg = Sparse24Config(lanes=size, arith=arith, max_rows=rows)
+        init = nm.encode(w, arith.weight_bits)
+    elif engine == "dense":
+        cfg = Sparse24Config(lanes=size, arith=arith, max_rows=rows)
+        init = w
+    else:
+        cfg, init = arith, w
+    return Case(engine, size, w, xs, expected, arith, cfg, init)

@@ -1,0 +1,132 @@
+"""Built-in self-test around one engine: stream stored inputs in, check outputs against stored results.
+
+The trick is that everything the test needs lives on chip: the input vector(s) and the expected
+results (computed by ``model.reference``) are ROMs initialised at elaboration, so the bitstream
+tests itself after configuration with no host. Both ROMs are read through synchronous read ports
+(so they can map to block RAM) whose address runs one word ahead on every accepted transfer:
+the word at the current index is always on the read port when the handshake happens.
+"""
+
+from amaranth import Array, Const, Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import Out
+
+from model.errors import SparseFlowError
+
+from .uart import UARTTx
+
+CYCLE_BITS = 32
+BAUD = 115200
+
+
+def _hex_ascii(nibble):
+    return Mux(nibble < 10, nibble + ord("0"), nibble + (ord("A") - 10))
+
+
+class SelfTest(wiring.Component):
+    """Runs ``engine`` once after reset on stored inputs and compares its outputs with stored results.
+
+    ``engine`` follows the engine port convention: ``x`` In(stream of {data: signed(act_bits),
+    last}) the input vector in column order, ``y`` Out(stream of {data: signed(out_bits), last})
+    the results in row order; its ``load`` port is left idle (weights come from ``init``).
+    ``x_words``/``y_words`` are lists of ``(data, last)``: every input vector, then every
+    expected result, in stream order.
+
+    Ports:
+      ``led_pass`` Out(1): high once every expected word arrived, equal, with the right ``last``.
+      ``led_fail`` Out(1): high as soon as one word differs, an extra word arrives, or the run
+                   exceeds ``timeout`` cycles (sticky).
+      ``done``     Out(1): the run is over (all results in, or timed out); sticky.
+      ``cycles``   Out(32): clock cycles from the end of reset to ``done`` (first input word to last
+                   result, plus one ROM priming cycle).
+      ``uart_tx``  Out(1): after ``done``, sends ``"P "`` or ``"F "``, ``cycles`` as 8 hex digits and
+                   CR LF once, 8N1 at ``baud`` for a ``clk_hz`` clock.
+    """
+
+    led_pass: Out(1)
+    led_fail: Out(1)
+    done: Out(1)
+    cycles: Out(CYCLE_BITS)
+    uart_tx: Out(1, init=1)
+
+    def __init__(self, engine, x_words, y_words, *, act_bits: int, out_bits: int, clk_hz: float,
+                 baud: int = BAUD, timeout: int | None = None):
+        if not x_words or not y_words:
+            raise SparseFlowError("a self-test needs at least one input and one expected word")
+        divisor = round(clk_hz / baud)
+        if divisor < 2:
+            raise SparseFlowError(f"clock {clk_hz} Hz is too slow for {baud} baud")
+        self.engine = engine
+        self.act_bits, self.out_bits = act_bits, out_bits
+        self.x_init = [(int(d) & ((1 << act_bits) - 1)) | (int(bool(l)) << act_bits) for d, l in x_words]
+        self.y_init = [(int(d) & ((1 << out_bits) - 1)) | (int(bool(l)) << out_bits) for d, l in y_words]
+        self.divisor = divisor
+        self.timeout = min(timeout or (1 << CYCLE_BITS) - 1, (1 << CYCLE_BITS) - 1)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.engine = eng = self.engine
+        ab, ob = self.act_bits, self.out_bits
+        nx, ny = len(self.x_init), len(self.y_init)
+
+        m.submodules.x_rom = x_rom = memory.Memory(shape=ab + 1, depth=nx, init=self.x_init)
+        m.submodules.y_rom = y_rom = memory.Memory(shape=ob + 1, depth=ny, init=self.y_init)
+        x_rd = x_rom.read_port()
+        y_rd = y_rom.read_port()
+
+        primed = Signal()  # one cycle after reset the ROM ports show word 0
+        m.d.sync += primed.eq(1)
+
+        # Inputs
+        x_idx = Signal(range(nx + 1))
+        x_fire = eng.x.valid & eng.x.ready
+        m.d.comb += [
+            eng.x.valid.eq(primed & (x_idx < nx) & ~self.done),
+            eng.x.payload.data.eq(x_rd.data[:ab]),
+            eng.x.payload.last.eq(x_rd.data[ab]),
+            x_rd.addr.eq(Mux(x_fire, x_idx + 1, x_idx)),
+        ]
+        with m.If(x_fire):
+            m.d.sync += x_idx.eq(x_idx + 1)
+
+        # Results
+        y_idx = Signal(range(ny + 1))
+        y_fire = eng.y.valid & eng.y.ready
+        error = Signal()
+        timed_out = Signal()
+        m.d.comb += [eng.y.ready.eq(1), y_rd.addr.eq(Mux(y_fire, y_idx + 1, y_idx))]
+        with m.If(y_fire):
+            with m.If(y_idx == ny):
+                m.d.sync += error.eq(1)  # more results than expected
+            with m.Else():
+                m.d.sync += y_idx.eq(y_idx + 1)
+                with m.If((eng.y.payload.data.as_unsigned() != y_rd.data[:ob]) |
+                          (eng.y.payload.last != y_rd.data[ob])):
+                    m.d.sync += error.eq(1)
+                with m.If(y_idx == ny - 1):
+                    m.d.sync += self.done.eq(1)
+
+        with m.If(~self.done):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+            with m.If(self.cycles == self.timeout - 1):
+                m.d.sync += [timed_out.eq(1), self.done.eq(1)]
+        m.d.comb += [
+            self.led_pass.eq(self.done & ~error & ~timed_out),
+            self.led_fail.eq(error | timed_out),
+        ]
+
+        # UART report: "P 0000ABCD\r\n"
+        m.submodules.uart = uart = UARTTx(self.divisor)
+        msg = Array([Mux(self.led_pass, ord("P"), ord("F")), ord(" ")]
+                    + [_hex_ascii(self.cycles[CYCLE_BITS - 4 * (i + 1):CYCLE_BITS - 4 * i]) for i in range(8)]
+                    + [ord("\r"), ord("\n")])
+        char = Signal(range(len(msg) + 1))
+        m.d.comb += [
+            uart.data.valid.eq(self.done & (char < len(msg))),
+            uart.data.payload.eq(msg[char]),
+            self.uart_tx.eq(uart.tx),
+        ]
+        with m.If(uart.data.valid & uart.data.ready):
+            m.d.sync += char.eq(char + 1)
+        return m

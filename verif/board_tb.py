@@ -1,0 +1,59 @@
+"""cocotb test of a board self-test top (rtl/board): run it, check the LEDs and the UART report.
+
+The case file (``SPARSEFLOW_CASE``, JSON) holds ``expect`` ("pass" or "fail"), the UART
+``divisor`` (clock cycles per bit) and ``max_cycles`` (the self-test's own timeout). The test
+releases reset, waits for ``done``, checks that exactly the expected LED is lit, then decodes
+the 8N1 report on ``uart_tx`` and checks it reads ``"P "``/``"F "`` + the cycle count in hex.
+"""
+import json
+import os
+
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, ReadOnly
+
+
+async def _uart_byte(dut, divisor: int) -> int:
+    while int(dut.uart_tx.value) != 0:  # start bit
+        await FallingEdge(dut.uart_tx)
+    await ClockCycles(dut.clk, divisor // 2)  # middle of the start bit
+    assert int(dut.uart_tx.value) == 0, "UART start bit glitch"
+    byte = 0
+    for bit in range(8):
+        await ClockCycles(dut.clk, divisor)
+        byte |= int(dut.uart_tx.value) << bit
+    await ClockCycles(dut.clk, divisor)
+    assert int(dut.uart_tx.value) == 1, "UART stop bit missing"
+    return byte
+
+
+@cocotb.test()
+async def selftest_reports(dut):
+    case = json.loads(open(os.environ["SPARSEFLOW_CASE"]).read())
+    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+    assert int(dut.uart_tx.value) == 1, "UART line must idle high"
+    waited = 0
+    while True:
+        await ClockCycles(dut.clk, 64)
+        await ReadOnly()
+        if int(dut.done.value):
+            break
+        waited += 64
+        assert waited <= case["max_cycles"] + 128, "self-test never finished"
+    await RisingEdge(dut.clk)
+    passed, failed = int(dut.led_pass.value), int(dut.led_fail.value)
+    cycles = int(dut.cycles.value)
+    dut._log.info("self-test done: pass=%d fail=%d cycles=%d", passed, failed, cycles)
+    if case["expect"] == "pass":
+        assert (passed, failed) == (1, 0), f"expected PASS, LEDs pass={passed} fail={failed}"
+        assert cycles < case["max_cycles"], "self-test timed out"
+    else:
+        assert (passed, failed) == (0, 1), f"expected FAIL, LEDs pass={passed} fail={failed}"
+    text = bytes([await _uart_byte(dut, case["divisor"]) for _ in range(12)]).decode("ascii")
+    want = f"{'P' if case['expect'] == 'pass' else 'F'} {cycles:08X}\r\n"
+    assert text == want, f"UART sent {text!r}, expected {want!r}"
+    with open("board_result.json", "w") as fh:  # for the caller: the measured cycle count
+        json.dump({"cycles": cycles, "passed": passed, "failed": failed, "uart": text}, fh)
