@@ -109,9 +109,11 @@ def encode(weights, cfg: EIEConfig, codebook: np.ndarray | None = None) -> EIEMa
         w = np.asarray(weights)
         if w.ndim != 2:
             raise SparseFlowError(f"weights must be 2-D, got shape {w.shape}")
-        w = _as_int_matrix(w, "codebook indices", cfg.codebook_bits + 1)
+        w = _as_int_matrix(w, "codebook indices", 32)
         if w.min(initial=0) < 0 or w.max(initial=0) >= 1 << cfg.codebook_bits:
-            raise SparseFlowError(f"codebook indices must be in 0..{(1 << cfg.codebook_bits) - 1}")
+            idx = tuple(int(i) for i in np.argwhere((w < 0) | (w >= 1 << cfg.codebook_bits))[0])
+            raise SparseFlowError(f"codebook indices must be in 0..{(1 << cfg.codebook_bits) - 1}; "
+                                  f"codebook indices{list(idx)} = {w[idx]}")
     else:
         if codebook is not None:
             raise SparseFlowError("a codebook was given but the configuration has codebook=False")

@@ -77,7 +77,7 @@ def encode(weights, weight_bits: int) -> NMMatrix:
     key = np.where(nz, 0, M) + np.arange(M)
     first_two = np.sort(np.argsort(key, axis=2, kind="stable")[:, :, :N], axis=2)
     vals = np.take_along_axis(g, first_two, axis=2)
-    return NMMatrix((rows, cols), vals.reshape(rows, -1), first_two.reshape(rows, -1))
+    return NMMatrix((rows, cols), vals.reshape(rows, cols // N), first_two.reshape(rows, cols // N))
 
 
 def decode(m: NMMatrix) -> np.ndarray:
