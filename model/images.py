@@ -433,9 +433,9 @@ def _read_manifest(path: Path) -> dict:
     return man
 
 
-def _expect_same(name: str, got, want) -> None:
+def _expect_same(name: str, got, want, source: str = "the configuration") -> None:
     if got != want:
-        raise SparseFlowError(f"{MANIFEST}: {name} is {got!r} but the configuration gives {want!r}")
+        raise SparseFlowError(f"{MANIFEST}: {name} is {got!r} but {source} gives {want!r}")
 
 
 class _Reader:
@@ -522,7 +522,7 @@ def load_image(path, expect=None, format: str | None = None) -> Image:
         data = rd.read("data.hex", wb, nb * br * bc, signed=True).reshape(nb, br, bc)
         m = BSRMatrix((rows, cols), (br, bc), data, rd.read("indices.hex", wd["indices"], nb), indptr)
         _wrap(bsr.validate, m)
-        _expect_same("nnz", man.get("nnz"), m.nnz)
+        _expect_same("nnz", man.get("nnz"), m.nnz, "the data")
     elif fmt == "eie":
         m = _load_eie(path, man, cfg, rows, cols)
     else:
@@ -537,9 +537,9 @@ def load_image(path, expect=None, format: str | None = None) -> Image:
         pos = nm.unpack_meta(meta.reshape(rows, cols // 4))
         m = NMMatrix((rows, cols), vals.reshape(rows, cols // 2), pos.reshape(rows, cols // 2))
         _wrap(_check_matrix, fmt, m, cfg, where="meta.hex")
-        _expect_same("nnz", man.get("nnz"), int(np.count_nonzero(m.values)))
+        _expect_same("nnz", man.get("nnz"), int(np.count_nonzero(m.values)), "the data")
     if fmt in ("csc", "csr"):
-        _expect_same("nnz", nnz, m.nnz)
+        _expect_same("nnz", nnz, m.nnz, "the data")
     if expect is not None:
         check_compatible(fmt, m, cfg, expect)
     return Image(path, fmt, cfg, m, man)
@@ -567,7 +567,7 @@ def _load_eie(path: Path, man: dict, cfg: EIEConfig, rows: int, cols: int) -> EI
     codebook = None
     if cfg.codebook:
         codebook = rd.read("codebook.hex", cfg.arith.weight_bits, 1 << cfg.codebook_bits, signed=True)
-        _expect_same("codebook", man.get("codebook"), [int(x) for x in codebook])
+        _expect_same("codebook", man.get("codebook"), [int(x) for x in codebook], "the data")
     elif man.get("codebook") is not None:
         raise SparseFlowError(f"{MANIFEST}: a codebook is listed but the configuration has codebook=false")
     ptr = np.zeros((n, cols + 1), dtype=np.int64)
@@ -580,14 +580,14 @@ def _load_eie(path: Path, man: dict, cfg: EIEConfig, rows: int, cols: int) -> EI
         values.append(v)
         zs.append(z)
     m = EIEMatrix((rows, cols), n, values, zs, ptr, codebook)
-    _expect_same("entries_per_pe", man.get("entries_per_pe"), [int(x) for x in m.entries_per_pe])
     try:
         _check_eie(m, cfg)
     except SparseFlowError as exc:
         pe = re.match(r"PE (\d+):", str(exc))  # name the PE's entry file when the error is local
         raise SparseFlowError(f"{f'pe{pe.group(1)}_entries.hex' if pe else MANIFEST}: {exc}") from None
-    _expect_same("padding_entries", man.get("padding_entries"), m.padding_entries)
-    _expect_same("nnz", man.get("nnz"), int(sum(int(np.count_nonzero(v)) for v in values)))
+    _expect_same("entries_per_pe", man.get("entries_per_pe"), [int(x) for x in m.entries_per_pe], "the data")
+    _expect_same("padding_entries", man.get("padding_entries"), m.padding_entries, "the data")
+    _expect_same("nnz", man.get("nnz"), int(sum(int(np.count_nonzero(v)) for v in values)), "the data")
     return m
 
 
