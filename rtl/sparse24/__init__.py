@@ -1,0 +1,1 @@
+"""2:4 structured-sparse datapath: the MAC unit (``mac``) and the matrix-vector engine (``engine``)."""

@@ -1,0 +1,340 @@
+"""What the 2:4 engine and its dense baseline share: ports, load port, input buffer, sequencer,
+lane result queues, output stage and counters (:class:`LaneArrayEngine`).
+
+The two engines differ only in how many activations one lane consumes per cycle (``GROUP``: 4
+for 2:4, whose two kept weights pick two of them; 2 for dense, whose two weights use both) and
+in the fields of their weight memories. Both have ``lanes`` lanes of 2 multipliers, built from
+:class:`rtl.sparse24.mac.Sparse24MAC` (the dense lane ties the positions to 0 and 1).
+
+One compiled design per network: ``shift``/``relu`` and ``rows``/``cols`` are run-time
+registers written through ``load``; only their reset values come from the configuration.
+Elaborate from :func:`build_config` (which normalises the ``Requant`` values) and load the real
+values at run time, and every layer of a network runs on the same Verilog.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from model.config import Requant, Sparse24Config, clog2
+from model.errors import SparseFlowError
+from rtl.common.requant import SHIFT_BITS, Requantizer
+from rtl.sparse24.mac import Sparse24MAC
+
+# ``load`` targets and register addresses.
+TARGET_WEIGHTS = 0
+TARGET_REG = 1
+REG_ROWS, REG_COLS, REG_SHIFT, REG_RELU = 0, 1, 2, 3
+
+COUNTER_BITS = 32
+RESULT_QUEUE_DEPTH = 4  # row blocks in flight per lane: hides the drain of block b behind b+1
+# Vectors in flight: at most RESULT_QUEUE_DEPTH draining + 2 buffered (+1 spare), power of 2.
+TIMESTAMPS = 8
+
+
+def build_config(cfg: Sparse24Config) -> Sparse24Config:
+    """``cfg`` with the ``Requant`` values normalised (shift 0, ReLU on).
+
+    Configurations that differ only in shift/ReLU give the same ``build_config`` and hence the
+    same Verilog (one build for every layer); load the real values through ``load``.
+    """
+    if not isinstance(cfg, Sparse24Config):
+        raise SparseFlowError(f"expected a Sparse24Config, not {cfg!r}")
+    if cfg.arith.requant is None:
+        return cfg
+    return replace(cfg, arith=replace(cfg.arith, requant=Requant()))
+
+
+def load_layout(cfg: Sparse24Config, depth: int, word_bits: int) -> data.StructLayout:
+    """Payload of the ``load`` stream (see :class:`LaneArrayEngine`)."""
+    data_bits = max(word_bits, clog2(cfg.max_rows + 1), clog2(cfg.max_cols + 1), SHIFT_BITS)
+    return data.StructLayout({
+        "target": unsigned(1),
+        "lane": unsigned(clog2(cfg.lanes)),
+        "addr": unsigned(max(clog2(depth), 2)),
+        "data": unsigned(data_bits),
+    })
+
+
+class LaneArrayEngine(wiring.Component):
+    """Base of :class:`rtl.sparse24.engine.Sparse24Engine` and :class:`rtl.dense.engine.DenseEngine`.
+
+    Subclasses set ``GROUP`` and ``NAME`` and implement :meth:`fields`, :meth:`field_arrays`,
+    :meth:`_check_init` and :meth:`_lane_inputs`. The port list and protocol are documented on
+    the subclasses (they are identical).
+    """
+
+    GROUP = 4
+    NAME = "engine"
+
+    def __init__(self, cfg: Sparse24Config, init=None):
+        if not isinstance(cfg, Sparse24Config):
+            raise SparseFlowError(f"{type(self).__name__} needs a Sparse24Config, not {cfg!r}")
+        self._cfg = cfg
+        a = cfg.arith
+        self._words_per_row = -(-cfg.max_cols // self.GROUP)
+        self._rows_per_lane = -(-cfg.max_rows // cfg.lanes)
+        self._depth = self._rows_per_lane * self._words_per_row
+        self._word_bits = sum(shape.size for _, shape in self.fields())
+        self._init = None if init is None else self._check_init(init)
+        super().__init__({
+            "x": In(stream.Signature(data.StructLayout({"data": signed(a.act_bits), "last": 1}))),
+            "y": Out(stream.Signature(data.StructLayout({"data": signed(a.out_bits), "last": 1}))),
+            "load": In(stream.Signature(load_layout(cfg, self._depth, self._word_bits))),
+            "cycles": Out(COUNTER_BITS),
+            "busy": Out(COUNTER_BITS),
+            "vectors": Out(COUNTER_BITS),
+        })
+
+    # -- parameters -------------------------------------------------------------------------
+    @property
+    def cfg(self) -> Sparse24Config:
+        return self._cfg
+
+    @property
+    def depth(self) -> int:
+        """Words per lane memory: ``ceil(max_rows / lanes) * ceil(max_cols / GROUP)``."""
+        return self._depth
+
+    @property
+    def words_per_row(self) -> int:
+        return self._words_per_row
+
+    # -- subclass hooks -----------------------------------------------------------------------
+    def fields(self) -> list[tuple[str, data.ArrayLayout]]:
+        """Weight memories of a lane, in the order their bits appear in a load word (LSB first)."""
+        raise NotImplementedError
+
+    def field_arrays(self, matrix) -> dict[str, np.ndarray]:
+        """``{field: (rows, words) array of unsigned field words}`` for a checked matrix."""
+        raise NotImplementedError
+
+    def _check_init(self, init):
+        raise NotImplementedError
+
+    def _lane_inputs(self, mac: Sparse24MAC, xgroup, words: dict) -> list:
+        raise NotImplementedError
+
+    def _matrix_shape(self, matrix) -> tuple[int, int]:
+        return tuple(matrix.shape)
+
+    # -- images (host side and elaboration-time init share them) ------------------------------
+    def weight_words(self, matrix) -> np.ndarray:
+        """``(rows, words)`` load data words: the fields packed LSB first."""
+        out = None
+        shift = 0
+        for name, shape in self.fields():
+            arr = np.asarray(self.field_arrays(matrix)[name], dtype=np.int64)
+            out = arr if out is None else out | (arr << shift)
+            shift += shape.size
+        return out
+
+    def load_program(self, matrix, requant: Requant | None = None) -> list[int]:
+        """Packed ``load`` payloads: every weight word, then rows, cols, shift, relu."""
+        lay = self.load.payload.shape()
+        rows, cols = self._matrix_shape(matrix)
+        words = self.weight_words(matrix)
+        prog = []
+        lanes = self._cfg.lanes
+        for r in range(rows):
+            for g in range(words.shape[1]):
+                addr = (r // lanes) * self._words_per_row + g
+                prog.append(_pack(lay, target=TARGET_WEIGHTS, lane=r % lanes, addr=addr, data=int(words[r, g])))
+        regs = [(REG_ROWS, rows), (REG_COLS, cols)]
+        if requant is not None:
+            regs += [(REG_SHIFT, requant.shift), (REG_RELU, int(requant.relu))]
+        prog += [_pack(lay, target=TARGET_REG, lane=0, addr=a, data=v) for a, v in regs]
+        return prog
+
+    def _lane_images(self) -> list[dict[str, list[int]]]:
+        lanes = self._cfg.lanes
+        images = [{name: [0] * self._depth for name, _ in self.fields()} for _ in range(lanes)]
+        if self._init is None:
+            return images
+        arrays = self.field_arrays(self._init)
+        for name, _ in self.fields():
+            arr = arrays[name]
+            for r in range(arr.shape[0]):
+                base = (r // lanes) * self._words_per_row
+                images[r % lanes][name][base:base + arr.shape[1]] = [int(v) for v in arr[r]]
+        return images
+
+    # -- hardware ------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        cfg, a = self._cfg, self._cfg.arith
+        lanes, group, wpr = cfg.lanes, self.GROUP, self._words_per_row
+        gshift = clog2(group)
+
+        # Run-time registers, reset to the configuration (or to the init matrix's shape).
+        rows0, cols0 = (self._matrix_shape(self._init) if self._init is not None
+                        else (cfg.max_rows, cfg.max_cols))
+        rows = Signal(range(cfg.max_rows + 1), init=rows0)
+        cols = Signal(range(cfg.max_cols + 1), init=cols0)
+        rq = a.requant
+        shift = Signal(SHIFT_BITS, init=rq.shift if rq else 0)
+        relu = Signal(init=int(rq.relu) if rq else 0)
+        ngroups = Signal(range(wpr + 1))
+        m.d.comb += ngroups.eq((cols + (group - 1)) >> gshift)
+
+        now = Signal(COUNTER_BITS)
+        m.d.sync += now.eq(now + 1)
+
+        # Input vector: double buffer of groups, one group of GROUP activations per read.
+        # Buffer b holds groups b*wpr .. b*wpr+wpr-1; element c goes to group c//GROUP, lane c%GROUP.
+        m.submodules.xbuf = xbuf = Memory(shape=data.ArrayLayout(signed(a.act_bits), group),
+                                          depth=2 * wpr, init=[])
+        xw = xbuf.write_port(granularity=1)
+        xr = xbuf.read_port()
+        xfull = Array([Signal(name="xfull0"), Signal(name="xfull1")])
+        # Start time of every vector in flight (loading, computing or draining), in order.
+        m.submodules.tstart = tstart = Memory(shape=unsigned(COUNTER_BITS), depth=TIMESTAMPS, init=[])
+        ts_w, ts_r = tstart.write_port(), tstart.read_port(domain="comb")
+        ts_wptr = Signal(range(TIMESTAMPS))
+        ts_rptr = Signal(range(TIMESTAMPS))
+        m.d.comb += [ts_w.addr.eq(ts_wptr), ts_w.data.eq(now), ts_r.addr.eq(ts_rptr)]
+        wbuf = Signal()
+        wcol = Signal(range(cfg.max_cols + 1))
+        m.d.comb += self.x.ready.eq(~xfull[wbuf])
+        m.d.comb += [
+            xw.addr.eq(Mux(wbuf, wpr, 0) + (wcol >> gshift)),
+            xw.data.eq(Cat(*[self.x.payload.data] * group)),
+        ]
+        with m.If(self.x.valid & self.x.ready):
+            with m.If(wcol < cfg.max_cols):  # elements beyond max_cols are dropped
+                m.d.comb += xw.en.eq(Const(1, group) << wcol[:gshift])
+            with m.If(wcol == 0):
+                m.d.comb += ts_w.en.eq(1)
+                m.d.sync += ts_wptr.eq(ts_wptr + 1)
+            with m.If(self.x.payload.last):
+                m.d.sync += [xfull[wbuf].eq(1), wbuf.eq(~wbuf), wcol.eq(0)]
+            with m.Else():
+                m.d.sync += wcol.eq(Mux(wcol == cfg.max_cols, wcol, wcol + 1))
+
+        # Sequencer: for each block of `lanes` rows, one group per cycle from the full buffer.
+        # A block starts only if every lane queue will have room for its result (credit count).
+        rbuf = Signal()
+        g = Signal(range(wpr + 1))
+        rbase = Signal(range(cfg.max_rows + lanes + 1))
+        wbase = Signal(range(self._depth + wpr + 1))
+        pending = Signal(range(RESULT_QUEUE_DEPTH + 1))
+        issue = Signal()
+        block_start = Signal()
+        block_done = Signal()  # the serializer popped a block's final result
+        m.d.comb += [
+            issue.eq(xfull[rbuf] & ((g != 0) | (pending < RESULT_QUEUE_DEPTH))),
+            block_start.eq(issue & (g == 0)),
+        ]
+        m.d.sync += pending.eq(pending + block_start - block_done)
+        m.d.comb += xr.addr.eq(Mux(rbuf, wpr, 0) + g)
+        c_valid = Signal(lanes)
+        c_first, c_last = Signal(), Signal()
+        m.d.sync += [
+            c_valid.eq(Mux(issue, Cat(*[rbase + l < rows for l in range(lanes)]), 0)),
+            c_first.eq(g == 0),
+            c_last.eq(g == ngroups - 1),
+        ]
+        with m.If(issue):
+            m.d.sync += self.busy.eq(self.busy + 1)
+            with m.If(g == ngroups - 1):
+                m.d.sync += g.eq(0)
+                with m.If(rbase + lanes >= rows):  # vector done: free its buffer
+                    m.d.sync += [rbase.eq(0), wbase.eq(0), xfull[rbuf].eq(0), rbuf.eq(~rbuf)]
+                with m.Else():
+                    m.d.sync += [rbase.eq(rbase + lanes), wbase.eq(wbase + wpr)]
+            with m.Else():
+                m.d.sync += g.eq(g + 1)
+
+        # Lanes: weight memories (read with the x buffer, one cycle), MAC, result queue.
+        images = self._lane_images()
+        ld = self.load.payload
+        ld_fire = self.load.valid & self.load.ready
+        queues = []
+        for l in range(lanes):
+            words = {}
+            lo = 0
+            for name, shape in self.fields():
+                # Plain words in the memory (their init is the packed image), viewed as `shape`.
+                mem = Memory(shape=unsigned(shape.size), depth=self._depth, init=images[l][name])
+                m.submodules[f"{name}{l}"] = mem
+                wr, rd = mem.write_port(), mem.read_port()
+                m.d.comb += [
+                    wr.addr.eq(ld.addr),
+                    wr.data.eq(ld.data[lo:lo + shape.size]),
+                    wr.en.eq(ld_fire & (ld.target == TARGET_WEIGHTS) & (ld.lane == l)),
+                    rd.addr.eq(wbase + g),
+                ]
+                lo += shape.size
+                words[name] = data.View(shape, rd.data)
+            mac = Sparse24MAC(a)
+            m.submodules[f"mac{l}"] = mac
+            m.d.comb += [mac.valid.eq(c_valid[l]), mac.first.eq(c_first), mac.last.eq(c_last)]
+            m.d.comb += self._lane_inputs(mac, xr.data, words)
+            q = fifo.SyncFIFO(width=a.acc_bits, depth=RESULT_QUEUE_DEPTH)
+            m.submodules[f"queue{l}"] = q
+            m.d.comb += [q.w_en.eq(mac.result_valid), q.w_data.eq(mac.result)]
+            queues.append(q)
+
+        # Serializer: pop the lane queues in row order, requantize, drive `y`.
+        olane = Signal(range(lanes))
+        orow = Signal(range(cfg.max_rows))
+        head_rdy = Array([q.r_rdy for q in queues])[olane]
+        head = Array([q.r_data for q in queues])[olane]
+        m.submodules.requant = rqu = Requantizer(a)
+        m.d.comb += rqu.acc.eq(head.as_signed())
+        if rq is not None:
+            m.d.comb += [rqu.shift.eq(shift), rqu.relu.eq(relu)]
+        take = ~self.y.valid | self.y.ready
+        final_row = orow == rows - 1
+        pop = Signal()
+        m.d.comb += [pop.eq(take & head_rdy), block_done.eq(pop & (final_row | (olane == lanes - 1)))]
+        for l, q in enumerate(queues):
+            m.d.comb += q.r_en.eq(pop & (olane == l))
+        with m.If(pop):
+            m.d.sync += [self.y.valid.eq(1), self.y.payload.data.eq(rqu.out), self.y.payload.last.eq(final_row)]
+            with m.If(final_row):
+                m.d.sync += [orow.eq(0), olane.eq(0)]
+            with m.Else():
+                m.d.sync += [orow.eq(orow + 1), olane.eq(Mux(olane == lanes - 1, 0, olane + 1))]
+        with m.Elif(take):
+            m.d.sync += self.y.valid.eq(0)
+        with m.If(self.y.valid & self.y.ready & self.y.payload.last):
+            m.d.sync += [self.cycles.eq(now - ts_r.data + 1), ts_rptr.eq(ts_rptr + 1),
+                         self.vectors.eq(self.vectors + 1)]
+
+        # Load port: accepted only while no vector is anywhere in the engine.
+        idle = ~xfull[0] & ~xfull[1] & (wcol == 0) & (pending == 0) & ~self.y.valid
+        m.d.comb += self.load.ready.eq(idle)
+        with m.If(ld_fire & (ld.target == TARGET_REG)):
+            with m.Switch(ld.addr):
+                with m.Case(REG_ROWS):
+                    m.d.sync += rows.eq(ld.data)
+                with m.Case(REG_COLS):
+                    m.d.sync += cols.eq(ld.data)
+                if rq is not None:  # without requant the raw accumulator is the result
+                    with m.Case(REG_SHIFT):
+                        m.d.sync += shift.eq(ld.data)
+                    with m.Case(REG_RELU):
+                        m.d.sync += relu.eq(ld.data[0])
+        return m
+
+
+def _pack(layout: data.StructLayout, **values) -> int:
+    word = 0
+    for name, field in layout:
+        v = int(values.get(name, 0))
+        word |= (v & ((1 << field.width) - 1)) << field.offset
+    return word
+
+
+def unpack_field(layout: data.StructLayout, word: int, name: str, signed_: bool = False) -> int:
+    field = layout[name]
+    v = (int(word) >> field.offset) & ((1 << field.width) - 1)
+    if signed_ and v >> (field.width - 1):
+        v -= 1 << field.width
+    return v

@@ -1,0 +1,85 @@
+"""The 2:4 sparse multiply-accumulate unit: two multipliers fed from a group of four activations."""
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.config import Arith
+from model.errors import SparseFlowError
+
+GROUP = 4  # activations per group (the "4" of 2:4)
+KEPT = 2   # kept weights per group (the "2")
+POS_BITS = 2
+
+LATENCY = 2  # cycles from a group with ``last`` to ``result_valid``
+
+
+class Sparse24MAC(wiring.Component):
+    """One 2:4 lane: ``sum over groups of w0 * act[p0] + w1 * act[p1]``, one group per cycle.
+
+    A dot product is a run of groups, the first marked ``first`` and the final one ``last``
+    (a one-group dot product has both). The unit never stalls: a group presented with ``valid``
+    high is taken at that clock edge; ``valid`` low is a bubble that changes nothing.
+
+    Ports (all inputs sampled at the rising edge where ``valid`` is high):
+      ``valid``  In(1): a group is presented this cycle.
+      ``first``  In(1): this group starts a dot product (the accumulator restarts from 0).
+      ``last``   In(1): this group ends a dot product.
+      ``act``    In(ArrayLayout(signed(act_bits), 4)): the four dense activations of the group.
+      ``weight`` In(ArrayLayout(signed(weight_bits), 2)): the two kept weights.
+      ``pos``    In(ArrayLayout(unsigned(2), 2)): their positions in the group.
+      ``result_valid`` Out(1): high for exactly one cycle, ``LATENCY`` = 2 cycles after the edge
+                 that took a ``last`` group.
+      ``result`` Out(signed(acc_bits)): the dot product while ``result_valid`` is high (it holds
+                 the running sum otherwise).
+
+    Pipeline: stage 1 selects ``act[pos[k]]`` and registers both products; stage 2 adds them to
+    the accumulator. ``acc_bits`` (from :class:`Arith`) guarantees no overflow for dot products
+    of at most ``max_cols`` columns.
+
+    Metadata semantics (valid or not): each kept weight multiplies the activation at its *own*
+    stated position and both products are summed. For valid metadata (``p0 < p1``) that is the
+    dot product with the decompressed group (``model.formats.nm.decode``). Two equal positions
+    ``p0 == p1 == p`` give ``(w0 + w1) * act[p]``; descending positions give the same result as
+    the swapped, ascending pair. Nothing is flagged: the encoder never emits such metadata.
+    """
+
+    def __init__(self, arith: Arith):
+        if not isinstance(arith, Arith):
+            raise SparseFlowError(f"Sparse24MAC needs an Arith, not {arith!r}")
+        self._arith = arith
+        # Internal state, created here so the formal harness (verif/formal) can observe it.
+        self._acc = Signal(signed(arith.acc_bits), name="acc")
+        self._prods = [Signal(signed(arith.weight_bits + arith.act_bits), name=f"prod{k}") for k in range(KEPT)]
+        super().__init__({
+            "valid": In(1),
+            "first": In(1),
+            "last": In(1),
+            "act": In(data.ArrayLayout(signed(arith.act_bits), GROUP)),
+            "weight": In(data.ArrayLayout(signed(arith.weight_bits), KEPT)),
+            "pos": In(data.ArrayLayout(unsigned(POS_BITS), KEPT)),
+            "result_valid": Out(1),
+            "result": Out(signed(arith.acc_bits)),
+        })
+
+    @property
+    def arith(self) -> Arith:
+        return self._arith
+
+    def elaborate(self, platform):
+        m = Module()
+
+        # Stage 1: select the two activations and multiply.
+        prods = self._prods
+        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+        m.d.sync += [s1_valid.eq(self.valid), s1_first.eq(self.first), s1_last.eq(self.last)]
+        with m.If(self.valid):
+            for k in range(KEPT):
+                m.d.sync += prods[k].eq(self.weight[k] * self.act[self.pos[k]])
+
+        # Stage 2: accumulate; the register itself is the result.
+        acc = self._acc
+        with m.If(s1_valid):
+            m.d.sync += acc.eq(Mux(s1_first, 0, acc) + prods[0] + prods[1])
+        m.d.sync += self.result_valid.eq(s1_valid & s1_last)
+        m.d.comb += self.result.eq(acc)
+        return m

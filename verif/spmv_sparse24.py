@@ -1,0 +1,119 @@
+"""Host side of the 2:4 engine and the dense baseline: ``run_spmv`` (validate, build, simulate,
+score against ``model.reference``).
+
+Both engines are elaborated from :func:`rtl.sparse24.core.build_config`, so one compiled
+simulation per (engine, lanes, widths, sizes) serves every matrix and every layer's requant
+values: the weights and the shift/ReLU registers travel through the ``load`` port.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from model.config import Sparse24Config
+from model.errors import SparseFlowError
+from model.formats import nm
+from model.reference import check_spmv_operands, layer
+
+TB_MODULE = "verif.sparse24_tb"
+
+
+def make_engine(cfg: Sparse24Config, dense: bool = False):
+    """The engine ``run_spmv`` simulates: elaborated from the normalised build configuration."""
+    from rtl.dense.engine import DenseEngine
+    from rtl.sparse24.core import build_config
+    from rtl.sparse24.engine import Sparse24Engine
+    return (DenseEngine if dense else Sparse24Engine)(build_config(cfg))
+
+
+def toplevel_name(dense: bool) -> str:
+    return "dense_engine" if dense else "sparse24_engine"
+
+
+def check_operands(weights, x, cfg: Sparse24Config, dense: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Validate and return ``(W, X)`` with ``X`` 2-D ``(cols, batch)``; one-line errors."""
+    if not isinstance(cfg, Sparse24Config):
+        raise SparseFlowError(f"expected a Sparse24Config, not {type(cfg).__name__}")
+    w, a = check_spmv_operands(weights, x, cfg.arith)
+    if w.shape[0] == 0 or w.shape[1] == 0:
+        raise SparseFlowError(f"weights must have at least one row and one column, got shape {w.shape}")
+    if w.shape[0] > cfg.max_rows:
+        raise SparseFlowError(f"weights have {w.shape[0]} rows; the configuration allows {cfg.max_rows}")
+    if not dense:
+        nm.check_24(w)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.shape[1] == 0:
+        raise SparseFlowError("the input batch is empty")
+    return w, a
+
+
+def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: bool = False,
+             pacing: float = 1.0, waves: bool = False, seed: int = 0) -> dict:
+    """Run ``requant(W @ x)`` on the 2:4 engine (or the dense baseline) in ``sim``.
+
+    ``weights`` (R, C) integers (2:4-sparse unless ``dense``); ``x`` (C,) or (C, B). ``pacing``
+    is the probability that the input drivers present data and that the output consumer is
+    ready on a cycle (1.0: full speed). Returns ``dict(y=(R, B) ndarray, cycles=[per vector,
+    from the engine's counter], total_cycles (first input to last output over the batch),
+    busy, golden, engine, sim, run_dir)``. Raises :class:`SparseFlowError` on bad input, or if
+    the RTL differs from ``model.reference.layer`` anywhere.
+    """
+    from verif.runner import SIMULATORS, simulate
+    if sim not in SIMULATORS:
+        raise SparseFlowError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
+    if isinstance(pacing, bool) or not isinstance(pacing, (int, float)) or not 0.0 < pacing <= 1.0:
+        raise SparseFlowError(f"pacing must be in (0, 1], not {pacing!r}")
+    w, a = check_operands(weights, x, cfg, dense)
+    rows, cols = w.shape
+    engine = make_engine(cfg, dense)
+    matrix = w if dense else nm.encode(w, cfg.arith.weight_bits)
+    program = engine.load_program(matrix, cfg.arith.requant)
+    golden = layer(w, a, cfg.arith)
+
+    groups = -(-cols // engine.GROUP)
+    blocks = -(-rows // cfg.lanes)
+    work = len(program) + a.shape[1] * (cols + blocks * groups + rows + 20)
+    with tempfile.TemporaryDirectory(prefix="sparse24-") as tmp:
+        case_path, out_path = Path(tmp) / "case.json", Path(tmp) / "result.json"
+        case_path.write_text(json.dumps({
+            "load": program,
+            "vectors": a.T.tolist(),
+            "rows": rows,
+            "act_bits": cfg.arith.act_bits,
+            "out_bits": cfg.arith.out_bits,
+            "pacing": float(pacing),
+            "seed": int(seed),
+            "timeout_cycles": int(work / pacing ** 2 * 4 + 1000),
+            "out": str(out_path),
+        }))
+        try:
+            run_dir = simulate(engine, toplevel=toplevel_name(dense), test_module=TB_MODULE, sim=sim,
+                               case=case_path, waves=waves)
+        except RuntimeError as exc:
+            raise SparseFlowError(str(exc).splitlines()[0]) from None
+        result = json.loads(out_path.read_text())
+
+    y = np.array(result["y"], dtype=np.int64).reshape(a.shape[1], rows).T
+    kind = "dense" if dense else "2:4"
+    bad = np.argwhere(y != golden)
+    if bad.size:
+        r, b = (int(v) for v in bad[0])
+        raise SparseFlowError(f"RTL mismatch ({kind} engine, {sim}): y[{r}, {b}] = {y[r, b]}, golden "
+                              f"{golden[r, b]} ({len(bad)} of {y.size} results differ)")
+    if len(result["cycles"]) != a.shape[1] or result["vectors"] != a.shape[1]:
+        raise SparseFlowError(f"RTL counted {result['vectors']} vectors for a batch of {a.shape[1]}")
+    return {
+        "y": y,
+        "golden": golden,
+        "cycles": result["cycles"],
+        "total_cycles": result["total_cycles"],
+        "busy": result["busy"],
+        "engine": kind,
+        "sim": sim,
+        "multipliers": cfg.multipliers,
+        "run_dir": str(run_dir),
+    }
