@@ -1,0 +1,1 @@
+"""EIE-like sparse PE array (see docs/eie.md)."""

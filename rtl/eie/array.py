@@ -1,0 +1,205 @@
+"""The EIE-like sparse PE array: non-zero detection, broadcast queues, PEs, read-out, counters."""
+from amaranth import Array, Cat, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from model.config import EIEConfig, Requant, clog2
+from model.errors import SparseFlowError
+from model.formats.eie import EIEMatrix, check_fits
+from rtl.common.requant import SHIFT_BITS, Requantizer
+
+from .broadcast import Broadcast
+from .layouts import (COUNTER_BITS, LOAD_CODEBOOK, LOAD_ENTRY, LOAD_PTR, LOAD_REG, REG_COLS, REG_RELU,
+                      REG_ROWS, REG_SHIFT, col_bits, elem_layout, load_layout, result_layout)
+from .nonzero import NonZeroDetect
+from .pe import EIEPE
+
+
+def build_config(cfg: EIEConfig) -> EIEConfig:
+    """The configuration to elaborate for run-time requantization.
+
+    ``shift``/``relu`` are registers loaded through ``load``; only their reset values come from
+    the configuration. Elaborating from ``Requant()`` (when requant is set) makes every config
+    that differs only in shift/relu give the same Verilog, hence one compiled simulation.
+    """
+    if cfg.arith.requant is None or cfg.arith.requant == Requant():
+        return cfg
+    return cfg.with_(arith=cfg.arith.__class__(**{**cfg.arith.__dict__, "requant": Requant()}))
+
+
+class EIEArray(wiring.Component):
+    """EIE-like sparse matrix x vector engine: ``y = requant(W @ x)`` with ``n_pes`` PEs.
+
+    Ports:
+      ``x``     In(stream {data: signed(act_bits), last}): the input vector, column order,
+                ``last`` on its final element. Zeros are accepted at once and skipped.
+      ``y``     Out(stream {data: signed(out_bits), last}): the ``rows`` results in row order,
+                ``last`` on the final row.
+      ``load``  In(stream {kind, pe, addr, data}): run-time writes, accepted (``ready``) only
+                between vectors:
+                  kind 0 ENTRY:    PE ``pe``'s entry word ``addr`` := ``data``
+                  kind 1 PTR:      PE ``pe``'s column pointer ``ptr[addr]`` := ``data``
+                  kind 2 REG:      register ``addr`` := ``data``: 0 rows, 1 cols, 2 shift, 3 relu
+                  kind 3 CODEBOOK: codebook weight ``addr`` := ``data`` (codebook mode)
+      ``cycles``       Out(32): compute cycles of the last vector: from the cycle its first
+                       element was accepted to the cycle every PE was found idle after its last.
+      ``total_cycles`` Out(32): the same up to the transfer of its last result.
+      ``busy``  Out(32 x n_pes): per PE, cycles of the last vector it issued an entry.
+      ``stall`` Out(32 x n_pes): per PE, cycles its full queue held up a non-zero broadcast.
+      ``vectors`` Out(32): vectors completed since reset.
+
+    Timing: one input element per cycle while computing. A vector's compute ends when its last
+    element is accepted and all PEs are idle; then ``x`` is held off while the results stream
+    out, one per cycle (a result row is read from every PE's accumulator memory at once and the
+    row is cleared behind it). Counter outputs change only at the end of a vector's compute
+    (``cycles``, ``busy``, ``stall``) or at its last result (``total_cycles``, ``vectors``).
+
+    ``init``: an :class:`EIEMatrix` encoded for ``cfg`` sets the memories, codebook and the
+    rows/cols registers at elaboration (FPGA builds). Without it, rows/cols reset to the maxima
+    and the memories are zero (every result 0) until loaded.
+    """
+
+    def __init__(self, cfg: EIEConfig, init: EIEMatrix | None = None):
+        if not isinstance(cfg, EIEConfig):
+            raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
+        if init is not None:
+            if not isinstance(init, EIEMatrix):
+                raise SparseFlowError(f"init must be an EIEMatrix or None, not {type(init).__name__}")
+            check_fits(init, cfg)
+            if (init.codebook is not None) != cfg.codebook:
+                raise SparseFlowError("init and cfg disagree on codebook mode")
+        self.cfg = cfg
+        self.init = init
+        n = cfg.n_pes
+        super().__init__({
+            "x": In(stream.Signature(elem_layout(cfg))),
+            "y": Out(stream.Signature(result_layout(cfg))),
+            "load": In(stream.Signature(load_layout(cfg))),
+            "cycles": Out(COUNTER_BITS),
+            "total_cycles": Out(COUNTER_BITS),
+            "busy": Out(data.ArrayLayout(unsigned(COUNTER_BITS), n)),
+            "stall": Out(data.ArrayLayout(unsigned(COUNTER_BITS), n)),
+            "vectors": Out(COUNTER_BITS),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, a, n = self.cfg, self.cfg.arith, self.cfg.n_pes
+        init = self.init
+        rq = a.requant or Requant()
+
+        # --- run-time registers -------------------------------------------------------------
+        rows = Signal(clog2(cfg.max_rows + 1), init=init.shape[0] if init else cfg.max_rows)
+        cols = Signal(col_bits(cfg), init=init.shape[1] if init else cfg.max_cols)
+        shift = Signal(SHIFT_BITS, init=rq.shift)
+        relu = Signal(init=int(rq.relu))
+        cb_init = [] if init is None or init.codebook is None else [int(v) for v in init.codebook]
+        codebook = Signal(data.ArrayLayout(signed(a.weight_bits),
+                                           1 << cfg.codebook_bits), init=cb_init) if cfg.codebook else None
+
+        # --- datapath ------------------------------------------------------------------------
+        nzd = m.submodules.nonzero = NonZeroDetect(cfg)
+        bc = m.submodules.broadcast = Broadcast(cfg)
+        pes = []
+        for k in range(n):
+            words = init.words(cfg, k) if init is not None else None
+            ptr = init.ptr[k] if init is not None else None
+            pe = m.submodules[f"pe{k}"] = EIEPE(cfg, words, ptr)
+            pes.append(pe)
+            wiring.connect(m, bc.q[k], pe.act)
+            if cfg.codebook:
+                m.d.comb += pe.codebook.eq(codebook)
+        wiring.connect(m, nzd.nz, bc.i)
+        m.d.comb += [nzd.x.payload.eq(self.x.payload), nzd.x.valid.eq(self.x.valid),
+                     self.x.ready.eq(nzd.x.ready), nzd.cols.eq(cols)]
+
+        # --- load port: accepted only between vectors ----------------------------------------
+        IDLE, COMPUTE, OUT = 0, 1, 2
+        state = Signal(2)
+        ld = self.load.payload
+        m.d.comb += self.load.ready.eq(state == IDLE)
+        ld_go = self.load.valid & self.load.ready
+        for k, pe in enumerate(pes):
+            hit = ld_go & (ld.pe == k) if n > 1 else ld_go
+            m.d.comb += [
+                pe.ent_we.eq(hit & (ld.kind == LOAD_ENTRY)), pe.ent_addr.eq(ld.addr), pe.ent_data.eq(ld.data),
+                pe.ptr_we.eq(hit & (ld.kind == LOAD_PTR)), pe.ptr_addr.eq(ld.addr), pe.ptr_data.eq(ld.data),
+            ]
+        with m.If(ld_go & (ld.kind == LOAD_REG)):
+            with m.Switch(ld.addr):
+                with m.Case(REG_ROWS):
+                    m.d.sync += rows.eq(ld.data)
+                with m.Case(REG_COLS):
+                    m.d.sync += cols.eq(ld.data)
+                with m.Case(REG_SHIFT):
+                    m.d.sync += shift.eq(ld.data)
+                with m.Case(REG_RELU):
+                    m.d.sync += relu.eq(ld.data[0])
+        if cfg.codebook:
+            with m.If(ld_go & (ld.kind == LOAD_CODEBOOK)):
+                m.d.sync += codebook[ld.addr[:cfg.codebook_bits]].eq(ld.data[:a.weight_bits])
+
+        # --- control -------------------------------------------------------------------------
+        # A load word and a first element in the same cycle: the load goes first.
+        seen_last = Signal()
+        m.d.comb += nzd.enable.eq(((state == COMPUTE) & ~seen_last) | ((state == IDLE) & ~self.load.valid))
+        all_idle = Signal()
+        m.d.comb += all_idle.eq(Cat(*(pe.idle for pe in pes)).all())
+        done = (state == COMPUTE) & seen_last & all_idle
+
+        cyc = Signal(COUNTER_BITS)
+        tot = Signal(COUNTER_BITS)
+        busy = [Signal(COUNTER_BITS, name=f"busy_live{k}") for k in range(n)]
+        stall = [Signal(COUNTER_BITS, name=f"stall_live{k}") for k in range(n)]
+
+        with m.Switch(state):
+            with m.Case(IDLE):
+                with m.If(nzd.accept):
+                    m.d.sync += [state.eq(COMPUTE), seen_last.eq(nzd.end), cyc.eq(1), tot.eq(1)]
+                    m.d.sync += [c.eq(0) for c in busy + stall]
+            with m.Case(COMPUTE):
+                m.d.sync += [cyc.eq(cyc + 1), tot.eq(tot + 1)]
+                with m.If(nzd.end):
+                    m.d.sync += seen_last.eq(1)
+                for k in range(n):
+                    m.d.sync += [busy[k].eq(busy[k] + pes[k].busy),
+                                 stall[k].eq(stall[k] + (bc.i.valid & bc.full[k]))]
+                with m.If(done):
+                    m.d.sync += [state.eq(OUT), self.cycles.eq(cyc + 1)]
+                    m.d.sync += [self.busy[k].eq(busy[k]) for k in range(n)]
+                    m.d.sync += [self.stall[k].eq(stall[k]) for k in range(n)]
+            with m.Case(OUT):
+                m.d.sync += tot.eq(tot + 1)
+
+        # --- read-out: row r = PE r % n, local row r // n ------------------------------------
+        out_k = Signal(range(n))
+        out_l = Signal(max(1, clog2(cfg.rows_per_pe)))
+        out_r = Signal(clog2(cfg.max_rows + 1))
+        sel = Signal(range(n))
+        y_last = Signal()
+        can_issue = (state == OUT) & (out_r != rows) & (~self.y.valid | self.y.ready)
+        for k, pe in enumerate(pes):  # only the row's own PE reads (and so clears) its accumulator
+            m.d.comb += [pe.rd_en.eq(can_issue & (out_k == k)), pe.rd_addr.eq(out_l)]
+        with m.If(can_issue):
+            m.d.sync += [self.y.valid.eq(1), sel.eq(out_k), y_last.eq(out_r + 1 == rows),
+                         out_r.eq(out_r + 1)]
+            with m.If(out_k == n - 1):
+                m.d.sync += [out_k.eq(0), out_l.eq(out_l + 1)]
+            with m.Else():
+                m.d.sync += out_k.eq(out_k + 1)
+        with m.Elif(self.y.ready):
+            m.d.sync += self.y.valid.eq(0)
+        finished = (state == OUT) & ((self.y.valid & self.y.ready & y_last) | (rows == 0))
+        with m.If(finished):
+            m.d.sync += [state.eq(IDLE), out_k.eq(0), out_l.eq(0), out_r.eq(0),
+                         self.total_cycles.eq(tot + 1), self.vectors.eq(self.vectors + 1)]
+
+        rqz = m.submodules.requant = Requantizer(a)
+        m.d.comb += [
+            rqz.acc.eq(Array(pe.rd_data for pe in pes)[sel]),
+            rqz.shift.eq(shift),
+            rqz.relu.eq(relu),
+            self.y.payload.data.eq(rqz.out),
+            self.y.payload.last.eq(y_last),
+        ]
+        return m

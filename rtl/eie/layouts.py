@@ -1,0 +1,47 @@
+"""Stream payload layouts of the EIE array, all derived from one :class:`EIEConfig`."""
+from amaranth import signed, unsigned
+from amaranth.lib import data
+
+from model.config import EIEConfig, clog2
+
+# ``load`` word kinds (see rtl.eie.array.EIEArray).
+LOAD_ENTRY, LOAD_PTR, LOAD_REG, LOAD_CODEBOOK = 0, 1, 2, 3
+# LOAD_REG addresses.
+REG_ROWS, REG_COLS, REG_SHIFT, REG_RELU = 0, 1, 2, 3
+COUNTER_BITS = 32
+
+
+def col_bits(cfg: EIEConfig) -> int:
+    """A column index 0..max_cols (max_cols itself marks "past the end")."""
+    return clog2(cfg.max_cols + 1)
+
+
+def elem_layout(cfg: EIEConfig) -> data.StructLayout:
+    """``x``: one input element in column order."""
+    return data.StructLayout({"data": signed(cfg.arith.act_bits), "last": 1})
+
+
+def result_layout(cfg: EIEConfig) -> data.StructLayout:
+    """``y``: one result in row order."""
+    return data.StructLayout({"data": signed(cfg.arith.out_bits), "last": 1})
+
+
+def nz_layout(cfg: EIEConfig) -> data.StructLayout:
+    """A broadcast non-zero activation: its column and value."""
+    return data.StructLayout({"col": unsigned(col_bits(cfg)), "data": signed(cfg.arith.act_bits)})
+
+
+def load_field_bits(cfg: EIEConfig) -> tuple[int, int, int]:
+    """(pe, addr, data) widths of a ``load`` word."""
+    pe = clog2(cfg.n_pes)
+    addr = max(clog2(cfg.max_entries), clog2(cfg.max_cols + 1), cfg.codebook_bits if cfg.codebook else 0, 2)
+    dat = max(cfg.entry_bits, cfg.ptr_bits, clog2(cfg.max_rows + 1), clog2(cfg.max_cols + 1),
+              cfg.arith.weight_bits, 5)
+    return pe, addr, dat
+
+
+def load_layout(cfg: EIEConfig) -> data.StructLayout:
+    """``load``: one write: ``kind`` (LOAD_*), target ``pe``, ``addr`` and ``data``."""
+    pe, addr, dat = load_field_bits(cfg)
+    return data.StructLayout({"kind": unsigned(2), "pe": unsigned(pe), "addr": unsigned(addr),
+                              "data": unsigned(dat)})

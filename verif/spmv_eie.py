@@ -1,0 +1,181 @@
+"""Host side of the EIE array: ``run_spmv`` encodes, simulates, and checks against the golden model.
+
+One compiled simulation serves many matrices and vectors: :func:`run_jobs` sends every
+``(weights, x)`` job to one cocotb run (``verif.eie_tb``) through ``load`` and ``x``. The build
+is cached per Verilog text (``verif.runner``); the Verilog depends on the configuration with
+its requantization normalised (:func:`rtl.eie.array.build_config`), so layers that differ only
+in shift/relu share one build: shift/relu travel as ``load`` register writes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model.config import Arith, EIEConfig, Requant, clog2
+from model.errors import SparseFlowError
+from model.formats.eie import EIEMatrix, check_fits, encode
+from model.reference import check_spmv_operands, layer, matvec
+
+TOPLEVEL = "eie_array"
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+
+
+def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int = 4,
+                arith: Arith | None = None, codebook: bool = False) -> EIEConfig:
+    """A configuration just big enough for ``weights`` (maxima rounded up to powers of two, so
+    matrices of similar size share a build)."""
+    w = np.asarray(weights)
+    if w.ndim != 2:
+        raise SparseFlowError(f"weights must be 2-D, got shape {w.shape}")
+    rows, cols = w.shape
+    if rows < 1 or cols < 1:
+        raise SparseFlowError(f"weights must have at least one row and column, got shape {w.shape}")
+    arith = arith or Arith()
+    arith = Arith(weight_bits=arith.weight_bits, act_bits=arith.act_bits, max_cols=_pow2(cols),
+                  requant=arith.requant)
+    cfg = EIEConfig(n_pes=n_pes, arith=arith, index_bits=index_bits, fifo_depth=fifo_depth,
+                    max_rows=_pow2(rows), max_entries=1, codebook=codebook)
+    # entries need the encoding (padding depends on index_bits and n_pes)
+    wi = np.where(np.isfinite(w.astype(float)), w, 0) if np.issubdtype(w.dtype, np.floating) else w
+    try:
+        need = int(encode(np.asarray(wi).astype(np.int64).clip(*arith.weight_range), cfg).entries_per_pe.max())
+    except SparseFlowError:
+        need = rows * cols
+    return cfg.with_(max_entries=_pow2(max(need, 1)))
+
+
+def load_words(m: EIEMatrix, cfg: EIEConfig, requant: Requant | None = None) -> np.ndarray:
+    """The ``load`` stream that installs ``m`` (and shift/relu) into an array built for ``cfg``."""
+    from rtl.eie.layouts import (LOAD_CODEBOOK, LOAD_ENTRY, LOAD_PTR, LOAD_REG, REG_COLS, REG_RELU,
+                                 REG_ROWS, REG_SHIFT, load_field_bits)
+    pe_b, addr_b, data_b = load_field_bits(cfg)
+    if 2 + pe_b + addr_b + data_b > 63:
+        raise SparseFlowError("load word wider than 63 bits")
+    kinds, pes, addrs, datas = [], [], [], []
+
+    def add(kind, pe, addr, dat):
+        dat = np.asarray(dat, dtype=np.int64)
+        kinds.append(np.full(len(dat), kind, dtype=np.int64))
+        pes.append(np.broadcast_to(np.asarray(pe, dtype=np.int64), dat.shape))
+        addrs.append(np.asarray(addr, dtype=np.int64))
+        datas.append(dat & ((1 << data_b) - 1))
+
+    rows, cols = m.shape
+    for k in range(cfg.n_pes):
+        w = m.words(cfg, k)
+        add(LOAD_ENTRY, k, np.arange(len(w)), w)
+        add(LOAD_PTR, k, np.arange(cols + 1), m.ptr[k])
+    rq = requant or Requant()
+    add(LOAD_REG, 0, np.arange(4), [rows, cols, rq.shift, int(rq.relu)])
+    if cfg.codebook:
+        add(LOAD_CODEBOOK, 0, np.arange(len(m.codebook)), m.codebook)
+    k, p, ad, d = (np.concatenate(v) for v in (kinds, pes, addrs, datas))
+    return (k | (p << 2) | (ad << (2 + pe_b)) | (d << (2 + pe_b + addr_b))).astype(np.int64)
+
+
+def _prepare(weights, x, cfg: EIEConfig, codebook=None):
+    """Validate one job; return (EIEMatrix, x as (C, B) int64, expected (R, B), dense weights)."""
+    if cfg.codebook:
+        m = encode(weights, cfg, codebook)
+        from model.formats.eie import dense_weights
+        wd = dense_weights(m)
+        _, a = check_spmv_operands(wd, x, cfg.arith)
+    else:
+        wd, a = check_spmv_operands(weights, x, cfg.arith)
+        m = encode(wd, cfg)
+    check_fits(m, cfg)
+    if wd.shape[0] < 1 or wd.shape[1] < 1:
+        raise SparseFlowError(f"weights must have at least one row and column, got shape {wd.shape}")
+    a2 = a.reshape(a.shape[0], -1)
+    if a2.shape[1] < 1:
+        raise SparseFlowError("input has no vectors")
+    return m, a2, layer(wd, a2, cfg.arith), wd
+
+
+def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.0, out_pacing: float | None = None,
+             load_pacing: float | None = None, seed: int = 0, waves: bool | None = None,
+             check: bool = True) -> list[dict]:
+    """Simulate several ``(weights, x)`` or ``(weights, x, requant)`` or
+    ``(weights, x, requant, codebook)`` jobs in ONE run of one build.
+
+    ``pacing``: probability that the input driver offers a word in a cycle (1.0: full speed);
+    ``out_pacing``/``load_pacing`` likewise for result ready and load valid (default: ``pacing``).
+    Each job's ``requant`` (a :class:`Requant`, or None for the configuration's) is loaded
+    through ``load``. Returns one dict per job (see :func:`run_spmv`).
+    """
+    from rtl.eie.array import EIEArray, build_config
+    from verif.runner import simulate
+
+    if not isinstance(cfg, EIEConfig):
+        raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
+    for name, val in (("pacing", pacing), ("out_pacing", out_pacing), ("load_pacing", load_pacing)):
+        if val is not None and not (isinstance(val, (int, float)) and 0.0 < val <= 1.0):
+            raise SparseFlowError(f"{name} must be in (0, 1], not {val!r}")
+    prepared, arrays = [], {}
+    for i, job in enumerate(jobs):
+        weights, x = job[0], job[1]
+        rq = job[2] if len(job) > 2 and job[2] is not None else cfg.arith.requant
+        cb = job[3] if len(job) > 3 else None
+        if (rq is None) != (cfg.arith.requant is None):
+            raise SparseFlowError("a job's requant must be set exactly when the configuration's is")
+        jcfg = cfg if rq is None else cfg.with_(arith=Arith(**{**cfg.arith.__dict__, "requant": rq}))
+        m, a2, expect, wd = _prepare(weights, x, jcfg, cb)
+        prepared.append((m, a2, expect, wd, jcfg))
+        arrays[f"load_{i}"] = load_words(m, cfg, rq)
+        arrays[f"x_{i}"] = a2
+        arrays[f"rows_{i}"] = np.array(m.shape[0])
+    bcfg = build_config(cfg)
+    meta = {"n_jobs": len(prepared), "act_bits": cfg.arith.act_bits, "out_bits": cfg.arith.out_bits,
+            "n_pes": cfg.n_pes, "pacing": pacing, "out_pacing": out_pacing or pacing,
+            "load_pacing": load_pacing or pacing, "seed": seed}
+    with tempfile.TemporaryDirectory(prefix="eie_case_") as tmp:
+        case = Path(tmp) / "case.npz"
+        np.savez(case, meta=np.array(json.dumps(meta)), **arrays)
+        t0 = time.perf_counter()
+        run_dir = simulate(EIEArray(bcfg), toplevel=TOPLEVEL, test_module="verif.eie_tb", sim=sim,
+                           case=case, waves=waves)
+        wall = time.perf_counter() - t0
+    res = np.load(run_dir / "results.npz")
+    tb_meta = json.loads(str(res["meta"]))
+    out = []
+    for i, (m, a2, expect, wd, jcfg) in enumerate(prepared):
+        y = res[f"y_{i}"]
+        if check and not np.array_equal(y, expect):
+            r, b = (int(v) for v in np.argwhere(y != expect)[0])
+            raise RuntimeError(f"{sim}: EIE RTL disagrees with the golden model (job {i}, vector {b}, row {r}): "
+                               f"got {int(y[r, b])}, expected {int(expect[r, b])}; run folder {run_dir}")
+        out.append({
+            "y": y, "cycles": res[f"cycles_{i}"].tolist(), "total_cycles": res[f"total_{i}"].tolist(),
+            "busy": res[f"busy_{i}"].tolist(), "stall": res[f"stall_{i}"].tolist(),
+            "matrix": m, "x": a2, "weights": wd, "cfg": jcfg,
+            "sim": sim, "run_dir": str(run_dir), "sim_seconds": tb_meta["sim_seconds"],
+            "sim_cycles": tb_meta["sim_cycles"], "wall_seconds": wall,
+        })
+    return out
+
+
+def run_spmv(weights, x, cfg: EIEConfig, sim: str = "verilator", pacing: float = 1.0, waves: bool = False,
+             codebook=None, **kw) -> dict:
+    """``y = requant(W @ x)`` on the simulated EIE array, checked bit for bit against ``model.reference``.
+
+    ``weights`` (R, C) integers (codebook indices with ``cfg.codebook`` and ``codebook``), ``x``
+    (C,) or (C, B). Returns ``dict(y=(R, B), cycles=[per vector], total_cycles, busy=[per vector
+    [per PE]], stall, predicted=[cycle model per vector], ideal=[bound per vector], efficiency,
+    ...)``. Bad input raises :class:`SparseFlowError`; an RTL/golden mismatch raises RuntimeError.
+    """
+    from model.cyclemodel import ideal_cycles, predict_cycles
+    job = (weights, x, None, codebook) if codebook is not None else (weights, x)
+    r = run_jobs([job], cfg, sim=sim, pacing=pacing, waves=waves or None, **kw)[0]
+    m, a2 = r["matrix"], r["x"]
+    r["predicted"] = [predict_cycles(m, a2[:, b], cfg) for b in range(a2.shape[1])]
+    r["ideal"] = [ideal_cycles(r["weights"], a2[:, b], cfg.n_pes) for b in range(a2.shape[1])]
+    r["efficiency"] = [i / c if c else 1.0 for i, c in zip(r["ideal"], r["cycles"])]
+    return r
