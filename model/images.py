@@ -280,7 +280,7 @@ def _memories(fmt: str, m, cfg) -> dict[str, tuple[np.ndarray, int, bool]]:
 
 def pack_meta_words(m: NMMatrix) -> np.ndarray:
     """2:4 metadata words, one per row-group: ``pos1 << 2 | pos0`` (row-major)."""
-    return nm.pack_meta(np.asarray(m.positions).reshape(m.shape[0], -1)).reshape(-1)
+    return nm.pack_meta(np.asarray(m.positions).reshape(m.shape[0], m.shape[1] // 2)).reshape(-1)
 
 
 def _summary(fmt: str, m, cfg) -> dict:
