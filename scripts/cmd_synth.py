@@ -1,0 +1,70 @@
+"""``sparseflow synth``: one engine through Yosys + nextpnr to a bitstream, with its resources and Fmax."""
+from __future__ import annotations
+
+HELP = "synthesize an engine with its board self-test for iCE40 UP5K or ECP5 85F (Yosys + nextpnr)"
+
+ENGINES = ("eie", "2:4", "dense")
+TARGETS = ("ice40-up5k", "ecp5-85f")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--engine", required=True, choices=ENGINES + ("standin",), metavar="{eie,2:4,dense}",
+                   help="which engine to build")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--pes", type=int, help="EIE processing elements (default 4)")
+    size.add_argument("--lanes", type=int, help="2:4 / dense lanes (default 4)")
+    p.add_argument("--target", required=True, choices=TARGETS, help="FPGA and board")
+    p.add_argument("--rows", type=int, default=32, help="matrix rows (default 32)")
+    p.add_argument("--cols", type=int, default=32, help="matrix columns (default 32)")
+    p.add_argument("--density", type=float, default=0.25, help="fraction of non-zero weights (default 0.25)")
+    p.add_argument("--seed", type=int, default=1, help="random matrix seed (default 1)")
+    p.add_argument("--vectors", type=int, default=1, help="input vectors in the self-test (default 1)")
+    p.add_argument("--freq", type=float, help="clock constraint in MHz (default: the goal, 50 iCE40 / 100 ECP5)")
+    p.add_argument("--sim", choices=("icarus", "verilator", "none"), default="icarus",
+                   help="simulate the self-test first to verify it and measure cycles (default icarus)")
+    p.add_argument("--out", help="output folder (default build/synth/<target>-<engine>-<size>-<rows>x<cols>)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args) -> int:
+    from model.errors import SparseFlowError
+    from scripts.cli import print_json
+    from scripts.synth import format_table, synthesize
+
+    if args.engine == "eie" and args.lanes is not None:
+        raise SparseFlowError("--lanes is for the 2:4 and dense engines; the EIE array takes --pes")
+    if args.engine != "eie" and args.pes is not None:
+        raise SparseFlowError(f"--pes is for the EIE array; the {args.engine} engine takes --lanes")
+    size = args.pes if args.pes is not None else args.lanes if args.lanes is not None else 4
+    if args.engine == "standin":
+        size = 1
+    if size < 1:
+        raise SparseFlowError(f"{'--pes' if args.engine == 'eie' else '--lanes'} must be >= 1, not {size}")
+    if args.freq is not None and not args.freq > 0:
+        raise SparseFlowError(f"--freq must be positive, not {args.freq}")
+    r = synthesize(args.engine, size, args.target, rows=args.rows, cols=args.cols, density=args.density,
+                   seed=args.seed, vectors=args.vectors, out=args.out, freq_mhz=args.freq,
+                   sim=None if args.sim == "none" else args.sim)
+    if args.json:
+        print_json(r)
+        return 0
+    print(f"{r['engine']} x{r['size']} on {r['board']}: {r['rows']}x{r['cols']} matrix, {r['nnz']} non-zeros")
+    print(f"  logic cells  {r['logic_cells']:>6} / {r['logic_cells_available']} {r['logic_cell_type']}"
+          f"  ({r['lut4']} LUT4)")
+    print(f"  flip-flops   {r['ffs']:>6}")
+    print(f"  block RAM    {r['bram']:>6} / {r['bram_available']} {r['bram_type']}")
+    print(f"  DSP          {r['dsp']:>6} / {r['dsp_available']} {r['dsp_type']}")
+    goal = "meets" if r["meets_goal"] else "MISSES"
+    print(f"  Fmax         {r['fmax_mhz']:>6.1f} MHz ({goal} the {r['goal_mhz']:g} MHz goal; "
+          f"constrained at {r['clock_constraint_mhz']:g})")
+    if "cycles" in r:
+        print(f"  self-test    PASS; engine {r['engine_cycles']} cycles: {r['dense_macs_per_cycle']} dense MAC/cycle, "
+              f"{r['throughput_gmacs']} GMAC/s at Fmax")
+    for mem in r["memories"]:
+        print(f"  memory       {mem['memory']}: {mem['kind']} ({mem['mapped_to']})")
+    cp = r.get("critical_path")
+    if cp:
+        print(f"  critical     {cp['from']} -> {cp['to']}: {cp['delay_ns']} ns, {cp['logic_levels']} logic levels")
+    if "bitstream" in r:
+        print(f"  bitstream    {r['bitstream']} ({r['bitstream_bytes']} bytes)")
+    return 0
