@@ -19,6 +19,7 @@ import numpy as np
 from ..config import clog2
 from ..errors import SparseFlowError
 from ..reference import as_int_array
+from .eie import _as_int_matrix
 
 KINDS = ("csc", "csr")
 
@@ -65,16 +66,19 @@ def _check_kind(kind: str) -> None:
 def encode(weights, weight_bits: int, kind: str = "csc") -> CSMatrix:
     """Compress a dense integer matrix of signed ``weight_bits`` weights to CSC or CSR."""
     _check_kind(kind)
-    w = as_int_array(weights, "weights", weight_bits, ndim=(2,))
+    w = _as_int_matrix(weights, "weights", weight_bits)
     rows, cols = w.shape
-    # CSC of W is CSR of W.T: scan the major dimension in order, the minor one ascending.
+    # CSC of W is CSR of W.T: a C-ordered mask of W.T lists the non-zeros sorted by
+    # (major, minor) in one flatnonzero (no int64 copy of the dense matrix, no sort).
     t = w.T if kind == "csc" else w
-    major_idx, minor_idx = np.nonzero(t)
-    data = t[major_idx, minor_idx]
-    n_major = t.shape[0]
+    n_major, n_minor = t.shape
+    flat = np.flatnonzero(np.not_equal(t, 0, order="C"))  # booleans: nonzero's fastest path
+    major_idx = flat // max(n_minor, 1)
+    minor_idx = flat - major_idx * n_minor
+    data = t[major_idx, minor_idx].astype(np.int64)
     indptr = np.zeros(n_major + 1, dtype=np.int64)
     np.cumsum(np.bincount(major_idx, minlength=n_major), out=indptr[1:])
-    return CSMatrix((rows, cols), kind, data.astype(np.int64), minor_idx.astype(np.int64), indptr)
+    return CSMatrix((rows, cols), kind, data, minor_idx.astype(np.int64), indptr)
 
 
 def encode_csc(weights, weight_bits: int) -> CSMatrix:
