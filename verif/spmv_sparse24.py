@@ -62,7 +62,7 @@ def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: boo
     busy, golden, engine, sim, run_dir)``. Raises :class:`SparseFlowError` on bad input, or if
     the RTL differs from ``model.reference.layer`` anywhere.
     """
-    from verif.runner import SIMULATORS, simulate
+    from verif.runner import SIMULATORS
     if sim not in SIMULATORS:
         raise SparseFlowError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
     if isinstance(pacing, bool) or not isinstance(pacing, (int, float)) or not 0.0 < pacing <= 1.0:
@@ -74,30 +74,9 @@ def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: boo
     program = engine.load_program(matrix, cfg.arith.requant)
     golden = layer(w, a, cfg.arith)
 
-    groups = -(-cols // engine.GROUP)
-    blocks = -(-rows // cfg.lanes)
-    work = len(program) + a.shape[1] * (cols + blocks * groups + rows + 20)
-    with tempfile.TemporaryDirectory(prefix="sparse24-") as tmp:
-        case_path, out_path = Path(tmp) / "case.json", Path(tmp) / "result.json"
-        case_path.write_text(json.dumps({
-            "load": program,
-            "vectors": a.T.tolist(),
-            "rows": rows,
-            "act_bits": cfg.arith.act_bits,
-            "out_bits": cfg.arith.out_bits,
-            "pacing": float(pacing),
-            "seed": int(seed),
-            "timeout_cycles": int(work / pacing ** 2 * 4 + 1000),
-            "out": str(out_path),
-        }))
-        try:
-            run_dir = simulate(engine, toplevel=toplevel_name(dense), test_module=TB_MODULE, sim=sim,
-                               case=case_path, waves=waves)
-        except RuntimeError as exc:
-            raise SparseFlowError(str(exc).splitlines()[0]) from None
-        result = json.loads(out_path.read_text())
-
-    y = np.array(result["y"], dtype=np.int64).reshape(a.shape[1], rows).T
+    result = simulate_engine(engine, program, a, rows, sim=sim, pacing=pacing, waves=waves, seed=seed,
+                             toplevel=toplevel_name(dense))
+    y = result["y"]
     kind = "dense" if dense else "2:4"
     bad = np.argwhere(y != golden)
     if bad.size:
@@ -115,5 +94,39 @@ def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: boo
         "engine": kind,
         "sim": sim,
         "multipliers": cfg.multipliers,
-        "run_dir": str(run_dir),
+        "run_dir": result["run_dir"],
     }
+
+
+def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim: str, toplevel: str,
+                    pacing: float = 1.0, waves: bool = False, seed: int = 0) -> dict:
+    """Run :mod:`verif.sparse24_tb` on ``engine``: send ``program`` through ``load``, then the
+    columns of ``x`` (cols, B); return the raw results (``y`` as (rows, B)), unchecked."""
+    from verif.runner import simulate
+    cfg = engine.cfg
+    cols = x.shape[0]
+    groups = -(-cols // engine.GROUP)
+    blocks = -(-rows // cfg.lanes)
+    work = len(program) + x.shape[1] * (cols + blocks * groups + rows + 20)
+    with tempfile.TemporaryDirectory(prefix="sparse24-") as tmp:
+        case_path, out_path = Path(tmp) / "case.json", Path(tmp) / "result.json"
+        case_path.write_text(json.dumps({
+            "load": [int(w) for w in program],
+            "vectors": x.T.tolist(),
+            "rows": int(rows),
+            "act_bits": cfg.arith.act_bits,
+            "out_bits": cfg.arith.out_bits,
+            "pacing": float(pacing),
+            "seed": int(seed),
+            "timeout_cycles": int(work / pacing ** 2 * 4 + 1000),
+            "out": str(out_path),
+        }))
+        try:
+            run_dir = simulate(engine, toplevel=toplevel, test_module=TB_MODULE, sim=sim,
+                               case=case_path, waves=waves)
+        except RuntimeError as exc:
+            raise SparseFlowError(str(exc).splitlines()[0]) from None
+        result = json.loads(out_path.read_text())
+    result["y"] = np.array(result["y"], dtype=np.int64).reshape(x.shape[1], rows).T
+    result["run_dir"] = str(run_dir)
+    return result

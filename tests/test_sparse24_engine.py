@@ -1,0 +1,167 @@
+"""The 2:4 engine on Icarus and Verilator, bit-exact against model.reference (run_spmv scores
+every result), with random idle on ``x``/``load`` and back-pressure on ``y``; plus elaboration,
+constructor, lint and host-side validation checks that need no simulator."""
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.config import Arith, Requant, Sparse24Config
+from model.errors import SparseFlowError
+from model.formats import nm
+from rtl.sparse24.core import build_config
+from rtl.sparse24.engine import Sparse24Engine
+from verif.runner import SIMULATORS, lint, to_verilog
+from verif.spmv_sparse24 import make_engine, run_spmv, simulate_engine
+
+# One build per simulator serves every case below (shift/ReLU are run-time registers).
+CFG = Sparse24Config(lanes=3, arith=Arith(weight_bits=8, act_bits=16, max_cols=32, requant=Requant(4, True)),
+                     max_rows=16)
+PAIRS = list(itertools.combinations(range(4), 2))
+
+# Verilator -Wall on Amaranth's Verilog: these classes are artefacts of the code generator, not
+# of the design: DECLFILENAME (lint() names the file <top>-<pid>.v), PROCASSINIT (reset values
+# are emitted as declaration initialisers), WIDTHEXPAND/WIDTHTRUNC (Yosys relies on Verilog's
+# context-determined widths; Amaranth defines the arithmetic), UNUSEDSIGNAL (intermediate `$n`
+# wires and library FIFO/memory outputs the design does not read), CASEINCOMPLETE (Yosys emits
+# `casez` after a default assignment).
+WAIVERS = ["-Wno-DECLFILENAME", "-Wno-PROCASSINIT", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC",
+           "-Wno-UNUSEDSIGNAL", "-Wno-CASEINCOMPLETE"]
+
+
+def random_24(rng, rows, cols, wb=8):
+    """A 2:4 matrix whose groups hold 0, 1 or 2 non-zeros at random positions."""
+    lo, hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
+    w = rng.integers(lo, hi + 1, (rows, cols // 4, 4))
+    for r in range(rows):
+        for g in range(cols // 4):
+            keep = rng.choice(4, size=rng.integers(0, 3), replace=False)
+            mask = np.zeros(4, bool)
+            mask[keep] = True
+            w[r, g, ~mask] = 0
+    return w.reshape(rows, cols)
+
+
+def with_requant(shift, relu, cfg=CFG):
+    return cfg.with_(arith=Arith(cfg.arith.weight_bits, cfg.arith.act_bits, max_cols=cfg.max_cols,
+                                 requant=Requant(shift, relu)))
+
+
+def corner_matrix():
+    """Rows: all kept weights zero; each of the six position pairs at the extremes; -128 on
+    every kept slot; a row that is dense in every other group."""
+    C = 32
+    rows = [np.zeros(C, int)]
+    for p0, p1 in PAIRS:  # adjacent (0,1) (1,2) (2,3) and apart (0,2) (0,3) (1,3)
+        row = np.zeros((C // 4, 4), int)
+        row[:, p0], row[:, p1] = -128, 127
+        rows.append(row.reshape(C))
+    rows.append(np.tile([-128, 0, -128, 0], C // 4))
+    rows.append(np.tile([0, 0, 0, 0, 1, -1, 0, 0], C // 8))
+    return np.array(rows)
+
+
+def corner_inputs():
+    lo, hi = CFG.arith.act_range
+    return np.stack([np.full(32, lo), np.full(32, hi), np.tile([lo, hi], 16), np.arange(32) - 16], axis=1)
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_random_matrices_with_stalls(sim):
+    rng = np.random.default_rng(11)
+    w = random_24(rng, 13, 32)  # 13 rows: a partial last block of 3 lanes
+    x = rng.integers(-32768, 32768, (32, 4))
+    out = run_spmv(w, x, with_requant(6, True), sim=sim, pacing=0.5, seed=1)
+    assert out["y"].shape == (13, 4) and out["engine"] == "2:4"
+    # Same build, other layer: raw-ish shift, no ReLU, a smaller matrix, other stalls.
+    w2 = random_24(rng, 5, 16)
+    x2 = rng.integers(-300, 300, (16, 3))
+    out2 = run_spmv(w2, x2, with_requant(1, False), sim=sim, pacing=0.7, seed=2)
+    assert Path(out2["run_dir"]).parent.parent == Path(out["run_dir"]).parent.parent
+    assert np.any(out2["y"] < 0)
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_directed_corners_full_speed(sim):
+    w = corner_matrix()
+    x = corner_inputs()
+    # shift 0, no ReLU: most results saturate at both int16 limits.
+    out = run_spmv(w, x, with_requant(0, False), sim=sim, pacing=1.0)
+    lo, hi = CFG.arith.act_range
+    assert (out["y"] == lo).any() and (out["y"] == hi).any()
+    assert (out["y"][0] == 0).all()
+    # Full speed: every group is issued exactly once, 3 rows in parallel.
+    assert out["busy"] == x.shape[1] * -(-w.shape[0] // CFG.lanes) * (w.shape[1] // 4)
+
+
+def test_full_size_and_minimal_matrices_icarus():
+    rng = np.random.default_rng(5)
+    run_spmv(random_24(rng, CFG.max_rows, CFG.max_cols), rng.integers(-999, 999, (32, 2)), CFG,
+             sim="icarus", pacing=0.6, seed=3)
+    out = run_spmv([[0, 5, 0, -7]], [1, 2, 3, 4], with_requant(0, False), sim="icarus", pacing=0.8)
+    assert out["y"].tolist() == [[10 - 28]]
+
+
+@pytest.mark.parametrize("sim", ["icarus", pytest.param("verilator", marks=pytest.mark.slow)])
+def test_raw_accumulator_without_requant(sim):
+    cfg = Sparse24Config(lanes=2, arith=Arith(weight_bits=8, act_bits=8, max_cols=16), max_rows=8)
+    rng = np.random.default_rng(3)
+    w = random_24(rng, 7, 16)
+    w[0, :4] = [-128, 0, 0, -128]
+    x = rng.integers(-128, 128, (16, 3))
+    x[:, 0] = -128
+    out = run_spmv(w, x, cfg, sim=sim, pacing=0.5)
+    assert out["y"][0, 0] == 2 * 128 * 128 + int(w[0, 4:] @ x[4:, 0])
+
+
+def test_weights_initialised_at_elaboration_icarus():
+    """FPGA builds: no weight loading, registers reset to the init matrix and the config."""
+    rng = np.random.default_rng(8)
+    w = random_24(rng, 7, 20)
+    x = rng.integers(-2000, 2000, (20, 2))
+    eng = Sparse24Engine(CFG, init=nm.encode(w, 8))
+    out = simulate_engine(eng, [], x, 7, sim="icarus", toplevel="sparse24_init", pacing=0.7)
+    from model.reference import layer
+    assert (out["y"] == layer(w, x, CFG.arith)).all()
+
+
+def test_requant_values_do_not_change_the_verilog():
+    a = to_verilog(make_engine(with_requant(3, True)), "e")
+    b = to_verilog(make_engine(with_requant(9, False)), "e")
+    assert a == b
+    assert build_config(with_requant(9, False)) == build_config(CFG)
+
+
+def test_verilog_is_lint_clean():
+    lint(make_engine(CFG), toplevel="sparse24_engine", waivers=WAIVERS)
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+def test_constructor_errors():
+    with pytest.raises(SparseFlowError, match=r"^Sparse24Engine needs a Sparse24Config, not 3$"):
+        Sparse24Engine(3)
+    with pytest.raises(SparseFlowError, match=r"^Sparse24Engine init must be an NMMatrix, not ndarray$"):
+        Sparse24Engine(CFG, init=np.zeros((4, 4), int))
+    with pytest.raises(SparseFlowError, match=r"^init matrix is 17x8; the configuration allows 16x32$"):
+        Sparse24Engine(CFG, init=nm.encode(np.zeros((17, 8), int), 8))
+
+
+def test_host_validation_errors():
+    good = np.zeros((4, 8), int)
+    with pytest.raises(SparseFlowError, match=r"^matrix is not 2:4: row 1, columns 4..7 hold 3 non-zeros"):
+        bad = good.copy()
+        bad[1, 4:7] = 1
+        run_spmv(bad, np.zeros(8, int), CFG)
+    with pytest.raises(SparseFlowError, match=r"^a 2:4 matrix needs a multiple of 4 columns, got 6$"):
+        run_spmv(np.zeros((2, 6), int), np.zeros(6, int), CFG)
+    with pytest.raises(SparseFlowError, match=r"^shape mismatch: weights are 4x8 but the input has 7 rows$"):
+        run_spmv(good, np.zeros(7, int), CFG)
+    with pytest.raises(SparseFlowError, match=r"^weights have 17 rows; the configuration allows 16$"):
+        run_spmv(np.zeros((17, 8), int), np.zeros(8, int), CFG)
+    with pytest.raises(SparseFlowError, match=r"^input\[3\] = 40000 is out of range for 16-bit signed"):
+        run_spmv(good, [0, 0, 0, 40000, 0, 0, 0, 0], CFG)
+    with pytest.raises(SparseFlowError, match=r"^pacing must be in \(0, 1\], not 0$"):
+        run_spmv(good, np.zeros(8, int), CFG, pacing=0)
+    with pytest.raises(SparseFlowError, match=r"^unknown simulator 'xsim'; choose one of icarus, verilator$"):
+        run_spmv(good, np.zeros(8, int), CFG, sim="xsim")
