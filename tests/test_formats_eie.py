@@ -175,3 +175,13 @@ def test_check_fits():
         eie.check_fits(eie.encode(np.zeros((4, 4)), cfg), cfg)
     with pytest.raises(SparseFlowError, match="encoded for 2 PEs, the array has 4"):
         eie.check_fits(eie.encode(np.zeros((4, 3)), cfg), cfg.with_(n_pes=4))
+
+
+def test_decode_rejects_malformed_objects():
+    m = eie.encode(np.array([[1, 0], [0, 2], [3, 0]]), EIEConfig(n_pes=2, max_rows=4))
+    with pytest.raises(SparseFlowError, match="needs 2 x 3 pointers"):
+        eie.decode(eie.EIEMatrix(m.shape, 2, m.values, m.zs, m.ptr[:, :2]))
+    with pytest.raises(SparseFlowError, match="PE 0: pointers must run from 0"):
+        eie.decode(eie.EIEMatrix(m.shape, 2, m.values, m.zs, np.array([[0, 3, 2], [0, 0, 1]])))
+    with pytest.raises(SparseFlowError, match="PE 0: an entry addresses row 4 beyond 3 rows"):
+        eie.decode(eie.EIEMatrix(m.shape, 2, [np.array([1, 3]), m.values[1]], [np.array([0, 1]), m.zs[1]], m.ptr))

@@ -177,9 +177,17 @@ def decode(m: EIEMatrix) -> np.ndarray:
     """Back to the dense matrix (codebook indices in codebook mode; see :func:`dense_weights`)."""
     rows, cols = m.shape
     n = m.n_pes
+    ptr = np.asarray(m.ptr, dtype=np.int64)
+    # A malformed object must fail with a clear message, not deep inside numpy.
+    if ptr.shape != (n, cols + 1) or len(m.values) != n or len(m.zs) != n:
+        raise SparseFlowError(f"EIE matrix needs {n} x {cols + 1} pointers and {n} entry lists")
     out = np.zeros((rows, cols), dtype=np.int64)
     for k in range(n):
-        v, z, p = m.values[k], m.zs[k], m.ptr[k]
+        v, z, p = np.asarray(m.values[k]), np.asarray(m.zs[k]), ptr[k]
+        if p[0] != 0 or np.any(np.diff(p) < 0) or len(v) != p[-1] or len(z) != p[-1]:
+            raise SparseFlowError(f"PE {k}: pointers must run from 0 to its {len(v)} entries without decreasing")
+        if z.size and z.min() < 0:
+            raise SparseFlowError(f"PE {k}: a relative index is negative")
         if len(v) == 0:
             continue
         col_of = np.repeat(np.arange(cols), np.diff(p))
