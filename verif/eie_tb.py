@@ -15,7 +15,7 @@ import time
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
 from verif.streams import Pacer, StreamDriver, StreamMonitor, unpack_signed
@@ -64,10 +64,14 @@ async def eie_case(dut):
             lasts = [w >> out_bits for w in got]
             assert lasts == [0] * (rows - 1) + [1], f"job {i} vector {b}: last flags {lasts}"
             y[:, b] = [unpack_signed(w, out_bits) for w in got]
+            # The counters change at the edge of the last transfer: settle, read, then leave
+            # the read-only phase (ready stays low for that one cycle: more back-pressure).
+            await ReadOnly()
             cyc.append(int(dut.cycles.value))
             tot.append(int(dut.total_cycles.value))
             busy.append(_counters(dut.busy, n))
             stall.append(_counters(dut.stall, n))
+            await RisingEdge(dut.clk)
         await send
         results.update({f"y_{i}": y, f"cycles_{i}": np.array(cyc), f"total_{i}": np.array(tot),
                         f"busy_{i}": np.array(busy).reshape(batch, n),

