@@ -48,8 +48,8 @@ def _load_checkpoint(path: str):
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise SparseFlowError(f"checkpoint {path}: no such file") from None
-    except Exception as exc:  # torch raises many types for corrupt files
-        raise SparseFlowError(f"checkpoint {path}: not a readable checkpoint ({str(exc).splitlines()[0]})") from None
+    except Exception:  # torch raises many types (and long messages) for corrupt files
+        raise SparseFlowError(f"checkpoint {path}: not a readable torch checkpoint") from None
     if not isinstance(ck, dict) or "state_dict" not in ck or "hidden" not in ck:
         raise SparseFlowError(f"checkpoint {path}: not written by sparseflow prune")
     return ck
