@@ -3,10 +3,12 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from model import images
 from scripts.cli import main
@@ -131,3 +133,19 @@ def test_no_traceback_from_the_command(tmp_path):
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.strip() == "sparseflow: error: weights contains NaN or infinity"
     assert not (tmp_path / "img").exists()
+
+
+@settings(max_examples=15, deadline=None)
+@given(fmt=st.sampled_from(["csc", "csr", "eie", "2:4", "bsr"]), rows=st.integers(0, 9), groups=st.integers(0, 4),
+       dtype=st.sampled_from([np.int8, np.int16, np.int64, np.float64]), seed=st.integers(0, 2**32 - 1))
+def test_decode_of_emit_is_identity(fmt, rows, groups, dtype, seed):
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-128, 128, (rows, groups * 4)) * (rng.random((rows, groups * 4)) < 0.3)
+    if fmt == "2:4":
+        w.reshape(rows, groups, 4)[..., rng.permutation(4)[:2]] = 0
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        np.save(d / "w.npy", w.astype(dtype))
+        assert main(["emit", "--format", fmt, "--weights", str(d / "w.npy"), "--out", str(d / "img")]) == 0
+        assert main(["decode", str(d / "img"), "--out", str(d / "b.npy")]) == 0
+        assert np.array_equal(np.load(d / "b.npy"), w)
