@@ -43,6 +43,7 @@ from .formats.bsr import BSRMatrix
 from .formats.csc import CSMatrix
 from .formats.eie import EIEMatrix
 from .formats.nm import NMMatrix
+from .reference import as_int_array
 
 VERSION = 1
 MANIFEST = "manifest.json"
@@ -207,7 +208,6 @@ def _check_matrix(fmt: str, m, cfg) -> None:
     elif fmt == "bsr":
         bsr.validate(m)
         if len(m.data):
-            from .reference import as_int_array
             as_int_array(np.asarray(m.data).reshape(-1), "bsr values", wb, ndim=(1,))
     elif fmt == "eie":
         _check_eie(m, cfg)
