@@ -1,0 +1,42 @@
+"""``sparseflow demo``: a pruned digits MLP on the simulated EIE array and 2:4 engine, bit-exact."""
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "train, prune, quantize a digits MLP and run it bit-exact on the simulated hardware, with a report"
+
+
+def add_arguments(p):
+    p.add_argument("--hidden", default="128,64", help="hidden layer sizes, multiples of 4 (default 128,64)")
+    p.add_argument("--sparsity", type=float, default=0.9, help="sparsity of the unstructured (EIE) network")
+    p.add_argument("--method", default="taylor", choices=["magnitude", "taylor", "random"])
+    p.add_argument("--pes", type=int, default=8, help="EIE PEs (= multipliers)")
+    p.add_argument("--lanes", type=int, default=4, help="2:4 / dense lanes (2 multipliers each)")
+    p.add_argument("--fifo-depth", type=int, default=8)
+    p.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
+    p.add_argument("--limit", type=int, default=None, help="run only the first N held-out images")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--no-sweep", action="store_true", help="skip the accuracy-vs-sparsity sweep")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="build/demo", help="report folder (default build/demo)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run(args) -> int:
+    from model.nets import parse_hidden
+    from scripts.cli import print_json
+    from scripts.demo import DemoOptions, _jsonable, run_demo
+    from scripts.demo_report import summary_lines
+
+    opts = DemoOptions(hidden=parse_hidden(args.hidden), sparsity=args.sparsity, method=args.method, pes=args.pes,
+                       lanes=args.lanes, fifo_depth=args.fifo_depth, sim=args.sim, out=Path(args.out),
+                       seed=args.seed, limit=args.limit, epochs=args.epochs, sweep=not args.no_sweep)
+    result = run_demo(opts, quiet=args.json)
+    if args.json:
+        print_json(_jsonable({k: v for k, v in result.items() if k not in ("images",)}))
+    else:
+        print("\n".join(summary_lines(result)))
+        secs = result["seconds"]
+        print(f"time: {secs['total']:.0f} s (" + ", ".join(f"{k} {v:.0f}" for k, v in secs.items() if k != "total")
+              + f"); report: {Path(args.out) / 'report.md'}")
+    return 1 if result["mismatches"] else 0
