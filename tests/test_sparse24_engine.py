@@ -93,6 +93,10 @@ def test_directed_corners_full_speed(sim):
     assert (out["y"][0] == 0).all()
     # Full speed: every group is issued exactly once, 3 rows in parallel.
     assert out["busy"] == x.shape[1] * -(-w.shape[0] // CFG.lanes) * (w.shape[1] // 4)
+    # Back-to-back vectors: the per-vector counter adds up to first-input-to-last-output.
+    assert sum(out["cycles"]) == out["total_cycles"]
+    # Steady state: the slower of streaming the vector in (cols cycles) and computing it.
+    assert out["cycles"][1] == max(w.shape[1], -(-w.shape[0] // CFG.lanes) * (w.shape[1] // 4))
 
 
 def test_full_size_and_minimal_matrices_icarus():

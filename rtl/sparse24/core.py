@@ -303,8 +303,12 @@ class LaneArrayEngine(wiring.Component):
                 m.d.sync += [orow.eq(orow + 1), olane.eq(Mux(olane == lanes - 1, 0, olane + 1))]
         with m.Elif(take):
             m.d.sync += self.y.valid.eq(0)
+        # A vector's time starts at its first input or when the previous vector finished,
+        # whichever is later: back-to-back vectors' counts then add up to the batch's time.
+        prev_end = Signal(COUNTER_BITS)
+        start = Mux(ts_r.data > prev_end, ts_r.data, prev_end)
         with m.If(self.y.valid & self.y.ready & self.y.payload.last):
-            m.d.sync += [self.cycles.eq(now - ts_r.data + 1), ts_rptr.eq(ts_rptr + 1),
+            m.d.sync += [self.cycles.eq(now - start + 1), prev_end.eq(now + 1), ts_rptr.eq(ts_rptr + 1),
                          self.vectors.eq(self.vectors + 1)]
 
         # Load port: accepted only while no vector is anywhere in the engine.

@@ -37,8 +37,11 @@ class Sparse24Engine(LaneArrayEngine):
                ``addr``: 0 rows, 1 cols, 2 shift, 3 relu (shift/relu only with requant). ``ready``
                is high only while the engine is idle (no vector in flight).
                :meth:`load_program` produces the words for a matrix.
-      ``cycles``  Out(32): cycles of the last completed vector, from the edge that took its first
-                  ``x`` element to the edge that took its last ``y`` result, inclusive.
+      ``cycles``  Out(32): cycles of the last completed vector: from the later of (the edge that
+                  took its first ``x`` element, the cycle after the previous vector's last
+                  result) to the edge that took its last ``y`` result, inclusive. An isolated
+                  vector counts its full latency; back-to-back vectors' counts add up to the
+                  batch's time (their mean is the time per vector).
       ``busy``    Out(32): cycles in which the lanes were issued a group, since reset.
       ``vectors`` Out(32): vectors completed since reset.
 
