@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -87,6 +88,7 @@ def main(argv=None) -> int:
         "goal": "ratio_eie_to_scipy <= 2",
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "scipy": scipy.__version__},
         "machine": platform.machine(),
+        "load_average_1min": os.getloadavg()[0],  # the machine may be shared: the ratio is the figure to read
     }
     print(f"layer {args.rows}x{args.cols} at {args.density:.0%} ({s.nnz} non-zeros), {args.pes} PEs, "
           f"index_bits {args.index_bits}, best of {args.repeats}")
