@@ -1,0 +1,203 @@
+"""EIE array load-balance efficiency on the EIE paper's benchmark layers.
+
+For AlexNet FC6/7/8, VGG-16 FC6/7/8 and NeuralTalk We/Wd/LSTM (Han et al., EIE, ISCA 2016,
+Table III: weight and activation densities), random matrices with the published densities are
+built with the real number of rows (outputs: the per-PE work per column is what load balance is
+about) and the number of columns (inputs) scaled by 1/16, at least 64. Activation vectors get
+the published activation density.
+
+* Cycle model grid: 4..64 PEs x queue depths 1..16, plain interleaving and the balanced row
+  permutation (``model.balance``): cycles, the ideal bound (non-zero work / PEs) and
+  efficiency = ideal / cycles, averaged over the vectors.
+* RTL validation: a representative subset simulated on the RTL (Verilator); the largest
+  deviation between the RTL's ``cycles`` counter and the cycle model is reported.
+* Simulation speed: the same test on Verilator and Icarus, cycles per second and their ratio.
+
+Writes docs/results/eie_efficiency.csv, eie_efficiency.png and eie_summary.json.
+
+    .venv/bin/python -m benchmarks.eie_efficiency [--quick] [--no-rtl] [--no-speed]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from model.balance import balance_rows
+from model.config import Arith, EIEConfig
+from model.cyclemodel import ideal_cycles, simulate_vector
+from model.formats.eie import encode
+
+OUT = Path(__file__).resolve().parent.parent / "docs" / "results"
+COL_SCALE = 16
+# name: (rows = outputs, cols = inputs, weight density, activation density)
+LAYERS = {
+    "Alex-6": (4096, 9216, 0.09, 0.351),
+    "Alex-7": (4096, 4096, 0.09, 0.353),
+    "Alex-8": (1000, 4096, 0.25, 0.375),
+    "VGG-6": (4096, 25088, 0.04, 0.183),
+    "VGG-7": (4096, 4096, 0.04, 0.375),
+    "VGG-8": (1000, 4096, 0.23, 0.411),
+    "NT-We": (600, 4096, 0.10, 1.0),
+    "NT-Wd": (8791, 600, 0.11, 1.0),
+    "NT-LSTM": (2400, 1201, 0.10, 1.0),
+}
+PES = (4, 8, 16, 32, 64)
+DEPTHS = (1, 2, 4, 8, 16)
+
+
+def make_layer(name: str, seed: int = 0, vectors: int = 4, row_scale: int = 1):
+    rows, cols, wd, ad = LAYERS[name]
+    rows, cols = max(16, rows // row_scale), max(64, cols // COL_SCALE)
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-128, 128, (rows, cols), dtype=np.int64)
+    w[w == 0] = 1
+    w *= rng.random((rows, cols)) < wd
+    x = rng.integers(-32768, 32768, (cols, vectors), dtype=np.int64)
+    x[x == 0] = 1
+    x *= rng.random((cols, vectors)) < ad
+    return w, x
+
+
+def config_for(w, n_pes: int, depth: int) -> EIEConfig:
+    rows, cols = w.shape
+    cfg = EIEConfig(n_pes=n_pes, fifo_depth=depth, index_bits=4, max_rows=rows, max_entries=1,
+                    arith=Arith(max_cols=cols))
+    need = int(encode(w, cfg).entries_per_pe.max(initial=1))
+    return cfg.with_(max_entries=max(1, need))
+
+
+def model_point(w, x, n_pes, depth, m=None):
+    cfg = config_for(w, n_pes, depth) if m is None else m[1]
+    m = encode(w, cfg) if m is None else m[0]
+    cyc = [int(simulate_vector(m, x[:, b], cfg)["cycles"]) for b in range(x.shape[1])]
+    ideal = [ideal_cycles(w, x[:, b], n_pes) for b in range(x.shape[1])]
+    return cyc, ideal
+
+
+def model_grid(layers, pes, depths, vectors):
+    rows = []
+    for name in layers:
+        w, x = make_layer(name, vectors=vectors)
+        for n in pes:
+            perm = balance_rows(w, n, col_weights=None)
+            for mapping, wm in (("interleaved", w), ("balanced", w[perm])):
+                base = config_for(wm, n, 1)
+                m = encode(wm, base)
+                for d in depths:
+                    cfg = base.with_(fifo_depth=d)
+                    cyc, ideal = model_point(wm, x, n, d, (m, cfg))
+                    rows.append({"layer": name, "rows": w.shape[0], "cols": w.shape[1], "n_pes": n, "depth": d,
+                                 "mapping": mapping, "cycles": float(np.mean(cyc)), "ideal": float(np.mean(ideal)),
+                                 "efficiency": float(np.sum(ideal) / np.sum(cyc)),
+                                 "input_bound_eff": float(np.sum(ideal) / (x.shape[1] * w.shape[1])),
+                                 "rtl_cycles": "", "model_minus_rtl": ""})
+        print(f"  model: {name} {w.shape[0]}x{w.shape[1]} done", flush=True)
+    return rows
+
+
+def rtl_validate(rows, subset, sim="verilator"):
+    """Simulate ``subset`` [(layer, n_pes, depth, row_scale)] on the RTL; fill rtl_cycles in ``rows``."""
+    from verif.spmv_eie import run_jobs
+    worst, checked, points = 0, 0, []
+    for name, n, d, row_scale in subset:
+        w, x = make_layer(name, vectors=2, row_scale=row_scale)
+        cfg = config_for(w, n, d)
+        t0 = time.perf_counter()
+        r = run_jobs([(w, x)], cfg, sim=sim)[0]
+        model, _ = model_point(w, x, n, d)
+        dev = max(abs(a - b) for a, b in zip(model, r["cycles"]))
+        worst = max(worst, dev)
+        checked += len(model)
+        points.append({"layer": name, "shape": list(w.shape), "n_pes": n, "depth": d, "rtl": r["cycles"],
+                       "model": model, "max_abs_deviation": dev, "seconds": round(time.perf_counter() - t0, 1)})
+        print(f"  rtl: {name} {w.shape} n={n} D={d}: rtl {r['cycles']} model {model}", flush=True)
+        if row_scale == 1:
+            for row in rows:
+                if (row["layer"], row["n_pes"], row["depth"], row["mapping"]) == (name, n, d, "interleaved"):
+                    row["rtl_cycles"] = float(np.mean(r["cycles"]))
+                    row["model_minus_rtl"] = row["cycles"] - row["rtl_cycles"]
+    return {"vectors_checked": checked, "max_abs_deviation_cycles": worst, "points": points}
+
+
+def sim_speed():
+    """Same job on both simulators: TB-measured simulated cycles per wall second."""
+    from verif.spmv_eie import run_jobs
+    rng = np.random.default_rng(5)
+    cfg = EIEConfig(n_pes=4, fifo_depth=4, index_bits=4, max_rows=64, max_entries=512, arith=Arith(max_cols=64))
+    w = rng.integers(-128, 128, (64, 64)) * (rng.random((64, 64)) < 0.3)
+    x = rng.integers(-32768, 32768, (64, 24)) * (rng.random((64, 24)) < 0.5)
+    out = {}
+    for sim in ("icarus", "verilator"):
+        run_jobs([(w, x)], cfg, sim=sim)  # build (cached) outside the measurement
+        r = run_jobs([(w, x)], cfg, sim=sim)[0]
+        out[sim] = {"cycles": r["sim_cycles"], "seconds": r["sim_seconds"],
+                    "cycles_per_second": r["sim_cycles"] / r["sim_seconds"]}
+    out["verilator_over_icarus"] = out["verilator"]["cycles_per_second"] / out["icarus"]["cycles_per_second"]
+    return out
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, mapping in zip(axes, ("interleaved", "balanced")):
+        for n in sorted({r["n_pes"] for r in rows}):
+            pts = [r for r in rows if r["mapping"] == mapping and r["n_pes"] == n]
+            depths = sorted({r["depth"] for r in pts})
+            eff = [np.mean([r["efficiency"] for r in pts if r["depth"] == d]) for d in depths]
+            ax.plot(depths, eff, marker="o", label=f"{n} PEs")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("activation queue depth")
+        ax.set_title(f"{mapping} rows (mean over the 9 layers)")
+        ax.axhline(0.9, color="grey", ls=":", lw=1)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("load-balance efficiency (ideal / cycles)")
+    axes[0].legend()
+    fig.suptitle("EIE array: cycle model, EIE paper layers (columns / 16)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="three layers, fewer points")
+    ap.add_argument("--no-rtl", action="store_true", help="skip the RTL validation subset")
+    ap.add_argument("--no-speed", action="store_true", help="skip the simulator speed comparison")
+    ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
+    args = ap.parse_args(argv)
+    layers = ["Alex-8", "VGG-7", "NT-We"] if args.quick else list(LAYERS)
+    pes, depths = ((4, 16, 64), (1, 8)) if args.quick else (PES, DEPTHS)
+    t0 = time.perf_counter()
+    rows = model_grid(layers, pes, depths, vectors=4)
+    summary = {"column_scale": COL_SCALE, "layers": {k: LAYERS[k] for k in layers}}
+    if not args.no_rtl:
+        subset = [("Alex-8", 4, 8, 1), ("NT-We", 16, 8, 1), ("VGG-7", 16, 2, 4), ("Alex-7", 64, 8, 4),
+                  ("NT-LSTM", 8, 1, 4)]
+        summary["rtl_validation"] = rtl_validate(rows, subset, sim=args.sim)
+    if not args.no_speed:
+        summary["sim_speed"] = sim_speed()
+    d8 = [r for r in rows if r["depth"] == 8]
+    summary["efficiency_at_depth_8"] = {
+        mapping: {str(n): round(float(np.mean([r["efficiency"] for r in d8 if r["n_pes"] == n and r["mapping"] == mapping])), 3)
+                  for n in pes}
+        for mapping in ("interleaved", "balanced")}
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    OUT.mkdir(parents=True, exist_ok=True)
+    with open(OUT / "eie_efficiency.csv", "w", newline="") as f:
+        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
+        wr.writeheader()
+        for r in rows:
+            wr.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})
+    plot(rows, OUT / "eie_efficiency.png")
+    (OUT / "eie_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in summary.items() if k != "layers"}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""``sparseflow spmv``: one sparse matrix x vector(s) on a simulated engine, checked bit for bit."""
+from __future__ import annotations
+
+HELP = "run y = W @ x on a simulated engine (EIE array, 2:4 engine or dense baseline), checked against the golden model"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--engine", choices=["eie", "2:4", "dense"], default="eie", help="engine (default eie)")
+    parser.add_argument("--weights", required=True, metavar="W.npy", help="(R, C) integer weight matrix")
+    parser.add_argument("--input", required=True, metavar="X.npy", help="(C,) vector or (C, B) batch of vectors")
+    parser.add_argument("--out", required=True, metavar="Y.npy", help="results, written once they match the golden model")
+    parser.add_argument("--pes", type=int, default=4, metavar="N", help="EIE: processing elements (default 4)")
+    parser.add_argument("--fifo-depth", type=int, default=8, metavar="D", help="EIE: activation queue depth (default 8)")
+    parser.add_argument("--index-bits", type=int, default=4, metavar="B", help="EIE: relative index bits (default 4)")
+    parser.add_argument("--lanes", type=int, default=4, metavar="L", help="2:4/dense: lanes (default 4)")
+    parser.add_argument("--weight-bits", type=int, default=8, metavar="BITS", help="weight width (default 8)")
+    parser.add_argument("--act-bits", type=int, default=16, metavar="BITS", help="activation width (default 16)")
+    parser.add_argument("--shift", type=int, default=None, metavar="S",
+                        help="requantize: round-half-up right shift, saturate to act-bits")
+    parser.add_argument("--relu", action="store_true", help="requantize with ReLU")
+    parser.add_argument("--sim", choices=["icarus", "verilator"], default="verilator", help="simulator (default verilator)")
+    parser.add_argument("--pacing", type=float, default=1.0, metavar="P",
+                        help="probability the input is offered each cycle (default 1.0: full speed)")
+    parser.add_argument("--waves", action="store_true", help="dump waveforms (FST on Verilator, VCD on Icarus)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _load(path: str, what: str):
+    import numpy as np
+    from model.errors import SparseFlowError
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise SparseFlowError(f"{what} file {path} does not exist") from None
+    except (ValueError, OSError) as exc:
+        raise SparseFlowError(f"{what} file {path} is not a .npy array ({str(exc).splitlines()[0]})") from None
+
+
+def _save(path: str, y) -> None:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    from model.errors import SparseFlowError
+    out = Path(path)
+    if not out.parent.is_dir():
+        raise SparseFlowError(f"{out.parent}: the output's parent folder does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, y)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(args) -> int:
+    import sys
+
+    import numpy as np
+    from model.config import Arith, Requant, Sparse24Config
+    from model.errors import SparseFlowError
+    from model.reference import as_int_array
+    from scripts.cli import print_json
+
+    w = _load(args.weights, "weights")
+    x = _load(args.input, "input")
+    for name, v in (("--pes", args.pes), ("--fifo-depth", args.fifo_depth), ("--index-bits", args.index_bits),
+                    ("--lanes", args.lanes)):
+        if v < 1:
+            raise SparseFlowError(f"{name} must be >= 1, not {v}")
+    requant = Requant(args.shift or 0, args.relu) if (args.shift is not None or args.relu) else None
+    arith = Arith(weight_bits=args.weight_bits, act_bits=args.act_bits, requant=requant)
+    w = as_int_array(w, "weights", arith.weight_bits, ndim=(2,))
+    vector = np.asarray(x).ndim == 1
+    rep = {"engine": args.engine, "sim": args.sim, "weights": list(w.shape), "input": list(np.shape(x))}
+    try:
+        if args.engine == "eie":
+            from verif.spmv_eie import run_spmv, size_config
+            cfg = size_config(w, n_pes=args.pes, fifo_depth=args.fifo_depth, index_bits=args.index_bits, arith=arith)
+            r = run_spmv(w, x, cfg, sim=args.sim, pacing=args.pacing, waves=args.waves)
+            cyc = np.asarray(r["cycles"], dtype=float)
+            busy = np.asarray(r["busy"], dtype=float)  # (B, n_pes)
+            rep.update({
+                "pes": cfg.n_pes, "fifo_depth": cfg.fifo_depth, "index_bits": cfg.index_bits,
+                "config": {"max_rows": cfg.max_rows, "max_cols": cfg.max_cols, "max_entries": cfg.max_entries},
+                "cycles": r["cycles"], "total_cycles": r["total_cycles"], "predicted": r["predicted"],
+                "ideal": r["ideal"], "efficiency": r["efficiency"],
+                "utilisation": (busy.sum(axis=0) / max(cyc.sum(), 1)).tolist(),
+                "stall": r["stall"], "run_dir": r["run_dir"],
+            })
+        else:
+            try:
+                from verif.spmv_sparse24 import run_spmv as run24
+            except ImportError:
+                raise SparseFlowError(f"the {args.engine} engine is not available (verif.spmv_sparse24 is missing)") from None
+            rows, cols = w.shape
+            p2 = lambda n: 1 << max(0, (int(n) - 1).bit_length())
+            cfg = Sparse24Config(lanes=args.lanes, max_rows=p2(rows),
+                                 arith=Arith(arith.weight_bits, arith.act_bits, max_cols=max(4, p2(cols)),
+                                             requant=requant))
+            r = run24(w, x, cfg, sim=args.sim, dense=args.engine == "dense", pacing=args.pacing, waves=args.waves)
+            rep.update({"lanes": cfg.lanes, "cycles": r["cycles"], "total_cycles": r.get("total_cycles"),
+                        "run_dir": r.get("run_dir")})
+    except RuntimeError as exc:  # a simulator failure or a golden-model mismatch: not the user's input
+        print(f"sparseflow: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    y = np.asarray(r["y"])
+    if vector:
+        y = y[:, 0]
+    _save(args.out, y)
+    rep.update({"out": args.out, "matches_golden": True})
+    if args.json:
+        print_json(rep)
+        return 0
+    print(f"{args.engine} on {args.sim}: {w.shape[0]}x{w.shape[1]} weights, {len(rep['cycles'])} vector(s); "
+          f"results match the golden model -> {args.out}")
+    if args.engine == "eie":
+        for b, (c, p, i, e) in enumerate(zip(rep["cycles"], rep["predicted"], rep["ideal"], rep["efficiency"])):
+            print(f"  vector {b}: {c} cycles (cycle model {p}), ideal {i:.1f}, load-balance efficiency {e:.3f}")
+        print("  PE utilisation (busy / cycles): " + " ".join(f"{u:.2f}" for u in rep["utilisation"]))
+    else:
+        print("  cycles per vector: " + " ".join(str(c) for c in rep["cycles"]))
+    return 0

@@ -1,0 +1,144 @@
+"""cocotb regression of the EIE array on Icarus and Verilator, bit-exact against model.reference,
+counters exact against model.cyclemodel. One compiled simulation per configuration runs every
+matrix and vector of a test (weights and registers go in through ``load``)."""
+import numpy as np
+import pytest
+
+from model.config import Arith, EIEConfig, Requant
+from model.cyclemodel import simulate_vector
+from model.errors import SparseFlowError
+from verif.runner import SIMULATORS
+from verif.spmv_eie import run_jobs, run_spmv, size_config
+
+BASE = EIEConfig(n_pes=4, index_bits=2, fifo_depth=2, max_rows=32, max_entries=256, arith=Arith(max_cols=32))
+
+
+def random_jobs(rng, cfg, count, batch=3):
+    jobs = []
+    lo, hi = cfg.arith.weight_range
+    alo, ahi = cfg.arith.act_range
+    for _ in range(count):
+        r, c = int(rng.integers(1, cfg.max_rows + 1)), int(rng.integers(1, cfg.max_cols + 1))
+        w = rng.integers(lo, hi + 1, (r, c)) * (rng.random((r, c)) < rng.choice([0.05, 0.2, 0.5, 0.9]))
+        x = rng.integers(alo, ahi + 1, (c, batch)) * (rng.random((c, batch)) < rng.choice([0.1, 0.4, 0.8, 1.0]))
+        jobs.append((w, x))
+    return jobs
+
+
+def directed_jobs(rng, cfg):
+    R, C = cfg.max_rows, cfg.max_cols
+    lo, hi = cfg.arith.weight_range
+    alo, ahi = cfg.arith.act_range
+    jobs = []
+    w = rng.integers(lo, hi + 1, (R, C)) * (rng.random((R, C)) < 0.5)
+    w[:, [0, 3, 4, 5, C - 1]] = 0  # empty columns, first and last included
+    jobs.append((w, rng.integers(alo, ahi + 1, (C, 2))))
+    jobs.append((w, np.zeros((C, 1), dtype=int)))  # all-zero activation vector
+    jobs.append((rng.integers(lo, hi + 1, (R, C)) | 1, rng.integers(alo, ahi + 1, (C, 2))))  # fully dense
+    w = np.zeros((R, C), dtype=int)  # local-row gaps longer than max_gap: padding entries
+    w[[0, R - 1], :] = rng.integers(lo, hi + 1, (2, C))
+    w[R // 2, ::3] = hi
+    jobs.append((w, rng.integers(alo, ahi + 1, (C, 2))))
+    jobs.append((rng.integers(lo, hi + 1, (1, C)) | 1, rng.integers(alo, ahi + 1, (C, 2))))  # one row, every column
+    jobs.append((rng.integers(lo, hi + 1, (max(1, cfg.n_pes - 1), 5)), rng.integers(alo, ahi + 1, (5, 2))))  # idle PE
+    ext = np.where(rng.random((R, C)) < 0.5, lo, hi)  # extremes: -128/127 times -32768/32767
+    xe = np.stack([np.full(C, alo), np.full(C, ahi), np.where(np.arange(C) % 2, alo, ahi)], axis=1)
+    jobs.append((ext, xe))
+    jobs.append((np.array([[hi]]), np.array([[ahi, alo, 0]])))  # 1x1
+    return jobs
+
+
+def check_counters(results, cfg):
+    for r in results:
+        for b in range(r["x"].shape[1]):
+            p = simulate_vector(r["matrix"], r["x"][:, b], cfg)
+            assert r["cycles"][b] == p["cycles"], (r["matrix"].shape, b)
+            assert r["busy"][b] == p["busy"].tolist()
+            assert r["stall"][b] == p["stall"].tolist()
+
+
+# name -> (config, simulators run by default). Others are @slow.
+CASES = {
+    "pe4": (BASE, ("icarus",)),  # Verilator builds are costly: its default run is the requant test
+    "pe1_depth1": (BASE.with_(n_pes=1, fifo_depth=1, index_bits=3, max_entries=2048), ("icarus",)),
+    "pe8_depth4": (BASE.with_(n_pes=8, fifo_depth=4, max_entries=128), ("icarus",)),
+    "pe16_depth1": (BASE.with_(n_pes=16, fifo_depth=1, max_entries=64, index_bits=1), ()),
+}
+
+
+def _params():
+    for name, (cfg, fast) in CASES.items():
+        for sim in SIMULATORS:
+            marks = () if sim in fast else (pytest.mark.slow,)
+            yield pytest.param(name, sim, marks=marks, id=f"{name}-{sim}")
+
+
+@pytest.mark.parametrize("name,sim", list(_params()))
+def test_eie_matches_reference_and_cycle_model(name, sim):
+    cfg = CASES[name][0]
+    rng = np.random.default_rng(abs(hash(name)) % 1000)
+    jobs = directed_jobs(rng, cfg) + random_jobs(rng, cfg, 4)
+    # Input at full speed (so the counters must equal the cycle model), results and loads paced.
+    res = run_jobs(jobs, cfg, sim=sim, pacing=1.0, out_pacing=0.5, load_pacing=0.7, seed=1)
+    check_counters(res, cfg)
+    # Random idle on the input too: results still exact; busy does not depend on timing.
+    res = run_jobs(jobs[-3:], cfg, sim=sim, pacing=0.6, out_pacing=0.7, seed=2)
+    for r in res:
+        assert r["busy"] == [simulate_vector(r["matrix"], r["x"][:, b], cfg)["busy"].tolist()
+                             for b in range(r["x"].shape[1])]
+
+
+RQ = EIEConfig(n_pes=2, index_bits=3, fifo_depth=1, max_rows=16, max_entries=128,
+               arith=Arith(max_cols=16, requant=Requant(shift=4, relu=True)))
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_eie_requant_layers_share_one_build(sim):
+    rng = np.random.default_rng(3)
+    jobs = []
+    for shift, relu in [(0, False), (0, True), (5, False), (9, True), (31, False), (12, False)]:
+        w = rng.integers(-128, 128, (16, 16)) * (rng.random((16, 16)) < 0.6)
+        x = rng.integers(-32768, 32768, (16, 3))
+        jobs.append((w, x, Requant(shift, relu)))
+    jobs.append((np.full((16, 16), 127), np.full((16, 2), 32767), Requant(2, False)))  # saturates high
+    jobs.append((np.full((16, 16), -128), np.full((16, 2), 32767), Requant(1, False)))  # saturates low
+    res = run_jobs(jobs, RQ, sim=sim, pacing=1.0, out_pacing=0.6, load_pacing=0.5, seed=4)
+    assert len({r["run_dir"] for r in res}) == 1
+    check_counters(res, RQ)
+    res = run_jobs(jobs[:3], RQ, sim=sim, pacing=0.7, out_pacing=0.8, seed=5)  # random idle on x too
+    assert res[-2]["y"].max() == 32767 and res[-1]["y"].min() == -32768
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_eie_64_pes_small_matrix(sim):
+    cfg = EIEConfig(n_pes=64, index_bits=2, fifo_depth=4, max_rows=80, max_entries=32, arith=Arith(max_cols=24))
+    rng = np.random.default_rng(64)
+    w = rng.integers(-128, 128, (80, 24)) * (rng.random((80, 24)) < 0.4)
+    x = rng.integers(-32768, 32768, (24, 4)) * (rng.random((24, 4)) < 0.6)
+    r = run_spmv(w, x, cfg, sim=sim)
+    assert r["cycles"] == r["predicted"]
+
+
+def test_run_spmv_rejects_bad_input():
+    cfg = BASE
+    w = np.ones((4, 6), dtype=int)
+    with pytest.raises(SparseFlowError, match=r"^shape mismatch: weights are 4x6 but the input has 5 rows$"):
+        run_spmv(w, np.ones(5, dtype=int), cfg)
+    with pytest.raises(SparseFlowError, match=r"^weights\[0, 1\] = 300 is out of range for 8-bit signed"):
+        run_spmv(np.array([[0, 300]]), np.ones(2, dtype=int), cfg)
+    with pytest.raises(SparseFlowError, match=r"^input contains NaN or infinity$"):
+        run_spmv(w, np.array([1, 2, np.nan, 0, 0, 0]), cfg)
+    with pytest.raises(SparseFlowError, match=r"^PE 0 needs 1024 entries \(padding included\); its memory holds 256$"):
+        run_spmv(np.ones((32, 32), dtype=int), np.ones(32, dtype=int), cfg.with_(n_pes=1, max_entries=256))
+    with pytest.raises(SparseFlowError, match=r"^pacing must be in \(0, 1\], not 0$"):
+        run_spmv(w, np.ones(6, dtype=int), cfg, pacing=0)
+
+
+def test_size_config_fits_the_matrix():
+    w = np.zeros((100, 37), dtype=int)
+    w[::7, ::2] = 3
+    cfg = size_config(w, n_pes=8, index_bits=2)
+    assert (cfg.max_rows, cfg.max_cols, cfg.n_pes) == (128, 64, 8)
+    from model.formats.eie import check_fits, encode
+    check_fits(encode(w, cfg), cfg)
