@@ -56,7 +56,8 @@ class PruneConfig:
     dst_interval: int = 25        # optimizer steps between mask updates
     dst_fraction: float = 0.3     # initial drop/regrow fraction of the kept weights
     dst_end: float = 0.75         # stop updating the mask after this fraction of training
-    lr: float = 3e-3
+    lr: float = 3e-3              # dense training and dst
+    finetune_lr: float = 1e-2     # masked (re)training of oneshot/iterative/lth (see docs/pruning.md)
     taylor_batches: int = 8
     progress: bool = True
 
@@ -146,7 +147,7 @@ def oneshot(cfg: PruneConfig, data: Digits, dense: nn.Module) -> tuple[nn.Module
     masks = make_masks(sc, cfg.granularity, cfg.sparsity, scope=cfg.scope)
     apply_masks(model, masks)
     hist = [{"stage": "pruned", "test_acc": accuracy(model, *data.float_test())}]
-    train(model, x, y, epochs=cfg.finetune_epochs, lr=cfg.lr, seed=cfg.seed + 1, masks=masks,
+    train(model, x, y, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, seed=cfg.seed + 1, masks=masks,
           progress=cfg.progress, tag="fine-tune")
     return model, masks, hist
 
@@ -166,7 +167,7 @@ def iterative(cfg: PruneConfig, data: Digits, dense: nn.Module, reset: dict | No
             apply_masks(model, masks)
         else:
             rewind(model, reset, masks)
-        train(model, x, y, epochs=cfg.retrain, lr=cfg.lr, seed=cfg.seed + r, masks=masks,
+        train(model, x, y, epochs=cfg.retrain, lr=cfg.finetune_lr, seed=cfg.seed + r, masks=masks,
               progress=cfg.progress, tag=f"{cfg.schedule} round {r}/{cfg.rounds} (sparsity {s:.3f})")
         hist.append({"stage": f"round {r}", "sparsity": s, "test_acc": accuracy(model, *data.float_test())})
     return model, masks, hist
