@@ -76,7 +76,8 @@ def plot(rows: list[dict], path: Path) -> None:
     ax[0].bar(idx + 0.2, [r["dense_macs_per_mult_cycle"] for r in rows], 0.4, label="dense baseline")
     ax[0].set_ylabel("dense-equivalent MACs / multiplier / cycle")
     ax[0].set_xticks(idx, labels, fontsize=8)
-    ax[0].legend()
+    ax[0].set_ylim(0, 2.6)
+    ax[0].legend(loc="upper center", ncol=2)
     ax[1].plot(idx, [r["ratio"] for r in rows], "o-", label=f"batch of {rows[0]['batch']}")
     ax[1].plot(idx, [r["single_vector_ratio"] for r in rows], "s--", label="single vector")
     ax[1].axhline(2.0, color="grey", lw=0.8, ls=":")
@@ -97,7 +98,13 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--quick", action="store_true", help="two small shapes only")
     p.add_argument("--out", type=Path, default=Path("docs/results"))
+    p.add_argument("--plot-only", action="store_true", help="redraw the PNG from the existing CSV")
     args = p.parse_args(argv)
+    if args.plot_only:
+        with open(args.out / "sparse24_throughput.csv") as fh:
+            rows = [{k: float(v) if "." in v else int(v) for k, v in r.items()} for r in csv.DictReader(fh)]
+        plot(rows, args.out / "sparse24_throughput.png")
+        return 0
     rows = []
     for r, c, l in (QUICK if args.quick else SHAPES):
         res = measure(r, c, l, args.batch, args.sim)

@@ -169,3 +169,17 @@ def test_host_validation_errors():
         run_spmv(good, np.zeros(8, int), CFG, pacing=0)
     with pytest.raises(SparseFlowError, match=r"^unknown simulator 'xsim'; choose one of icarus, verilator$"):
         run_spmv(good, np.zeros(8, int), CFG, sim="xsim")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("dense", [False, True])
+def test_random_sweep(sim, dense):
+    """Many shapes, layers and stall rates through one build per engine."""
+    rng = np.random.default_rng(100 + dense)
+    for i in range(8):
+        rows, cols = int(rng.integers(1, 17)), 4 * int(rng.integers(1, 9))
+        w = random_24(rng, rows, cols)
+        x = rng.integers(-32768, 32768, (cols, int(rng.integers(1, 5))))
+        cfg = with_requant(int(rng.integers(0, 20)), bool(rng.integers(0, 2)))
+        run_spmv(w, x, cfg, sim=sim, dense=dense, pacing=float(rng.choice([0.3, 0.6, 1.0])), seed=i)

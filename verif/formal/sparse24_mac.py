@@ -33,11 +33,14 @@ class MACHarness(wiring.Component):
 
     ``valid_meta``: assume ``pos[0] < pos[1]`` on every valid group (the encoder's guarantee);
     with ``False`` the proof covers any metadata under the documented sum semantics.
+    ``mutant``: a deliberately wrong reference (each weight at the other's position), which the
+    proof must refute; it shows the assertions are not vacuous.
     """
 
-    def __init__(self, arith: Arith, valid_meta: bool = True):
+    def __init__(self, arith: Arith, valid_meta: bool = True, mutant: bool = False):
         self.arith = arith
         self.valid_meta = valid_meta
+        self.mutant = mutant
         super().__init__({
             "valid": In(1), "first": In(1), "last": In(1),
             "act": In(data.ArrayLayout(signed(arith.act_bits), GROUP)),
@@ -53,8 +56,8 @@ class MACHarness(wiring.Component):
             m.d.comb += getattr(mac, name).eq(getattr(self, name))
 
         # Decompress the group, then a plain 4-term dot product.
-        dense = [Mux(self.pos[0] == i, self.weight[0], 0) + Mux(self.pos[1] == i, self.weight[1], 0)
-                 for i in range(GROUP)]
+        p0, p1 = (self.pos[1], self.pos[0]) if self.mutant else (self.pos[0], self.pos[1])
+        dense = [Mux(p0 == i, self.weight[0], 0) + Mux(p1 == i, self.weight[1], 0) for i in range(GROUP)]
         dot = Signal(signed(a.weight_bits + a.act_bits + 2))
         m.d.comb += dot.eq(sum(dense[i] * self.act[i] for i in range(GROUP)))
 
@@ -97,10 +100,11 @@ prep -top {top}
 """
 
 
-def write_proof(workdir: Path, arith: Arith, valid_meta: bool = True, depth: int = 3) -> Path:
+def write_proof(workdir: Path, arith: Arith, valid_meta: bool = True, depth: int = 3,
+                mutant: bool = False) -> Path:
     """Write ``<top>.il`` and ``<top>.sby`` into ``workdir``; return the .sby path."""
     workdir.mkdir(parents=True, exist_ok=True)
-    text = rtlil.convert(MACHarness(arith, valid_meta), name=TOP, platform="formal", emit_src=False)
+    text = rtlil.convert(MACHarness(arith, valid_meta, mutant), name=TOP, platform="formal", emit_src=False)
     (workdir / f"{TOP}.il").write_text(text)
     sby = workdir / f"{TOP}.sby"
     sby.write_text(SBY.format(top=TOP, depth=depth))
@@ -108,10 +112,10 @@ def write_proof(workdir: Path, arith: Arith, valid_meta: bool = True, depth: int
 
 
 def run_proof(workdir: Path, arith: Arith, valid_meta: bool = True, depth: int = 3,
-              timeout: float = 600) -> tuple[str, str]:
+              timeout: float = 600, mutant: bool = False) -> tuple[str, str]:
     """Run SymbiYosys in ``workdir`` (YoWASP tools see only the cwd tree); return (status, log)."""
     from scripts.tools import tool_env
-    sby = write_proof(workdir, arith, valid_meta, depth)
+    sby = write_proof(workdir, arith, valid_meta, depth, mutant)
     env = tool_env()
     proc = subprocess.run([env["SBY"], "-f", sby.name], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=timeout)
