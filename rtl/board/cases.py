@@ -16,6 +16,7 @@ from model.errors import SparseFlowError
 from model.reference import layer
 
 ENGINES = ("eie", "2:4", "dense", "standin")
+MIN_ENTRIES = 256
 
 
 @dataclass
@@ -107,7 +108,10 @@ def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed
         cfg = EIEConfig(n_pes=size, arith=arith, max_rows=rows)
         enc = eie.encode(w, cfg)
         worst = int(enc.entries_per_pe.max(initial=0))
-        cfg = cfg.with_(max_entries=max(1, worst))
+        # Entry memories sized like a real layer's (a power of two, at least 256 words: one
+        # iCE40 4 kbit / ECP5 18 kbit block RAM), not shrunk to this small test matrix, so that
+        # they synthesize as they would in use (Yosys folds tiny ROMs into logic).
+        cfg = cfg.with_(max_entries=max(MIN_ENTRIES, 1 << (max(worst, 1) - 1).bit_length()))
         eie.check_fits(enc, cfg)
         init = enc
     elif engine == "2:4":

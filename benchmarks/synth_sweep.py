@@ -1,0 +1,160 @@
+"""Resource and Fmax sweep: each engine at several PE/lane counts on both FPGA targets.
+
+Runs ``scripts.synth.synthesize`` one configuration at a time (synthesis is CPU-heavy), appending
+each result to ``docs/results/synth_sweep.csv`` as soon as it is measured (a design that does not
+fit is recorded with ``fits=0`` and nextpnr's reason). Then fits each resource as a linear
+function of the size (least squares, per engine and target), writes the fits to
+``docs/results/synth_fit.json`` and plots resources and Fmax vs size to ``synth_sweep.png``.
+
+    python -m benchmarks.synth_sweep                 # the default sweep (about an hour)
+    python -m benchmarks.synth_sweep --plot-only     # refit and replot the CSV
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "results"
+CSV = OUT / "synth_sweep.csv"
+FIELDS = ["target", "engine", "size", "rows", "cols", "density", "fits", "logic_cells", "lut4", "ffs", "bram",
+          "dsp", "fmax_mhz", "goal_mhz", "meets_goal", "engine_cycles", "dense_macs", "throughput_gmacs",
+          "throughput_per_cell", "critical_from", "critical_to", "critical_ns", "note"]
+RESOURCES = ["logic_cells", "ffs", "bram", "dsp", "fmax_mhz"]
+
+# Goal-relevant points first, so a partial sweep already answers the questions.
+SWEEP = [
+    ("ice40-up5k", "eie", 4), ("ice40-up5k", "2:4", 4), ("ice40-up5k", "dense", 4),
+    ("ecp5-85f", "eie", 16), ("ecp5-85f", "2:4", 8), ("ecp5-85f", "dense", 8),
+    ("ice40-up5k", "eie", 1), ("ice40-up5k", "eie", 2), ("ice40-up5k", "2:4", 1), ("ice40-up5k", "2:4", 2),
+    ("ice40-up5k", "dense", 1), ("ice40-up5k", "dense", 2),
+    ("ecp5-85f", "eie", 4), ("ecp5-85f", "eie", 8), ("ecp5-85f", "2:4", 2), ("ecp5-85f", "2:4", 4),
+    ("ecp5-85f", "dense", 2), ("ecp5-85f", "dense", 4),
+    ("ice40-up5k", "eie", 8), ("ice40-up5k", "2:4", 8), ("ice40-up5k", "dense", 8),
+    ("ecp5-85f", "eie", 32),
+]
+
+
+def run_sweep(points, rows, cols, density, seed, csv_path: Path) -> None:
+    from model.errors import SparseFlowError
+    from scripts.synth import synthesize
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    new = not csv_path.exists()
+    with open(csv_path, "a", newline="") as fh:
+        w = csv.DictWriter(fh, FIELDS)
+        if new:
+            w.writeheader()
+        for i, (target, engine, size) in enumerate(points, 1):
+            print(f"sweep [{i}/{len(points)}] {target} {engine} x{size}", file=sys.stderr, flush=True)
+            t0 = time.monotonic()
+            row = {"target": target, "engine": engine, "size": size, "rows": rows, "cols": cols, "density": density}
+            try:
+                r = synthesize(engine, size, target, rows=rows, cols=cols, density=density, seed=seed,
+                               out=ROOT / "build" / "sweep" / f"{target}-{engine.replace(':', '')}-{size}")
+                cp = r.get("critical_path") or {}
+                row.update({k: r.get(k) for k in FIELDS if k in r}, fits=1, meets_goal=int(r["meets_goal"]),
+                           critical_from=cp.get("from"), critical_to=cp.get("to"), critical_ns=cp.get("delay_ns"))
+            except SparseFlowError as exc:
+                row.update(fits=0 if "does not fit" in str(exc) else "error", note=str(exc))
+            w.writerow(row)
+            fh.flush()
+            print(f"sweep: {target} {engine} x{size}: {row.get('logic_cells', '-')} cells, "
+                  f"{row.get('fmax_mhz', '-')} MHz, fits={row['fits']} ({time.monotonic() - t0:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+
+def load(csv_path: Path) -> list[dict]:
+    with open(csv_path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def fit(rows: list[dict]) -> dict:
+    """Least-squares line ``value = a + b * size`` per (target, engine, resource) over fitting points."""
+    out = {}
+    for target in sorted({r["target"] for r in rows}):
+        for engine in sorted({r["engine"] for r in rows}):
+            pts = sorted((int(r["size"]), r) for r in rows
+                         if r["target"] == target and r["engine"] == engine and r["fits"] == "1")
+            if len(pts) < 2:
+                continue
+            x = np.array([p[0] for p in pts], dtype=float)
+            res = {}
+            for key in RESOURCES:
+                y = np.array([float(p[1][key]) for p in pts])
+                b, a = np.polyfit(x, y, 1)
+                pred = a + b * x
+                ss = float(((y - y.mean()) ** 2).sum())
+                r2 = 1.0 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else 1.0
+                res[key] = {"intercept": round(float(a), 2), "per_unit": round(float(b), 2), "r2": round(r2, 3),
+                            "points": len(x)}
+            out[f"{target}/{engine}"] = res
+    return out
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    targets = sorted({r["target"] for r in rows})
+    keys = ["logic_cells", "ffs", "bram", "dsp", "fmax_mhz"]
+    fig, axes = plt.subplots(len(targets), len(keys), figsize=(4 * len(keys), 3.3 * len(targets)), squeeze=False)
+    for ti, target in enumerate(targets):
+        for ki, key in enumerate(keys):
+            ax = axes[ti][ki]
+            for engine in ["eie", "2:4", "dense"]:
+                pts = sorted((int(r["size"]), float(r[key])) for r in rows if r["target"] == target
+                             and r["engine"] == engine and r["fits"] == "1")
+                if pts:
+                    ax.plot(*zip(*pts), "o-", label=engine)
+            if key == "fmax_mhz":
+                goal = next((float(r["goal_mhz"]) for r in rows if r["target"] == target and r["goal_mhz"]), None)
+                if goal:
+                    ax.axhline(goal, ls="--", c="grey", lw=1, label="goal")
+            ax.set_title(f"{target}: {key}")
+            ax.set_xlabel("PEs / lanes")
+            ax.set_xscale("log", base=2)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def report(csv_path: Path) -> None:
+    rows = load(csv_path)
+    fits = fit(rows)
+    (OUT / "synth_fit.json").write_text(json.dumps(fits, indent=2, sort_keys=True) + "\n")
+    plot(rows, OUT / "synth_sweep.png")
+    for series, res in fits.items():
+        print(series + ": " + ", ".join(f"{k} = {v['intercept']} + {v['per_unit']}*n (R2 {v['r2']})"
+                                        for k, v in res.items()))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--rows", type=int, default=32)
+    p.add_argument("--cols", type=int, default=32)
+    p.add_argument("--density", type=float, default=0.25)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--plot-only", action="store_true")
+    p.add_argument("--fresh", action="store_true", help="start a new CSV instead of appending")
+    p.add_argument("--only", help="comma-separated target/engine/size points, e.g. ice40-up5k/eie/4")
+    a = p.parse_args(argv)
+    if not a.plot_only:
+        if a.fresh and CSV.exists():
+            CSV.unlink()
+        points = SWEEP
+        if a.only:
+            points = [(t, e, int(s)) for t, e, s in (x.split("/") for x in a.only.split(","))]
+        run_sweep(points, a.rows, a.cols, a.density, a.seed, CSV)
+    report(CSV)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The board self-test top in cocotb: a correct run lights PASS, a corrupted expected ROM lights FAIL,
+and the UART report carries the cycle count (checked inside verif/board_tb.py)."""
+import pytest
+
+from model.errors import SparseFlowError
+from rtl.board.cases import make_case
+from rtl.board.selftest import SelfTest
+from rtl.board.top import make_selftest
+from scripts.synth import simulate_selftest
+
+CLK_HZ = 12e6  # the iCEBreaker oscillator: the UART divisor the board build uses
+
+
+@pytest.mark.parametrize("corrupt", [False, True], ids=["pass", "fail"])
+def test_standin_selftest_icarus(corrupt):
+    case = make_case("standin", 1, 4, 8, 0.5, seed=3)
+    r = simulate_selftest(case, CLK_HZ, "icarus", corrupt=corrupt)
+    assert (r["passed"], r["failed"]) == ((0, 1) if corrupt else (1, 0))
+    assert r["uart"].startswith("F " if corrupt else "P ")
+    assert int(r["uart"][2:10], 16) == r["cycles"] > 4 * 8  # at least one cycle per MAC
+
+
+@pytest.mark.parametrize("engine", ["eie", pytest.param("2:4", marks=pytest.mark.slow),
+                                    pytest.param("dense", marks=pytest.mark.slow)])
+def test_engine_selftest_pass_and_fail(engine):
+    case = make_case(engine, 2, 8, 16, 0.3, seed=5)
+    good = simulate_selftest(case, CLK_HZ, "icarus")
+    bad = simulate_selftest(case, CLK_HZ, "icarus", corrupt=True)
+    assert (good["passed"], good["failed"]) == (1, 0)
+    assert (bad["passed"], bad["failed"]) == (0, 1)
+    assert good["cycles"] == bad["cycles"]  # the corruption is in the checker's ROM, not the run
+
+
+@pytest.mark.slow  # a Verilator build takes ~20 s; Icarus covers the default run
+def test_standin_selftest_verilator():
+    case = make_case("standin", 1, 4, 8, 0.5, seed=3)
+    assert simulate_selftest(case, CLK_HZ, "verilator")["passed"] == 1
+
+
+def test_selftest_rejects_bad_arguments():
+    case = make_case("standin", 1, 2, 4, 1.0)
+    with pytest.raises(SparseFlowError, match="too slow"):
+        SelfTest(case.build_engine(), case.x_words(), case.y_words(), act_bits=16, out_bits=26,
+                 clk_hz=115200)
+    with pytest.raises(SparseFlowError, match="at least one"):
+        SelfTest(case.build_engine(), [], case.y_words(), act_bits=16, out_bits=26, clk_hz=12e6)
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    (dict(engine="bogus"), "unknown engine"),
+    (dict(density=0.0), "density"),
+    (dict(engine="2:4", cols=6), "multiple of 4"),
+    (dict(rows=0), "rows"),
+])
+def test_make_case_errors(kwargs, msg):
+    args = dict(engine="eie", size=2, rows=8, cols=8, density=0.5)
+    args.update(kwargs)
+    with pytest.raises(SparseFlowError, match=msg):
+        make_case(**args)
+
+
+def test_case_expected_is_reference():
+    from model.reference import layer
+    case = make_case("2:4", 2, 8, 16, 0.6, seed=2, vectors=2)
+    for x, y in zip(case.xs, case.expected):
+        assert (layer(case.weights, x, case.arith) == y).all()
+    g = case.weights.reshape(8, 4, 4)
+    assert ((g != 0).sum(axis=2) <= 2).all()  # really 2:4
+    words = case.y_words(corrupt=True)
+    assert words[0][0] == case.expected[0][0] ^ 1 and words[-1][1]

@@ -1,0 +1,104 @@
+"""FPGA flow: one small synthesis + place-and-route per target, the not-fit error, CLI bad input."""
+import json
+import subprocess
+import sys
+
+import pytest
+from amaranth import Cat, Elaboratable, Module, Signal
+
+from model.errors import SparseFlowError
+from scripts import cli
+from scripts.synth import (TARGETS, format_table, parse_critical_path, parse_memories, run_flow,
+                           short_cell, synthesize)
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_small_design_synthesizes(target, tmp_path):
+    r = synthesize("standin", 1, target, rows=4, cols=8, density=0.5, out=tmp_path / "b", sim=None)
+    assert r["fits"] and r["logic_cells"] > 0 and r["ffs"] > 0 and r["fmax_mhz"] > 0
+    assert 0 < r["logic_cells"] <= r["logic_cells_available"]
+    assert r["dsp"] >= 1  # the multiplier went to a DSP block
+    assert r["bitstream_bytes"] > 1000
+    assert r["critical_path"]["delay_ns"] > 0
+    assert "engine.xbuf" in " ".join(m["memory"] for m in r["memories"])
+    assert "Fmax" in format_table([r])
+
+
+class _DSPHog(Elaboratable):
+    """Nine registered 16x16 multipliers feeding an LED: one more than the UP5K's 8 DSP blocks.
+    (A design too big in block RAM would do too, but Yosys takes minutes over a large ROM.)"""
+
+    def elaborate(self, platform):
+        m = Module()
+        lfsr = Signal(32, init=1)
+        m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[2] ^ lfsr[6] ^ lfsr[7]))
+        acc = Signal(32)
+        prods = []
+        for i in range(9):
+            a, b, p = Signal(16), Signal(16), Signal(32)
+            m.d.sync += [a.eq(lfsr[:16] + i), b.eq(lfsr[16:] ^ (i * 0x1111)), p.eq(a * b)]
+            prods.append(p)
+        x = prods[0]
+        for p in prods[1:]:
+            x = x ^ p
+        m.d.sync += acc.eq(x)
+        led = platform.request("led_g", 0, dir="o")
+        m.d.comb += led.o.eq(acc.xor())
+        return m
+
+
+def test_design_too_big_for_up5k(tmp_path):
+    with pytest.raises(SparseFlowError, match=r"^design does not fit iCEBreaker.*ICESTORM_DSP"):
+        run_flow(_DSPHog(), TARGETS["ice40-up5k"], tmp_path / "hog", 50.0, bitstream=False)
+
+
+@pytest.mark.slow
+def test_cli_not_fit_is_one_line(tmp_path, capsys):
+    rc = cli.main(["synth", "--engine", "eie", "--pes", "16", "--target", "ice40-up5k", "--sim", "none",
+                   "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("sparseflow: error: design does not fit")
+
+
+def test_report_parsers():
+    log = ("mapping memory top.a.w via $__ICE40_RAM4K_\nusing FF mapping for memory top.b\n"
+           "mapping memory top.c via $__TRELLIS_DPR16X4_\n")
+    kinds = {m["memory"]: m["kind"] for m in parse_memories(log)}
+    assert kinds == {"top.a.w": "bram", "top.b": "logic", "top.c": "lutram"}
+    rep = {"critical_paths": [{"path": [
+        {"type": "clk-to-q", "delay": 1.0, "from": {"cell": "a.q_SB_DFF"}, "to": {"cell": "b_SB_LUT4_O"}},
+        {"type": "routing", "delay": 2.0, "from": {"cell": "b"}, "to": {"cell": "c"}},
+        {"type": "logic", "delay": 0.5, "from": {"cell": "c"}, "to": {"cell": "d.acc_SB_DFF_Q"}}]}]}
+    cp = parse_critical_path(rep)
+    assert cp["from"] == "a.q" and cp["to"] == "d.acc" and cp["delay_ns"] == 3.5 and cp["logic_levels"] == 1
+    assert short_cell("x.y$abc") == "x.y"
+
+
+def _cli(*argv):
+    return subprocess.run([sys.executable, "-m", "scripts.cli", "synth", *argv], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--engine", "eie", "--target", "ice40-up5k", "--lanes", "2"], "--lanes is for"),
+    (["--engine", "2:4", "--target", "ice40-up5k", "--pes", "2"], "--pes is for"),
+    (["--engine", "eie", "--target", "ice40-up5k", "--pes", "0"], "must be >= 1"),
+    (["--engine", "dense", "--target", "ecp5-85f", "--cols", "6"], "multiple of 4"),
+    (["--engine", "eie", "--target", "ice40-up5k", "--density", "2"], "density"),
+    (["--engine", "eie", "--target", "ice40-up5k", "--freq", "-5"], "--freq must be positive"),
+    (["--engine", "eie", "--target", "virtex"], "invalid choice"),
+])
+def test_cli_bad_input(argv, msg):
+    out = _cli(*argv)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and msg in lines[0] and "Traceback" not in out.stderr, out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine, size", [("eie", 4), ("2:4", 4), ("dense", 4)])
+def test_engines_synthesize_ice40_json(engine, size, tmp_path, capsys):
+    flag = "--pes" if engine == "eie" else "--lanes"
+    rc = cli.main(["synth", "--engine", engine, flag, str(size), "--target", "ice40-up5k",
+                   "--out", str(tmp_path / "o"), "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert rc == 0 and r["fits"] and r["engine_cycles"] > 0 and r["fmax_mhz"] > 0
