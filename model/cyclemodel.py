@@ -3,18 +3,19 @@
 It replays the array's timing rules non-zero by non-zero instead of cycle by cycle (see
 ``docs/eie.md``; the RTL counters must equal its numbers, ``tests/test_eie_array.py``):
 
-* the input delivers one element per cycle (element ``e`` at cycle ``T_e``, ``T_0 = 0``); a
-  non-zero is accepted only when every PE's queue has room; a queue of depth ``D`` that holds
-  ``D`` words does not accept one in the cycle its head is popped (``SyncFIFO``), so the
-  ``i``-th non-zero waits until each PE has popped its ``(i - D)``-th: ``T >= Q[i - D] + 1``;
-* PE ``k`` pops the ``i``-th non-zero at ``Q_i = max(T_i + 1, C_{i-1})`` (one cycle through the
-  queue; register A free or being consumed), reads the column's pointer pair, and A is
-  consumed at ``C_i = Q_i + 1`` for an empty column or ``max(Q_i + 1, W)`` for a column of
-  ``L > 0`` entries, ``W`` being the cycle the walker issues the previous column's last entry;
-  it then issues the entries at ``C_i + 1 .. C_i + L``;
-* the vector is done at the first cycle after the last element's acceptance at which every PE is
-  idle: three cycles after its last issue (walker, entry read, accumulate), one after its last
-  empty-column pop;
+* the input delivers one element per cycle (element ``e`` at cycle ``T_e``, ``T_0 = 0``); a zero
+  is accepted at once; a non-zero enters the broadcast register when it is free or firing:
+  ``T = max(T_prev + 1, F_prev)``;
+* the register fires (writes the queues of the PEs with entries in that column) at
+  ``F = max(T + 1, Q_k[i_k - D] + 1 over those PEs)``: a queue of depth ``D`` that holds ``D``
+  words does not accept one in the cycle its head is popped (``SyncFIFO``);
+* PE ``k`` pops its ``i``-th word at ``Q_i = max(F_i + 1, C_{i-1})`` (one cycle through the
+  queue; register A free or being consumed) reading the column's pointer pair; the walker
+  takes it at ``C_i = max(Q_i + 1, C_{i-1} + L_{i-1})`` (the cycle it issues the previous
+  column's last entry) and issues its ``L_i`` entries at ``C_i + 1 .. C_i + L_i``;
+* the vector is done at the first cycle after the last element's acceptance at which the
+  broadcast register is empty and every PE is idle: three cycles after its last issue (walker,
+  entry read, accumulate);
 * ``cycles`` counts from the first element's acceptance to that cycle inclusive;
   ``total_cycles`` adds ``rows + 1`` read-out cycles when results are taken at once.
 
@@ -47,33 +48,34 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
     if x.shape[0] != cols:
         raise SparseFlowError(f"shape mismatch: the matrix has {cols} columns but the input has {x.shape[0]}")
     n, depth = cfg.n_pes, cfg.fifo_depth
+    pes = np.arange(n)
     lengths = np.diff(mat.ptr, axis=1)  # (n, cols): entries of column j on PE k
     q_hist = np.full((depth, n), NEG, dtype=np.int64)  # ring of the last D pops per PE
-    c_prev = np.full(n, NEG, dtype=np.int64)  # A consumed
-    walk_free = np.full(n, NEG, dtype=np.int64)  # cycle the walker can take the next column
-    last_issue = np.full(n, NEG, dtype=np.int64)
+    pushed = np.zeros(n, dtype=np.int64)  # words each queue has received
+    c_prev = np.full(n, NEG, dtype=np.int64)  # register A consumed (= taken by the walker)
+    last_issue = np.full(n, NEG, dtype=np.int64)  # also: the walker can take the next column
     stall = np.zeros(n, dtype=np.int64)
-    t = -1
-    i = 0
+    t = -1  # acceptance cycle of the latest element
+    fire = NEG  # cycle the broadcast register wrote its word to the queues
     nz_cols = np.flatnonzero(x)
     prev_col = -1
     for j in nz_cols:
-        t += j - prev_col  # zeros in between: one cycle each
+        t = max(t + j - prev_col, fire)  # zeros pass at one per cycle; a non-zero waits for the register
         prev_col = j
-        old = q_hist[i % depth]  # pop of the (i - D)-th non-zero (NEG while i < D)
-        t_acc = max(t, int(old.max()) + 1)
-        stall += np.clip(np.minimum(t_acc, old + 1) - t, 0, None)
-        t = t_acc
-        q = np.maximum(t + 1, c_prev)
+        need = lengths[:, j] > 0
+        slot = pushed % depth
+        old = q_hist[slot, pes]  # pop of the word D places back in the queue (NEG if none)
+        fire = max(t + 1, int(old[need].max(initial=NEG)) + 1)
+        stall += np.where(need, np.clip(np.minimum(fire, old + 1) - (t + 1), 0, None), 0)
+        q = np.maximum(fire + 1, c_prev)
+        c = np.maximum(q + 1, last_issue)
         L = lengths[:, j]
-        c = np.where(L > 0, np.maximum(q + 1, walk_free), q + 1)
-        walk_free = np.where(L > 0, c + L, walk_free)
-        last_issue = np.where(L > 0, c + L, last_issue)
-        c_prev = c
-        q_hist[i % depth] = q
-        i += 1
+        c_prev = np.where(need, c, c_prev)
+        last_issue = np.where(need, c + L, last_issue)
+        q_hist[slot, pes] = np.where(need, q, old)
+        pushed += need
     t += cols - 1 - prev_col  # the remaining zeros; t = acceptance of the last element
-    done = max(t + 1, int(np.maximum(c_prev + 1, last_issue + 3).max()))
+    done = max(t + 1, fire + 1, int((last_issue + 3).max()))
     busy = lengths[:, nz_cols].sum(axis=1) if len(nz_cols) else np.zeros(n, dtype=np.int64)
     return {"cycles": done + 1, "total_cycles": done + rows + 2, "busy": busy, "stall": stall}
 

@@ -27,7 +27,7 @@ def run(dut, *benches, cycles=100_000):
     sim.add_clock(1e-6)
     for b in benches:
         sim.add_testbench(b)
-    sim.run_until(cycles * 1e-6)
+    sim.run()  # until every testbench returns (the clock is a background process)
 
 
 def test_nonzero_detect_numbers_columns_and_skips_zeros():
@@ -70,48 +70,68 @@ def test_nonzero_detect_numbers_columns_and_skips_zeros():
 
 
 @pytest.mark.parametrize("depth", [1, 3])
-def test_broadcast_copies_in_order_and_stalls_only_when_a_queue_is_full(depth):
+def test_broadcast_feeds_only_pes_with_work_and_blocks_only_on_a_full_needed_queue(depth):
     cfg = SMALL.with_(n_pes=3, fifo_depth=depth)
     dut = Broadcast(cfg)
-    words = [(i % 16, i - 50) for i in range(60)]
+    rng = np.random.default_rng(depth)
+    mask = rng.random((3, 16)) < 0.6  # mask[k, j]: PE k has entries in column j
+    mask[:, 5] = False  # a column no PE needs
+    words = [(int(rng.integers(0, 16)), i - 50) for i in range(80)]
     got = [[] for _ in range(3)]
-    model_level = [0, 0, 0]
+    level = [0, 0, 0]
+    reg = []  # the word in the broadcast register (model)
     mismatches = []
 
     async def source(ctx):
-        rng = random.Random(3)
+        prng = random.Random(3)
+        for k in range(3):
+            for j in range(16):
+                ctx.set(dut.mask_we, 1); ctx.set(dut.mask_pe, k); ctx.set(dut.mask_col, j)
+                ctx.set(dut.mask_bit, int(mask[k, j]))
+                await ctx.tick()
+        ctx.set(dut.mask_we, 0)
         for col, data in words:
             ctx.set(dut.i.valid, 1)
             ctx.set(dut.i.payload.col, col)
             ctx.set(dut.i.payload.data, data)
             await ctx.tick().until(dut.i.ready)
-            if rng.random() < 0.2:
+            if prng.random() < 0.2:
                 ctx.set(dut.i.valid, 0)
                 await ctx.tick()
         ctx.set(dut.i.valid, 0)
 
-    async def sinks(ctx):  # one process for all queues: the level model sees each edge once
-        rng = random.Random(10)
-        n = len(model_level)
-        for _ in range(800):
-            for k in range(n):
-                ctx.set(dut.q[k].ready, rng.random() < 0.3 + 0.2 * k)
-            sampled = await ctx.tick().sample(dut.i.valid, dut.i.ready, *(
-                s for k in range(n) for s in (dut.q[k].valid, dut.q[k].ready, dut.q[k].payload.col,
-                                              dut.q[k].payload.data)))
-            iv, ir, rest = sampled[2], sampled[3], sampled[4:]
-            # model: the broadcast is ready exactly when no queue is full
-            if ir != all(lvl < depth for lvl in model_level):
-                mismatches.append((ir, list(model_level)))
-            for k in range(n):
+    async def sinks(ctx):  # one process for all queues: the model sees each edge once
+        prng = random.Random(10)
+        for _ in range(48):
+            await ctx.tick()
+        for _ in range(900):
+            for k in range(3):
+                ctx.set(dut.q[k].ready, prng.random() < 0.3 + 0.2 * k)
+            sampled = await ctx.tick().sample(dut.i.valid, dut.i.ready, dut.i.payload.col, dut.pending,
+                                              dut.blocked, *(s for k in range(3) for s in (
+                                                  dut.q[k].valid, dut.q[k].ready, dut.q[k].payload.col,
+                                                  dut.q[k].payload.data)))
+            iv, ir, icol, pending, blocked = sampled[2:7]
+            rest = sampled[7:]
+            need = mask[:, reg[0]] if reg else np.zeros(3, bool)
+            want_blocked = sum(1 << k for k in range(3) if reg and need[k] and level[k] == depth)
+            fire = bool(reg) and all(level[k] < depth or not need[k] for k in range(3))
+            if pending != bool(reg) or blocked != want_blocked or ir != (not reg or fire):
+                mismatches.append((pending, blocked, ir, list(level), reg))
+            for k in range(3):
                 v, r, col, data = rest[4 * k:4 * k + 4]
-                model_level[k] += (iv and ir) - (v and r)
+                level[k] += int(fire and need[k]) - int(v and r)
                 if v and r:
                     got[k].append((col, data))
+            if fire:
+                reg.clear()
+            if iv and ir:
+                reg[:] = [icol]
 
-    run(dut, source, sinks, cycles=1000)
-    assert all(g == words for g in got)
-    assert not mismatches
+    run(dut, source, sinks)
+    for k in range(3):
+        assert got[k] == [(c, d) for c, d in words if mask[k, c]]
+    assert not mismatches[:3]
 
 
 def _pe_case(cfg, w, k, xs):
@@ -255,16 +275,21 @@ def test_requant_only_configs_share_one_verilog():
 
 
 def test_cycle_model_by_hand():
-    # One PE, depth 1. Columns 0 and 2 hold 3 and 1 entries, column 1 none; x = [1, 1, 1].
+    # One PE, queue depth 1; worked out with the rules in model.cyclemodel's docstring.
     cfg = EIEConfig(n_pes=1, fifo_depth=1, max_rows=4, max_entries=8, arith=Arith(max_cols=3))
-    w = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 1]])
-    # T: accepted at 0, 2 (queue full until the pop at 1), 3 (pop at 2)... worked out below:
-    #   nz0: T=0 Q=1 C=2 issues 3..5
-    #   nz1: T=max(1, Q0+1)=2, Q=max(3, C0=2)=3, empty -> C=4
-    #   nz2: T=max(3, Q1+1=4)=4, Q=max(5, 4)=5, C=max(6, W=5)=6, issues 7; done 7+3=10
+    # Columns hold 3, 1, 1 entries.
+    #   c0: T=0 F=1 Q=2 C=3, issues 4..6
+    #   c1: T=1, queue full until the pop at 2 -> F=3 (stall 1), Q=4, C=6 (walker busy), issue 7
+    #   c2: T=3 F=5 (stall 1) Q=6 C=7, issue 8; done 8+3 = 11 -> 12 cycles
+    w = np.array([[1, 1, 1], [1, 0, 0], [1, 0, 0]])
     p = simulate_vector(w, [1, 1, 1], cfg)
-    assert p["cycles"] == 11 and list(p["busy"]) == [4] and list(p["stall"]) == [2]
-    assert p["total_cycles"] == 11 + 3 + 1
+    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (12, [5], [2])
+    assert p["total_cycles"] == 12 + 3 + 1
+    # An empty column never reaches the PE: c0 issues 4..6; c1 fires at 2, pushes nothing;
+    # c2: T=2 F=3 Q=4 C=6, issue 7 -> done 10 -> 11 cycles, no stall
+    w = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 1]])
+    p = simulate_vector(w, [1, 1, 1], cfg)
+    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (11, [4], [0])
     assert predict_cycles(w, [0, 0, 0], cfg) == 4  # all zeros: 3 elements, then done
     assert ideal_cycles(w, [1, 0, 1], 2) == 2.0
 

@@ -54,10 +54,10 @@ def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int
 
 def load_words(m: EIEMatrix, cfg: EIEConfig, requant: Requant | None = None) -> np.ndarray:
     """The ``load`` stream that installs ``m`` (and shift/relu) into an array built for ``cfg``."""
-    from rtl.eie.layouts import (LOAD_CODEBOOK, LOAD_ENTRY, LOAD_PTR, LOAD_REG, REG_COLS, REG_RELU,
-                                 REG_ROWS, REG_SHIFT, load_field_bits)
+    from rtl.eie.layouts import (KIND_BITS, LOAD_CODEBOOK, LOAD_COLMASK, LOAD_ENTRY, LOAD_PTR, LOAD_REG,
+                                 REG_COLS, REG_RELU, REG_ROWS, REG_SHIFT, load_field_bits)
     pe_b, addr_b, data_b = load_field_bits(cfg)
-    if 2 + pe_b + addr_b + data_b > 63:
+    if KIND_BITS + pe_b + addr_b + data_b > 63:
         raise SparseFlowError("load word wider than 63 bits")
     kinds, pes, addrs, datas = [], [], [], []
 
@@ -73,12 +73,14 @@ def load_words(m: EIEMatrix, cfg: EIEConfig, requant: Requant | None = None) -> 
         w = m.words(cfg, k)
         add(LOAD_ENTRY, k, np.arange(len(w)), w)
         add(LOAD_PTR, k, np.arange(cols + 1), m.ptr[k])
+        add(LOAD_COLMASK, k, np.arange(cols), (np.diff(m.ptr[k]) > 0).astype(np.int64))
     rq = requant or Requant()
     add(LOAD_REG, 0, np.arange(4), [rows, cols, rq.shift, int(rq.relu)])
     if cfg.codebook:
         add(LOAD_CODEBOOK, 0, np.arange(len(m.codebook)), m.codebook)
     k, p, ad, d = (np.concatenate(v) for v in (kinds, pes, addrs, datas))
-    return (k | (p << 2) | (ad << (2 + pe_b)) | (d << (2 + pe_b + addr_b))).astype(np.int64)
+    kb = KIND_BITS
+    return (k | (p << kb) | (ad << (kb + pe_b)) | (d << (kb + pe_b + addr_b))).astype(np.int64)
 
 
 def _prepare(weights, x, cfg: EIEConfig, codebook=None):

@@ -1,4 +1,5 @@
 """The EIE-like sparse PE array: non-zero detection, broadcast queues, PEs, read-out, counters."""
+import numpy as np
 from amaranth import Array, Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -9,7 +10,7 @@ from model.formats.eie import EIEMatrix, check_fits
 from rtl.common.requant import SHIFT_BITS, Requantizer
 
 from .broadcast import Broadcast
-from .layouts import (COUNTER_BITS, LOAD_CODEBOOK, LOAD_ENTRY, LOAD_PTR, LOAD_REG, REG_COLS, REG_RELU,
+from .layouts import (COUNTER_BITS, LOAD_CODEBOOK, LOAD_COLMASK, LOAD_ENTRY, LOAD_PTR, LOAD_REG, REG_COLS, REG_RELU,
                       REG_ROWS, REG_SHIFT, col_bits, elem_layout, load_layout, result_layout)
 from .nonzero import NonZeroDetect
 from .pe import EIEPE
@@ -41,11 +42,14 @@ class EIEArray(wiring.Component):
                   kind 1 PTR:      PE ``pe``'s column pointer ``ptr[addr]`` := ``data``
                   kind 2 REG:      register ``addr`` := ``data``: 0 rows, 1 cols, 2 shift, 3 relu
                   kind 3 CODEBOOK: codebook weight ``addr`` := ``data`` (codebook mode)
+                  kind 4 COLMASK:  PE ``pe`` has entries in column ``addr``: ``data[0]``
+                                   (must be ``ptr[addr+1] != ptr[addr]``; a PE never sees
+                                   a column whose bit is 0)
       ``cycles``       Out(32): compute cycles of the last vector: from the cycle its first
                        element was accepted to the cycle every PE was found idle after its last.
       ``total_cycles`` Out(32): the same up to the transfer of its last result.
       ``busy``  Out(32 x n_pes): per PE, cycles of the last vector it issued an entry.
-      ``stall`` Out(32 x n_pes): per PE, cycles its full queue held up a non-zero broadcast.
+      ``stall`` Out(32 x n_pes): per PE, cycles its full queue held up the broadcast.
       ``vectors`` Out(32): vectors completed since reset.
 
     Timing: one input element per cycle while computing. A vector's compute ends when its last
@@ -99,7 +103,11 @@ class EIEArray(wiring.Component):
 
         # --- datapath ------------------------------------------------------------------------
         nzd = m.submodules.nonzero = NonZeroDetect(cfg)
-        bc = m.submodules.broadcast = Broadcast(cfg)
+        mask = None
+        if init is not None:  # column-occupancy bits: PE k has entries in column j
+            mask = np.zeros((n, cfg.max_cols), dtype=bool)
+            mask[:, :init.shape[1]] = np.diff(init.ptr, axis=1) > 0
+        bc = m.submodules.broadcast = Broadcast(cfg, mask)
         pes = []
         for k in range(n):
             words = init.words(cfg, k) if init is not None else None
@@ -125,6 +133,8 @@ class EIEArray(wiring.Component):
                 pe.ent_we.eq(hit & (ld.kind == LOAD_ENTRY)), pe.ent_addr.eq(ld.addr), pe.ent_data.eq(ld.data),
                 pe.ptr_we.eq(hit & (ld.kind == LOAD_PTR)), pe.ptr_addr.eq(ld.addr), pe.ptr_data.eq(ld.data),
             ]
+        m.d.comb += [bc.mask_we.eq(ld_go & (ld.kind == LOAD_COLMASK)), bc.mask_pe.eq(ld.pe),
+                     bc.mask_col.eq(ld.addr), bc.mask_bit.eq(ld.data[0])]
         with m.If(ld_go & (ld.kind == LOAD_REG)):
             with m.Switch(ld.addr):
                 with m.Case(REG_ROWS):
@@ -145,7 +155,7 @@ class EIEArray(wiring.Component):
         m.d.comb += nzd.enable.eq(((state == COMPUTE) & ~seen_last) | ((state == IDLE) & ~self.load.valid))
         all_idle = Signal()
         m.d.comb += all_idle.eq(Cat(*(pe.idle for pe in pes)).all())
-        done = (state == COMPUTE) & seen_last & all_idle
+        done = (state == COMPUTE) & seen_last & all_idle & ~bc.pending
 
         cyc = Signal(COUNTER_BITS)
         tot = Signal(COUNTER_BITS)
@@ -163,7 +173,7 @@ class EIEArray(wiring.Component):
                     m.d.sync += seen_last.eq(1)
                 for k in range(n):
                     m.d.sync += [busy[k].eq(busy[k] + pes[k].busy),
-                                 stall[k].eq(stall[k] + (bc.i.valid & bc.full[k]))]
+                                 stall[k].eq(stall[k] + bc.blocked[k])]
                 with m.If(done):
                     m.d.sync += [state.eq(OUT), self.cycles.eq(cyc + 1)]
                     m.d.sync += [self.busy[k].eq(busy[k]) for k in range(n)]

@@ -1,60 +1,107 @@
-"""Broadcast of non-zero activations to every PE through one queue per PE."""
+"""Broadcast of non-zero activations to the PEs that have work for them, one queue per PE."""
 from amaranth import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from model.config import EIEConfig
+import numpy as np
+
+from model.config import EIEConfig, clog2
 from model.errors import SparseFlowError
 
 from .layouts import nz_layout
 
 
 class Broadcast(wiring.Component):
-    """Copies each non-zero ``(col, data)`` into ``n_pes`` queues of depth ``fifo_depth``.
+    """Copies each non-zero ``(col, data)`` into the queues (depth ``fifo_depth``) of the PEs
+    whose slice of column ``col`` holds entries.
 
     Ports:
-      ``i``    In(stream {col, data}): non-zeros from :class:`NonZeroDetect`.
-      ``q``    Out(stream {col, data}) x ``n_pes``: PE ``k``'s queue head.
-      ``full`` Out(n_pes): bit ``k`` is set while queue ``k`` cannot take a word.
+      ``i``       In(stream {col, data}): non-zeros from :class:`NonZeroDetect`.
+      ``q``       Out(stream {col, data}) x ``n_pes``: PE ``k``'s queue head.
+      ``mask_we``, ``mask_pe``, ``mask_col``, ``mask_bit``: write the column-occupancy bit of PE
+                  ``mask_pe`` for column ``mask_col`` (1: the PE has entries in that column).
+      ``blocked`` Out(n_pes): bit ``k``: the word waiting in the broadcast register needs queue
+                  ``k`` and queue ``k`` is full (the PE holds the broadcast up this cycle).
+      ``pending`` Out(1): a word waits in the broadcast register.
 
-    Timing: ``i.ready`` is high when every queue has room (a word goes to all queues in the same
-    cycle, so one full queue stalls the broadcast; that is the only stall). A word written at an
-    edge is at the queue head (``q[k].valid``) in the next cycle. The queues are
+    Why the mask: a PE whose slice of a column is empty would still spend a cycle reading its
+    pointers. With one occupancy bit per (column, PE), read from a ``max_cols x n_pes`` memory
+    while the word enters the broadcast register, such a column never enters that PE's queue:
+    its queue holds only columns with work, so empty columns cost nothing and the queue depth
+    buys more decoupling.
+
+    Timing: a word accepted at an edge waits in the broadcast register; in each following cycle
+    it is written to every queue its mask selects once all of those have room (``i.ready`` is
+    high in that cycle, so the broadcast sustains one word per cycle). A word written at an edge
+    is at the queue head (``q[k].valid``) in the next cycle. The queues are
     :class:`amaranth.lib.fifo.SyncFIFO`: a full queue does not accept a word in the cycle its
     head is read (``model.cyclemodel`` models exactly this).
     """
 
-    def __init__(self, cfg: EIEConfig):
+    def __init__(self, cfg: EIEConfig, mask=None):
         if not isinstance(cfg, EIEConfig):
             raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
         self.cfg = cfg
+        # mask: (n_pes, cols) booleans, or None (all zero: no PE gets any column until loaded)
+        self._mask_init = []
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            weights = 1 << np.arange(cfg.n_pes, dtype=object)
+            self._mask_init = [int(sum(w for w, b in zip(weights, mask[:, j]) if b)) for j in range(mask.shape[1])]
         layout = nz_layout(cfg)
         super().__init__({
             "i": In(stream.Signature(layout)),
             "q": Out(stream.Signature(layout)).array(cfg.n_pes),
-            "full": Out(cfg.n_pes),
+            "mask_we": In(1),
+            "mask_pe": In(clog2(cfg.n_pes)),
+            "mask_col": In(clog2(cfg.max_cols)),
+            "mask_bit": In(1),
+            "blocked": Out(cfg.n_pes),
+            "pending": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
-        width = nz_layout(cfg).size
+        n = cfg.n_pes
+        mem = m.submodules.colmask = Memory(shape=n, depth=cfg.max_cols, init=self._mask_init)
+        wr = mem.write_port(granularity=1)
+        rd = mem.read_port()
+        m.d.comb += [wr.addr.eq(self.mask_col), wr.data.eq(Cat(self.mask_bit for _ in range(n)))]
+        for k in range(n):
+            m.d.comb += wr.en[k].eq(self.mask_we & (self.mask_pe == k))
+
+        s_valid = Signal()
+        s_word = Signal(nz_layout(cfg).size)
+        need = rd.data  # read together with the word's capture; held while it waits
         w_rdy = []
-        for k in range(cfg.n_pes):
-            fifo = m.submodules[f"queue{k}"] = SyncFIFO(width=width, depth=cfg.fifo_depth)
+        for k in range(n):
+            fifo = m.submodules[f"queue{k}"] = SyncFIFO(width=len(s_word), depth=cfg.fifo_depth)
             w_rdy.append(fifo.w_rdy)
+        room = Signal(n)
+        m.d.comb += room.eq(Cat(*w_rdy) | ~need)
+        fire = s_valid & room.all()
+        take = self.i.valid & self.i.ready
+        m.d.comb += [
+            self.i.ready.eq(~s_valid | fire),
+            rd.addr.eq(self.i.payload.col),
+            rd.en.eq(take),
+            self.blocked.eq(Cat(*(s_valid & need[k] & ~w_rdy[k] for k in range(n)))),
+            self.pending.eq(s_valid),
+        ]
+        with m.If(take):
+            m.d.sync += [s_valid.eq(1), s_word.eq(self.i.payload)]
+        with m.Elif(fire):
+            m.d.sync += s_valid.eq(0)
+        for k in range(n):
+            fifo = m.submodules[f"queue{k}"]
             m.d.comb += [
-                fifo.w_data.eq(self.i.payload),
-                fifo.w_en.eq(self.i.valid & self.i.ready),
+                fifo.w_data.eq(s_word),
+                fifo.w_en.eq(fire & need[k]),
                 self.q[k].valid.eq(fifo.r_rdy),
                 self.q[k].payload.eq(fifo.r_data),
                 fifo.r_en.eq(self.q[k].ready),
             ]
-        all_rdy = Signal()
-        m.d.comb += [
-            all_rdy.eq(Cat(*w_rdy).all()),
-            self.i.ready.eq(all_rdy),
-            self.full.eq(~Cat(*w_rdy)),
-        ]
         return m

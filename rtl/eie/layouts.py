@@ -5,7 +5,8 @@ from amaranth.lib import data
 from model.config import EIEConfig, clog2
 
 # ``load`` word kinds (see rtl.eie.array.EIEArray).
-LOAD_ENTRY, LOAD_PTR, LOAD_REG, LOAD_CODEBOOK = 0, 1, 2, 3
+LOAD_ENTRY, LOAD_PTR, LOAD_REG, LOAD_CODEBOOK, LOAD_COLMASK = 0, 1, 2, 3, 4
+KIND_BITS = 3
 # LOAD_REG addresses.
 REG_ROWS, REG_COLS, REG_SHIFT, REG_RELU = 0, 1, 2, 3
 COUNTER_BITS = 32
@@ -43,5 +44,5 @@ def load_field_bits(cfg: EIEConfig) -> tuple[int, int, int]:
 def load_layout(cfg: EIEConfig) -> data.StructLayout:
     """``load``: one write: ``kind`` (LOAD_*), target ``pe``, ``addr`` and ``data``."""
     pe, addr, dat = load_field_bits(cfg)
-    return data.StructLayout({"kind": unsigned(2), "pe": unsigned(pe), "addr": unsigned(addr),
+    return data.StructLayout({"kind": unsigned(KIND_BITS), "pe": unsigned(pe), "addr": unsigned(addr),
                               "data": unsigned(dat)})
