@@ -92,9 +92,11 @@ def build(component, *, toplevel: str, sim: str, waves: bool | None = None) -> P
             if sim == "verilator":
                 os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include"]))
             try:
+                # waves=True for Verilator too: cocotb then builds with VM_TRACE=1 (else its make
+                # command line forces VM_TRACE=0 over --trace-fst and the run's --trace fails).
                 runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
                              timescale=TIMESCALE, build_args=build_args,
-                             waves=waves and sim == "icarus", log_file=build_dir / "build.log")
+                             waves=waves, log_file=build_dir / "build.log")
             finally:
                 if saved is None:
                     os.environ.pop("MAKEFLAGS", None)
