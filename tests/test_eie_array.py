@@ -142,3 +142,13 @@ def test_size_config_fits_the_matrix():
     assert (cfg.max_rows, cfg.max_cols, cfg.n_pes) == (128, 64, 8)
     from model.formats.eie import check_fits, encode
     check_fits(encode(w, cfg), cfg)
+
+
+@pytest.mark.parametrize("sim", [pytest.param("icarus"), pytest.param("verilator", marks=pytest.mark.slow)])
+def test_eie_waves_on_demand(sim, monkeypatch):
+    monkeypatch.setenv("SPARSEFLOW_WAVES", "1")
+    cfg = BASE.with_(n_pes=2, max_rows=8, max_entries=32, arith=Arith(max_cols=8))
+    r = run_spmv(np.eye(8, dtype=int), np.arange(8), cfg, sim=sim)
+    from pathlib import Path
+    dumps = [p.name for p in Path(r["run_dir"]).iterdir() if p.suffix in (".fst", ".vcd")]
+    assert dumps == ["dump.fst"], dumps

@@ -6,8 +6,8 @@ configuration is compiled once and reused by every test and CLI run; a file lock
 pytest workers from building the same folder twice), then runs a cocotb test module in a fresh
 run folder. Data for the testbench travels as a JSON/NPZ file named by ``SPARSEFLOW_CASE``.
 
-Waveforms on demand: ``SPARSEFLOW_WAVES=1`` (or ``waves=True``): FST on Verilator, VCD on Icarus,
-written in the run folder, whose path is printed.
+Waveforms on demand: ``SPARSEFLOW_WAVES=1`` (or ``waves=True``): ``dump.fst`` (FST on both
+simulators) written in the run folder, whose path is printed.
 """
 from __future__ import annotations
 
@@ -79,6 +79,14 @@ def build(component, *, toplevel: str, sim: str, waves: bool | None = None) -> P
                 # initialisers before time 0 without an event, so such blocks stay X until an
                 # input changes; Verilog-2005 mode (the later flag wins) keeps the event.
                 build_args = list(ICARUS_ARGS)
+                if waves:
+                    # cocotb's own dump module is SystemVerilog (`string`), which -g2005 rejects:
+                    # use a Verilog-2005 one; it dumps into the run folder (vvp's working dir),
+                    # in FST because the test run passes -fst.
+                    dump = build_dir / "sparseflow_dump.v"
+                    dump.write_text(f"module sparseflow_dump();\ninitial begin\n  $dumpfile(\"dump.fst\");\n"
+                                    f"  $dumpvars(0, {toplevel});\nend\nendmodule\n")
+                    build_args += ["-s", "sparseflow_dump", str(dump)]
             if sim == "verilator":
                 # Simulation build only; lint cleanliness is checked separately by lint().
                 build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
@@ -92,11 +100,11 @@ def build(component, *, toplevel: str, sim: str, waves: bool | None = None) -> P
             if sim == "verilator":
                 os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include"]))
             try:
-                # waves=True for Verilator too: cocotb then builds with VM_TRACE=1 (else its make
+                # waves=True for Verilator: cocotb then builds with VM_TRACE=1 (else its make
                 # command line forces VM_TRACE=0 over --trace-fst and the run's --trace fails).
                 runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
                              timescale=TIMESCALE, build_args=build_args,
-                             waves=waves, log_file=build_dir / "build.log")
+                             waves=waves and sim == "verilator", log_file=build_dir / "build.log")
             finally:
                 if saved is None:
                     os.environ.pop("MAKEFLAGS", None)
