@@ -6,7 +6,8 @@ fit is recorded with ``fits=0`` and nextpnr's reason). Then fits each resource a
 function of the size (least squares, per engine and target), writes the fits to
 ``docs/results/synth_fit.json`` and plots resources and Fmax vs size to ``synth_sweep.png``.
 
-    python -m benchmarks.synth_sweep                 # the default sweep (about an hour)
+    python -m benchmarks.synth_sweep                 # the default sweep (12 points, ~1 h on 2 busy cores)
+    python -m benchmarks.synth_sweep --extra         # plus the ends of the ranges
     python -m benchmarks.synth_sweep --plot-only     # refit and replot the CSV
 """
 from __future__ import annotations
@@ -32,12 +33,14 @@ RESOURCES = ["logic_cells", "ffs", "bram", "dsp", "fmax_mhz"]
 SWEEP = [
     ("ice40-up5k", "eie", 4), ("ice40-up5k", "2:4", 4), ("ice40-up5k", "dense", 4),
     ("ecp5-85f", "eie", 16), ("ecp5-85f", "2:4", 8), ("ecp5-85f", "dense", 8),
-    ("ice40-up5k", "eie", 1), ("ice40-up5k", "eie", 2), ("ice40-up5k", "2:4", 1), ("ice40-up5k", "2:4", 2),
-    ("ice40-up5k", "dense", 1), ("ice40-up5k", "dense", 2),
-    ("ecp5-85f", "eie", 4), ("ecp5-85f", "eie", 8), ("ecp5-85f", "2:4", 2), ("ecp5-85f", "2:4", 4),
-    ("ecp5-85f", "dense", 2), ("ecp5-85f", "dense", 4),
+    ("ice40-up5k", "eie", 2), ("ice40-up5k", "2:4", 2), ("ice40-up5k", "dense", 2),
+    ("ecp5-85f", "eie", 8), ("ecp5-85f", "2:4", 4), ("ecp5-85f", "dense", 4),
+]
+# Further points (``--extra``): the ends of the ranges.
+EXTRA = [
+    ("ice40-up5k", "eie", 1), ("ice40-up5k", "2:4", 1), ("ice40-up5k", "dense", 1),
     ("ice40-up5k", "eie", 8), ("ice40-up5k", "2:4", 8), ("ice40-up5k", "dense", 8),
-    ("ecp5-85f", "eie", 32),
+    ("ecp5-85f", "eie", 4), ("ecp5-85f", "eie", 32), ("ecp5-85f", "2:4", 2), ("ecp5-85f", "dense", 2),
 ]
 
 
@@ -125,8 +128,26 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def markdown(rows: list[dict]) -> str:
+    head = ("| target | engine | PEs/lanes | logic cells | FFs | BRAM | DSP | Fmax MHz | goal | cycles | "
+            "GMAC/s | dense MAC/s per cell | critical path |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    order = {"eie": 0, "2:4": 1, "dense": 2}
+    for r in sorted(rows, key=lambda r: (r["target"], order.get(r["engine"], 9), int(r["size"]))):
+        if r["fits"] != "1":
+            lines.append(f"| {r['target']} | {r['engine']} | {r['size']} | {r['note'] or 'error'} |" + " |" * 9)
+            continue
+        goal = "met" if r["meets_goal"] == "1" else "missed"
+        lines.append(f"| {r['target']} | {r['engine']} | {r['size']} | {r['logic_cells']} | {r['ffs']} | {r['bram']} | "
+                     f"{r['dsp']} | {float(r['fmax_mhz']):.1f} | {goal} ({float(r['goal_mhz']):g}) | {r['engine_cycles']} | "
+                     f"{float(r['throughput_gmacs']):.3f} | {float(r['throughput_per_cell']) / 1e3:.1f} k | "
+                     f"`{r['critical_from']}` -> `{r['critical_to']}` ({r['critical_ns']} ns) |")
+    return "\n".join(lines) + "\n"
+
+
 def report(csv_path: Path) -> None:
     rows = load(csv_path)
+    (OUT / "synth_table.md").write_text(markdown(rows))
     fits = fit(rows)
     (OUT / "synth_fit.json").write_text(json.dumps(fits, indent=2, sort_keys=True) + "\n")
     plot(rows, OUT / "synth_sweep.png")
@@ -143,12 +164,13 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--plot-only", action="store_true")
     p.add_argument("--fresh", action="store_true", help="start a new CSV instead of appending")
+    p.add_argument("--extra", action="store_true", help="also the ends of the ranges (EXTRA)")
     p.add_argument("--only", help="comma-separated target/engine/size points, e.g. ice40-up5k/eie/4")
     a = p.parse_args(argv)
     if not a.plot_only:
         if a.fresh and CSV.exists():
             CSV.unlink()
-        points = SWEEP
+        points = SWEEP + (EXTRA if a.extra else [])
         if a.only:
             points = [(t, e, int(s)) for t, e, s in (x.split("/") for x in a.only.split(","))]
         run_sweep(points, a.rows, a.cols, a.density, a.seed, CSV)

@@ -37,6 +37,7 @@ def test_standin_selftest_verilator():
     assert simulate_selftest(case, CLK_HZ, "verilator")["passed"] == 1
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 def test_selftest_rejects_bad_arguments():
     case = make_case("standin", 1, 2, 4, 1.0)
     with pytest.raises(SparseFlowError, match="too slow"):
