@@ -71,3 +71,10 @@ def test_end_to_end_24_run_writes_everything(tmp_path, capsys):
     rep2 = json.loads((tmp_path / "again" / "report.json").read_text())
     assert rep2["accuracy"]["float_dense"] == acc["float_dense"]
     assert rep2["config"]["hidden"] == [32, 16]
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    assert main(["prune", "--out", str(tmp_path / "o"), "--load", str(bad)]) == 2
+    assert capsys.readouterr().err == f"sparseflow: error: checkpoint {bad}: not a readable torch checkpoint\n"
