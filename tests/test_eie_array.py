@@ -34,14 +34,14 @@ def directed_jobs(rng, cfg):
     w[:, [0, 3, 4, 5, C - 1]] = 0  # empty columns, first and last included
     jobs.append((w, rng.integers(alo, ahi + 1, (C, 2))))
     jobs.append((w, np.zeros((C, 1), dtype=int)))  # all-zero activation vector
-    jobs.append((rng.integers(lo, hi + 1, (R, C)) | 1, rng.integers(alo, ahi + 1, (C, 2))))  # fully dense
+    jobs.append((rng.integers(lo, hi + 1, (R // 2, C)) | 1, rng.integers(alo, ahi + 1, (C, 2))))  # fully dense
     w = np.zeros((R, C), dtype=int)  # local-row gaps longer than max_gap: padding entries
     w[[0, R - 1], :] = rng.integers(lo, hi + 1, (2, C))
     w[R // 2, ::3] = hi
     jobs.append((w, rng.integers(alo, ahi + 1, (C, 2))))
     jobs.append((rng.integers(lo, hi + 1, (1, C)) | 1, rng.integers(alo, ahi + 1, (C, 2))))  # one row, every column
     jobs.append((rng.integers(lo, hi + 1, (max(1, cfg.n_pes - 1), 5)), rng.integers(alo, ahi + 1, (5, 2))))  # idle PE
-    ext = np.where(rng.random((R, C)) < 0.5, lo, hi)  # extremes: -128/127 times -32768/32767
+    ext = np.where(rng.random((R // 2, C)) < 0.5, lo, hi)  # extremes: -128/127 times -32768/32767
     xe = np.stack([np.full(C, alo), np.full(C, ahi), np.where(np.arange(C) % 2, alo, ahi)], axis=1)
     jobs.append((ext, xe))
     jobs.append((np.array([[hi]]), np.array([[ahi, alo, 0]])))  # 1x1
@@ -77,12 +77,12 @@ def _params():
 def test_eie_matches_reference_and_cycle_model(name, sim):
     cfg = CASES[name][0]
     rng = np.random.default_rng(abs(hash(name)) % 1000)
-    jobs = directed_jobs(rng, cfg) + random_jobs(rng, cfg, 4)
+    jobs = directed_jobs(rng, cfg) + random_jobs(rng, cfg, 3)
     # Input at full speed (so the counters must equal the cycle model), results and loads paced.
     res = run_jobs(jobs, cfg, sim=sim, pacing=1.0, out_pacing=0.5, load_pacing=0.7, seed=1)
     check_counters(res, cfg)
     # Random idle on the input too: results still exact; busy does not depend on timing.
-    res = run_jobs(jobs[-3:], cfg, sim=sim, pacing=0.6, out_pacing=0.7, seed=2)
+    res = run_jobs(jobs[-2:], cfg, sim=sim, pacing=0.6, out_pacing=0.7, seed=2)
     for r in res:
         assert r["busy"] == [simulate_vector(r["matrix"], r["x"][:, b], cfg)["busy"].tolist()
                              for b in range(r["x"].shape[1])]

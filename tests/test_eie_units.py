@@ -267,7 +267,7 @@ def test_array_codebook_mode():
 
 def test_requant_only_configs_share_one_verilog():
     def cfg(shift, relu):
-        return SMALL.with_(arith=Arith(max_cols=16, requant=Requant(shift=shift, relu=relu)))
+        return SMALL.with_(n_pes=2, arith=Arith(max_cols=16, requant=Requant(shift=shift, relu=relu)))
     a = to_verilog(EIEArray(build_config(cfg(3, True))), "eie_array")
     b = to_verilog(EIEArray(build_config(cfg(11, False))), "eie_array")
     assert a == b
@@ -319,5 +319,5 @@ WAIVERS = ["-Wno-DECLFILENAME", "-Wno-PROCASSINIT", "-Wno-WIDTHEXPAND", "-Wno-WI
 
 @pytest.mark.parametrize("codebook", [False, True])
 def test_lint_clean(codebook):
-    cfg = SMALL.with_(arith=Arith(max_cols=16, requant=Requant(3)), codebook=codebook)
+    cfg = SMALL.with_(n_pes=2 if codebook else 4, arith=Arith(max_cols=16, requant=Requant(3)), codebook=codebook)
     lint(EIEArray(cfg), toplevel="eie_array", waivers=WAIVERS)
