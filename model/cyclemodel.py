@@ -17,7 +17,8 @@ It replays the array's timing rules non-zero by non-zero instead of cycle by cyc
   broadcast register is empty and every PE is idle: three cycles after its last issue (walker,
   entry read, accumulate);
 * ``cycles`` counts from the first element's acceptance to that cycle inclusive;
-  ``total_cycles`` adds ``rows + 1`` read-out cycles when results are taken at once.
+  ``total_cycles`` adds ``rows + 1`` read-out cycles when results are taken at once and the
+  previous vector's read-out (which overlaps this vector's compute) is already over.
 
 Also the two yardsticks: the ideal bound (the non-zero weights met by non-zero activations,
 spread perfectly over the PEs) and load-balance efficiency = ideal / actual.

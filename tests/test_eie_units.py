@@ -152,7 +152,8 @@ def _pe_case(cfg, w, k, xs):
             ctx.set(dut.ptr_we, 1); ctx.set(dut.ptr_addr, j); ctx.set(dut.ptr_data, int(p))
             await ctx.tick()
         ctx.set(dut.ptr_we, 0)
-        for x in xs:
+        for v, x in enumerate(xs):
+            ctx.set(dut.bank, v % 2)  # compute into bank v % 2 ...
             for j in np.flatnonzero(x):
                 ctx.set(dut.act.valid, 1)
                 ctx.set(dut.act.payload.col, int(j)); ctx.set(dut.act.payload.data, int(x[j]))
@@ -162,6 +163,7 @@ def _pe_case(cfg, w, k, xs):
                     await ctx.tick()
             ctx.set(dut.act.valid, 0)
             await ctx.tick().until(dut.idle)
+            ctx.set(dut.bank, (v + 1) % 2)  # ... and read it out while the other bank computes
             acc = []
             for l in range(lrows):  # read out with gaps: data must hold while rd_en is low
                 ctx.set(dut.rd_en, 1); ctx.set(dut.rd_addr, l)

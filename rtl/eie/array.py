@@ -1,6 +1,6 @@
 """The EIE-like sparse PE array: non-zero detection, broadcast queues, PEs, read-out, counters."""
 import numpy as np
-from amaranth import Array, Cat, Module, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -45,18 +45,22 @@ class EIEArray(wiring.Component):
                   kind 4 COLMASK:  PE ``pe`` has entries in column ``addr``: ``data[0]``
                                    (must be ``ptr[addr+1] != ptr[addr]``; a PE never sees
                                    a column whose bit is 0)
-      ``cycles``       Out(32): compute cycles of the last vector: from the cycle its first
-                       element was accepted to the cycle every PE was found idle after its last.
+      ``cycles``       Out(32): compute cycles of the vector: from the cycle its first element
+                       was accepted to the cycle every PE was found idle after its last.
       ``total_cycles`` Out(32): the same up to the transfer of its last result.
       ``busy``  Out(32 x n_pes): per PE, cycles of the last vector it issued an entry.
       ``stall`` Out(32 x n_pes): per PE, cycles its full queue held up the broadcast.
       ``vectors`` Out(32): vectors completed since reset.
 
     Timing: one input element per cycle while computing. A vector's compute ends when its last
-    element is accepted and all PEs are idle; then ``x`` is held off while the results stream
-    out, one per cycle (a result row is read from every PE's accumulator memory at once and the
-    row is cleared behind it). Counter outputs change only at the end of a vector's compute
-    (``cycles``, ``busy``, ``stall``) or at its last result (``total_cycles``, ``vectors``).
+    element is accepted and all PEs are idle. Each PE has two accumulator banks: at the end of
+    a compute the banks swap (as soon as the previous vector's read-out is over), the results
+    stream out of one bank, one per cycle, each accumulator cleared behind its read, while the
+    next vector is already accepted and computed into the other. The counter outputs describe
+    the vector being (or last) read out: ``cycles``, ``busy``, ``stall`` change when its
+    read-out starts, ``total_cycles`` and ``vectors`` at its last result, so they are stable
+    for at least one cycle after that result; ``total_cycles`` includes any wait for the
+    read-out of the vector before.
 
     ``init``: an :class:`EIEMatrix` encoded for ``cfg`` sets the memories, codebook and the
     rows/cols registers at elaboration (FPGA builds). Without it, rows/cols reset to the maxima
@@ -122,10 +126,14 @@ class EIEArray(wiring.Component):
                      self.x.ready.eq(nzd.x.ready), nzd.cols.eq(cols)]
 
         # --- load port: accepted only between vectors ----------------------------------------
-        IDLE, COMPUTE, OUT = 0, 1, 2
+        # Compute side: IDLE (next vector may start), COMPUTE, WAIT (done, read-out still busy
+        # with the previous vector). Read-out side: out_busy. They meet at the bank swap.
+        IDLE, COMPUTE, WAIT = 0, 1, 2
         state = Signal(2)
+        out_busy = Signal()
+        bank = Signal()
         ld = self.load.payload
-        m.d.comb += self.load.ready.eq(state == IDLE)
+        m.d.comb += self.load.ready.eq((state == IDLE) & ~out_busy)
         ld_go = self.load.valid & self.load.ready
         for k, pe in enumerate(pes):
             hit = ld_go & (ld.pe == k) if n > 1 else ld_go
@@ -152,13 +160,19 @@ class EIEArray(wiring.Component):
         # --- control -------------------------------------------------------------------------
         # A load word and a first element in the same cycle: the load goes first.
         seen_last = Signal()
-        m.d.comb += nzd.enable.eq(((state == COMPUTE) & ~seen_last) | ((state == IDLE) & ~self.load.valid))
+        m.d.comb += nzd.enable.eq(((state == COMPUTE) & ~seen_last) |
+                                  ((state == IDLE) & ~(self.load.valid & ~out_busy)))
         all_idle = Signal()
         m.d.comb += all_idle.eq(Cat(*(pe.idle for pe in pes)).all())
         done = (state == COMPUTE) & seen_last & all_idle & ~bc.pending
+        finished = Signal()  # the read-out sends its last result this cycle
+        swap = ((state == WAIT) | done) & ~out_busy
+        for pe in pes:
+            m.d.comb += pe.bank.eq(bank)
 
         cyc = Signal(COUNTER_BITS)
-        tot = Signal(COUNTER_BITS)
+        tot = Signal(COUNTER_BITS)  # compute side's vector
+        tot_out = Signal(COUNTER_BITS)  # read-out side's vector
         busy = [Signal(COUNTER_BITS, name=f"busy_live{k}") for k in range(n)]
         stall = [Signal(COUNTER_BITS, name=f"stall_live{k}") for k in range(n)]
 
@@ -175,11 +189,18 @@ class EIEArray(wiring.Component):
                     m.d.sync += [busy[k].eq(busy[k] + pes[k].busy),
                                  stall[k].eq(stall[k] + bc.blocked[k])]
                 with m.If(done):
-                    m.d.sync += [state.eq(OUT), self.cycles.eq(cyc + 1)]
-                    m.d.sync += [self.busy[k].eq(busy[k]) for k in range(n)]
-                    m.d.sync += [self.stall[k].eq(stall[k]) for k in range(n)]
-            with m.Case(OUT):
+                    m.d.sync += state.eq(WAIT)
+            with m.Case(WAIT):
                 m.d.sync += tot.eq(tot + 1)
+        with m.If(swap):  # hand the finished bank to the read-out; compute takes the other
+            m.d.sync += [state.eq(IDLE), bank.eq(~bank), out_busy.eq(1), tot_out.eq(tot + 1),
+                         # cyc stopped counting at done (+1 for the done cycle itself)
+                         self.cycles.eq(Mux(state == WAIT, cyc, cyc + 1))]
+            # The live busy/stall counters are frozen since done: PEs idle, nothing pending.
+            m.d.sync += [self.busy[k].eq(busy[k]) for k in range(n)]
+            m.d.sync += [self.stall[k].eq(stall[k]) for k in range(n)]
+        with m.Elif(out_busy):
+            m.d.sync += tot_out.eq(tot_out + 1)
 
         # --- read-out: row r = PE r % n, local row r // n ------------------------------------
         out_k = Signal(range(n))
@@ -187,7 +208,7 @@ class EIEArray(wiring.Component):
         out_r = Signal(clog2(cfg.max_rows + 1))
         sel = Signal(range(n))
         y_last = Signal()
-        can_issue = (state == OUT) & (out_r != rows) & (~self.y.valid | self.y.ready)
+        can_issue = out_busy & (out_r != rows) & (~self.y.valid | self.y.ready)
         for k, pe in enumerate(pes):  # only the row's own PE reads (and so clears) its accumulator
             m.d.comb += [pe.rd_en.eq(can_issue & (out_k == k)), pe.rd_addr.eq(out_l)]
         with m.If(can_issue):
@@ -199,10 +220,10 @@ class EIEArray(wiring.Component):
                 m.d.sync += out_k.eq(out_k + 1)
         with m.Elif(self.y.ready):
             m.d.sync += self.y.valid.eq(0)
-        finished = (state == OUT) & ((self.y.valid & self.y.ready & y_last) | (rows == 0))
+        m.d.comb += finished.eq(out_busy & ((self.y.valid & self.y.ready & y_last) | (rows == 0)))
         with m.If(finished):
-            m.d.sync += [state.eq(IDLE), out_k.eq(0), out_l.eq(0), out_r.eq(0),
-                         self.total_cycles.eq(tot + 1), self.vectors.eq(self.vectors + 1)]
+            m.d.sync += [out_busy.eq(0), out_k.eq(0), out_l.eq(0), out_r.eq(0),
+                         self.total_cycles.eq(tot_out + 1), self.vectors.eq(self.vectors + 1)]
 
         rqz = m.submodules.requant = Requantizer(a)
         m.d.comb += [

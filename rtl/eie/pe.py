@@ -20,9 +20,11 @@ class EIEPE(wiring.Component):
       ``ent_we``, ``ent_addr``, ``ent_data``: write entry word ``ent_data`` at ``ent_addr``.
       ``ptr_we``, ``ptr_addr``, ``ptr_data``: write column pointer ``ptr[ptr_addr]``.
       ``codebook`` In(array of 2**codebook_bits signed weights), codebook mode only.
-      ``rd_en``, ``rd_addr``, ``rd_data``: read-out. While the PE is idle, ``rd_en`` reads
-                   accumulator ``rd_addr`` into ``rd_data`` at the edge (held while ``rd_en`` is
-                   low) and clears that accumulator one cycle later.
+      ``bank``     In(1): the accumulator bank the PE computes into; read-out uses the other one.
+                   Change it only while the PE is idle.
+      ``rd_en``, ``rd_addr``, ``rd_data``: read-out of bank ``~bank``, at any time: ``rd_en``
+                   reads accumulator ``rd_addr`` into ``rd_data`` at the edge (held while
+                   ``rd_en`` is low) and clears that accumulator one cycle later.
       ``idle``     Out(1): no column queued or in flight.
       ``busy``     Out(1): an entry is issued this cycle (padding included).
 
@@ -62,6 +64,7 @@ class EIEPE(wiring.Component):
             "ptr_we": In(1),
             "ptr_addr": In(clog2(cfg.max_cols + 1)),
             "ptr_data": In(cfg.ptr_bits),
+            "bank": In(1),
             "rd_en": In(1),
             "rd_addr": In(clog2(cfg.rows_per_pe)),
             "rd_data": Out(signed(a.acc_bits)),
@@ -84,14 +87,11 @@ class EIEPE(wiring.Component):
                                               init=self._ptr[0::2])
         odd = m.submodules.ptr_odd = Memory(shape=unsigned(pb), depth=(cfg.max_cols + 1) // 2,
                                             init=self._ptr[1::2])
-        acc = m.submodules.acc = Memory(shape=signed(a.acc_bits), depth=cfg.rows_per_pe, init=[])
 
         ent_w = ent.write_port()
         ent_r = ent.read_port()
         even_w, odd_w = even.write_port(), odd.write_port()
         even_r, odd_r = even.read_port(), odd.read_port()
-        acc_w = acc.write_port()
-        acc_r = acc.read_port(transparent_for=(acc_w,))
 
         m.d.comb += [
             ent_w.en.eq(self.ent_we), ent_w.addr.eq(self.ent_addr), ent_w.data.eq(self.ent_data),
@@ -167,17 +167,27 @@ class EIEPE(wiring.Component):
         d_prod = Signal(signed(a.weight_bits + a.act_bits))
         m.d.sync += [d_valid.eq(c_valid), d_row.eq(row), d_prod.eq(weight * c_act)]
 
-        # --- D: accumulate; read-out clears the row one cycle after reading it -------------
+        # --- D: accumulate into bank ``bank``; read-out reads and clears bank ``~bank`` -------
+        # Two 1R1W memories, so the next vector computes while this one is read out.
         clr = Signal()
         clr_addr = Signal(rb)
         m.d.sync += [clr.eq(self.rd_en), clr_addr.eq(self.rd_addr)]
+        banks = []
+        for b in range(2):
+            mem = m.submodules[f"acc{b}"] = Memory(shape=signed(a.acc_bits), depth=cfg.rows_per_pe, init=[])
+            w = mem.write_port()
+            r = mem.read_port(transparent_for=(w,))
+            banks.append(r)
+            compute = self.bank == b
+            m.d.comb += [
+                r.addr.eq(Mux(compute, row, self.rd_addr)),
+                r.en.eq(Mux(compute, c_valid, self.rd_en)),
+                w.en.eq(Mux(compute, d_valid, clr)),
+                w.addr.eq(Mux(compute, d_row, clr_addr)),
+                w.data.eq(Mux(compute, r.data + d_prod, 0)),
+            ]
         m.d.comb += [
-            acc_r.addr.eq(Mux(self.rd_en, self.rd_addr, row)),
-            acc_r.en.eq(self.rd_en | c_valid),
-            acc_w.en.eq(d_valid | clr),
-            acc_w.addr.eq(Mux(clr, clr_addr, d_row)),
-            acc_w.data.eq(Mux(clr, 0, acc_r.data + d_prod)),
-            self.rd_data.eq(acc_r.data),
+            self.rd_data.eq(Mux(self.bank, banks[0].data, banks[1].data)),
             self.idle.eq(~self.act.valid & ~a_valid & ~active & ~c_valid & ~d_valid),
             self.busy.eq(issue),
         ]
