@@ -13,6 +13,8 @@ that a ``result_valid`` result is the reference dot product. Both assertions tog
 """
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -117,9 +119,15 @@ def run_proof(workdir: Path, arith: Arith, valid_meta: bool = True, depth: int =
     from scripts.tools import tool_env
     sby = write_proof(workdir, arith, valid_meta, depth, mutant)
     env = tool_env()
-    proc = subprocess.run([env["SBY"], "-f", sby.name], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    log = proc.stdout + proc.stderr
+    # Own process group, so a timeout also ends the smtbmc/yices children.
+    proc = subprocess.Popen([env["SBY"], "-f", sby.name], cwd=workdir, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        log, _ = proc.communicate()
+        return "TIMEOUT", log
     status_file = workdir / TOP / "status"
     status = status_file.read_text().split()[0] if status_file.exists() else "ERROR"
     return status, log
