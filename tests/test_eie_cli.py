@@ -1,0 +1,58 @@
+"""``sparseflow spmv`` (EIE engine): one good run on Icarus, bad input -> one line, exit 2."""
+import json
+
+import numpy as np
+import pytest
+
+from model.reference import matvec
+from model.config import Arith
+from scripts.cli import main
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(2)
+    w = rng.integers(-128, 128, (10, 12)) * (rng.random((10, 12)) < 0.4)
+    x = rng.integers(-500, 500, (12, 2))
+    np.save(tmp_path / "W.npy", w)
+    np.save(tmp_path / "X.npy", x)
+    return tmp_path, w, x
+
+
+def test_spmv_eie_runs_and_reports(files, capsys):
+    tmp, w, x = files
+    out = tmp / "Y.npy"
+    rc = main(["spmv", "--weights", str(tmp / "W.npy"), "--input", str(tmp / "X.npy"), "--out", str(out),
+               "--pes", "3", "--fifo-depth", "2", "--sim", "icarus", "--json"])
+    assert rc == 0
+    rep = json.loads(capsys.readouterr().out)
+    np.testing.assert_array_equal(np.load(out), matvec(w, x, Arith()))
+    assert rep["cycles"] == rep["predicted"] and rep["pes"] == 3 and len(rep["utilisation"]) == 3
+    assert all(0 < e <= 1 for e in rep["efficiency"])
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("shape", "shape mismatch: weights are 10x12 but the input has 11 rows"),
+    ("nan", "input contains NaN or infinity"),
+    ("range", "input[0, 0] = 40000 is out of range for 16-bit signed (-32768..32767)"),
+    ("missing", "does not exist"),
+    ("pes", "--pes must be >= 1, not 0"),
+])
+def test_spmv_bad_input_is_one_line_exit_2(files, capsys, bad, message):
+    tmp, w, x = files
+    xin = tmp / "X.npy"
+    args = []
+    if bad == "shape":
+        np.save(xin, x[:11])
+    elif bad == "nan":
+        np.save(xin, np.full((12, 1), np.nan))
+    elif bad == "range":
+        x = x.copy(); x[0, 0] = 40000; np.save(xin, x)
+    elif bad == "missing":
+        xin = tmp / "nope.npy"
+    else:
+        args = ["--pes", "0"]
+    rc = main(["spmv", "--weights", str(tmp / "W.npy"), "--input", str(xin), "--out", str(tmp / "Y.npy"), *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp / "Y.npy").exists()
