@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model.config import Arith, EIEConfig, Requant, clog2
+from model.config import Arith, EIEConfig, Requant
 from model.errors import SparseFlowError
 from model.formats.eie import EIEMatrix, check_fits, encode
-from model.reference import check_spmv_operands, layer, matvec
+from model.reference import as_int_array, check_spmv_operands, layer
 
 TOPLEVEL = "eie_array"
 
@@ -29,26 +29,19 @@ def _pow2(n: int) -> int:
 
 
 def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int = 4,
-                arith: Arith | None = None, codebook: bool = False) -> EIEConfig:
+                arith: Arith | None = None) -> EIEConfig:
     """A configuration just big enough for ``weights`` (maxima rounded up to powers of two, so
     matrices of similar size share a build)."""
-    w = np.asarray(weights)
-    if w.ndim != 2:
-        raise SparseFlowError(f"weights must be 2-D, got shape {w.shape}")
+    arith = arith or Arith()
+    w = as_int_array(weights, "weights", arith.weight_bits, ndim=(2,))
     rows, cols = w.shape
     if rows < 1 or cols < 1:
         raise SparseFlowError(f"weights must have at least one row and column, got shape {w.shape}")
-    arith = arith or Arith()
     arith = Arith(weight_bits=arith.weight_bits, act_bits=arith.act_bits, max_cols=_pow2(cols),
                   requant=arith.requant)
     cfg = EIEConfig(n_pes=n_pes, arith=arith, index_bits=index_bits, fifo_depth=fifo_depth,
-                    max_rows=_pow2(rows), max_entries=1, codebook=codebook)
-    # entries need the encoding (padding depends on index_bits and n_pes)
-    wi = np.where(np.isfinite(w.astype(float)), w, 0) if np.issubdtype(w.dtype, np.floating) else w
-    try:
-        need = int(encode(np.asarray(wi).astype(np.int64).clip(*arith.weight_range), cfg).entries_per_pe.max())
-    except SparseFlowError:
-        need = rows * cols
+                    max_rows=_pow2(rows), max_entries=1)
+    need = int(encode(w, cfg).entries_per_pe.max())  # padding depends on index_bits and n_pes
     return cfg.with_(max_entries=_pow2(max(need, 1)))
 
 

@@ -22,7 +22,8 @@ class NonZeroDetect(wiring.Component):
 
     A zero (or dropped) element is accepted at once, whatever ``nz.ready``: zeros never wait
     for the PEs. A non-zero is accepted in the cycle it moves on through ``nz``. ``x.ready``
-    therefore depends on ``x.payload`` (allowed: it never depends on ``x.valid``' future).
+    therefore depends on ``x.payload`` and ``enable`` (combinationally; ``x.valid`` never depends
+    on ``x.ready``, so there is no loop).
     The column counter restarts at 0 after an element with ``last``.
     """
 
