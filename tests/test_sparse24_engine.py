@@ -188,3 +188,12 @@ def test_random_sweep(sim, dense):
         x = rng.integers(-32768, 32768, (cols, int(rng.integers(1, 5))))
         cfg = with_requant(int(rng.integers(0, 20)), bool(rng.integers(0, 2)))
         run_spmv(w, x, cfg, sim=sim, dense=dense, pacing=float(rng.choice([0.3, 0.6, 1.0])), seed=i)
+
+
+def test_scoreboard_catches_a_wrong_result(monkeypatch):
+    import verif.spmv_sparse24 as host
+    rng = np.random.default_rng(9)
+    w = random_24(rng, 4, 8)
+    monkeypatch.setattr(host, "layer", lambda w, x, arith: np.zeros((4, 1), np.int64) + 12345)
+    with pytest.raises(RuntimeError, match=r"^RTL mismatch \(2:4 engine, icarus\): y\[0, 0\] = .*, golden 12345 "):
+        host.run_spmv(w, rng.integers(-9, 9, 8), CFG, sim="icarus")

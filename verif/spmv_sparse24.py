@@ -59,8 +59,9 @@ def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: boo
     is the probability that the input drivers present data and that the output consumer is
     ready on a cycle (1.0: full speed). Returns ``dict(y=(R, B) ndarray, cycles=[per vector,
     from the engine's counter], total_cycles (first input to last output over the batch),
-    busy, golden, engine, sim, run_dir)``. Raises :class:`SparseFlowError` on bad input, or if
-    the RTL differs from ``model.reference.layer`` anywhere.
+    busy, golden, engine, sim, run_dir)``. Raises :class:`SparseFlowError` on bad input and
+    ``RuntimeError`` if the simulation fails or the RTL differs from ``model.reference.layer``
+    anywhere (as ``verif.spmv_eie`` does; the CLI exits 1 for those).
     """
     from verif.runner import SIMULATORS
     if sim not in SIMULATORS:
@@ -81,10 +82,10 @@ def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: boo
     bad = np.argwhere(y != golden)
     if bad.size:
         r, b = (int(v) for v in bad[0])
-        raise SparseFlowError(f"RTL mismatch ({kind} engine, {sim}): y[{r}, {b}] = {y[r, b]}, golden "
+        raise RuntimeError(f"RTL mismatch ({kind} engine, {sim}): y[{r}, {b}] = {y[r, b]}, golden "
                               f"{golden[r, b]} ({len(bad)} of {y.size} results differ)")
     if len(result["cycles"]) != a.shape[1] or result["vectors"] != a.shape[1]:
-        raise SparseFlowError(f"RTL counted {result['vectors']} vectors for a batch of {a.shape[1]}")
+        raise RuntimeError(f"RTL counted {result['vectors']} vectors for a batch of {a.shape[1]}")
     return {
         "y": y,
         "golden": golden,
@@ -121,11 +122,9 @@ def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim
             "timeout_cycles": int(work / pacing ** 2 * 4 + 1000),
             "out": str(out_path),
         }))
-        try:
-            run_dir = simulate(engine, toplevel=toplevel, test_module=TB_MODULE, sim=sim,
-                               case=case_path, waves=waves)
-        except RuntimeError as exc:
-            raise SparseFlowError(str(exc).splitlines()[0]) from None
+        # A simulator or testbench failure is not the user's input: RuntimeError (CLI exit 1).
+        run_dir = simulate(engine, toplevel=toplevel, test_module=TB_MODULE, sim=sim,
+                           case=case_path, waves=waves)
         result = json.loads(out_path.read_text())
     result["y"] = np.array(result["y"], dtype=np.int64).reshape(x.shape[1], rows).T
     result["run_dir"] = str(run_dir)
