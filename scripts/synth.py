@@ -157,7 +157,8 @@ def short_cell(name: str | None) -> str | None:
     """A placed cell's name without the suffixes Yosys/nextpnr add (``_SB_LUT4_O...``, ``$...``)."""
     if not name:
         return name
-    return re.split(r"_SB_|_TRELLIS|_LUT4|_DP16KD|_MULT18|_DFF|_CCU2|\$", name, maxsplit=1)[0]
+    short = re.split(r"_SB_|_TRELLIS|_LUT4|_DP16KD|_MULT18|_DFF|_CCU2|\$", name, maxsplit=1)[0]
+    return short if short and not short.endswith(".") else name[:80]
 
 
 def parse_critical_path(report: dict) -> dict | None:
@@ -204,7 +205,8 @@ def run_flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int =
     progress(f"yosys (synth_{target.family} {target.synth_opts}".rstrip() + ")...")
     y = _run([_tool("YOSYS"), "-q", "-l", "top.rpt", "top.ys"], out_dir, out_dir / "yosys.log", "yosys", timeout)
     if y.returncode != 0:
-        err = [ln for ln in (y.stderr + y.stdout).splitlines() if "ERROR" in ln]
+        rpt = (out_dir / "top.rpt").read_text(errors="replace") if (out_dir / "top.rpt").exists() else ""
+        err = [ln.strip() for ln in (y.stderr + y.stdout + rpt).splitlines() if "ERROR" in ln]
         raise SparseFlowError(f"yosys failed: {err[0] if err else 'exit ' + str(y.returncode)} (log: {out_dir / 'top.rpt'})")
     ylog = (out_dir / "top.rpt").read_text(errors="replace")
     stat = json.loads((out_dir / "stat.json").read_text())

@@ -32,6 +32,7 @@ async def selftest_reports(dut):
     case = json.loads(open(os.environ["SPARSEFLOW_CASE"]).read())
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
     dut.rst.value = 1
+    dut.load_en.value = 0  # the board button: never pressed
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
     assert int(dut.uart_tx.value) == 1, "UART line must idle high"

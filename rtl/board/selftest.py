@@ -9,7 +9,7 @@ the word at the current index is always on the read port when the handshake happ
 
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 
 from model.errors import SparseFlowError
 
@@ -34,6 +34,10 @@ class SelfTest(wiring.Component):
     expected result, in stream order.
 
     Ports:
+      ``load_en``  In(1): drives the engine's ``load.valid`` (a board button; hold it low). The load
+                   payload is a free-running LFSR. This keeps the engine's run-time write port alive,
+                   as in real use: with it tied off, the weight memories become constant ROMs that
+                   Yosys folds by content (and Yosys 0.70 then mis-maps some of them on ECP5).
       ``led_pass`` Out(1): high once every expected word arrived, equal, with the right ``last``.
       ``led_fail`` Out(1): high as soon as one word differs, an extra word arrives, or the run
                    exceeds ``timeout`` cycles (sticky).
@@ -45,6 +49,7 @@ class SelfTest(wiring.Component):
                    CR LF once, 8N1 at ``baud`` for a ``clk_hz`` clock.
     """
 
+    load_en: In(1)
     led_pass: Out(1)
     led_fail: Out(1)
     done: Out(1)
@@ -91,6 +96,15 @@ class SelfTest(wiring.Component):
         ]
         with m.If(x_fire):
             m.d.sync += x_idx.eq(x_idx + 1)
+
+        # The engine's write port: enabled by ``load_en`` only, data from an LFSR.
+        if hasattr(eng, "load"):
+            from amaranth.hdl import Shape
+            width = Shape.cast(eng.load.payload.shape()).width
+            lfsr = Signal(32, init=1)
+            m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[2] ^ lfsr[6] ^ lfsr[7]))
+            m.d.comb += [eng.load.valid.eq(self.load_en),
+                         eng.load.payload.as_value().eq(Cat(*[lfsr] * (-(-width // 32)))[:width])]
 
         # Results
         y_idx = Signal(range(ny + 1))

@@ -9,7 +9,8 @@ from .selftest import SelfTest
 
 class BoardTop(Elaboratable):
     """``selftest`` on a board: ``pass_led``/``fail_led`` are ``(resource name, number)`` pairs;
-    the UART report goes to ``uart`` 0's ``tx`` (both iCEBreaker and ULX3S wire it to the FTDI chip).
+    the UART report goes to ``uart`` 0's ``tx`` (both iCEBreaker and ULX3S wire it to the FTDI chip);
+    user button 0 is the engine's load enable (see :class:`SelfTest`: do not press it).
     Without a platform (simulation) it is just the self-test."""
 
     def __init__(self, selftest: SelfTest, pass_led=("led", 0), fail_led=("led", 1)):
@@ -23,7 +24,9 @@ class BoardTop(Elaboratable):
             ok = platform.request(*self.pass_led, dir="o")
             bad = platform.request(*self.fail_led, dir="o")
             uart = platform.request("uart", 0)
-            m.d.comb += [ok.o.eq(st.led_pass), bad.o.eq(st.led_fail), uart.tx.o.eq(st.uart_tx)]
+            button = platform.request("button", 0, dir="i")
+            m.d.comb += [ok.o.eq(st.led_pass), bad.o.eq(st.led_fail), uart.tx.o.eq(st.uart_tx),
+                         st.load_en.eq(button.i)]
         return m
 
 
