@@ -145,8 +145,34 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def goals(rows: list[dict]) -> str:
+    """The project's goals, checked against the measured rows (one bullet each)."""
+    ok = [r for r in rows if r["fits"] == "1"]
+    out = []
+    for target, min_pes in (("ice40-up5k", 4), ("ecp5-85f", 16)):
+        pts = [r for r in ok if r["target"] == target and r["engine"] == "eie" and int(r["size"]) >= min_pes]
+        for r in pts:
+            verdict = "met" if r["meets_goal"] == "1" else "MISSED"
+            out.append(f"- {target}, EIE {r['size']} PEs: Fmax {float(r['fmax_mhz']):.1f} MHz vs goal "
+                       f"{float(r['goal_mhz']):g} MHz: **{verdict}**; critical path `{r['critical_from']}` -> "
+                       f"`{r['critical_to']}` ({r['critical_ns']} ns)")
+        if not pts:
+            out.append(f"- {target}, EIE >= {min_pes} PEs: no fitting point measured")
+    for target in sorted({r["target"] for r in ok}):
+        for size in sorted({int(r["size"]) for r in ok if r["target"] == target}):
+            pair = {r["engine"]: r for r in ok if r["target"] == target and int(r["size"]) == size
+                    and r["engine"] in ("2:4", "dense")}
+            if len(pair) == 2:
+                a, b = float(pair["2:4"]["throughput_per_cell"]), float(pair["dense"]["throughput_per_cell"])
+                verdict = "above" if a > b else "NOT above"
+                out.append(f"- {target}, {size} lanes: 2:4 {a / 1e3:.1f} k vs dense {b / 1e3:.1f} k dense-MAC/s "
+                           f"per logic cell ({a / b:.2f}x): **{verdict}**")
+    return "\n".join(out) + "\n"
+
+
 def report(csv_path: Path) -> None:
     rows = load(csv_path)
+    (OUT / "synth_goals.md").write_text(goals(rows))
     (OUT / "synth_table.md").write_text(markdown(rows))
     fits = fit(rows)
     (OUT / "synth_fit.json").write_text(json.dumps(fits, indent=2, sort_keys=True) + "\n")
