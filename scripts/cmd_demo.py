@@ -10,11 +10,16 @@ def add_arguments(p):
     p.add_argument("--hidden", default="128,64", help="hidden layer sizes, multiples of 4 (default 128,64)")
     p.add_argument("--sparsity", type=float, default=0.9, help="sparsity of the unstructured (EIE) network")
     p.add_argument("--method", default="taylor", choices=["magnitude", "taylor", "random"])
+    p.add_argument("--schedule", default="iterative", choices=["oneshot", "iterative", "lth"],
+                   help="pipeline of the unstructured network (default iterative: 4 prune/retrain rounds)")
+    p.add_argument("--scope", default="layer", choices=["layer", "global"])
     p.add_argument("--pes", type=int, default=8, help="EIE PEs (= multipliers)")
     p.add_argument("--lanes", type=int, default=4, help="2:4 / dense lanes (2 multipliers each)")
     p.add_argument("--fifo-depth", type=int, default=8)
     p.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     p.add_argument("--limit", type=int, default=None, help="run only the first N held-out images")
+    p.add_argument("--dense-limit", type=int, default=40,
+                   help="images run on the dense baselines, whose timing is data-independent (default 40)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--no-sweep", action="store_true", help="skip the accuracy-vs-sparsity sweep")
     p.add_argument("--seed", type=int, default=0)
@@ -28,9 +33,10 @@ def run(args) -> int:
     from scripts.demo import DemoOptions, _jsonable, run_demo
     from scripts.demo_report import summary_lines
 
-    opts = DemoOptions(hidden=parse_hidden(args.hidden), sparsity=args.sparsity, method=args.method, pes=args.pes,
+    opts = DemoOptions(hidden=parse_hidden(args.hidden), sparsity=args.sparsity, method=args.method, schedule=args.schedule,
+                       scope=args.scope, pes=args.pes,
                        lanes=args.lanes, fifo_depth=args.fifo_depth, sim=args.sim, out=Path(args.out),
-                       seed=args.seed, limit=args.limit, epochs=args.epochs, sweep=not args.no_sweep)
+                       seed=args.seed, limit=args.limit, dense_limit=args.dense_limit, epochs=args.epochs, sweep=not args.no_sweep)
     result = run_demo(opts, quiet=args.json)
     if args.json:
         print_json(_jsonable({k: v for k, v in result.items() if k not in ("images",)}))

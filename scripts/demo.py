@@ -24,6 +24,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,8 @@ class DemoOptions:
     hidden: tuple[int, ...] = (128, 64)
     sparsity: float = 0.9          # of the unstructured (EIE) network
     method: str = "taylor"
+    schedule: str = "iterative"    # of the unstructured network (the 2:4 one is one-shot)
+    scope: str = "layer"
     pes: int = 8                   # EIE PEs = multipliers
     lanes: int = 4                 # 2:4 / dense lanes (2 multipliers each)
     fifo_depth: int = 8
@@ -47,17 +50,20 @@ class DemoOptions:
     epochs: int = 30
     finetune_epochs: int = 15
     sweep: bool = True             # the small accuracy-vs-sparsity sweep for the report
+    dense_limit: int = 40          # images run on the dense baselines (their timing is data-independent)
 
     def check(self) -> None:
         from model.prune.criteria import METHODS
         from verif.runner import SIMULATORS
+        if self.schedule not in ("oneshot", "iterative", "lth"):
+            raise SparseFlowError(f"the demo prunes with oneshot, iterative or lth, not {self.schedule!r}")
         if self.method not in METHODS:
             raise SparseFlowError(f"unknown pruning method {self.method!r} (choose from {', '.join(METHODS)})")
         if not 0.0 <= self.sparsity < 1.0:
             raise SparseFlowError(f"sparsity must be in [0, 1), not {self.sparsity}")
         if self.sim not in SIMULATORS:
             raise SparseFlowError(f"unknown simulator {self.sim!r}; choose one of {', '.join(SIMULATORS)}")
-        for name in ("pes", "lanes", "fifo_depth", "epochs"):
+        for name in ("pes", "lanes", "fifo_depth", "epochs", "dense_limit"):
             if getattr(self, name) < 1:
                 raise SparseFlowError(f"{name.replace('_', ' ')} must be >= 1, not {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
@@ -94,22 +100,38 @@ def _pow2(n: int) -> int:
     return 1 << max(0, math.ceil(math.log2(max(n, 1))))
 
 
-def eie_config(matrices, opts: DemoOptions, weight_bits: int, act_bits: int) -> EIEConfig:
-    """One EIE build for every matrix the demo runs on it (shift/ReLU are run-time registers)."""
-    from model.formats import eie
-    rows = _pow2(max(w.shape[0] for w in matrices))
-    cols = _pow2(max(w.shape[1] for w in matrices))
+def eie_config(shapes, opts: DemoOptions, weight_bits: int, act_bits: int) -> EIEConfig:
+    """One EIE build for every layer shape the demo runs on it (shift/ReLU are run-time registers).
+
+    Sized from the shapes alone (a PE never holds more than ``rows_per_pe`` entries per column,
+    padding included), so the build can start before the network is trained.
+    """
+    rows = _pow2(max(r for r, _ in shapes))
+    cols = _pow2(max(c for _, c in shapes))
     cfg = EIEConfig(n_pes=opts.pes, fifo_depth=opts.fifo_depth, max_rows=rows, max_entries=1,
                     arith=Arith(weight_bits, act_bits, max_cols=cols, requant=Requant()))
-    need = max(int(eie.encode(w, cfg).entries_per_pe.max(initial=1)) for w in matrices)
-    return cfg.with_(max_entries=_pow2(need))
+    return cfg.with_(max_entries=_pow2(cfg.rows_per_pe * cols))
 
 
-def lane_config(matrices, lanes: int, weight_bits: int, act_bits: int) -> Sparse24Config:
-    rows = _pow2(max(w.shape[0] for w in matrices))
-    cols = _pow2(max(w.shape[1] for w in matrices))
+def lane_config(shapes, lanes: int, weight_bits: int, act_bits: int) -> Sparse24Config:
+    rows = _pow2(max(r for r, _ in shapes))
+    cols = _pow2(max(c for _, c in shapes))
     return Sparse24Config(lanes=lanes, max_rows=rows,
                           arith=Arith(weight_bits, act_bits, max_cols=max(cols, 4), requant=Requant()))
+
+
+def prebuild(cfgs: dict, sim: str) -> None:
+    """Compile every engine the demo simulates (cached by Verilog hash; the runs reuse them)."""
+    from rtl.eie.array import EIEArray, build_config
+    from verif.runner import build
+    from verif.spmv_eie import TOPLEVEL
+    from verif.spmv_sparse24 import make_engine, toplevel_name
+    for name, cfg in cfgs.items():
+        if name == "eie":
+            build(EIEArray(build_config(cfg)), toplevel=TOPLEVEL, sim=sim)
+        else:
+            dense = name.startswith("dense")
+            build(make_engine(cfg, dense), toplevel=toplevel_name(dense), sim=sim)
 
 
 def _with_requant(cfg, layer):
@@ -187,29 +209,38 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
     x_test = data.x_test[:n].T.astype(np.int64)   # (64, n): columns are images
     y_test = np.asarray(data.y_test[:n])
 
+    wb, ab = 8, 16  # model.quant's defaults: int8 weights, int16 activations
+    dims = (64, *opts.hidden, 10)
+    shapes = [(dims[i + 1], dims[i]) for i in range(len(dims) - 1)]
+    dense_lanes = max(1, opts.pes // 2)  # N EIE PEs are N multipliers: a dense engine of N/2 lanes
+    cfgs = {"eie": eie_config(shapes, opts, wb, ab),
+            "2:4": lane_config(shapes, opts.lanes, wb, ab),
+            "dense": lane_config(shapes, opts.lanes, wb, ab),
+            "dense-eie": lane_config(shapes, dense_lanes, wb, ab)}
+    if dense_lanes == opts.lanes:
+        del cfgs["dense-eie"]
+    pool = ThreadPoolExecutor(max_workers=2)
+    # Verilator builds take a while: they run on the other core while the network trains.
+    builds = pool.submit(prebuild, cfgs, opts.sim)
+
     base = dict(method=opts.method, hidden=opts.hidden, seed=opts.seed, epochs=opts.epochs,
                 finetune_epochs=opts.finetune_epochs, progress=not quiet)
     with stages.stage("train dense MLP"):
         dense, init_state, _ = train_dense(PruneConfig(**base), data)
     with stages.stage("prune + fine-tune"):
-        unstr = run(PruneConfig(granularity="unstructured", sparsity=opts.sparsity, **base), data,
-                    dense=dense, init_state=init_state)
+        unstr = run(PruneConfig(granularity="unstructured", sparsity=opts.sparsity, schedule=opts.schedule,
+                                scope=opts.scope, **base), data, dense=dense, init_state=init_state)
         s24 = run(PruneConfig(granularity="2:4", sparsity=0.5, **base), data, dense=dense, init_state=init_state)
     sweep = []
     if opts.sweep:
         with stages.stage("accuracy sweep"):
             sweep = accuracy_sweep(data, dense, init_state, opts, stages)
     with stages.stage("quantize"):
-        q_u = quantize(unstr.model, data.x_train)
-        q_24 = quantize(s24.model, data.x_train)
+        q_u = quantize(unstr.model, data.x_train, weight_bits=wb, act_bits=ab)
+        q_24 = quantize(s24.model, data.x_train, weight_bits=wb, act_bits=ab)
         gold_u = q_u.activations(x_test)
         gold_24 = q_24.activations(x_test)
-    wb, ab = q_u.weight_bits, q_u.act_bits
 
-    all_w = [l.weight for l in q_u.layers + q_24.layers]
-    cfgs = {"eie": eie_config(all_w, opts, wb, ab),
-            "2:4": lane_config(all_w, opts.lanes, wb, ab),
-            "dense": lane_config(all_w, opts.lanes, wb, ab)}
     with stages.stage("emit memory images"):
         images = []
         for name, q, fmt in (("eie", q_u, "eie"), ("2to4", q_24, "2:4")):
@@ -217,8 +248,7 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
                 path = out / "images" / f"{name}_layer{i}"
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if fmt == "eie":
-                    m = eie_fmt.encode(l.weight, cfgs["eie"])
-                    summary = write_image(path, m, cfgs["eie"])
+                    summary = write_image(path, eie_fmt.encode(l.weight, cfgs["eie"]), cfgs["eie"])
                 else:
                     summary = write_image(path, nm.encode(l.weight, wb), cfgs["2:4"])
                 images.append({"path": str(path), "format": fmt, "summary": summary})
@@ -226,36 +256,44 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
     # Per-layer choice for the 2:4 network, costed on training-set activations (never the test set).
     with stages.stage("per-layer engine choice"):
         calib = q_24.activations(data.x_train[:64].T.astype(np.int64))
+        plain = cfgs["eie"].with_(arith=Arith(wb, ab, max_cols=cfgs["eie"].max_cols))
         choice = []
         for i, l in enumerate(q_24.layers):
-            costs = layer_costs(l.weight, calib[i], cfgs["eie"].with_(arith=Arith(wb, ab, max_cols=cfgs["eie"].max_cols)),
-                                opts.lanes)
+            costs = layer_costs(l.weight, calib[i], plain, opts.lanes)
             choice.append({"layer": i, "costs": costs, "engine": choose(costs)})
 
+    with stages.stage("wait for the Verilator builds"):
+        builds.result()
     runs = {}
-    with stages.stage(f"RTL: EIE array ({opts.sim})"):
-        runs["eie"] = run_network(q_u, ["eie"] * len(q_u.layers), x_test, gold_u, cfgs, opts.sim, stages, "EIE")
-    with stages.stage(f"RTL: 2:4 engine ({opts.sim})"):
-        runs["2:4"] = run_network(q_24, ["2:4"] * len(q_24.layers), x_test, gold_24, cfgs, opts.sim, stages, "2:4")
-    with stages.stage(f"RTL: dense baseline ({opts.sim})"):
-        runs["dense(2:4 net)"] = run_network(q_24, ["dense"] * len(q_24.layers), x_test, gold_24, cfgs, opts.sim,
-                                             stages, "dense")
-        # The EIE array's N PEs are N multipliers: compare with a dense engine of N/2 lanes. The
-        # dense engine's timing depends only on the shape (checked: every vector of a layer took
-        # the same cycles), and both networks have the same shapes, so with lanes == N/2 the run
-        # above is that comparison; otherwise run the EIE net on a dense engine of N/2 lanes.
-        dense_lanes = max(1, opts.pes // 2)
-        fixed = all(min(l["cycles"]) == max(l["cycles"]) for l in runs["dense(2:4 net)"]["layers"])
-        if dense_lanes == opts.lanes and fixed:
-            dense_for_eie = runs["dense(2:4 net)"]["cycles_per_inference"]
-        else:
-            cfgs_e = dict(cfgs, dense=lane_config(all_w, dense_lanes, wb, ab))
-            runs["dense(eie net)"] = run_network(q_u, ["dense"] * len(q_u.layers), x_test, gold_u, cfgs_e,
-                                                 opts.sim, stages, "dense")
-            dense_for_eie = runs["dense(eie net)"]["cycles_per_inference"]
-    with stages.stage(f"RTL: mixed per-layer engines ({opts.sim})"):
-        runs["mixed"] = run_network(q_24, [c["engine"] for c in choice], x_test, gold_24, cfgs, opts.sim,
-                                    stages, "mixed")
+    with stages.stage(f"RTL: EIE net on the EIE array || 2:4 net on the 2:4 engine ({opts.sim})"):
+        f_eie = pool.submit(run_network, q_u, ["eie"] * len(q_u.layers), x_test, gold_u, cfgs, opts.sim, stages, "EIE")
+        f_24 = pool.submit(run_network, q_24, ["2:4"] * len(q_24.layers), x_test, gold_24, cfgs, opts.sim, stages, "2:4")
+        runs["eie"], runs["2:4"] = f_eie.result(), f_24.result()
+    # The dense engine's timing depends only on the layer shapes (checked below: every vector of
+    # a layer takes the same cycles), so it runs the first ``dense_limit`` images only.
+    nd = min(opts.dense_limit, n)
+    with stages.stage(f"RTL: dense baselines on {nd} images || mixed per-layer engines ({opts.sim})"):
+        f_mixed = pool.submit(run_network, q_24, [c["engine"] for c in choice], x_test, gold_24, cfgs, opts.sim,
+                              stages, "mixed")
+        runs["dense(2:4 net)"] = run_network(q_24, ["dense"] * len(q_24.layers), x_test[:, :nd],
+                                             [g[:, :nd] for g in gold_24], cfgs, opts.sim, stages, "dense")
+        cfgs_e = dict(cfgs, dense=cfgs.get("dense-eie", cfgs["dense"]))
+        runs["dense(eie net)"] = run_network(q_u, ["dense"] * len(q_u.layers), x_test[:, :nd],
+                                             [g[:, :nd] for g in gold_u], cfgs_e, opts.sim, stages, "dense")
+        runs["mixed"] = f_mixed.result()
+    pool.shutdown()
+    for k in ("dense(2:4 net)", "dense(eie net)"):
+        for l in runs[k]["layers"]:
+            first, rest = l["cycles"][0], set(l["cycles"][1:])
+            if len(rest) > 1:
+                raise RuntimeError(f"{k}: the dense engine's cycles vary between vectors ({sorted(rest)}); "
+                                   f"its subset cannot stand for the whole test set")
+            # Back to back, the counters add up to the batch time: the first vector carries the
+            # pipeline fill, every later one the same steady-state count. Extrapolate to n images.
+            steady = rest.pop() if rest else first
+            l["cycles_mean"] = (first + (n - 1) * steady) / n
+        runs[k]["cycles_per_inference"] = float(sum(l["cycles_mean"] for l in runs[k]["layers"]))
+    dense_for_eie = runs["dense(eie net)"]["cycles_per_inference"]
 
     acc = lambda pred: float(np.mean(pred == y_test))
     result = {
@@ -274,7 +312,8 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
         "configs": {k: str(v) for k, v in cfgs.items()},
         "runs": {k: {kk: vv for kk, vv in v.items() if kk != "predictions"} for k, v in runs.items()},
         "mismatches": int(sum(r["mismatches"] for r in runs.values())),
-        "outputs_checked": int(sum(sum(l["shape"][0] for l in r["layers"]) * n for r in runs.values())),
+        "outputs_checked": int(sum(sum(l["shape"][0] * len(l["cycles"]) for l in r["layers"]) for r in runs.values())),
+        "dense_images": nd,
         "speedup": {
             "eie_vs_dense": dense_for_eie / runs["eie"]["cycles_per_inference"],
             "2:4_vs_dense": runs["dense(2:4 net)"]["cycles_per_inference"] / runs["2:4"]["cycles_per_inference"],

@@ -29,6 +29,11 @@ TIMESCALE = ("1ns", "1ps")  # Amaranth's Verilog has no `timescale; Icarus needs
 ICARUS_ARGS = ("-g2005",)  # see build(): part of the build hash, so old builds are not reused
 
 
+# Simulation builds only; lint cleanliness is checked separately by lint().
+VERILATOR_ARGS = ("-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast")
+_BUILT: dict = {}  # (build_key, toplevel, sim, waves) -> build folder, for this process
+
+
 def waves_requested(waves: bool | None = None) -> bool:
     if waves is not None:
         return waves
@@ -60,11 +65,20 @@ def build(component, *, toplevel: str, sim: str, waves: bool | None = None) -> P
     apply_tool_env()
     from cocotb_tools.runner import get_runner
 
+    # Converting a design with large memories to Verilog takes seconds; a component that names
+    # what determines its Verilog (``build_key``) is converted once per process.
+    key = getattr(component, "build_key", None)
+    memo = (key, toplevel, sim, waves) if key is not None else None
+    if memo in _BUILT and (_BUILT[memo] / ".built").exists():
+        component._MustUse__used = True  # deliberately not elaborated again: no UnusedElaboratable
+        return _BUILT[memo]
     text = to_verilog(component, toplevel)
-    flags = " ".join(ICARUS_ARGS) if sim == "icarus" else ""
+    flags = " ".join(ICARUS_ARGS) if sim == "icarus" else " ".join(VERILATOR_ARGS)
     digest = hashlib.sha256(f"{sim}{waves}{flags}{text}".encode()).hexdigest()[:12]
     build_dir = BUILD_ROOT / "sim" / f"{toplevel}-{sim}{'-waves' if waves else ''}-{digest}"
     done = build_dir / ".built"
+    if memo is not None:
+        _BUILT[memo] = build_dir
     with _locked(build_dir):
         if not done.exists():
             if build_dir.exists():
@@ -89,7 +103,7 @@ def build(component, *, toplevel: str, sim: str, waves: bool | None = None) -> P
                     build_args += ["-s", "sparseflow_dump", str(dump)]
             if sim == "verilator":
                 # Simulation build only; lint cleanliness is checked separately by lint().
-                build_args = ["-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fast"]
+                build_args = list(VERILATOR_ARGS)
                 if waves:
                     build_args += ["--trace-fst", "--trace-structs"]
             runner = get_runner(sim)

@@ -97,6 +97,12 @@ class LaneArrayEngine(wiring.Component):
         return self._cfg
 
     @property
+    def build_key(self):
+        """What determines the generated Verilog (``verif.runner`` caches conversions by it);
+        ``None`` when memories are initialised from a matrix."""
+        return None if self._init is not None else (type(self).__qualname__, self._cfg)
+
+    @property
     def depth(self) -> int:
         """Words per lane memory: ``ceil(max_rows / lanes) * ceil(max_cols / GROUP)``."""
         return self._depth
