@@ -10,7 +10,7 @@ from model.errors import SparseFlowError
 from verif.runner import SIMULATORS
 from verif.spmv_eie import run_jobs, run_spmv, size_config
 
-BASE = EIEConfig(n_pes=4, index_bits=2, fifo_depth=2, max_rows=32, max_entries=256, arith=Arith(max_cols=32))
+BASE = EIEConfig(n_pes=4, index_bits=2, fifo_depth=2, max_rows=24, max_entries=256, arith=Arith(max_cols=24))
 
 
 def random_jobs(rng, cfg, count, batch=3):
@@ -129,8 +129,8 @@ def test_run_spmv_rejects_bad_input():
         run_spmv(np.array([[0, 300]]), np.ones(2, dtype=int), cfg)
     with pytest.raises(SparseFlowError, match=r"^input contains NaN or infinity$"):
         run_spmv(w, np.array([1, 2, np.nan, 0, 0, 0]), cfg)
-    with pytest.raises(SparseFlowError, match=r"^PE 0 needs 1024 entries \(padding included\); its memory holds 256$"):
-        run_spmv(np.ones((32, 32), dtype=int), np.ones(32, dtype=int), cfg.with_(n_pes=1, max_entries=256))
+    with pytest.raises(SparseFlowError, match=r"^PE 0 needs 576 entries \(padding included\); its memory holds 256$"):
+        run_spmv(np.ones((24, 24), dtype=int), np.ones(24, dtype=int), cfg.with_(n_pes=1, max_entries=256))
     with pytest.raises(SparseFlowError, match=r"^pacing must be in \(0, 1\], not 0$"):
         run_spmv(w, np.ones(6, dtype=int), cfg, pacing=0)
 
