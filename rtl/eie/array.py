@@ -1,4 +1,6 @@
 """The EIE-like sparse PE array: non-zero detection, broadcast queues, PEs, read-out, counters."""
+from dataclasses import replace
+
 import numpy as np
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -25,7 +27,7 @@ def build_config(cfg: EIEConfig) -> EIEConfig:
     """
     if cfg.arith.requant is None or cfg.arith.requant == Requant():
         return cfg
-    return cfg.with_(arith=cfg.arith.__class__(**{**cfg.arith.__dict__, "requant": Requant()}))
+    return cfg.with_(arith=replace(cfg.arith, requant=Requant()))
 
 
 class EIEArray(wiring.Component):
