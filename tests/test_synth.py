@@ -5,6 +5,7 @@ import sys
 
 import pytest
 from amaranth import Cat, Elaboratable, Module, Signal
+from amaranth.lib import io
 
 from model.errors import SparseFlowError
 from scripts import cli
@@ -42,7 +43,7 @@ class _DSPHog(Elaboratable):
         for p in prods[1:]:
             x = x ^ p
         m.d.sync += acc.eq(x)
-        led = platform.request("led_g", 0, dir="o")
+        m.submodules.led = led = io.Buffer("o", platform.request("led_g", 0, dir="-"))
         m.d.comb += led.o.eq(acc.xor())
         return m
 

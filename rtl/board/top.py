@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from amaranth import Elaboratable, Module
+from amaranth.lib import io
 
 from .cases import Case
 from .selftest import SelfTest
@@ -21,12 +22,13 @@ class BoardTop(Elaboratable):
         m = Module()
         m.submodules.selftest = st = self.selftest
         if platform is not None:
-            ok = platform.request(*self.pass_led, dir="o")
-            bad = platform.request(*self.fail_led, dir="o")
-            uart = platform.request("uart", 0)
-            button = platform.request("button", 0, dir="i")
-            m.d.comb += [ok.o.eq(st.led_pass), bad.o.eq(st.led_fail), uart.tx.o.eq(st.uart_tx),
-                         st.load_en.eq(button.i)]
+            bufs = {"ok": ("o", self.pass_led), "bad": ("o", self.fail_led), "button": ("i", ("button", 0))}
+            b = {}
+            for key, (direction, (name, number)) in bufs.items():
+                b[key] = m.submodules[f"{key}_buf"] = io.Buffer(direction, platform.request(name, number, dir="-"))
+            tx = m.submodules.tx_buf = io.Buffer("o", platform.request("uart", 0, dir="-").tx)
+            m.d.comb += [b["ok"].o.eq(st.led_pass), b["bad"].o.eq(st.led_fail), tx.o.eq(st.uart_tx),
+                         st.load_en.eq(b["button"].i)]
         return m
 
 
