@@ -73,8 +73,10 @@ def run_sweep(points, rows, cols, density, seed, csv_path: Path) -> None:
 
 
 def load(csv_path: Path) -> list[dict]:
+    """The CSV's rows; a point measured again replaces its earlier row."""
     with open(csv_path) as fh:
-        return list(csv.DictReader(fh))
+        latest = {(r["target"], r["engine"], r["size"]): r for r in csv.DictReader(fh)}
+    return list(latest.values())
 
 
 def fit(rows: list[dict]) -> dict:

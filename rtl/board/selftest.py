@@ -97,13 +97,15 @@ class SelfTest(wiring.Component):
         with m.If(x_fire):
             m.d.sync += x_idx.eq(x_idx + 1)
 
-        # The engine's write port: enabled by ``load_en`` only, data from an LFSR.
+        # The engine's write port: enabled by ``load_en`` (synchronised) only, data from an LFSR.
         if hasattr(eng, "load"):
             from amaranth.hdl import Shape
             width = Shape.cast(eng.load.payload.shape()).width
             lfsr = Signal(32, init=1)
             m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[2] ^ lfsr[6] ^ lfsr[7]))
-            m.d.comb += [eng.load.valid.eq(self.load_en),
+            load_sync = Signal(2)  # the button is asynchronous: two flip-flops, and no pad-to-RAM path
+            m.d.sync += load_sync.eq(Cat(self.load_en, load_sync[0]))
+            m.d.comb += [eng.load.valid.eq(load_sync[1]),
                          eng.load.payload.as_value().eq(Cat(*[lfsr] * (-(-width // 32)))[:width])]
 
         # Results
