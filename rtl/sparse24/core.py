@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -185,8 +185,15 @@ class LaneArrayEngine(wiring.Component):
         rq = a.requant
         shift = Signal(SHIFT_BITS, init=rq.shift if rq else 0)
         relu = Signal(init=int(rq.relu) if rq else 0)
-        ngroups = Signal(range(wpr + 1))
-        m.d.comb += ngroups.eq((cols + (group - 1)) >> gshift)
+        # What the sequencer compares against is derived from rows/cols when they are written
+        # (``load``) and kept in registers, so no cycle computes a count from rows/cols and then
+        # compares against it. ``glast``: index of the last group of a row (ceil(cols/GROUP) - 1).
+        glast0 = max(-(-cols0 // group) - 1, 0)
+        glast = Signal(range(wpr + 1), init=glast0)
+        rows_in = Signal.like(rows)  # the values a REG_ROWS / REG_COLS load writes
+        cols_in = Signal.like(cols)
+        glast_in = Signal.like(glast)
+        m.d.comb += glast_in.eq(((cols_in + (group - 1)) >> gshift) - 1)
 
         now = Signal(COUNTER_BITS)
         m.d.sync += now.eq(now + 1)
@@ -197,7 +204,15 @@ class LaneArrayEngine(wiring.Component):
                                           depth=2 * wpr, init=[])
         xw = xbuf.write_port(granularity=1)
         xr = xbuf.read_port()
-        xfull = Array([Signal(name="xfull0"), Signal(name="xfull1")])
+        # The two buffers fill (wbuf) and drain (rbuf) in turn: rfull = the read buffer is full
+        # (at least one buffered vector), wfull = the write buffer is full (both are).
+        rfull, wfull = Signal(), Signal()
+        x_done = Signal()  # the input took a vector's last element
+        v_done = Signal()  # the sequencer issued a vector's last group
+        with m.If(x_done & ~v_done):
+            m.d.sync += [rfull.eq(1), wfull.eq(rfull)]
+        with m.Elif(v_done & ~x_done):
+            m.d.sync += [rfull.eq(wfull), wfull.eq(0)]
         # Start time of every vector in flight (loading, computing or draining), in order.
         m.submodules.tstart = tstart = Memory(shape=unsigned(COUNTER_BITS), depth=TIMESTAMPS, init=[])
         ts_w, ts_r = tstart.write_port(), tstart.read_port(domain="comb")
@@ -206,7 +221,7 @@ class LaneArrayEngine(wiring.Component):
         m.d.comb += [ts_w.addr.eq(ts_wptr), ts_w.data.eq(now), ts_r.addr.eq(ts_rptr)]
         wbuf = Signal()
         wcol = Signal(range(cfg.max_cols + 1))
-        m.d.comb += self.x.ready.eq(~xfull[wbuf])
+        m.d.comb += self.x.ready.eq(~wfull)
         m.d.comb += [
             xw.addr.eq(Mux(wbuf, wpr, 0) + (wcol >> gshift)),
             xw.data.eq(Cat(*[self.x.payload.data] * group)),
@@ -218,43 +233,72 @@ class LaneArrayEngine(wiring.Component):
                 m.d.comb += ts_w.en.eq(1)
                 m.d.sync += ts_wptr.eq(ts_wptr + 1)
             with m.If(self.x.payload.last):
-                m.d.sync += [xfull[wbuf].eq(1), wbuf.eq(~wbuf), wcol.eq(0)]
+                m.d.comb += x_done.eq(1)
+                m.d.sync += [wbuf.eq(~wbuf), wcol.eq(0)]
             with m.Else():
                 m.d.sync += wcol.eq(Mux(wcol == cfg.max_cols, wcol, wcol + 1))
 
         # Sequencer: for each block of `lanes` rows, one group per cycle from the full buffer.
         # A block starts only if every lane queue will have room for its result (credit count).
+        # All its decisions come from registered flags, updated one step ahead:
+        #   g_first/g_last: the current group is the first/last of the row (gleft: groups after it);
+        #   b_last: the current block is the vector's last (rem: rows from this block on);
+        #   vmask: the lanes holding a row in the current block.
+        # xaddr/waddr are the input buffer and weight memory read addresses themselves.
+        def lane_mask(n):  # lanes l with l < n
+            return Cat(*[n > l for l in range(lanes)])
+
+        def py_mask(n):
+            return sum(1 << l for l in range(lanes) if l < n)
+
         rbuf = Signal()
-        g = Signal(range(wpr + 1))
-        rbase = Signal(range(cfg.max_rows + lanes + 1))
+        g_first = Signal(init=1)
+        g_last = Signal(init=int(glast0 == 0))
+        gleft = Signal(range(wpr + 1), init=glast0)
+        rem = Signal(range(cfg.max_rows + 1), init=rows0)
+        b_last = Signal(init=int(rows0 <= lanes))
+        vmask = Signal(lanes, init=py_mask(rows0))
+        xaddr = Signal(range(2 * wpr))
         wbase = Signal(range(self._depth + wpr + 1))
+        waddr = Signal.like(wbase)
         pending = Signal(range(RESULT_QUEUE_DEPTH + 1))
+        credit = Signal(init=1)  # pending < RESULT_QUEUE_DEPTH
         issue = Signal()
         block_start = Signal()
-        block_done = Signal()  # the serializer popped a block's final result
+        block_done = Signal()  # the serializer popped a block's final result (the cycle before)
         m.d.comb += [
-            issue.eq(xfull[rbuf] & ((g != 0) | (pending < RESULT_QUEUE_DEPTH))),
-            block_start.eq(issue & (g == 0)),
+            issue.eq(rfull & (~g_first | credit)),
+            block_start.eq(issue & g_first),
         ]
         m.d.sync += pending.eq(pending + block_start - block_done)
-        m.d.comb += xr.addr.eq(Mux(rbuf, wpr, 0) + g)
+        with m.If(block_start & ~block_done):
+            m.d.sync += credit.eq(pending < RESULT_QUEUE_DEPTH - 1)
+        with m.Elif(block_done & ~block_start):
+            m.d.sync += credit.eq(1)
+        m.d.comb += xr.addr.eq(xaddr)
         c_valid = Signal(lanes)
         c_first, c_last = Signal(), Signal()
         m.d.sync += [
-            c_valid.eq(Mux(issue, Cat(*[rbase + l < rows for l in range(lanes)]), 0)),
-            c_first.eq(g == 0),
-            c_last.eq(g == ngroups - 1),
+            c_valid.eq(Mux(issue, vmask, 0)),
+            c_first.eq(g_first),
+            c_last.eq(g_last),
         ]
         with m.If(issue):
             m.d.sync += self.busy.eq(self.busy + 1)
-            with m.If(g == ngroups - 1):
-                m.d.sync += g.eq(0)
-                with m.If(rbase + lanes >= rows):  # vector done: free its buffer
-                    m.d.sync += [rbase.eq(0), wbase.eq(0), xfull[rbuf].eq(0), rbuf.eq(~rbuf)]
+            with m.If(g_last):
+                m.d.sync += [g_first.eq(1), g_last.eq(glast == 0), gleft.eq(glast)]
+                with m.If(b_last):  # vector done: free its buffer
+                    m.d.comb += v_done.eq(1)
+                    m.d.sync += [wbase.eq(0), waddr.eq(0), rbuf.eq(~rbuf),
+                                 xaddr.eq(Mux(rbuf, 0, wpr)),
+                                 rem.eq(rows), b_last.eq(rows <= lanes), vmask.eq(lane_mask(rows))]
                 with m.Else():
-                    m.d.sync += [rbase.eq(rbase + lanes), wbase.eq(wbase + wpr)]
+                    m.d.sync += [wbase.eq(wbase + wpr), waddr.eq(wbase + wpr), xaddr.eq(Mux(rbuf, wpr, 0)),
+                                 rem.eq(rem - lanes), b_last.eq(rem <= 2 * lanes),
+                                 vmask.eq(Cat(*[rem > lanes + l for l in range(lanes)]))]
             with m.Else():
-                m.d.sync += g.eq(g + 1)
+                m.d.sync += [g_first.eq(0), g_last.eq(gleft == 1), gleft.eq(gleft - 1),
+                             xaddr.eq(xaddr + 1), waddr.eq(waddr + 1)]
 
         # Lanes: weight memories (read with the x buffer, one cycle), MAC, result queue.
         images = self._lane_images()
@@ -273,7 +317,7 @@ class LaneArrayEngine(wiring.Component):
                     wr.addr.eq(ld.addr),
                     wr.data.eq(ld.data[lo:lo + shape.size]),
                     wr.en.eq(ld_fire & (ld.target == TARGET_WEIGHTS) & (ld.lane == l)),
-                    rd.addr.eq(wbase + g),
+                    rd.addr.eq(waddr),
                 ]
                 lo += shape.size
                 words[name] = data.View(shape, rd.data)
@@ -286,46 +330,75 @@ class LaneArrayEngine(wiring.Component):
             m.d.comb += [q.w_en.eq(mac.result_valid), q.w_data.eq(mac.result)]
             queues.append(q)
 
-        # Serializer: pop the lane queues in row order, requantize, drive `y`.
-        olane = Signal(range(lanes))
-        orow = Signal(range(cfg.max_rows))
-        head_rdy = Array([q.r_rdy for q in queues])[olane]
-        head = Array([q.r_data for q in queues])[olane]
+        # Serializer: pop the lane queues in row order into a holding register ``h``, requantize
+        # it into the `y` register (two stages, so the queue-head mux and the requantizer are in
+        # different cycles). ``osel``: the lane to pop next, one-hot. ``final``: the row to pop
+        # next is the vector's last (oleft rows after it). A block's credit returns (block_done)
+        # the cycle after its final pop.
+        osel = Signal(lanes, init=1)
+        oleft = Signal(range(cfg.max_rows + 1), init=max(rows0 - 1, 0))
+        final_row = Signal(init=int(rows0 == 1))
+        head_rdy = Cat(*[q.r_rdy & osel[l] for l, q in enumerate(queues)]).any()
+        head = Signal(a.acc_bits)
+        for l, q in enumerate(queues):
+            with m.If(osel[l]):
+                m.d.comb += head.eq(q.r_data)
+        h_valid, h_last = Signal(), Signal()
+        h_data = Signal(signed(a.acc_bits))
         m.submodules.requant = rqu = Requantizer(a)
-        m.d.comb += rqu.acc.eq(head.as_signed())
+        m.d.comb += rqu.acc.eq(h_data)
         if rq is not None:
             m.d.comb += [rqu.shift.eq(shift), rqu.relu.eq(relu)]
         take = ~self.y.valid | self.y.ready
-        final_row = orow == rows - 1
+        h_take = ~h_valid | take
         pop = Signal()
-        m.d.comb += [pop.eq(take & head_rdy), block_done.eq(pop & (final_row | (olane == lanes - 1)))]
+        m.d.comb += pop.eq(h_take & head_rdy)
+        m.d.sync += block_done.eq(pop & (final_row | osel[lanes - 1]))
         for l, q in enumerate(queues):
-            m.d.comb += q.r_en.eq(pop & (olane == l))
+            m.d.comb += q.r_en.eq(pop & osel[l])
+        with m.If(take):
+            m.d.sync += self.y.valid.eq(h_valid)
+            with m.If(h_valid):
+                m.d.sync += [self.y.payload.data.eq(rqu.out), self.y.payload.last.eq(h_last)]
+        with m.If(h_take):  # h_data/h_last are don't-cares unless h_valid: no pop in their enable
+            m.d.sync += [h_valid.eq(pop), h_data.eq(head.as_signed()), h_last.eq(final_row)]
         with m.If(pop):
-            m.d.sync += [self.y.valid.eq(1), self.y.payload.data.eq(rqu.out), self.y.payload.last.eq(final_row)]
             with m.If(final_row):
-                m.d.sync += [orow.eq(0), olane.eq(0)]
+                m.d.sync += [osel.eq(1), oleft.eq(rows - 1), final_row.eq(rows == 1)]
             with m.Else():
-                m.d.sync += [orow.eq(orow + 1), olane.eq(Mux(olane == lanes - 1, 0, olane + 1))]
-        with m.Elif(take):
-            m.d.sync += self.y.valid.eq(0)
+                m.d.sync += [osel.eq(osel.rotate_left(1)), oleft.eq(oleft - 1),
+                             final_row.eq(oleft == 1)]
         # A vector's time starts at its first input or when the previous vector finished,
         # whichever is later: back-to-back vectors' counts then add up to the batch's time.
+        # ``start`` is that later time, registered (two cycles behind ts_r/prev_end): a vector's
+        # last result comes well after its first input, and in the two cycles after a vector
+        # ends its successor's start is prev_end (loaded directly).
+        y_end = self.y.valid & self.y.ready & self.y.payload.last
         prev_end = Signal(COUNTER_BITS)
-        start = Mux(ts_r.data > prev_end, ts_r.data, prev_end)
-        with m.If(self.y.valid & self.y.ready & self.y.payload.last):
-            m.d.sync += [self.cycles.eq(now - start + 1), prev_end.eq(now + 1), ts_rptr.eq(ts_rptr + 1),
-                         self.vectors.eq(self.vectors + 1)]
+        ts_head = Signal(COUNTER_BITS)
+        start = Signal(COUNTER_BITS)
+        m.d.sync += ts_head.eq(ts_r.data)
+        with m.If(y_end):
+            m.d.sync += [self.cycles.eq(now - start + 1), prev_end.eq(now + 1), start.eq(now + 1),
+                         ts_rptr.eq(ts_rptr + 1), self.vectors.eq(self.vectors + 1)]
+        with m.Else():
+            m.d.sync += start.eq(Mux(ts_head > prev_end, ts_head, prev_end))
 
-        # Load port: accepted only while no vector is anywhere in the engine.
-        idle = ~xfull[0] & ~xfull[1] & (wcol == 0) & (pending == 0) & ~self.y.valid
-        m.d.comb += self.load.ready.eq(idle)
+        # Load port: accepted only while no vector is anywhere in the engine. ``ready`` is a
+        # register: idle now and no input element taken at this edge (only an input element
+        # ends an idle spell; the end of one shows in ``ready`` a cycle late).
+        idle = ~rfull & (wcol == 0) & (pending == 0) & ~h_valid & ~self.y.valid
+        m.d.sync += self.load.ready.eq(idle & ~(self.x.valid & self.x.ready))
+        m.d.comb += [rows_in.eq(ld.data), cols_in.eq(ld.data)]
         with m.If(ld_fire & (ld.target == TARGET_REG)):
             with m.Switch(ld.addr):
                 with m.Case(REG_ROWS):
-                    m.d.sync += rows.eq(ld.data)
+                    m.d.sync += [rows.eq(rows_in), rem.eq(rows_in), b_last.eq(rows_in <= lanes),
+                                 vmask.eq(lane_mask(rows_in)), oleft.eq(rows_in - 1),
+                                 final_row.eq(rows_in == 1)]
                 with m.Case(REG_COLS):
-                    m.d.sync += cols.eq(ld.data)
+                    m.d.sync += [cols.eq(cols_in), glast.eq(glast_in), gleft.eq(glast_in),
+                                 g_last.eq(glast_in == 0)]
                 if rq is not None:  # without requant the raw accumulator is the result
                     with m.Case(REG_SHIFT):
                         m.d.sync += shift.eq(ld.data)

@@ -47,8 +47,11 @@ class Sparse24Engine(LaneArrayEngine):
 
     Registers reset to the ``init`` matrix's shape (or ``max_rows``/``max_cols``) and to the
     configuration's ``Requant``; build from :func:`build_config` so that every layer of a network
-    shares one Verilog. Latency of a row block: ``cols/4`` issue cycles, 1 memory read, 2 MAC
-    stages, 1 result queue and 1 output register.
+    shares one Verilog. Latency of a row block: ``cols/4`` issue cycles, 1 memory read, 3 MAC
+    stages (select, multiply, accumulate), 1 result queue, 1 holding register and 1 output
+    register (the requantizer sits between the last two). The sequencer's and serializer's
+    decisions come from registered flags and counters, precomputed when ``rows``/``cols`` are
+    written, so no cycle derives a count from them and compares against it.
     """
 
     GROUP = 4

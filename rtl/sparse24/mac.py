@@ -10,7 +10,7 @@ GROUP = 4  # activations per group (the "4" of 2:4)
 KEPT = 2   # kept weights per group (the "2")
 POS_BITS = 2
 
-LATENCY = 2  # cycles from a group with ``last`` to ``result_valid``
+LATENCY = 3  # cycles from a group with ``last`` to ``result_valid``
 
 
 class Sparse24MAC(wiring.Component):
@@ -27,13 +27,14 @@ class Sparse24MAC(wiring.Component):
       ``act``    In(ArrayLayout(signed(act_bits), 4)): the four dense activations of the group.
       ``weight`` In(ArrayLayout(signed(weight_bits), 2)): the two kept weights.
       ``pos``    In(ArrayLayout(unsigned(2), 2)): their positions in the group.
-      ``result_valid`` Out(1): high for exactly one cycle, ``LATENCY`` = 2 cycles after the edge
+      ``result_valid`` Out(1): high for exactly one cycle, ``LATENCY`` = 3 cycles after the edge
                  that took a ``last`` group.
       ``result`` Out(signed(acc_bits)): the dot product while ``result_valid`` is high (it holds
                  the running sum otherwise).
 
-    Pipeline: stage 1 selects ``act[pos[k]]`` and registers both products; stage 2 adds them to
-    the accumulator. ``acc_bits`` (from :class:`Arith`) guarantees no overflow for dot products
+    Pipeline: stage 1 selects ``act[pos[k]]`` and registers the two selected activations with
+    their weights; stage 2 registers both products; stage 3 adds them to the accumulator. (The
+    select mux and the multiplier are in different cycles, so neither sets the clock.) ``acc_bits`` (from :class:`Arith`) guarantees no overflow for dot products
     of at most ``max_cols`` columns.
 
     Metadata semantics (valid or not): each kept weight multiplies the activation at its *own*
@@ -49,7 +50,11 @@ class Sparse24MAC(wiring.Component):
         self._arith = arith
         # Internal state, created here so the formal harness (verif/formal) can observe it.
         self._acc = Signal(signed(arith.acc_bits), name="acc")
+        self._sel_act = [Signal(signed(arith.act_bits), name=f"sel_act{k}") for k in range(KEPT)]
+        self._sel_weight = [Signal(signed(arith.weight_bits), name=f"sel_weight{k}") for k in range(KEPT)]
         self._prods = [Signal(signed(arith.weight_bits + arith.act_bits), name=f"prod{k}") for k in range(KEPT)]
+        # (valid, first, last) of the group in stage 1 (selected) and stage 2 (products).
+        self._flags = [[Signal(name=f"s{st}_{f}") for f in ("valid", "first", "last")] for st in (1, 2)]
         super().__init__({
             "valid": In(1),
             "first": In(1),
@@ -68,18 +73,26 @@ class Sparse24MAC(wiring.Component):
     def elaborate(self, platform):
         m = Module()
 
-        # Stage 1: select the two activations and multiply.
-        prods = self._prods
-        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+        (s1_valid, s1_first, s1_last), (s2_valid, s2_first, s2_last) = self._flags
+
+        # Stage 1: select the two activations (registered with their weights).
+        sel_act, sel_weight = self._sel_act, self._sel_weight
         m.d.sync += [s1_valid.eq(self.valid), s1_first.eq(self.first), s1_last.eq(self.last)]
         with m.If(self.valid):
             for k in range(KEPT):
-                m.d.sync += prods[k].eq(self.weight[k] * self.act[self.pos[k]])
+                m.d.sync += [sel_act[k].eq(self.act[self.pos[k]]), sel_weight[k].eq(self.weight[k])]
 
-        # Stage 2: accumulate; the register itself is the result.
-        acc = self._acc
+        # Stage 2: multiply.
+        prods = self._prods
+        m.d.sync += [s2_valid.eq(s1_valid), s2_first.eq(s1_first), s2_last.eq(s1_last)]
         with m.If(s1_valid):
-            m.d.sync += acc.eq(Mux(s1_first, 0, acc) + prods[0] + prods[1])
-        m.d.sync += self.result_valid.eq(s1_valid & s1_last)
+            for k in range(KEPT):
+                m.d.sync += prods[k].eq(sel_weight[k] * sel_act[k])
+
+        # Stage 3: accumulate; the register itself is the result.
+        acc = self._acc
+        with m.If(s2_valid):
+            m.d.sync += acc.eq(Mux(s2_first, 0, acc) + prods[0] + prods[1])
+        m.d.sync += self.result_valid.eq(s2_valid & s2_last)
         m.d.comb += self.result.eq(acc)
         return m

@@ -3,11 +3,13 @@
 :class:`MACHarness` wraps :class:`rtl.sparse24.mac.Sparse24MAC`; its inputs are free (top-level
 ports of the proof). Beside the MAC it keeps an independent reference: each group's dot
 product with the *decompressed* weights (``dense[i] = sum of the kept values whose position is
-i``, which is ``model.formats.nm.decode`` for valid metadata) pushed through the same two-stage
-timing. With ``platform == "formal"`` it asserts, every cycle, that the MAC's product register
-sum equals the reference group product and that its accumulator equals the reference sum, and
-that a ``result_valid`` result is the reference dot product. Both assertions together are
-1-inductive, so ``mode prove`` closes for every input sequence of any length, not only a bound.
+i``, which is ``model.formats.nm.decode`` for valid metadata) pushed through the same three-stage
+timing. With ``platform == "formal"`` it asserts, every cycle, that the MAC's stage flags equal
+the reference's, that its selected activations times their weights sum to the reference group
+product, that its product register sum equals the (delayed) reference group product and that
+its accumulator equals the reference sum, and that a ``result_valid`` result is the reference
+dot product. The assertions together are 1-inductive, so ``mode prove`` closes for every input
+sequence of any length, not only a bound.
 
 ``python -m verif.formal.sparse24_mac [workdir]`` runs the proof and prints the SBY status.
 """
@@ -63,20 +65,33 @@ class MACHarness(wiring.Component):
         dot = Signal(signed(a.weight_bits + a.act_bits + 2))
         m.d.comb += dot.eq(sum(dense[i] * self.act[i] for i in range(GROUP)))
 
+        # The reference through the MAC's three-stage timing: stage 1 holds the group's dot
+        # product, stage 2 the product sum, stage 3 accumulates.
+        ref_dot = Signal.like(dot)
         ref_prod = Signal.like(dot)
-        ref_valid, ref_first, ref_last = Signal(), Signal(), Signal()
+        ref_flags = [[Signal(name=f"ref_s{st}_{f}") for f in ("valid", "first", "last")] for st in (1, 2)]
+        (r1_valid, r1_first, r1_last), (r2_valid, r2_first, r2_last) = ref_flags
         ref_acc = Signal(signed(a.acc_bits))
-        m.d.sync += [ref_valid.eq(self.valid), ref_first.eq(self.first), ref_last.eq(self.last)]
+        m.d.sync += [r1_valid.eq(self.valid), r1_first.eq(self.first), r1_last.eq(self.last),
+                     r2_valid.eq(r1_valid), r2_first.eq(r1_first), r2_last.eq(r1_last)]
         with m.If(self.valid):
-            m.d.sync += ref_prod.eq(dot)
-        with m.If(ref_valid):
-            m.d.sync += ref_acc.eq(Mux(ref_first, 0, ref_acc) + ref_prod)
+            m.d.sync += ref_dot.eq(dot)
+        with m.If(r1_valid):
+            m.d.sync += ref_prod.eq(ref_dot)
+        with m.If(r2_valid):
+            m.d.sync += ref_acc.eq(Mux(r2_first, 0, ref_acc) + ref_prod)
 
         if platform == "formal":
             if self.valid_meta:
                 with m.If(self.valid):
                     m.d.comb += Assume(self.pos[0] < self.pos[1])
+            sel = sum(mac._sel_weight[k] * mac._sel_act[k] for k in range(KEPT))
             m.d.comb += [
+                Assert(mac._flags[0][i] == ref_flags[0][i], "stage 1 flags") for i in range(3)
+            ] + [
+                Assert(mac._flags[1][i] == ref_flags[1][i], "stage 2 flags") for i in range(3)
+            ] + [
+                Assert(sel == ref_dot, "select stage"),
                 Assert(mac._prods[0] + mac._prods[1] == ref_prod, "product stage"),
                 Assert(mac._acc == ref_acc, "accumulator"),
             ]
