@@ -21,31 +21,15 @@ def _dtype(img):
 
 
 def run(args) -> int:
-    import os
-    import tempfile
-    from pathlib import Path
-
     import numpy as np
     from model.errors import SparseFlowError
     from model.images import load_image
     from scripts.cli import print_json
+    from scripts.npyio import save_npy
 
     img = load_image(args.image)
     dense = img.dense().astype(_dtype(img))
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise SparseFlowError(f"{out.parent}: the output's parent folder does not exist")
-    if out.is_dir():
-        raise SparseFlowError(f"{out} is a folder")
-    # Temp file + rename: a failed write never leaves a partial .npy behind.
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, dense)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    out = save_npy(args.out, dense)
     rep = {"format": img.format, "image": str(args.image), "out": str(out), "shape": list(dense.shape),
            "nnz": int(np.count_nonzero(dense)), "dtype": str(dense.dtype)}
     if args.json:

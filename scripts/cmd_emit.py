@@ -20,21 +20,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON report")
 
 
-def load_npy(path: str, what: str):
-    """A .npy file as an array; any problem is one SparseFlowError line."""
-    import numpy as np
-    from model.errors import SparseFlowError
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise SparseFlowError(f"{what} {path}: no such file") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise SparseFlowError(f"{what} {path}: not a readable .npy file ({str(exc).splitlines()[0]})") from None
-    if not isinstance(arr, np.ndarray):
-        raise SparseFlowError(f"{what} {path}: not a .npy array")
-    return arr
-
-
 def _config(args, shape):
     """The configuration object of the image, sized to hold this matrix."""
     from model.config import Arith, EIEConfig, Sparse24Config
@@ -63,6 +48,7 @@ def emit(weights, args):
     import numpy as np
     from model.errors import SparseFlowError
     from model.formats import bsr, csc, eie, nm
+    from scripts.npyio import load_npy
     w = np.asarray(weights)
     if w.ndim != 2:
         raise SparseFlowError(f"weights must be 2-D, got shape {w.shape}")
@@ -109,6 +95,7 @@ def report(manifest: dict, out: str) -> dict:
 def run(args) -> int:
     from model.images import write_image
     from scripts.cli import print_json
+    from scripts.npyio import load_npy
     weights = load_npy(args.weights, "weights")
     matrix, cfg = emit(weights, args)
     manifest = write_image(args.out, matrix, cfg)

@@ -25,37 +25,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _load(path: str, what: str):
-    import numpy as np
-    from model.errors import SparseFlowError
-    try:
-        return np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise SparseFlowError(f"{what} file {path} does not exist") from None
-    except (ValueError, OSError) as exc:
-        raise SparseFlowError(f"{what} file {path} is not a .npy array ({str(exc).splitlines()[0]})") from None
-
-
-def _save(path: str, y) -> None:
-    import os
-    import tempfile
-    from pathlib import Path
-
-    import numpy as np
-    from model.errors import SparseFlowError
-    out = Path(path)
-    if not out.parent.is_dir():
-        raise SparseFlowError(f"{out.parent}: the output's parent folder does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, y)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args) -> int:
     import sys
 
@@ -64,9 +33,10 @@ def run(args) -> int:
     from model.errors import SparseFlowError
     from model.reference import as_int_array
     from scripts.cli import print_json
+    from scripts.npyio import load_npy, save_npy
 
-    w = _load(args.weights, "weights")
-    x = _load(args.input, "input")
+    w = load_npy(args.weights, "weights")
+    x = load_npy(args.input, "input")
     for name, v in (("--pes", args.pes), ("--fifo-depth", args.fifo_depth), ("--index-bits", args.index_bits),
                     ("--lanes", args.lanes)):
         if v < 1:
@@ -110,7 +80,7 @@ def run(args) -> int:
     y = np.asarray(r["y"])
     if vector:
         y = y[:, 0]
-    _save(args.out, y)
+    save_npy(args.out, y)
     rep.update({"out": args.out, "matches_golden": True})
     if args.json:
         print_json(rep)

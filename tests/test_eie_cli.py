@@ -35,7 +35,7 @@ def test_spmv_eie_runs_and_reports(files, capsys):
     ("shape", "shape mismatch: weights are 10x12 but the input has 11 rows"),
     ("nan", "input contains NaN or infinity"),
     ("range", "input[0, 0] = 40000 is out of range for 16-bit signed (-32768..32767)"),
-    ("missing", "does not exist"),
+    ("missing", "no such file"),
     ("pes", "--pes must be >= 1, not 0"),
 ])
 def test_spmv_bad_input_is_one_line_exit_2(files, capsys, bad, message):
