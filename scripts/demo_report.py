@@ -6,6 +6,21 @@ from pathlib import Path
 import numpy as np
 
 
+def _save(fig, out: Path, name: str, names: list[str]) -> None:
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=90)
+    plt.close(fig)
+    names.append(name)
+
+
+def _grouped_bars(ax, series: dict[str, list[float]]) -> None:
+    """One group of bars per x position, one bar per series."""
+    width = 0.8 / len(series)
+    for j, (label, values) in enumerate(series.items()):
+        ax.bar(np.arange(len(values)) + j * width, values, width, label=label)
+
+
 def _plots(out: Path, result: dict, q_u, q_24, cfgs) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -24,26 +39,17 @@ def _plots(out: Path, result: dict, q_u, q_24, cfgs) -> list[str]:
                          f"density {np.count_nonzero(l.weight) / l.weight.size:.2f}", fontsize=9)
             ax.set_xlabel("input")
             ax.set_ylabel("output")
-    fig.tight_layout()
-    fig.savefig(out / "sparsity.png", dpi=90)
-    plt.close(fig)
-    names.append("sparsity.png")
+    _save(fig, out, "sparsity.png", names)
 
     # Per-PE load of the EIE network (entries incl. padding).
     cfg = cfgs["eie"]
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    width = 0.8 / nl
-    for i, l in enumerate(q_u.layers):
-        m = eie.encode(l.weight, cfg)
-        ax.bar(np.arange(cfg.n_pes) + i * width, m.entries_per_pe, width, label=f"layer {i}")
+    _grouped_bars(ax, {f"layer {i}": eie.encode(l.weight, cfg).entries_per_pe for i, l in enumerate(q_u.layers)})
     ax.set_xlabel("PE")
     ax.set_ylabel("entries (incl. padding)")
     ax.set_title("EIE: non-zeros per PE (interleaved rows)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "pe_load.png", dpi=90)
-    plt.close(fig)
-    names.append("pe_load.png")
+    _save(fig, out, "pe_load.png", names)
 
     # Accuracy vs sparsity (the small sweep).
     if result["sweep"]:
@@ -56,27 +62,17 @@ def _plots(out: Path, result: dict, q_u, q_24, cfgs) -> list[str]:
         ax.set_ylabel("held-out accuracy")
         ax.set_title("one-shot pruning + fine-tuning, digits MLP")
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / "accuracy_sparsity.png", dpi=90)
-        plt.close(fig)
-        names.append("accuracy_sparsity.png")
+        _save(fig, out, "accuracy_sparsity.png", names)
 
     # Cycles per layer per run.
     runs = result["runs"]
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    keys = list(runs)
-    width = 0.8 / len(keys)
-    for j, k in enumerate(keys):
-        cyc = [l["cycles_mean"] for l in runs[k]["layers"]]
-        ax.bar(np.arange(len(cyc)) + j * width, cyc, width, label=k)
+    _grouped_bars(ax, {k: [l["cycles_mean"] for l in r["layers"]] for k, r in runs.items()})
     ax.set_xlabel("layer")
     ax.set_ylabel("cycles per vector (RTL counter)")
     ax.set_title("cycles per layer, measured in simulation")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "cycles.png", dpi=90)
-    plt.close(fig)
-    names.append("cycles.png")
+    _save(fig, out, "cycles.png", names)
     return names
 
 

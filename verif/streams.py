@@ -42,8 +42,8 @@ def unpack_signed(word: int, width: int) -> int:
     return word - (1 << width) if word >> (width - 1) else word
 
 
-class StreamDriver:
-    """Drives ``<prefix>__valid``/``__payload`` from a list of payload words, idling per ``pacer``."""
+class _StreamEnd:
+    """The three signals of stream port ``prefix``, the clock and a pacer."""
 
     def __init__(self, dut, prefix: str, clk, pacer: Pacer | None = None):
         self.valid = getattr(dut, f"{prefix}__valid")
@@ -51,6 +51,13 @@ class StreamDriver:
         self.payload = getattr(dut, f"{prefix}__payload")
         self.clk = clk
         self.pacer = pacer or Pacer()
+
+
+class StreamDriver(_StreamEnd):
+    """Drives ``<prefix>__valid``/``__payload`` from a list of payload words, idling per ``pacer``."""
+
+    def __init__(self, dut, prefix: str, clk, pacer: Pacer | None = None):
+        super().__init__(dut, prefix, clk, pacer)
         self.valid.value = 0
         self.sent = 0
 
@@ -71,15 +78,11 @@ class StreamDriver:
         self.valid.value = 0
 
 
-class StreamMonitor:
+class StreamMonitor(_StreamEnd):
     """Drives ``<prefix>__ready`` per ``pacer`` and collects accepted payload words."""
 
     def __init__(self, dut, prefix: str, clk, pacer: Pacer | None = None):
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.clk = clk
-        self.pacer = pacer or Pacer()
+        super().__init__(dut, prefix, clk, pacer)
         self.ready.value = 0
 
     async def receive(self, count: int, timeout_cycles: int = 1_000_000) -> list[int]:
