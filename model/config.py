@@ -37,6 +37,11 @@ def clog2(n: int) -> int:
     return max(1, math.ceil(math.log2(max(n, 1))))
 
 
+def pow2_ceil(n: int) -> int:
+    """The smallest power of two >= ``n`` (1 for n <= 1): memory sizes that let similar layers share a build."""
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+
+
 @dataclass(frozen=True)
 class Requant:
     """Output stage between layers: optional ReLU, rounding right shift, saturation."""

@@ -19,17 +19,16 @@ Any RTL output that differs from the golden model makes the demo fail (exit 1).
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from model.config import Arith, EIEConfig, Requant, Sparse24Config
+from model.config import Arith, EIEConfig, Requant, Sparse24Config, pow2_ceil
 from model.errors import SparseFlowError
 
 
@@ -96,8 +95,9 @@ class Stages:
         return time.perf_counter() - self.t0
 
 
-def _pow2(n: int) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+def _max_dims(shapes) -> tuple[int, int]:
+    """Largest rows and columns over the layer shapes, rounded up to powers of two."""
+    return pow2_ceil(max(r for r, _ in shapes)), pow2_ceil(max(c for _, c in shapes))
 
 
 def eie_config(shapes, opts: DemoOptions, weight_bits: int, act_bits: int) -> EIEConfig:
@@ -106,16 +106,14 @@ def eie_config(shapes, opts: DemoOptions, weight_bits: int, act_bits: int) -> EI
     Sized from the shapes alone (a PE never holds more than ``rows_per_pe`` entries per column,
     padding included), so the build can start before the network is trained.
     """
-    rows = _pow2(max(r for r, _ in shapes))
-    cols = _pow2(max(c for _, c in shapes))
+    rows, cols = _max_dims(shapes)
     cfg = EIEConfig(n_pes=opts.pes, fifo_depth=opts.fifo_depth, max_rows=rows, max_entries=1,
                     arith=Arith(weight_bits, act_bits, max_cols=cols, requant=Requant()))
-    return cfg.with_(max_entries=_pow2(cfg.rows_per_pe * cols))
+    return cfg.with_(max_entries=pow2_ceil(cfg.rows_per_pe * cols))
 
 
 def lane_config(shapes, lanes: int, weight_bits: int, act_bits: int) -> Sparse24Config:
-    rows = _pow2(max(r for r, _ in shapes))
-    cols = _pow2(max(c for _, c in shapes))
+    rows, cols = _max_dims(shapes)
     return Sparse24Config(lanes=lanes, max_rows=rows,
                           arith=Arith(weight_bits, act_bits, max_cols=max(cols, 4), requant=Requant()))
 
@@ -135,8 +133,7 @@ def prebuild(cfgs: dict, sim: str) -> None:
 
 
 def _with_requant(cfg, layer):
-    arith = Arith(**{**cfg.arith.__dict__, "requant": Requant(layer.shift, layer.relu)})
-    return cfg.with_(arith=arith)
+    return cfg.with_(arith=replace(cfg.arith, requant=Requant(layer.shift, layer.relu)))
 
 
 def run_layer(engine: str, layer, x: np.ndarray, cfgs: dict, sim: str) -> dict:

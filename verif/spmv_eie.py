@@ -9,23 +9,19 @@ in shift/relu share one build: shift/relu travel as ``load`` register writes.
 from __future__ import annotations
 
 import json
-import math
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from model.config import Arith, EIEConfig, Requant
+from model.config import Arith, EIEConfig, Requant, pow2_ceil
 from model.errors import SparseFlowError
 from model.formats.eie import EIEMatrix, check_fits, encode
 from model.reference import as_int_array, check_spmv_operands, layer
 
 TOPLEVEL = "eie_array"
-
-
-def _pow2(n: int) -> int:
-    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
 
 
 def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int = 4,
@@ -37,12 +33,12 @@ def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int
     rows, cols = w.shape
     if rows < 1 or cols < 1:
         raise SparseFlowError(f"weights must have at least one row and column, got shape {w.shape}")
-    arith = Arith(weight_bits=arith.weight_bits, act_bits=arith.act_bits, max_cols=_pow2(cols),
+    arith = Arith(weight_bits=arith.weight_bits, act_bits=arith.act_bits, max_cols=pow2_ceil(cols),
                   requant=arith.requant)
     cfg = EIEConfig(n_pes=n_pes, arith=arith, index_bits=index_bits, fifo_depth=fifo_depth,
-                    max_rows=_pow2(rows), max_entries=1)
+                    max_rows=pow2_ceil(rows), max_entries=1)
     need = int(encode(w, cfg).entries_per_pe.max())  # padding depends on index_bits and n_pes
-    return cfg.with_(max_entries=_pow2(max(need, 1)))
+    return cfg.with_(max_entries=pow2_ceil(max(need, 1)))
 
 
 def load_words(m: EIEMatrix, cfg: EIEConfig, requant: Requant | None = None) -> np.ndarray:
@@ -121,7 +117,7 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
         cb = job[3] if len(job) > 3 else None
         if (rq is None) != (cfg.arith.requant is None):
             raise SparseFlowError("a job's requant must be set exactly when the configuration's is")
-        jcfg = cfg if rq is None else cfg.with_(arith=Arith(**{**cfg.arith.__dict__, "requant": rq}))
+        jcfg = cfg if rq is None else cfg.with_(arith=replace(cfg.arith, requant=rq))
         m, a2, expect, wd = _prepare(weights, x, jcfg, cb)
         prepared.append((m, a2, expect, wd, jcfg))
         arrays[f"load_{i}"] = load_words(m, cfg, rq)
