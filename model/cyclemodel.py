@@ -9,13 +9,14 @@ It replays the array's timing rules non-zero by non-zero instead of cycle by cyc
 * the register fires (writes the queues of the PEs with entries in that column) at
   ``F = max(T + 1, Q_k[i_k - D] + 1 over those PEs)``: a queue of depth ``D`` that holds ``D``
   words does not accept one in the cycle its head is popped (``SyncFIFO``);
-* PE ``k`` pops its ``i``-th word at ``Q_i = max(F_i + 1, C_{i-1})`` (one cycle through the
-  queue; register A free or being consumed) reading the column's pointer pair; the walker
-  takes it at ``C_i = max(Q_i + 1, C_{i-1} + L_{i-1})`` (the cycle it issues the previous
+* PE ``k`` pops its ``i``-th word at ``Q_i = max(F_i + 1, X_{i-1})`` (one cycle through the
+  queue; register A free or moving on) reading the column's pointer pair; A moves to the
+  bounds register B at ``X_i = max(Q_i + 1, C_{i-1})`` (B free or being taken); the walker
+  takes it at ``C_i = max(X_i + 1, C_{i-1} + L_{i-1})`` (the cycle it issues the previous
   column's last entry) and issues its ``L_i`` entries at ``C_i + 1 .. C_i + L_i``;
 * the vector is done at the first cycle after the last element's acceptance at which the
-  broadcast register is empty and every PE is idle: three cycles after its last issue (walker,
-  entry read, accumulate);
+  broadcast register is empty and every PE is idle: four cycles after its last issue (walker,
+  entry read, entry register, accumulate);
 * ``cycles`` counts from the first element's acceptance to that cycle inclusive;
   ``total_cycles`` adds ``rows + 1`` read-out cycles when results are taken at once and the
   previous vector's read-out (which overlaps this vector's compute) is already over.
@@ -32,6 +33,7 @@ from .errors import SparseFlowError
 from .formats.eie import EIEMatrix, encode
 
 NEG = -(1 << 40)
+PE_DRAIN = 4  # cycles from a PE's last issue to its idle (rtl.eie.pe: C, R, D stages)
 
 
 def _matrix(m, cfg: EIEConfig) -> EIEMatrix:
@@ -53,7 +55,8 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
     lengths = np.diff(mat.ptr, axis=1)  # (n, cols): entries of column j on PE k
     q_hist = np.full((depth, n), NEG, dtype=np.int64)  # ring of the last D pops per PE
     pushed = np.zeros(n, dtype=np.int64)  # words each queue has received
-    c_prev = np.full(n, NEG, dtype=np.int64)  # register A consumed (= taken by the walker)
+    x_prev = np.full(n, NEG, dtype=np.int64)  # register A moved on to B
+    c_prev = np.full(n, NEG, dtype=np.int64)  # register B consumed (= taken by the walker)
     last_issue = np.full(n, NEG, dtype=np.int64)  # also: the walker can take the next column
     stall = np.zeros(n, dtype=np.int64)
     t = -1  # acceptance cycle of the latest element
@@ -68,15 +71,17 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
         old = q_hist[slot, pes]  # pop of the word D places back in the queue (NEG if none)
         fire = max(t + 1, int(old[need].max(initial=NEG)) + 1)
         stall += np.where(need, np.clip(np.minimum(fire, old + 1) - (t + 1), 0, None), 0)
-        q = np.maximum(fire + 1, c_prev)
-        c = np.maximum(q + 1, last_issue)
+        q = np.maximum(fire + 1, x_prev)
+        x_move = np.maximum(q + 1, c_prev)
+        c = np.maximum(x_move + 1, last_issue)
         L = lengths[:, j]
+        x_prev = np.where(need, x_move, x_prev)
         c_prev = np.where(need, c, c_prev)
         last_issue = np.where(need, c + L, last_issue)
         q_hist[slot, pes] = np.where(need, q, old)
         pushed += need
     t += cols - 1 - prev_col  # the remaining zeros; t = acceptance of the last element
-    done = max(t + 1, fire + 1, int((last_issue + 3).max()))
+    done = max(t + 1, fire + 1, int((last_issue + PE_DRAIN).max()))
     busy = lengths[:, nz_cols].sum(axis=1) if len(nz_cols) else np.zeros(n, dtype=np.int64)
     return {"cycles": done + 1, "total_cycles": done + rows + 2, "busy": busy, "stall": stall}
 

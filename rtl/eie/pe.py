@@ -32,16 +32,26 @@ class EIEPE(wiring.Component):
 
     * P (pointers): the queue head's column ``j`` addresses two pointer banks, ``ptr[2i]`` and
       ``ptr[2i+1]``, at ``(j+1)>>1`` and ``j>>1``: the pair ``ptr[j], ptr[j+1]`` comes out of the
-      two banks in one read. The head is popped into register A when A is free or being
-      consumed. An empty column (``start == end``) is consumed from A without reaching the walker.
-    * W (walker): issues entry address ``p`` per cycle from ``start`` to ``end - 1``; it takes the
-      next column from A in the cycle it issues the current column's last entry.
-    * C: the entry word arrives; the local row is ``z`` (first entry) or ``row + 1 + z``; the
-      accumulator is read; the product ``weight * a`` is registered.
+      two banks in one read. The head is popped into register A when A is free or moving on.
+    * B (bounds): A moves to B when B is free or being consumed; B registers the start, the
+      end, ``end - 2`` and whether the column is empty or holds one entry, so that every
+      handshake (queue ``ready`` included) depends on flip-flops only, never on a memory output
+      or an adder. An empty column (``start == end``) is consumed from B without reaching the
+      walker.
+    * W (walker): issues entry address ``p`` per cycle from ``start`` to ``end - 1``; a
+      registered flag says the current issue is the column's last (set from B, then
+      ``p == end - 2``); in that cycle it takes the next column from B.
+    * C: the entry word arrives from its block RAM and is registered.
+    * R: the local row is ``z`` (first entry) or ``row + 1 + z``; the accumulator is read; the
+      product ``weight * a`` is registered.
     * D: ``acc[row] += product``. The accumulator read port is transparent to this write, so
       an entry of the next column that hits the same row one cycle later reads the new sum:
       back-to-back updates of one row need no stall.
 
+    A column popped at cycle ``t`` is taken by the walker at ``t + 2`` at the earliest and
+    issues from ``t + 3``; the sum of an entry issued at ``t`` is written at the end of
+    ``t + 3``, so the PE is idle at ``t + 4`` after its last issue (``model.cyclemodel`` has
+    the exact rules).
     Padding entries carry weight 0 (code 0 in codebook mode) on a real row: added harmlessly.
     """
 
@@ -106,66 +116,92 @@ class EIEPE(wiring.Component):
         a_act = Signal(signed(a.act_bits))
         a_start = Signal(pb)
         a_end = Signal(pb)
+        a_len = Signal(pb)
         m.d.comb += [
             a_start.eq(Mux(a_odd, odd_r.data, even_r.data)),
             a_end.eq(Mux(a_odd, even_r.data, odd_r.data)),
+            a_len.eq(a_end - a_start),
         ]
+        # --- B: the column's bounds and length flags, registered (no handshake waits on the
+        # pointer memories' outputs or on an adder).
+        b_valid = Signal()
+        b_act = Signal(signed(a.act_bits))
+        b_start = Signal(pb)
+        b_end = Signal(pb)
+        b_end2 = Signal(pb)  # end - 2: the walker's "next issue is the last" compare
+        b_empty = Signal()
+        b_single = Signal()
         # --- W: walker registers
         active = Signal()
         p = Signal(pb)
-        p_end = Signal(pb)
+        p_end2 = Signal(pb)
+        w_last = Signal()  # the entry issued this cycle is the column's last
         w_act = Signal(signed(a.act_bits))
         w_first = Signal()
 
         issue = active
-        last_issue = active & (p + 1 == p_end)
-        can_take = ~active | last_issue
-        a_empty = a_start == a_end
-        take = a_valid & ~a_empty & can_take
-        a_consume = a_valid & (a_empty | can_take)
-        pop = self.act.valid & (~a_valid | a_consume)
+        last_issue = active & w_last
+        can_take = ~active | w_last
+        take = b_valid & ~b_empty & can_take
+        b_consume = b_valid & (b_empty | can_take)
+        a_move = a_valid & (~b_valid | b_consume)
+        pop = self.act.valid & (~a_valid | a_move)
 
         col = self.act.payload.col
         m.d.comb += [
-            self.act.ready.eq(~a_valid | a_consume),
+            self.act.ready.eq(~a_valid | a_move),
             even_r.addr.eq((col + 1) >> 1), odd_r.addr.eq(col >> 1),
             even_r.en.eq(pop), odd_r.en.eq(pop),  # the pair stays put while A waits
         ]
         with m.If(pop):
             m.d.sync += [a_valid.eq(1), a_odd.eq(col[0]), a_act.eq(self.act.payload.data)]
-        with m.Elif(a_consume):
+        with m.Elif(a_move):
             m.d.sync += a_valid.eq(0)
 
+        with m.If(a_move):
+            m.d.sync += [b_valid.eq(1), b_act.eq(a_act), b_start.eq(a_start), b_end.eq(a_end),
+                         b_end2.eq(a_end - 2), b_empty.eq(a_len == 0), b_single.eq(a_len == 1)]
+        with m.Elif(b_consume):
+            m.d.sync += b_valid.eq(0)
+
         with m.If(take):
-            m.d.sync += [active.eq(1), p.eq(a_start), p_end.eq(a_end), w_act.eq(a_act), w_first.eq(1)]
+            m.d.sync += [active.eq(1), p.eq(b_start), p_end2.eq(b_end2), w_last.eq(b_single),
+                         w_act.eq(b_act), w_first.eq(1)]
         with m.Elif(issue):
-            m.d.sync += [p.eq(p + 1), w_first.eq(0)]
+            m.d.sync += [p.eq(p + 1), w_first.eq(0), w_last.eq(p == p_end2)]
             with m.If(last_issue):
                 m.d.sync += active.eq(0)
         m.d.comb += [ent_r.addr.eq(p), ent_r.en.eq(issue)]
 
-        # --- C: decode, row, accumulator read, product ------------------------------------
+        # --- C: the entry word arrives and is registered (block RAM output -> flip-flops) -----
         c_valid = Signal()
         c_act = Signal(signed(a.act_bits))
         c_first = Signal()
         m.d.sync += [c_valid.eq(issue), c_act.eq(w_act), c_first.eq(w_first)]
+        r_valid = Signal()
+        r_word = Signal(cfg.entry_bits)
+        r_act = Signal(signed(a.act_bits))
+        r_first = Signal()
+        m.d.sync += [r_valid.eq(c_valid), r_word.eq(ent_r.data), r_act.eq(c_act), r_first.eq(c_first)]
+
+        # --- R: decode, row, accumulator read, product ------------------------------------
         vb = cfg.value_bits
-        z = ent_r.data[vb:]
+        z = r_word[vb:]
         if cfg.codebook:
-            weight = self.codebook[ent_r.data[:vb]]
+            weight = self.codebook[r_word[:vb]]
         else:
-            weight = ent_r.data[:vb].as_signed()
+            weight = r_word[:vb].as_signed()
         rb = max(1, clog2(cfg.rows_per_pe))
-        row_prev = Signal(rb)
+        row_next = Signal(rb)  # previous row + 1
         row = Signal(rb)
-        m.d.comb += row.eq(Mux(c_first, z, row_prev + 1 + z))
-        with m.If(c_valid):
-            m.d.sync += row_prev.eq(row)
+        m.d.comb += row.eq(Mux(r_first, z, row_next + z))
+        with m.If(r_valid):
+            m.d.sync += row_next.eq(row + 1)
 
         d_valid = Signal()
         d_row = Signal(rb)
         d_prod = Signal(signed(a.weight_bits + a.act_bits))
-        m.d.sync += [d_valid.eq(c_valid), d_row.eq(row), d_prod.eq(weight * c_act)]
+        m.d.sync += [d_valid.eq(r_valid), d_row.eq(row), d_prod.eq(weight * r_act)]
 
         # --- D: accumulate into bank ``bank``; read-out reads and clears bank ``~bank`` -------
         # Two 1R1W memories, so the next vector computes while this one is read out.
@@ -181,14 +217,14 @@ class EIEPE(wiring.Component):
             compute = self.bank == b
             m.d.comb += [
                 r.addr.eq(Mux(compute, row, self.rd_addr)),
-                r.en.eq(Mux(compute, c_valid, self.rd_en)),
+                r.en.eq(Mux(compute, r_valid, self.rd_en)),
                 w.en.eq(Mux(compute, d_valid, clr)),
                 w.addr.eq(Mux(compute, d_row, clr_addr)),
                 w.data.eq(Mux(compute, r.data + d_prod, 0)),
             ]
         m.d.comb += [
             self.rd_data.eq(Mux(self.bank, banks[0].data, banks[1].data)),
-            self.idle.eq(~self.act.valid & ~a_valid & ~active & ~c_valid & ~d_valid),
+            self.idle.eq(~self.act.valid & ~a_valid & ~b_valid & ~active & ~c_valid & ~r_valid & ~d_valid),
             self.busy.eq(issue),
         ]
         return m
