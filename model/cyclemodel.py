@@ -9,11 +9,12 @@ It replays the array's timing rules non-zero by non-zero instead of cycle by cyc
 * the register fires (writes the queues of the PEs with entries in that column) at
   ``F = max(T + 1, Q_k[i_k - D] + 1 over those PEs)``: a queue of depth ``D`` that holds ``D``
   words does not accept one in the cycle its head is popped (``SyncFIFO``);
-* PE ``k`` pops its ``i``-th word at ``Q_i = max(F_i + 1, X_{i-1})`` (one cycle through the
-  queue; register A free or moving on) reading the column's pointer pair; A moves to the
-  bounds register B at ``X_i = max(Q_i + 1, C_{i-1})`` (B free or being taken); the walker
-  takes it at ``C_i = max(X_i + 1, C_{i-1} + L_{i-1})`` (the cycle it issues the previous
-  column's last entry) and issues its ``L_i`` entries at ``C_i + 1 .. C_i + L_i``;
+* PE ``k`` pops its ``i``-th word into its head register at ``Q_i = max(F_i + 1, H_{i-1})``
+  (one cycle through the queue; the head register free or moving on); the head moves on to
+  register A, reading the column's pointer pair, at ``H_i = max(Q_i + 1, X_{i-1})``; A moves
+  to the bounds register B at ``X_i = max(H_i + 1, C_{i-1})`` (B free or being taken); the
+  walker takes it at ``C_i = max(X_i + 1, C_{i-1} + L_{i-1})`` (the cycle it issues the
+  previous column's last entry) and issues its ``L_i`` entries at ``C_i + 1 .. C_i + L_i``;
 * the vector is done at the first cycle after the last element's acceptance at which the
   broadcast register is empty and every PE is idle: four cycles after its last issue (walker,
   entry read, entry register, accumulate);
@@ -55,6 +56,7 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
     lengths = np.diff(mat.ptr, axis=1)  # (n, cols): entries of column j on PE k
     q_hist = np.full((depth, n), NEG, dtype=np.int64)  # ring of the last D pops per PE
     pushed = np.zeros(n, dtype=np.int64)  # words each queue has received
+    h_prev = np.full(n, NEG, dtype=np.int64)  # head register moved on to A
     x_prev = np.full(n, NEG, dtype=np.int64)  # register A moved on to B
     c_prev = np.full(n, NEG, dtype=np.int64)  # register B consumed (= taken by the walker)
     last_issue = np.full(n, NEG, dtype=np.int64)  # also: the walker can take the next column
@@ -71,10 +73,12 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
         old = q_hist[slot, pes]  # pop of the word D places back in the queue (NEG if none)
         fire = max(t + 1, int(old[need].max(initial=NEG)) + 1)
         stall += np.where(need, np.clip(np.minimum(fire, old + 1) - (t + 1), 0, None), 0)
-        q = np.maximum(fire + 1, x_prev)
-        x_move = np.maximum(q + 1, c_prev)
+        q = np.maximum(fire + 1, h_prev)
+        h_move = np.maximum(q + 1, x_prev)
+        x_move = np.maximum(h_move + 1, c_prev)
         c = np.maximum(x_move + 1, last_issue)
         L = lengths[:, j]
+        h_prev = np.where(need, h_move, h_prev)
         x_prev = np.where(need, x_move, x_prev)
         c_prev = np.where(need, c, c_prev)
         last_issue = np.where(need, c + L, last_issue)

@@ -279,19 +279,20 @@ def test_requant_only_configs_share_one_verilog():
 def test_cycle_model_by_hand():
     # One PE, queue depth 1; worked out with the rules in model.cyclemodel's docstring.
     cfg = EIEConfig(n_pes=1, fifo_depth=1, max_rows=4, max_entries=8, arith=Arith(max_cols=3))
-    # Columns hold 3, 1, 1 entries. T accept, F fire, Q pop, X A->B, C walker takes.
-    #   c0: T=0 F=1 Q=2 X=3 C=4, issues 5..7
-    #   c1: T=1, queue full until the pop at 2 -> F=3 (stall 1), Q=4 X=5, C=7 (walker busy), issue 8
-    #   c2: T=3 F=5 (stall 1) Q=6 X=7 C=8, issue 9; done 9+4 = 13 -> 14 cycles
+    # Columns hold 3, 1, 1 entries. T accept, F fire, Q pop, H head->A, X A->B, C walker takes.
+    #   c0: T=0 F=1 Q=2 H=3 X=4 C=5, issues 6..8
+    #   c1: T=1, queue full until the pop at 2 -> F=3 (stall 1), Q=4 H=5 X=6, C=8 (walker busy),
+    #       issue 9
+    #   c2: T=3 F=5 (stall 1) Q=6 H=7 X=8 C=9, issue 10; done 10+4 = 14 -> 15 cycles
     w = np.array([[1, 1, 1], [1, 0, 0], [1, 0, 0]])
     p = simulate_vector(w, [1, 1, 1], cfg)
-    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (14, [5], [2])
-    assert p["total_cycles"] == 14 + 3 + 1
-    # An empty column never reaches the PE: c0 issues 5..7; c1 fires at 2, pushes nothing;
-    # c2: T=2 F=3 Q=4 X=5 C=7, issue 8 -> done 12 -> 13 cycles, no stall
+    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (15, [5], [2])
+    assert p["total_cycles"] == 15 + 3 + 1
+    # An empty column never reaches the PE: c0 issues 6..8; c1 fires at 2, pushes nothing;
+    # c2: T=2 F=3 Q=4 H=5 X=6 C=8, issue 9 -> done 13 -> 14 cycles, no stall
     w = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 1]])
     p = simulate_vector(w, [1, 1, 1], cfg)
-    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (13, [4], [0])
+    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (14, [4], [0])
     assert predict_cycles(w, [0, 0, 0], cfg) == 4  # all zeros: 3 elements, then done
     assert ideal_cycles(w, [1, 0, 1], 2) == 2.0
 

@@ -30,9 +30,11 @@ class EIEPE(wiring.Component):
 
     Pipeline (one column's entries back to back, no bubble between columns):
 
-    * P (pointers): the queue head's column ``j`` addresses two pointer banks, ``ptr[2i]`` and
-      ``ptr[2i+1]``, at ``(j+1)>>1`` and ``j>>1``: the pair ``ptr[j], ptr[j+1]`` comes out of the
-      two banks in one read. The head is popped into register A when A is free or moving on.
+    * H (head): the queue head is popped into register H when H is free or moving on, with
+      the two pointer addresses computed from its column ``j``.
+    * P (pointers): H's addresses read two pointer banks, ``ptr[2i]`` and ``ptr[2i+1]``, at
+      ``(j+1)>>1`` and ``j>>1``: the pair ``ptr[j], ptr[j+1]`` comes out of the two banks in
+      one read. H moves to register A when A is free or moving on.
     * B (bounds): A moves to B when B is free or being consumed; B registers the start, the
       end, ``end - 2`` and whether the column is empty or holds one entry, so that every
       handshake (queue ``ready`` included) depends on flip-flops only, never on a memory output
@@ -48,8 +50,8 @@ class EIEPE(wiring.Component):
       an entry of the next column that hits the same row one cycle later reads the new sum:
       back-to-back updates of one row need no stall.
 
-    A column popped at cycle ``t`` is taken by the walker at ``t + 2`` at the earliest and
-    issues from ``t + 3``; the sum of an entry issued at ``t`` is written at the end of
+    A column popped at cycle ``t`` is taken by the walker at ``t + 3`` at the earliest and
+    issues from ``t + 4``; the sum of an entry issued at ``t`` is written at the end of
     ``t + 3``, so the PE is idle at ``t + 4`` after its last issue (``model.cyclemodel`` has
     the exact rules).
     Padding entries carry weight 0 (code 0 in codebook mode) on a real row: added harmlessly.
@@ -110,6 +112,13 @@ class EIEPE(wiring.Component):
             even_w.data.eq(self.ptr_data), odd_w.data.eq(self.ptr_data),
         ]
 
+        # --- H: the queue head, registered (the pointer addresses come from flip-flops, not
+        # from the queue's storage multiplexer) --------------------------------------------
+        h_valid = Signal()
+        h_act = Signal(signed(a.act_bits))
+        h_odd = Signal()
+        h_even_addr = Signal.like(even_r.addr)
+        h_odd_addr = Signal.like(odd_r.addr)
         # --- P: pointer fetch into register A ---------------------------------------------
         a_valid = Signal()
         a_odd = Signal()
@@ -145,16 +154,22 @@ class EIEPE(wiring.Component):
         take = b_valid & ~b_empty & can_take
         b_consume = b_valid & (b_empty | can_take)
         a_move = a_valid & (~b_valid | b_consume)
-        pop = self.act.valid & (~a_valid | a_move)
+        h_move = h_valid & (~a_valid | a_move)
+        pop = self.act.valid & (~h_valid | h_move)
 
         col = self.act.payload.col
         m.d.comb += [
-            self.act.ready.eq(~a_valid | a_move),
-            even_r.addr.eq((col + 1) >> 1), odd_r.addr.eq(col >> 1),
-            even_r.en.eq(pop), odd_r.en.eq(pop),  # the pair stays put while A waits
+            self.act.ready.eq(~h_valid | h_move),
+            even_r.addr.eq(h_even_addr), odd_r.addr.eq(h_odd_addr),
+            even_r.en.eq(h_move), odd_r.en.eq(h_move),  # the pair stays put while A waits
         ]
         with m.If(pop):
-            m.d.sync += [a_valid.eq(1), a_odd.eq(col[0]), a_act.eq(self.act.payload.data)]
+            m.d.sync += [h_valid.eq(1), h_odd.eq(col[0]), h_act.eq(self.act.payload.data),
+                         h_even_addr.eq((col + 1) >> 1), h_odd_addr.eq(col >> 1)]
+        with m.Elif(h_move):
+            m.d.sync += h_valid.eq(0)
+        with m.If(h_move):
+            m.d.sync += [a_valid.eq(1), a_odd.eq(h_odd), a_act.eq(h_act)]
         with m.Elif(a_move):
             m.d.sync += a_valid.eq(0)
 
@@ -224,7 +239,7 @@ class EIEPE(wiring.Component):
             ]
         m.d.comb += [
             self.rd_data.eq(Mux(self.bank, banks[0].data, banks[1].data)),
-            self.idle.eq(~self.act.valid & ~a_valid & ~b_valid & ~active & ~c_valid & ~r_valid & ~d_valid),
+            self.idle.eq(~self.act.valid & ~h_valid & ~a_valid & ~b_valid & ~active & ~c_valid & ~r_valid & ~d_valid),
             self.busy.eq(issue),
         ]
         return m
