@@ -85,17 +85,30 @@ class SelfTest(wiring.Component):
         primed = Signal()  # one cycle after reset the ROM ports show word 0
         m.d.sync += primed.eq(1)
 
-        # Inputs
-        x_idx = Signal(range(nx + 1))
-        x_fire = eng.x.valid & eng.x.ready
+        # Each ROM port reads only when its word was taken (and once to prime), from an address
+        # register that already holds the next word's index: no adder or handshake-dependent
+        # multiplexer in front of the ROM, only its read enable.
+        # Inputs: ``x_avail`` (a register) = primed and words left.
+        x_avail = Signal()
+        x_raddr = Signal(range(nx + 1))  # the word after the one on the port
+        x_final = Signal()  # the word on the port is the last
+        x_fire = Signal()
+        x_en = Signal()
         m.d.comb += [
-            eng.x.valid.eq(primed & (x_idx < nx) & ~self.done),
+            eng.x.valid.eq(x_avail & ~self.done),
             eng.x.payload.data.eq(x_rd.data[:ab]),
             eng.x.payload.last.eq(x_rd.data[ab]),
-            x_rd.addr.eq(Mux(x_fire, x_idx + 1, x_idx)),
+            x_fire.eq(eng.x.valid & eng.x.ready),
+            x_en.eq(x_fire | ~primed),
+            x_rd.en.eq(x_en),
+            x_rd.addr.eq(x_raddr),
         ]
-        with m.If(x_fire):
-            m.d.sync += x_idx.eq(x_idx + 1)
+        with m.If(x_en):
+            m.d.sync += [x_raddr.eq(x_raddr + 1), x_final.eq(x_raddr == nx - 1)]
+        with m.If(~primed):
+            m.d.sync += x_avail.eq(1)
+        with m.Elif(x_fire & x_final):
+            m.d.sync += x_avail.eq(0)
 
         # The engine's write port: enabled by ``load_en`` (synchronised) only, data from an LFSR.
         if hasattr(eng, "load"):
@@ -108,25 +121,31 @@ class SelfTest(wiring.Component):
             m.d.comb += [eng.load.valid.eq(load_sync[1]),
                          eng.load.payload.as_value().eq(Cat(*[lfsr] * (-(-width // 32)))[:width])]
 
-        # Results
-        y_idx = Signal(range(ny + 1))
-        y_fire = eng.y.valid & eng.y.ready
+        # Results: the same read-ahead scheme; ``y_final``: the word on the port is the last
+        # expected one; ``y_over``: every expected word has arrived.
+        y_raddr = Signal(range(ny + 1))
+        y_final, y_over = Signal(), Signal()
+        y_fire = Signal()
+        y_en = Signal()
         error = Signal()
         timed_out = Signal()
-        m.d.comb += [eng.y.ready.eq(1), y_rd.addr.eq(Mux(y_fire, y_idx + 1, y_idx))]
+        m.d.comb += [eng.y.ready.eq(1), y_fire.eq(eng.y.valid & eng.y.ready),
+                     y_en.eq(y_fire | ~primed), y_rd.en.eq(y_en), y_rd.addr.eq(y_raddr)]
+        with m.If(y_en):
+            m.d.sync += [y_raddr.eq(y_raddr + 1), y_final.eq(y_raddr == ny - 1)]
         # The comparison runs after the transfer, on registered copies, so that the
         # self-test adds no logic to the engine's output path (it would otherwise set Fmax).
         got, want = Signal(ob + 1), Signal(ob + 1)
         check, finish = Signal(), Signal()
         m.d.sync += check.eq(0)
         with m.If(y_fire):
-            with m.If(y_idx == ny):
+            with m.If(y_over):
                 m.d.sync += error.eq(1)  # more results than expected
             with m.Else():
-                m.d.sync += [y_idx.eq(y_idx + 1), check.eq(1),
+                m.d.sync += [check.eq(1),
                              got.eq(Cat(eng.y.payload.data, eng.y.payload.last)), want.eq(y_rd.data)]
-                with m.If(y_idx == ny - 1):
-                    m.d.sync += finish.eq(1)
+                with m.If(y_final):
+                    m.d.sync += [finish.eq(1), y_over.eq(1)]
         # Two more stages: 2-bit chunk mismatches (one LUT each), then their OR.
         chunks = Signal(-(-(ob + 1) // 2))
         check2, finish2 = Signal(), Signal()

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -259,15 +259,44 @@ class LaneArrayEngine(wiring.Component):
         b_last = Signal(init=int(rows0 <= lanes))
         vmask = Signal(lanes, init=py_mask(rows0))
         xaddr = Signal(range(2 * wpr))
-        wbase = Signal(range(self._depth + wpr + 1))
-        waddr = Signal.like(wbase)
+        waddr = Signal(range(self._depth + wpr + 1))
+        # The flags' next values are registers too, so that no comparison sits between a
+        # counter and the flag it updates:
+        #   from cols (written with it): glast_z = (glast == 0), glast_o = (glast == 1);
+        #   from rows: rows_b1/rows_b2 = (rows <= lanes / 2*lanes), rows_m1/rows_m2 = the lanes of
+        #   a vector's first/second block;
+        #   kept with the counters: g_next_last = (gleft == 1), rem_b2 = (rem <= 2*lanes) and
+        #   rem_m2 = the lanes of the block after the current one, wnext = the next block's
+        #   weight address (its first group).
+        glast_z = Signal(init=int(glast0 == 0))
+        glast_o = Signal(init=int(glast0 == 1))
+        rows_b1 = Signal(init=int(rows0 <= lanes))
+        rows_b2 = Signal(init=int(rows0 <= 2 * lanes))
+        rows_m1 = Signal(lanes, init=py_mask(rows0))
+        rows_m2 = Signal(lanes, init=py_mask(rows0 - lanes))
+        g_next_last = Signal(init=int(glast0 == 1))
+        rem_b2 = Signal(init=int(rows0 <= 2 * lanes))
+        rem_m2 = Signal(lanes, init=py_mask(rows0 - lanes))
+        wnext = Signal.like(waddr, init=wpr)
         pending = Signal(range(RESULT_QUEUE_DEPTH + 1))
         credit = Signal(init=1)  # pending < RESULT_QUEUE_DEPTH
+        # A ``load`` register write is decoded at its transfer and applied a cycle later from
+        # registers (``ld_q``: one-hot rows, cols, shift, relu; ``ld_data``), so the payload
+        # decoder drives no wide enable and no priority multiplexer. The sequencer waits while a
+        # rows/cols write is pending: it can only be ready then if the vector's last element came
+        # in the same cycle as the write (a one-element vector).
+        ld = self.load.payload
+        ld_fire = self.load.valid & self.load.ready
+        ld_go = ld_fire & (ld.target == TARGET_REG) & ~ld.addr[2:].any()  # (an OR, not a comparator)
+        ld_q = Signal(4)
+        ld_data = Signal.like(ld.data)
+        m.d.sync += [ld_q.eq(Cat(*[ld_go & (ld.addr[:2] == r) for r in range(4)])), ld_data.eq(ld.data)]
+        ld_rows, ld_cols = ld_q[REG_ROWS], ld_q[REG_COLS]
         issue = Signal()
         block_start = Signal()
         block_done = Signal()  # the serializer popped a block's final result (the cycle before)
         m.d.comb += [
-            issue.eq(rfull & (~g_first | credit)),
+            issue.eq(rfull & ~ld_rows & ~ld_cols & (~g_first | credit)),
             block_start.eq(issue & g_first),
         ]
         m.d.sync += pending.eq(pending + block_start - block_done)
@@ -277,33 +306,53 @@ class LaneArrayEngine(wiring.Component):
             m.d.sync += credit.eq(1)
         m.d.comb += xr.addr.eq(xaddr)
         c_valid = Signal(lanes)
-        c_first, c_last = Signal(), Signal()
+        # ``first`` per lane (``g_first`` of a lane holding a row; don't care for the others): a
+        # shared flag would drive every accumulator bit of every lane from one flip-flop.
+        c_first = Signal(lanes)
+        c_last = Signal()
         m.d.sync += [
             c_valid.eq(Mux(issue, vmask, 0)),
-            c_first.eq(g_first),
+            c_first.eq(Mux(g_first, vmask, 0)),
             c_last.eq(g_last),
         ]
+        # Registers that both the sequencer and a register write update: the two never happen in
+        # one cycle (see ``issue``), so the write's own flag picks the new value.
+        adv = Signal()  # the current group is the row's last: next block (or vector)
+        m.d.comb += adv.eq(issue & g_last)
         with m.If(issue):
             m.d.sync += self.busy.eq(self.busy + 1)
             with m.If(g_last):
-                m.d.sync += [g_first.eq(1), g_last.eq(glast == 0), gleft.eq(glast)]
+                m.d.sync += g_first.eq(1)
                 with m.If(b_last):  # vector done: free its buffer
                     m.d.comb += v_done.eq(1)
-                    m.d.sync += [wbase.eq(0), waddr.eq(0), rbuf.eq(~rbuf),
-                                 xaddr.eq(Mux(rbuf, 0, wpr)),
-                                 rem.eq(rows), b_last.eq(rows <= lanes), vmask.eq(lane_mask(rows))]
+                    m.d.sync += [waddr.eq(0), wnext.eq(wpr), rbuf.eq(~rbuf),
+                                 xaddr.eq(Mux(rbuf, 0, wpr))]
                 with m.Else():
-                    m.d.sync += [wbase.eq(wbase + wpr), waddr.eq(wbase + wpr), xaddr.eq(Mux(rbuf, wpr, 0)),
-                                 rem.eq(rem - lanes), b_last.eq(rem <= 2 * lanes),
-                                 vmask.eq(Cat(*[rem > lanes + l for l in range(lanes)]))]
+                    m.d.sync += [waddr.eq(wnext), wnext.eq(wnext + wpr), xaddr.eq(Mux(rbuf, wpr, 0))]
             with m.Else():
-                m.d.sync += [g_first.eq(0), g_last.eq(gleft == 1), gleft.eq(gleft - 1),
-                             xaddr.eq(xaddr + 1), waddr.eq(waddr + 1)]
+                m.d.sync += [g_first.eq(0), xaddr.eq(xaddr + 1), waddr.eq(waddr + 1)]
+        glast_in_z, glast_in_o = glast_in == 0, glast_in == 1
+        with m.If(issue | ld_cols):
+            m.d.sync += [
+                g_last.eq(Mux(ld_cols, glast_in_z, Mux(g_last, glast_z, g_next_last))),
+                gleft.eq(Mux(ld_cols, glast_in, Mux(g_last, glast, gleft - 1))),
+                g_next_last.eq(Mux(ld_cols, glast_in_o, Mux(g_last, glast_o, gleft == 2))),
+            ]
+        rows_in_b1, rows_in_b2 = rows_in <= lanes, rows_in <= 2 * lanes
+        rows_in_m1 = lane_mask(rows_in)
+        rows_in_m2 = Cat(*[rows_in > lanes + l for l in range(lanes)])
+        with m.If(adv | ld_rows):
+            m.d.sync += [
+                rem.eq(Mux(ld_rows, rows_in, Mux(b_last, rows, rem - lanes))),
+                b_last.eq(Mux(ld_rows, rows_in_b1, Mux(b_last, rows_b1, rem_b2))),
+                vmask.eq(Mux(ld_rows, rows_in_m1, Mux(b_last, rows_m1, rem_m2))),
+                rem_b2.eq(Mux(ld_rows, rows_in_b2, Mux(b_last, rows_b2, rem <= 3 * lanes))),
+                rem_m2.eq(Mux(ld_rows, rows_in_m2,
+                              Mux(b_last, rows_m2, Cat(*[rem > 2 * lanes + l for l in range(lanes)])))),
+            ]
 
         # Lanes: weight memories (read with the x buffer, one cycle), MAC, result queue.
         images = self._lane_images()
-        ld = self.load.payload
-        ld_fire = self.load.valid & self.load.ready
         queues = []
         for l in range(lanes):
             words = {}
@@ -323,9 +372,9 @@ class LaneArrayEngine(wiring.Component):
                 words[name] = data.View(shape, rd.data)
             mac = Sparse24MAC(a)
             m.submodules[f"mac{l}"] = mac
-            m.d.comb += [mac.valid.eq(c_valid[l]), mac.first.eq(c_first), mac.last.eq(c_last)]
+            m.d.comb += [mac.valid.eq(c_valid[l]), mac.first.eq(c_first[l]), mac.last.eq(c_last)]
             m.d.comb += self._lane_inputs(mac, xr.data, words)
-            q = fifo.SyncFIFO(width=a.acc_bits, depth=RESULT_QUEUE_DEPTH)
+            q = ResultQueue(a.acc_bits, RESULT_QUEUE_DEPTH)
             m.submodules[f"queue{l}"] = q
             m.d.comb += [q.w_en.eq(mac.result_valid), q.w_data.eq(mac.result)]
             queues.append(q)
@@ -338,7 +387,15 @@ class LaneArrayEngine(wiring.Component):
         osel = Signal(lanes, init=1)
         oleft = Signal(range(cfg.max_rows + 1), init=max(rows0 - 1, 0))
         final_row = Signal(init=int(rows0 == 1))
-        head_rdy = Cat(*[q.r_rdy & osel[l] for l, q in enumerate(queues)]).any()
+        # ``ready_blocks``: row blocks whose results are all in the queues, as a thermometer code
+        # (bit k: more than k). The lanes run in lockstep, so a block's results enter every
+        # queue holding one of its rows in the same cycle, and lane 0 holds a row of every block:
+        # its result_valid counts blocks in. The head is ready when bit 0 is set (a register, so
+        # the pop decision does not wait on the four queues' levels across the chip).
+        ready_blocks = Signal(RESULT_QUEUE_DEPTH)
+        head_rdy = ready_blocks[0]
+        block_in = queues[0].w_en
+        block_out = Signal()  # a block's final result is popped at this edge
         head = Signal(a.acc_bits)
         for l, q in enumerate(queues):
             with m.If(osel[l]):
@@ -353,7 +410,12 @@ class LaneArrayEngine(wiring.Component):
         h_take = ~h_valid | take
         pop = Signal()
         m.d.comb += pop.eq(h_take & head_rdy)
-        m.d.sync += block_done.eq(pop & (final_row | osel[lanes - 1]))
+        m.d.comb += block_out.eq(pop & (final_row | osel[lanes - 1]))
+        m.d.sync += block_done.eq(block_out)
+        with m.If(block_in & ~block_out):
+            m.d.sync += ready_blocks.eq(Cat(Const(1, 1), ready_blocks[:-1]))
+        with m.Elif(block_out & ~block_in):
+            m.d.sync += ready_blocks.eq(ready_blocks[1:])
         for l, q in enumerate(queues):
             m.d.comb += q.r_en.eq(pop & osel[l])
         with m.If(take):
@@ -363,11 +425,14 @@ class LaneArrayEngine(wiring.Component):
         with m.If(h_take):  # h_data/h_last are don't-cares unless h_valid: no pop in their enable
             m.d.sync += [h_valid.eq(pop), h_data.eq(head.as_signed()), h_last.eq(final_row)]
         with m.If(pop):
-            with m.If(final_row):
-                m.d.sync += [osel.eq(1), oleft.eq(rows - 1), final_row.eq(rows == 1)]
-            with m.Else():
-                m.d.sync += [osel.eq(osel.rotate_left(1)), oleft.eq(oleft - 1),
-                             final_row.eq(oleft == 1)]
+            m.d.sync += osel.eq(Mux(final_row, 1, osel.rotate_left(1)))
+        # Written by pops and by a ``rows`` write, never in one cycle (a pop needs a result in the
+        # queues, a load an idle engine the cycle before): the write's flag picks the value.
+        with m.If(pop | ld_rows):
+            m.d.sync += [
+                oleft.eq(Mux(ld_rows, rows_in - 1, Mux(final_row, rows - 1, oleft - 1))),
+                final_row.eq(Mux(ld_rows, rows_in == 1, Mux(final_row, rows == 1, oleft == 1))),
+            ]
         # A vector's time starts at its first input or when the previous vector finished,
         # whichever is later: back-to-back vectors' counts then add up to the batch's time.
         # ``start`` is that later time, registered (two cycles behind ts_r/prev_end): a vector's
@@ -389,21 +454,56 @@ class LaneArrayEngine(wiring.Component):
         # ends an idle spell; the end of one shows in ``ready`` a cycle late).
         idle = ~rfull & (wcol == 0) & (pending == 0) & ~h_valid & ~self.y.valid
         m.d.sync += self.load.ready.eq(idle & ~(self.x.valid & self.x.ready))
-        m.d.comb += [rows_in.eq(ld.data), cols_in.eq(ld.data)]
-        with m.If(ld_fire & (ld.target == TARGET_REG)):
-            with m.Switch(ld.addr):
-                with m.Case(REG_ROWS):
-                    m.d.sync += [rows.eq(rows_in), rem.eq(rows_in), b_last.eq(rows_in <= lanes),
-                                 vmask.eq(lane_mask(rows_in)), oleft.eq(rows_in - 1),
-                                 final_row.eq(rows_in == 1)]
-                with m.Case(REG_COLS):
-                    m.d.sync += [cols.eq(cols_in), glast.eq(glast_in), gleft.eq(glast_in),
-                                 g_last.eq(glast_in == 0)]
-                if rq is not None:  # without requant the raw accumulator is the result
-                    with m.Case(REG_SHIFT):
-                        m.d.sync += shift.eq(ld.data)
-                    with m.Case(REG_RELU):
-                        m.d.sync += relu.eq(ld.data[0])
+        m.d.comb += [rows_in.eq(ld_data), cols_in.eq(ld_data)]
+        # (rem, b_last, vmask, rem_*, oleft, final_row, gleft, g_last, g_next_last: above.)
+        with m.If(ld_rows):
+            m.d.sync += [rows.eq(rows_in), rows_b1.eq(rows_in_b1), rows_b2.eq(rows_in_b2),
+                         rows_m1.eq(rows_in_m1), rows_m2.eq(rows_in_m2)]
+        with m.If(ld_cols):
+            m.d.sync += [cols.eq(cols_in), glast.eq(glast_in), glast_z.eq(glast_in_z),
+                         glast_o.eq(glast_in_o)]
+        if rq is not None:  # without requant the raw accumulator is the result
+            with m.If(ld_q[REG_SHIFT]):
+                m.d.sync += shift.eq(ld_data)
+            with m.If(ld_q[REG_RELU]):
+                m.d.sync += relu.eq(ld_data[0])
+        return m
+
+
+class ResultQueue(wiring.Component):
+    """A lane's result queue: a shift-register FIFO whose head is always entry 0, a register.
+
+    ``w_en``/``w_data`` push, ``r_en`` pops the head ``r_data``; both may happen in one cycle.
+    The user guarantees no push when full and no pop when empty (the engine's credit counter and
+    its count of complete blocks do), so there are no ready flags. A pushed word is readable the
+    cycle after (like ``SyncFIFO``); unlike ``SyncFIFO``'s memory, the head needs no read-address
+    multiplexer, so the serializer's lane multiplexer reads registers.
+    """
+
+    def __init__(self, width: int, depth: int):
+        self._width, self._depth = width, depth
+        super().__init__({"w_en": In(1), "w_data": In(width), "r_en": In(1), "r_data": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self._depth
+        entries = [Signal(self._width, name=f"entry{k}") for k in range(depth)]
+        # One-hot fill level: at[k] = exactly k entries are held.
+        at = Signal(depth + 1, init=1)
+        m.d.comb += self.r_data.eq(entries[0])
+        with m.If(self.w_en & ~self.r_en):
+            m.d.sync += at.eq(at << 1)
+        with m.Elif(self.r_en & ~self.w_en):
+            m.d.sync += at.eq(at >> 1)
+        for k in range(depth):
+            with m.If(self.r_en):  # shift down; a push lands behind the remaining entries
+                with m.If(self.w_en & at[k + 1]):
+                    m.d.sync += entries[k].eq(self.w_data)
+                if k + 1 < depth:
+                    with m.Else():
+                        m.d.sync += entries[k].eq(entries[k + 1])
+            with m.Elif(self.w_en & at[k]):
+                m.d.sync += entries[k].eq(self.w_data)
         return m
 
 

@@ -89,10 +89,19 @@ class Sparse24MAC(wiring.Component):
             for k in range(KEPT):
                 m.d.sync += prods[k].eq(sel_weight[k] * sel_act[k])
 
-        # Stage 3: accumulate; the register itself is the result.
+        # Stage 3: accumulate; the register itself is the result. The three-operand sum
+        # ``(first ? 0 : acc) + prod0 + prod1`` is a carry-save step (one LUT per bit: sum and
+        # majority of the three, the ``first`` mask folded into the same LUT) followed by one
+        # carry chain, instead of two chained adders with the mask in front of them.
         acc = self._acc
+        n = self._arith.acc_bits
+        ops = [Signal(signed(n), name=f"csa_in{i}") for i in range(3)]
+        m.d.comb += [ops[0].eq(Mux(s2_first, 0, acc)), ops[1].eq(prods[0]), ops[2].eq(prods[1])]
+        csa_sum, csa_carry = Signal(n), Signal(n)
+        m.d.comb += [csa_sum.eq(ops[0] ^ ops[1] ^ ops[2]),
+                     csa_carry.eq((ops[0] & ops[1]) | (ops[0] & ops[2]) | (ops[1] & ops[2]))]
         with m.If(s2_valid):
-            m.d.sync += acc.eq(Mux(s2_first, 0, acc) + prods[0] + prods[1])
+            m.d.sync += acc.eq(csa_sum + (csa_carry << 1))  # modulo 2**acc_bits, never overflows
         m.d.sync += self.result_valid.eq(s2_valid & s2_last)
         m.d.comb += self.result.eq(acc)
         return m
