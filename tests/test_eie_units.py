@@ -51,18 +51,19 @@ def test_nonzero_detect_numbers_columns_and_skips_zeros():
                 ctx.set(dut.x.valid, 1)
                 ctx.set(dut.x.payload.data, v)
                 ctx.set(dut.x.payload.last, j == len(vec) - 1)
-                end, = await ctx.tick().sample(dut.end).until(dut.x.ready)
-                ends.append(end)
+                await ctx.tick().until(dut.x.ready)
         ctx.set(dut.x.valid, 0)
 
     async def sink(ctx):
         prng = random.Random(2)
         for _ in range(2000):
             ctx.set(dut.nz.ready, prng.random() < 0.5)
-            _, _, valid, ready, col, data = await ctx.tick().sample(
-                dut.nz.valid, dut.nz.ready, dut.nz.payload.col, dut.nz.payload.data)
+            _, _, valid, ready, col, data, accept, end = await ctx.tick().sample(
+                dut.nz.valid, dut.nz.ready, dut.nz.payload.col, dut.nz.payload.data, dut.accept, dut.end)
             if valid and ready:
                 got.append((col, data))
+            if accept:
+                ends.append(end)
 
     run(dut, source, sink, cycles=3000)
     assert got == want
@@ -79,7 +80,8 @@ def test_broadcast_feeds_only_pes_with_work_and_blocks_only_on_a_full_needed_que
     words = [(int(rng.integers(0, 16)), i - 50) for i in range(80)]
     got = [[] for _ in range(3)]
     level = [0, 0, 0]
-    reg = []  # the word in the broadcast register (model)
+    n_reg = []  # model: the word in register N
+    staged = []  # model: the two-word FIFO behind it, head first
     mismatches = []
 
     async def source(ctx):
@@ -113,20 +115,24 @@ def test_broadcast_feeds_only_pes_with_work_and_blocks_only_on_a_full_needed_que
                                                   dut.q[k].payload.data)))
             iv, ir, icol, pending, blocked = sampled[2:7]
             rest = sampled[7:]
-            need = mask[:, reg[0]] if reg else np.zeros(3, bool)
-            want_blocked = sum(1 << k for k in range(3) if reg and need[k] and level[k] == depth)
-            fire = bool(reg) and all(level[k] < depth or not need[k] for k in range(3))
-            if pending != bool(reg) or blocked != want_blocked or ir != (not reg or fire):
-                mismatches.append((pending, blocked, ir, list(level), reg))
+            head = staged[0] if staged else None
+            need = mask[:, head] if staged else np.zeros(3, bool)
+            want_blocked = sum(1 << k for k in range(3) if staged and need[k] and level[k] == depth)
+            fire = bool(staged) and all(level[k] < depth or not need[k] for k in range(3))
+            move = bool(n_reg) and len(staged) < 2
+            if pending != bool(n_reg or staged) or blocked != want_blocked or ir != (not n_reg or len(staged) < 2):
+                mismatches.append((pending, blocked, ir, list(level), n_reg, staged))
             for k in range(3):
                 v, r, col, data = rest[4 * k:4 * k + 4]
                 level[k] += int(fire and need[k]) - int(v and r)
                 if v and r:
                     got[k].append((col, data))
             if fire:
-                reg.clear()
+                staged.pop(0)
+            if move:
+                staged.append(n_reg.pop())
             if iv and ir:
-                reg[:] = [icol]
+                n_reg[:] = [icol]
 
     run(dut, source, sinks)
     for k in range(3):
@@ -279,20 +285,21 @@ def test_requant_only_configs_share_one_verilog():
 def test_cycle_model_by_hand():
     # One PE, queue depth 1; worked out with the rules in model.cyclemodel's docstring.
     cfg = EIEConfig(n_pes=1, fifo_depth=1, max_rows=4, max_entries=8, arith=Arith(max_cols=3))
-    # Columns hold 3, 1, 1 entries. T accept, F fire, Q pop, H head->A, X A->B, C walker takes.
-    #   c0: T=0 F=1 Q=2 H=3 X=4 C=5, issues 6..8
-    #   c1: T=1, queue full until the pop at 2 -> F=3 (stall 1), Q=4 H=5 X=6, C=8 (walker busy),
-    #       issue 9
-    #   c2: T=3 F=5 (stall 1) Q=6 H=7 X=8 C=9, issue 10; done 10+4 = 14 -> 15 cycles
+    # Columns hold 3, 1, 1 entries. T taken, M N->FIFO, R FIFO head, F fire, Q pop, H head->A,
+    # X A->B, C walker takes.
+    #   c0: T=0 M=1 R=2 F=2 Q=3 H=4 X=5 C=6, issues 7..9
+    #   c1: T=1 M=2 R=3, queue full until the pop at 3 -> F=4 (stall 1), Q=5 H=6 X=7,
+    #       C=9 (walker busy), issue 10
+    #   c2: T=2 M=3 R=5 F=6 (stall 1) Q=7 H=8 X=9 C=10, issue 11; done 11+4 = 15 -> 16 cycles
     w = np.array([[1, 1, 1], [1, 0, 0], [1, 0, 0]])
     p = simulate_vector(w, [1, 1, 1], cfg)
-    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (15, [5], [2])
-    assert p["total_cycles"] == 15 + 3 + 1
-    # An empty column never reaches the PE: c0 issues 6..8; c1 fires at 2, pushes nothing;
-    # c2: T=2 F=3 Q=4 H=5 X=6 C=8, issue 9 -> done 13 -> 14 cycles, no stall
+    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (16, [5], [2])
+    assert p["total_cycles"] == 16 + 3 + 1
+    # An empty column never reaches the PE: c0 issues 7..9; c1 fires at 3, pushes nothing;
+    # c2: T=2 M=3 R=4 F=4 Q=5 H=6 X=7 C=9, issue 10 -> done 14 -> 15 cycles, no stall
     w = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 1]])
     p = simulate_vector(w, [1, 1, 1], cfg)
-    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (14, [4], [0])
+    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (15, [4], [0])
     assert predict_cycles(w, [0, 0, 0], cfg) == 4  # all zeros: 3 elements, then done
     assert ideal_cycles(w, [1, 0, 1], 2) == 2.0
 

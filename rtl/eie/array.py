@@ -35,7 +35,8 @@ class EIEArray(wiring.Component):
 
     Ports:
       ``x``     In(stream {data: signed(act_bits), last}): the input vector, column order,
-                ``last`` on its final element. Zeros are accepted at once and skipped.
+                ``last`` on its final element, through a two-word input queue (``x.ready``
+                is "the queue is not full"); zeros leave it at once and are skipped.
       ``y``     Out(stream {data: signed(out_bits), last}): the ``rows`` results in row order,
                 ``last`` on the final row.
       ``load``  In(stream {kind, pe, addr, data}): run-time writes, accepted (``ready``) only
@@ -48,14 +49,15 @@ class EIEArray(wiring.Component):
                                    (must be ``ptr[addr+1] != ptr[addr]``; a PE never sees
                                    a column whose bit is 0)
       ``cycles``       Out(32): compute cycles of the vector: from the cycle its first element
-                       was accepted to the cycle every PE was found idle after its last.
+                       left the input queue (one cycle after its transfer on ``x``, at the
+                       earliest) to the cycle every PE was found idle after its last.
       ``total_cycles`` Out(32): the same up to the transfer of its last result.
       ``busy``  Out(32 x n_pes): per PE, cycles of the last vector it issued an entry.
       ``stall`` Out(32 x n_pes): per PE, cycles its full queue held up the broadcast.
       ``vectors`` Out(32): vectors completed since reset.
 
     Timing: one input element per cycle while computing. A vector's compute ends when its last
-    element is accepted and all PEs are idle. Each PE has two accumulator banks: at the end of
+    element has left the input queue and all PEs are idle. Each PE has two accumulator banks: at the end of
     a compute the banks swap (as soon as the previous vector's read-out is over), the results
     stream out of one bank, one per cycle, each accumulator cleared behind its read, while the
     next vector is already accepted and computed into the other. The counter outputs describe

@@ -22,9 +22,9 @@ class Broadcast(wiring.Component):
       ``q``       Out(stream {col, data}) x ``n_pes``: PE ``k``'s queue head.
       ``mask_we``, ``mask_pe``, ``mask_col``, ``mask_bit``: write the column-occupancy bit of PE
                   ``mask_pe`` for column ``mask_col`` (1: the PE has entries in that column).
-      ``blocked`` Out(n_pes): bit ``k``: the word waiting in the broadcast register needs queue
-                  ``k`` and queue ``k`` is full (the PE holds the broadcast up this cycle).
-      ``pending`` Out(1): a word waits in the broadcast register.
+      ``blocked`` Out(n_pes): bit ``k``: the word waiting to be written needs queue ``k`` and
+                  queue ``k`` is full (the PE holds the broadcast up this cycle).
+      ``pending`` Out(1): a word is in the broadcast (in N or in the two-word FIFO).
 
     Why the mask: a PE whose slice of a column is empty would still spend a cycle reading its
     pointers. With one occupancy bit per (column, PE), read from a ``max_cols x n_pes`` memory
@@ -32,12 +32,15 @@ class Broadcast(wiring.Component):
     its queue holds only columns with work, so empty columns cost nothing and the queue depth
     buys more decoupling.
 
-    Timing: a word accepted at an edge waits in the broadcast register; in each following cycle
-    it is written to every queue its mask selects once all of those have room (``i.ready`` is
-    high in that cycle, so the broadcast sustains one word per cycle). A word written at an edge
-    is at the queue head (``q[k].valid``) in the next cycle. The queues are
-    :class:`amaranth.lib.fifo.SyncFIFO`: a full queue does not accept a word in the cycle its
-    head is read (``model.cyclemodel`` models exactly this).
+    Timing: a word accepted at an edge waits in register N while its occupancy bits are read;
+    from N it moves, with them, into a two-word :class:`amaranth.lib.fifo.SyncFIFO` (when that
+    is not full). The word at that FIFO's head is written to every queue its mask selects in
+    the first cycle all of those have room. Every handshake here is a flip-flop function: the
+    memory output goes straight into the FIFO, ``i.ready`` depends on N and the FIFO's level
+    only. At one word per cycle the broadcast writes a word two cycles after accepting it. A
+    word written at an edge is at the queue head (``q[k].valid``) in the next cycle. The queues
+    and the two-word FIFO are :class:`amaranth.lib.fifo.SyncFIFO`: a full one does not accept a
+    word in the cycle its head is read (``model.cyclemodel`` models exactly this).
     """
 
     def __init__(self, cfg: EIEConfig, mask=None):
@@ -73,32 +76,38 @@ class Broadcast(wiring.Component):
         for k in range(n):
             m.d.comb += wr.en[k].eq(self.mask_we & (self.mask_pe == k))
 
-        s_valid = Signal()
-        s_word = Signal(nz_layout(cfg).size)
-        need = rd.data  # read together with the word's capture; held while it waits
+        wb = nz_layout(cfg).size
+        n_valid = Signal()
+        n_word = Signal(wb)
+        staged = m.submodules.staged = SyncFIFO(width=wb + n, depth=2)
+        head, need = staged.r_data[:wb], staged.r_data[wb:]
         w_rdy = []
         for k in range(n):
-            fifo = m.submodules[f"queue{k}"] = SyncFIFO(width=len(s_word), depth=cfg.fifo_depth)
+            fifo = m.submodules[f"queue{k}"] = SyncFIFO(width=wb, depth=cfg.fifo_depth)
             w_rdy.append(fifo.w_rdy)
         room = Signal(n)
         m.d.comb += room.eq(Cat(*w_rdy) | ~need)
-        fire = s_valid & room.all()
+        fire = staged.r_rdy & room.all()
+        n_move = n_valid & staged.w_rdy
         take = self.i.valid & self.i.ready
         m.d.comb += [
-            self.i.ready.eq(~s_valid | fire),
+            self.i.ready.eq(~n_valid | staged.w_rdy),
             rd.addr.eq(self.i.payload.col),
-            rd.en.eq(take),
-            self.blocked.eq(Cat(*(s_valid & need[k] & ~w_rdy[k] for k in range(n)))),
-            self.pending.eq(s_valid),
+            rd.en.eq(take),  # the bits stay on the port while the word waits in N
+            staged.w_en.eq(n_valid),
+            staged.w_data.eq(Cat(n_word, rd.data)),
+            staged.r_en.eq(fire),
+            self.blocked.eq(Cat(*(staged.r_rdy & need[k] & ~w_rdy[k] for k in range(n)))),
+            self.pending.eq(n_valid | staged.r_rdy),
         ]
         with m.If(take):
-            m.d.sync += [s_valid.eq(1), s_word.eq(self.i.payload)]
-        with m.Elif(fire):
-            m.d.sync += s_valid.eq(0)
+            m.d.sync += [n_valid.eq(1), n_word.eq(self.i.payload)]
+        with m.Elif(n_move):
+            m.d.sync += n_valid.eq(0)
         for k in range(n):
             fifo = m.submodules[f"queue{k}"]
             m.d.comb += [
-                fifo.w_data.eq(s_word),
+                fifo.w_data.eq(head),
                 fifo.w_en.eq(fire & need[k]),
                 self.q[k].valid.eq(fifo.r_rdy),
                 self.q[k].payload.eq(fifo.r_data),

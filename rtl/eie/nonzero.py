@@ -1,6 +1,7 @@
 """Non-zero detection: numbers the input elements by column and passes on only the non-zeros."""
-from amaranth import Module, Signal
+from amaranth import Cat, Module, Signal
 from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from model.config import EIEConfig
@@ -10,21 +11,24 @@ from .layouts import col_bits, elem_layout, nz_layout
 
 
 class NonZeroDetect(wiring.Component):
-    """Zero-skipping front end of the array (combinational, no latency).
+    """Zero-skipping front end of the array, behind a two-word input queue.
 
     Ports:
       ``x``      In(stream {data: signed(act_bits), last}): the vector in column order.
       ``nz``     Out(stream {col, data}): the non-zero elements with their column index.
-      ``enable`` In(1): accept elements (the array lowers it while it reads results out).
+      ``enable`` In(1): take elements from the input queue (the array lowers it between vectors).
       ``cols``   In(col_bits): columns of the loaded matrix; elements at ``col >= cols`` are dropped.
-      ``accept`` Out(1): an element is accepted this cycle.
+      ``accept`` Out(1): an element leaves the input queue this cycle (is numbered).
       ``end``    Out(1): the element accepted this cycle is the vector's last.
 
-    A zero (or dropped) element is accepted at once, whatever ``nz.ready``: zeros never wait
-    for the PEs. A non-zero is accepted in the cycle it moves on through ``nz``. ``x.ready``
-    therefore depends on ``x.payload`` and ``enable`` (combinationally; ``x.valid`` never depends
-    on ``x.ready``, so there is no loop).
-    The column counter restarts at 0 after an element with ``last``.
+    Timing: ``x`` writes a :class:`amaranth.lib.fifo.SyncFIFO` of depth 2, so ``x.ready`` is a
+    flip-flop function (the queue is not full) and an element is taken at the earliest one
+    cycle after its transfer on ``x``; at full input speed the queue never runs dry, so the
+    elements are taken one per cycle whenever they can go. The queue also stores
+    ``data == 0``, computed on the way in. A zero (or dropped) element at the queue head is
+    taken at once, whatever ``nz.ready``: zeros never wait for the PEs. A non-zero is taken in
+    the cycle it moves on through ``nz``. The column counter restarts at 0 after an element
+    with ``last``.
     """
 
     def __init__(self, cfg: EIEConfig):
@@ -42,18 +46,27 @@ class NonZeroDetect(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        a_bits = self.cfg.arith.act_bits
+        xq = m.submodules.xq = SyncFIFO(width=a_bits + 2, depth=2)
+        m.d.comb += [
+            self.x.ready.eq(xq.w_rdy),
+            xq.w_en.eq(self.x.valid),
+            xq.w_data.eq(Cat(self.x.payload.data, self.x.payload.last, self.x.payload.data == 0)),
+        ]
+        data, last, zero = xq.r_data[:a_bits].as_signed(), xq.r_data[a_bits], xq.r_data[a_bits + 1]
+
         col = Signal(col_bits(self.cfg))
-        nonzero = (self.x.payload.data != 0) & (col < self.cols)
+        nonzero = ~zero & (col < self.cols)
         m.d.comb += [
             self.nz.payload.col.eq(col),
-            self.nz.payload.data.eq(self.x.payload.data),
-            self.nz.valid.eq(self.x.valid & self.enable & nonzero),
-            self.x.ready.eq(self.enable & (~nonzero | self.nz.ready)),
-            self.accept.eq(self.x.valid & self.x.ready),
-            self.end.eq(self.accept & self.x.payload.last),
+            self.nz.payload.data.eq(data),
+            self.nz.valid.eq(xq.r_rdy & self.enable & nonzero),
+            xq.r_en.eq(self.enable & (~nonzero | self.nz.ready)),
+            self.accept.eq(xq.r_rdy & xq.r_en),
+            self.end.eq(self.accept & last),
         ]
         with m.If(self.accept):
-            with m.If(self.x.payload.last):
+            with m.If(last):
                 m.d.sync += col.eq(0)
             with m.Elif(col != self.cfg.max_cols):  # saturate: extra elements are dropped
                 m.d.sync += col.eq(col + 1)
