@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 import numpy as np
 
+from rtl.common.pair import PairBuffer
 from model.config import EIEConfig, clog2
 from model.errors import SparseFlowError
 
@@ -33,13 +34,13 @@ class Broadcast(wiring.Component):
     buys more decoupling.
 
     Timing: a word accepted at an edge waits in register N while its occupancy bits are read;
-    from N it moves, with them, into a two-word :class:`amaranth.lib.fifo.SyncFIFO` (when that
-    is not full). The word at that FIFO's head is written to every queue its mask selects in
+    from N it moves, with them, into a two-word :class:`rtl.common.pair.PairBuffer` (timed like
+    a ``SyncFIFO`` of depth 2, its head in flip-flops) when that is not full. The word at that FIFO's head is written to every queue its mask selects in
     the first cycle all of those have room. Every handshake here is a flip-flop function: the
     memory output goes straight into the FIFO, ``i.ready`` depends on N and the FIFO's level
     only. At one word per cycle the broadcast writes a word two cycles after accepting it. A
     word written at an edge is at the queue head (``q[k].valid``) in the next cycle. The queues
-    and the two-word FIFO are :class:`amaranth.lib.fifo.SyncFIFO`: a full one does not accept a
+    and the two-word buffer behave as :class:`amaranth.lib.fifo.SyncFIFO`: a full one does not accept a
     word in the cycle its head is read (``model.cyclemodel`` models exactly this).
     """
 
@@ -79,7 +80,7 @@ class Broadcast(wiring.Component):
         wb = nz_layout(cfg).size
         n_valid = Signal()
         n_word = Signal(wb)
-        staged = m.submodules.staged = SyncFIFO(width=wb + n, depth=2)
+        staged = m.submodules.staged = PairBuffer(width=wb + n)
         head, need = staged.r_data[:wb], staged.r_data[wb:]
         w_rdy = []
         for k in range(n):

@@ -1,9 +1,9 @@
 """Non-zero detection: numbers the input elements by column and passes on only the non-zeros."""
 from amaranth import Cat, Module, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from rtl.common.pair import PairBuffer
 from model.config import EIEConfig
 from model.errors import SparseFlowError
 
@@ -21,8 +21,8 @@ class NonZeroDetect(wiring.Component):
       ``accept`` Out(1): an element leaves the input queue this cycle (is numbered).
       ``end``    Out(1): the element accepted this cycle is the vector's last.
 
-    Timing: ``x`` writes a :class:`amaranth.lib.fifo.SyncFIFO` of depth 2, so ``x.ready`` is a
-    flip-flop function (the queue is not full) and an element is taken at the earliest one
+    Timing: ``x`` writes a two-word :class:`rtl.common.pair.PairBuffer` (timed like a
+    ``SyncFIFO`` of depth 2), so ``x.ready`` is a flip-flop (the queue is not full) and an element is taken at the earliest one
     cycle after its transfer on ``x``; at full input speed the queue never runs dry, so the
     elements are taken one per cycle whenever they can go. The queue also stores
     ``data == 0``, computed on the way in. A zero (or dropped) element at the queue head is
@@ -47,7 +47,7 @@ class NonZeroDetect(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         a_bits = self.cfg.arith.act_bits
-        xq = m.submodules.xq = SyncFIFO(width=a_bits + 2, depth=2)
+        xq = m.submodules.xq = PairBuffer(width=a_bits + 2)
         m.d.comb += [
             self.x.ready.eq(xq.w_rdy),
             xq.w_en.eq(self.x.valid),
