@@ -25,7 +25,7 @@ import numpy as np
 from .config import EIEConfig
 from .formats import eie, nm
 
-PIPELINE_FILL = 8  # 2:4 / dense: memory read, three MAC stages, result queue, holding and output registers, done
+PIPELINE_FILL = 9  # 2:4 / dense: memory read, three MAC stages, result register, result queue, holding and output registers, done
 
 
 def _eie_memory_bits(m: eie.EIEMatrix, cfg: EIEConfig) -> int:

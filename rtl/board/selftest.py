@@ -156,9 +156,12 @@ class SelfTest(wiring.Component):
         with m.If(finish2):
             m.d.sync += self.done.eq(1)
 
+        # The timeout compares the counter a cycle ahead into a register (``to_hit``: the count
+        # reaches timeout - 1 now), so no 32-bit comparison feeds ``done``.
+        to_hit = Signal(init=int(self.timeout == 1))
         with m.If(~self.done):
-            m.d.sync += self.cycles.eq(self.cycles + 1)
-            with m.If(self.cycles == self.timeout - 1):
+            m.d.sync += [self.cycles.eq(self.cycles + 1), to_hit.eq(self.cycles == self.timeout - 2)]
+            with m.If(to_hit):
                 m.d.sync += [timed_out.eq(1), self.done.eq(1)]
         m.d.comb += [
             self.led_pass.eq(self.done & ~error & ~timed_out),

@@ -246,7 +246,7 @@ class LaneArrayEngine(wiring.Component):
         #   vmask: the lanes holding a row in the current block.
         # xaddr/waddr are the input buffer and weight memory read addresses themselves.
         def lane_mask(n):  # lanes l with l < n
-            return Cat(*[n > l for l in range(lanes)])
+            return Cat(*[_gt_const(n, l) for l in range(lanes)])
 
         def py_mask(n):
             return sum(1 << l for l in range(lanes) if l < n)
@@ -292,11 +292,16 @@ class LaneArrayEngine(wiring.Component):
         ld_data = Signal.like(ld.data)
         m.d.sync += [ld_q.eq(Cat(*[ld_go & (ld.addr[:2] == r) for r in range(4)])), ld_data.eq(ld.data)]
         ld_rows, ld_cols = ld_q[REG_ROWS], ld_q[REG_COLS]
+        # ``seq_ok`` (a register): rfull and no rows/cols write pending, i.e. the sequencer may run.
+        seq_ok = Signal()
+        rfull_next = Signal()
+        m.d.comb += rfull_next.eq(Mux(x_done & ~v_done, 1, Mux(v_done & ~x_done, wfull, rfull)))
+        m.d.sync += seq_ok.eq(rfull_next & ~(ld_go & ~ld.addr[1]))
         issue = Signal()
         block_start = Signal()
         block_done = Signal()  # the serializer popped a block's final result (the cycle before)
         m.d.comb += [
-            issue.eq(rfull & ~ld_rows & ~ld_cols & (~g_first | credit)),
+            issue.eq(seq_ok & (~g_first | credit)),
             block_start.eq(issue & g_first),
         ]
         m.d.sync += pending.eq(pending + block_start - block_done)
@@ -319,8 +324,11 @@ class LaneArrayEngine(wiring.Component):
         # one cycle (see ``issue``), so the write's own flag picks the new value.
         adv = Signal()  # the current group is the row's last: next block (or vector)
         m.d.comb += adv.eq(issue & g_last)
-        with m.If(issue):
+        issued = Signal()  # (busy counts a cycle late: the counter is not on issue's fan-out)
+        m.d.sync += issued.eq(issue)
+        with m.If(issued):
             m.d.sync += self.busy.eq(self.busy + 1)
+        with m.If(issue):
             with m.If(g_last):
                 m.d.sync += g_first.eq(1)
                 with m.If(b_last):  # vector done: free its buffer
@@ -338,17 +346,17 @@ class LaneArrayEngine(wiring.Component):
                 gleft.eq(Mux(ld_cols, glast_in, Mux(g_last, glast, gleft - 1))),
                 g_next_last.eq(Mux(ld_cols, glast_in_o, Mux(g_last, glast_o, gleft == 2))),
             ]
-        rows_in_b1, rows_in_b2 = rows_in <= lanes, rows_in <= 2 * lanes
+        rows_in_b1, rows_in_b2 = ~_gt_const(rows_in, lanes), ~_gt_const(rows_in, 2 * lanes)
         rows_in_m1 = lane_mask(rows_in)
-        rows_in_m2 = Cat(*[rows_in > lanes + l for l in range(lanes)])
+        rows_in_m2 = Cat(*[_gt_const(rows_in, lanes + l) for l in range(lanes)])
         with m.If(adv | ld_rows):
             m.d.sync += [
                 rem.eq(Mux(ld_rows, rows_in, Mux(b_last, rows, rem - lanes))),
                 b_last.eq(Mux(ld_rows, rows_in_b1, Mux(b_last, rows_b1, rem_b2))),
                 vmask.eq(Mux(ld_rows, rows_in_m1, Mux(b_last, rows_m1, rem_m2))),
-                rem_b2.eq(Mux(ld_rows, rows_in_b2, Mux(b_last, rows_b2, rem <= 3 * lanes))),
+                rem_b2.eq(Mux(ld_rows, rows_in_b2, Mux(b_last, rows_b2, ~_gt_const(rem, 3 * lanes)))),
                 rem_m2.eq(Mux(ld_rows, rows_in_m2,
-                              Mux(b_last, rows_m2, Cat(*[rem > 2 * lanes + l for l in range(lanes)])))),
+                              Mux(b_last, rows_m2, Cat(*[_gt_const(rem, 2 * lanes + l) for l in range(lanes)])))),
             ]
 
         # Lanes: weight memories (read with the x buffer, one cycle), MAC, result queue.
@@ -376,7 +384,11 @@ class LaneArrayEngine(wiring.Component):
             m.d.comb += self._lane_inputs(mac, xr.data, words)
             q = ResultQueue(a.acc_bits, RESULT_QUEUE_DEPTH)
             m.submodules[f"queue{l}"] = q
-            m.d.comb += [q.w_en.eq(mac.result_valid), q.w_data.eq(mac.result)]
+            # The MAC's result is the sum of its carry-save accumulator registers (a carry chain):
+            # registered here before it enters the queue.
+            res_valid, res = Signal(name=f"res_valid{l}"), Signal(a.acc_bits, name=f"res{l}")
+            m.d.sync += [res_valid.eq(mac.result_valid), res.eq(mac.result)]
+            m.d.comb += [q.w_en.eq(res_valid), q.w_data.eq(res)]
             queues.append(q)
 
         # Serializer: pop the lane queues in row order into a holding register ``h``, requantize
@@ -470,6 +482,19 @@ class LaneArrayEngine(wiring.Component):
         return m
 
 
+def _gt_const(x, k: int):
+    """``x > k`` for an unsigned ``x`` and a constant ``k``, as AND/OR logic from the MSB down
+    (a LUT tree) rather than a subtraction (an iCE40 carry chain, slower for a few bits)."""
+    if k < 0:
+        return Const(1, 1)
+    if k >= (1 << len(x)) - 1:
+        return Const(0, 1)
+    gt = Const(0, 1)  # over the bits below i: greater
+    for i in range(len(x)):
+        gt = (x[i] & gt) if (k >> i) & 1 else (x[i] | gt)
+    return gt
+
+
 class ResultQueue(wiring.Component):
     """A lane's result queue: a shift-register FIFO whose head is always entry 0, a register.
 
@@ -495,15 +520,16 @@ class ResultQueue(wiring.Component):
             m.d.sync += at.eq(at << 1)
         with m.Elif(self.r_en & ~self.w_en):
             m.d.sync += at.eq(at >> 1)
+        # Entry k is written on a pop (shift down: entry k+1, or the pushed word if it lands at k)
+        # or on a push into it. The new value is one 2:1 choice whose select does not involve
+        # ``w_en``: on a pop without a push into k, the pushed word at k would lie beyond the
+        # remaining entries (a don't-care), so ``~r_en | at[k+1]`` picks ``w_data``.
         for k in range(depth):
-            with m.If(self.r_en):  # shift down; a push lands behind the remaining entries
-                with m.If(self.w_en & at[k + 1]):
-                    m.d.sync += entries[k].eq(self.w_data)
-                if k + 1 < depth:
-                    with m.Else():
-                        m.d.sync += entries[k].eq(entries[k + 1])
-            with m.Elif(self.w_en & at[k]):
-                m.d.sync += entries[k].eq(self.w_data)
+            take = Signal(name=f"take{k}")
+            m.d.comb += take.eq(~self.r_en | at[k + 1])
+            new = Mux(take, self.w_data, entries[k + 1]) if k + 1 < depth else self.w_data
+            with m.If(self.r_en | (self.w_en & at[k])):
+                m.d.sync += entries[k].eq(new)
         return m
 
 

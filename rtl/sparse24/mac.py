@@ -89,19 +89,28 @@ class Sparse24MAC(wiring.Component):
             for k in range(KEPT):
                 m.d.sync += prods[k].eq(sel_weight[k] * sel_act[k])
 
-        # Stage 3: accumulate; the register itself is the result. The three-operand sum
-        # ``(first ? 0 : acc) + prod0 + prod1`` is a carry-save step (one LUT per bit: sum and
-        # majority of the three, the ``first`` mask folded into the same LUT) followed by one
-        # carry chain, instead of two chained adders with the mask in front of them.
-        acc = self._acc
+        # Stage 3: accumulate, in carry-save form: two registers ``acc_s`` and ``acc_c`` whose sum
+        # (modulo 2**acc_bits, which never overflows) is the accumulator ``acc``. Each group adds
+        # its two products through two carry-save levels (one LUT per bit each, the ``first`` mask
+        # folded into the first), with no carry chain in the loop; the chain that resolves
+        # ``acc = acc_s + acc_c`` sits after the registers, on the way to the result queue.
         n = self._arith.acc_bits
-        ops = [Signal(signed(n), name=f"csa_in{i}") for i in range(3)]
-        m.d.comb += [ops[0].eq(Mux(s2_first, 0, acc)), ops[1].eq(prods[0]), ops[2].eq(prods[1])]
-        csa_sum, csa_carry = Signal(n), Signal(n)
-        m.d.comb += [csa_sum.eq(ops[0] ^ ops[1] ^ ops[2]),
-                     csa_carry.eq((ops[0] & ops[1]) | (ops[0] & ops[2]) | (ops[1] & ops[2]))]
+        acc_s = Signal(n, name="acc_s")
+        acc_c = Signal(n, name="acc_c")
+        p0, p1 = Signal(signed(n), name="csa_p0"), Signal(signed(n), name="csa_p1")
+        m.d.comb += [p0.eq(prods[0]), p1.eq(prods[1])]
+
+        def csa(a, b, c):  # a + b + c == sum + carry (mod 2**n)
+            return a ^ b ^ c, (((a & b) | (a & c) | (b & c)) << 1)[:n]
+
+        keep = Signal(n)  # all ones unless the group starts a dot product
+        m.d.comb += keep.eq(Mux(s2_first, 0, (1 << n) - 1))
+        x, y = csa(acc_s & keep, acc_c & keep, p0.as_unsigned())
+        new_s, new_c = csa(x, y, p1.as_unsigned())
         with m.If(s2_valid):
-            m.d.sync += acc.eq(csa_sum + (csa_carry << 1))  # modulo 2**acc_bits, never overflows
+            m.d.sync += [acc_s.eq(new_s), acc_c.eq(new_c)]
+        acc = self._acc
+        m.d.comb += acc.eq(acc_s + acc_c)
         m.d.sync += self.result_valid.eq(s2_valid & s2_last)
         m.d.comb += self.result.eq(acc)
         return m
