@@ -19,9 +19,9 @@ It replays the array's timing rules non-zero by non-zero instead of cycle by cyc
   to the bounds register B at ``X_i = max(H_i + 1, C_{i-1})`` (B free or being taken); the
   walker takes it at ``C_i = max(X_i + 1, C_{i-1} + L_{i-1})`` (the cycle it issues the
   previous column's last entry) and issues its ``L_i`` entries at ``C_i + 1 .. C_i + L_i``;
-* the vector is done at the first cycle after the last element's acceptance at which the
-  broadcast register is empty and every PE is idle: four cycles after its last issue (walker,
-  entry read, entry register, accumulate);
+* the array finds the vector drained at the first cycle after the last element's acceptance
+  at which the broadcast is empty and every PE is idle (four cycles after its last issue:
+  walker, entry read, entry register, accumulate) and registers that: done is one cycle later;
 * ``cycles`` counts from the first element's acceptance to that cycle inclusive;
   ``total_cycles`` adds ``rows + 1`` read-out cycles when results are taken at once and the
   previous vector's read-out (which overlaps this vector's compute) is already over.
@@ -92,7 +92,7 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
         q_hist[slot, pes] = np.where(need, q, old)
         pushed += need
     t += cols - 1 - prev_col  # the remaining zeros; t = acceptance of the last element
-    done = max(t + 1, fire + 1, int((last_issue + PE_DRAIN).max()))
+    done = max(t + 1, fire + 1, int((last_issue + PE_DRAIN).max())) + 1  # + the drained register
     busy = lengths[:, nz_cols].sum(axis=1) if len(nz_cols) else np.zeros(n, dtype=np.int64)
     return {"cycles": done + 1, "total_cycles": done + rows + 2, "busy": busy, "stall": stall}
 

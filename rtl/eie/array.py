@@ -56,8 +56,8 @@ class EIEArray(wiring.Component):
       ``stall`` Out(32 x n_pes): per PE, cycles its full queue held up the broadcast.
       ``vectors`` Out(32): vectors completed since reset.
 
-    Timing: one input element per cycle while computing. A vector's compute ends when its last
-    element has left the input queue and all PEs are idle. Each PE has two accumulator banks: at the end of
+    Timing: one input element per cycle while computing. A vector's compute ends one cycle
+    after its last element has left the input queue and all PEs were found idle. Each PE has two accumulator banks: at the end of
     a compute the banks swap (as soon as the previous vector's read-out is over), the results
     stream out of one bank, one per cycle, each accumulator cleared behind its read, while the
     next vector is already accepted and computed into the other. The counter outputs describe
@@ -174,7 +174,12 @@ class EIEArray(wiring.Component):
                                   ((state == IDLE) & ~(self.load.valid & ~out_busy)))
         all_idle = Signal()
         m.d.comb += all_idle.eq(Cat(*(pe.idle for pe in pes)).all())
-        done = (state == COMPUTE) & seen_last & all_idle & ~bc.pending
+        # "Everything drained" is registered (an AND over every PE's stages would otherwise feed
+        # the whole control): done is seen one cycle after it became true. Once the last element
+        # is in, nothing enters, so the registered condition cannot go stale within COMPUTE.
+        drained = Signal()
+        m.d.sync += drained.eq((state == COMPUTE) & seen_last & all_idle & ~bc.pending)
+        done = (state == COMPUTE) & drained
         finished = Signal()  # the read-out sends its last result this cycle
         swap = ((state == WAIT) | done) & ~out_busy
         for pe in pes:
