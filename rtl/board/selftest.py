@@ -3,8 +3,10 @@
 The trick is that everything the test needs lives on chip: the input vector(s) and the expected
 results (computed by ``model.reference``) are ROMs initialised at elaboration, so the bitstream
 tests itself after configuration with no host. Both ROMs are read through synchronous read ports
-(so they can map to block RAM) whose address runs one word ahead on every accepted transfer:
-the word at the current index is always on the read port when the handshake happens.
+(so they can map to block RAM) from an address register that runs one word ahead: the port reads
+(its enable) only when the word on it was taken, so the word at the current index is always on
+the read port when the handshake happens, and no adder or handshake-dependent multiplexer sits
+in front of the ROM address.
 """
 
 from amaranth import Cat, Const, Module, Mux, Signal

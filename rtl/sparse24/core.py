@@ -193,7 +193,7 @@ class LaneArrayEngine(wiring.Component):
         rows_in = Signal.like(rows)  # the values a REG_ROWS / REG_COLS load writes
         cols_in = Signal.like(cols)
         glast_in = Signal.like(glast)
-        m.d.comb += glast_in.eq(((cols_in + (group - 1)) >> gshift) - 1)
+        m.d.comb += glast_in.eq((cols_in - 1) >> gshift)  # ceil(cols/GROUP) - 1 (cols >= 1)
 
         now = Signal(COUNTER_BITS)
         m.d.sync += now.eq(now + 1)
@@ -339,7 +339,10 @@ class LaneArrayEngine(wiring.Component):
                     m.d.sync += [waddr.eq(wnext), wnext.eq(wnext + wpr), xaddr.eq(Mux(rbuf, wpr, 0))]
             with m.Else():
                 m.d.sync += [g_first.eq(0), xaddr.eq(xaddr + 1), waddr.eq(waddr + 1)]
-        glast_in_z, glast_in_o = glast_in == 0, glast_in == 1
+        # (glast_in == 0 / == 1, from cols directly: no adder in front of the comparisons)
+        cols_nz = cols_in.any()
+        glast_in_z = cols_nz & ~_gt_const(cols_in, group)
+        glast_in_o = _gt_const(cols_in, group) & ~_gt_const(cols_in, 2 * group)
         with m.If(issue | ld_cols):
             m.d.sync += [
                 g_last.eq(Mux(ld_cols, glast_in_z, Mux(g_last, glast_z, g_next_last))),

@@ -33,7 +33,8 @@ class Sparse24MAC(wiring.Component):
                  the running sum otherwise).
 
     Pipeline: stage 1 selects ``act[pos[k]]`` and registers the two selected activations with
-    their weights; stage 2 registers both products; stage 3 adds them to the accumulator. (The
+    their weights; stage 2 registers both products; stage 3 adds them to the accumulator, kept in
+    carry-save form (two registers; ``result`` is their sum, a carry chain after the registers). (The
     select mux and the multiplier are in different cycles, so neither sets the clock.) ``acc_bits`` (from :class:`Arith`) guarantees no overflow for dot products
     of at most ``max_cols`` columns.
 
@@ -96,21 +97,19 @@ class Sparse24MAC(wiring.Component):
         # ``acc = acc_s + acc_c`` sits after the registers, on the way to the result queue.
         n = self._arith.acc_bits
         acc_s = Signal(n, name="acc_s")
-        acc_c = Signal(n, name="acc_c")
-        p0, p1 = Signal(signed(n), name="csa_p0"), Signal(signed(n), name="csa_p1")
-        m.d.comb += [p0.eq(prods[0]), p1.eq(prods[1])]
-
-        def csa(a, b, c):  # a + b + c == sum + carry (mod 2**n)
-            return a ^ b ^ c, (((a & b) | (a & c) | (b & c)) << 1)[:n]
-
-        keep = Signal(n)  # all ones unless the group starts a dot product
-        m.d.comb += keep.eq(Mux(s2_first, 0, (1 << n) - 1))
-        x, y = csa(acc_s & keep, acc_c & keep, p0.as_unsigned())
-        new_s, new_c = csa(x, y, p1.as_unsigned())
+        acc_c = Signal(n - 1, name="acc_c")  # carries, weight 2: the accumulator is acc_s + 2*acc_c
+        p0, p1 = Signal(n, name="csa_p0"), Signal(n, name="csa_p1")
+        m.d.comb += [p0.eq(prods[0]), p1.eq(prods[1])]  # sign-extended
+        s_in, c_in = Signal(n, name="csa_s"), Signal(n, name="csa_c")
+        m.d.comb += [s_in.eq(Mux(s2_first, 0, acc_s)), c_in.eq(Mux(s2_first, 0, acc_c << 1))]
+        x, y = Signal(n, name="csa_x"), Signal(n, name="csa_y")  # y: carries, weight 2
+        m.d.comb += [x.eq(s_in ^ c_in ^ p0), y.eq((s_in & c_in) | (s_in & p0) | (c_in & p0))]
+        y2 = Signal(n, name="csa_y2")
+        m.d.comb += y2.eq(y << 1)
         with m.If(s2_valid):
-            m.d.sync += [acc_s.eq(new_s), acc_c.eq(new_c)]
+            m.d.sync += [acc_s.eq(x ^ y2 ^ p1), acc_c.eq((x & y2) | (x & p1) | (y2 & p1))]
         acc = self._acc
-        m.d.comb += acc.eq(acc_s + acc_c)
+        m.d.comb += acc.eq(acc_s + (acc_c << 1))
         m.d.sync += self.result_valid.eq(s2_valid & s2_last)
         m.d.comb += self.result.eq(acc)
         return m
