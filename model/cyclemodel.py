@@ -7,12 +7,13 @@ It replays the array's timing rules non-zero by non-zero instead of cycle by cyc
   ``T_e``, ``T_0 = 0``; the counters start there, one cycle after its transfer on ``x``); a
   zero is taken at once; the ``i``-th non-zero enters the broadcast's register N when it is
   free or moving on: ``T_i = max(T_prev + 1, M_{i-1})``;
-* N moves the word into the broadcast's two-word FIFO at ``M_i = max(T_i + 1, F_{i-2} + 1)``
+* N moves the word into the broadcast's two-word buffer at ``M_i = max(T_i + 1, P_{i-2} + 1)``
   (a full SyncFIFO does not accept a word in the cycle its head is read); the word is the
-  FIFO's head from ``R_i = max(M_i + 1, F_{i-1} + 1)`` and fires (writes the queues of the
-  PEs with entries in that column) at ``F_i = max(R_i, Q_k[i_k - D] + 1 over those PEs)``:
-  a queue of depth ``D`` that holds ``D`` words does not accept one in the cycle its head is
-  popped; PE ``k``'s ``stall`` counts the cycles from ``R_i`` to ``F_i`` its queue was full;
+  buffer's head from ``R_i = max(M_i + 1, P_{i-1} + 1)``; it is written to the queue of each
+  PE ``k`` with entries in that column, on its own, at ``F_k = max(R_i, Q_k[i_k - D] + 1)``
+  (a queue of depth ``D`` that holds ``D`` words does not accept one in the cycle its head is
+  popped) and leaves the head at ``P_i = max(R_i, F_k over those PEs)``; PE ``k``'s ``stall``
+  counts the cycles ``F_k - R_i`` its full queue held the word;
 * PE ``k`` pops its ``i``-th word into its head register at ``Q_i = max(F_i + 1, H_{i-1})``
   (one cycle through the queue; the head register free or moving on); the head moves on to
   register A, reading the column's pointer pair, at ``H_i = max(Q_i + 1, X_{i-1})``; A moves
@@ -67,7 +68,7 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
     stall = np.zeros(n, dtype=np.int64)
     t = -1  # acceptance cycle of the latest element
     moved = NEG  # cycle register N passed the latest non-zero on to the two-word FIFO
-    fire = fire_prev = NEG  # cycles the latest two non-zeros were written to the queues
+    fire = fire_prev = NEG  # cycles the latest two non-zeros left the broadcast
     nz_cols = np.flatnonzero(x)
     prev_col = -1
     for j in nz_cols:
@@ -78,9 +79,10 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
         old = q_hist[slot, pes]  # pop of the word D places back in the queue (NEG if none)
         moved = max(t + 1, fire_prev + 1)
         ready = max(moved + 1, fire + 1)
-        fire_prev, fire = fire, max(ready, int(old[need].max(initial=NEG)) + 1)
-        stall += np.where(need, np.clip(np.minimum(fire, old + 1) - ready, 0, None), 0)
-        q = np.maximum(fire + 1, h_prev)
+        written = np.maximum(ready, old + 1)  # F_k, per PE (used where needed)
+        fire_prev, fire = fire, max(ready, int(written[need].max(initial=NEG)))
+        stall += np.where(need, written - ready, 0)
+        q = np.maximum(written + 1, h_prev)
         h_move = np.maximum(q + 1, x_prev)
         x_move = np.maximum(h_move + 1, c_prev)
         c = np.maximum(x_move + 1, last_issue)

@@ -71,7 +71,7 @@ def test_nonzero_detect_numbers_columns_and_skips_zeros():
 
 
 @pytest.mark.parametrize("depth", [1, 3])
-def test_broadcast_feeds_only_pes_with_work_and_blocks_only_on_a_full_needed_queue(depth):
+def test_broadcast_feeds_only_pes_with_work_and_waits_only_for_a_full_needed_queue(depth):
     cfg = SMALL.with_(n_pes=3, fifo_depth=depth)
     dut = Broadcast(cfg)
     rng = np.random.default_rng(depth)
@@ -82,6 +82,8 @@ def test_broadcast_feeds_only_pes_with_work_and_blocks_only_on_a_full_needed_que
     level = [0, 0, 0]
     n_reg = []  # model: the word in register N
     staged = []  # model: the two-word FIFO behind it, head first
+    sent = np.zeros(3, bool)  # model: queues that already took the head word
+    partial = [0]  # cycles some queues took the head word while another was full
     mismatches = []
 
     async def source(ctx):
@@ -116,17 +118,22 @@ def test_broadcast_feeds_only_pes_with_work_and_blocks_only_on_a_full_needed_que
             iv, ir, icol, pending, blocked = sampled[2:7]
             rest = sampled[7:]
             head = staged[0] if staged else None
-            need = mask[:, head] if staged else np.zeros(3, bool)
-            want_blocked = sum(1 << k for k in range(3) if staged and need[k] and level[k] == depth)
-            fire = bool(staged) and all(level[k] < depth or not need[k] for k in range(3))
+            want = (mask[:, head] & ~sent) if staged else np.zeros(3, bool)
+            write = [bool(want[k]) and level[k] < depth for k in range(3)]
+            want_blocked = sum(1 << k for k in range(3) if want[k] and level[k] == depth)
+            fire = bool(staged) and all(write[k] or not want[k] for k in range(3))
+            partial[0] += bool(staged) and not fire and any(write)
             move = bool(n_reg) and len(staged) < 2
             if pending != bool(n_reg or staged) or blocked != want_blocked or ir != (not n_reg or len(staged) < 2):
                 mismatches.append((pending, blocked, ir, list(level), n_reg, staged))
             for k in range(3):
                 v, r, col, data = rest[4 * k:4 * k + 4]
-                level[k] += int(fire and need[k]) - int(v and r)
+                if bool(v) != (level[k] > 0):
+                    mismatches.append(("queue", k, v, level[k]))
+                level[k] += int(write[k]) - int(v and r)
                 if v and r:
                     got[k].append((col, data))
+            sent[:] = False if fire else (sent | write)
             if fire:
                 staged.pop(0)
             if move:
@@ -138,6 +145,7 @@ def test_broadcast_feeds_only_pes_with_work_and_blocks_only_on_a_full_needed_que
     for k in range(3):
         assert got[k] == [(c, d) for c, d in words if mask[k, c]]
     assert not mismatches[:3]
+    assert partial[0] > 0  # queues were served on their own, not all at once
 
 
 def _pe_case(cfg, w, k, xs):

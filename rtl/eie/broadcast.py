@@ -1,5 +1,5 @@
 """Broadcast of non-zero activations to the PEs that have work for them, one queue per PE."""
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -23,7 +23,7 @@ class Broadcast(wiring.Component):
       ``q``       Out(stream {col, data}) x ``n_pes``: PE ``k``'s queue head.
       ``mask_we``, ``mask_pe``, ``mask_col``, ``mask_bit``: write the column-occupancy bit of PE
                   ``mask_pe`` for column ``mask_col`` (1: the PE has entries in that column).
-      ``blocked`` Out(n_pes): bit ``k``: the word waiting to be written needs queue ``k`` and
+      ``blocked`` Out(n_pes): bit ``k``: the head word still has to go to queue ``k`` and
                   queue ``k`` is full (the PE holds the broadcast up this cycle).
       ``pending`` Out(1): a word is in the broadcast (in N or in the two-word FIFO).
 
@@ -35,13 +35,16 @@ class Broadcast(wiring.Component):
 
     Timing: a word accepted at an edge waits in register N while its occupancy bits are read;
     from N it moves, with them, into a two-word :class:`rtl.common.pair.PairBuffer` (timed like
-    a ``SyncFIFO`` of depth 2, its head in flip-flops) when that is not full. The word at that FIFO's head is written to every queue its mask selects in
-    the first cycle all of those have room. Every handshake here is a flip-flop function: the
-    memory output goes straight into the FIFO, ``i.ready`` depends on N and the FIFO's level
-    only. At one word per cycle the broadcast writes a word two cycles after accepting it. A
-    word written at an edge is at the queue head (``q[k].valid``) in the next cycle. The queues
-    and the two-word buffer behave as :class:`amaranth.lib.fifo.SyncFIFO`: a full one does not accept a
-    word in the cycle its head is read (``model.cyclemodel`` models exactly this).
+    a ``SyncFIFO`` of depth 2, its head in flip-flops) when that is not full. The word at its
+    head is written to each queue its mask selects in the first cycle that queue has room, each
+    queue on its own; the head leaves in the cycle its last needed queue takes it. Every
+    handshake here is a flip-flop function: the memory output goes straight into the buffer,
+    ``i.ready`` depends on N and the buffer's level only, and a queue write depends on that
+    queue's level alone. At one word per cycle the broadcast writes a word two cycles after
+    accepting it. A word written at an edge is at the queue head (``q[k].valid``) in the next
+    cycle. The queues and the two-word buffer behave as :class:`amaranth.lib.fifo.SyncFIFO`: a
+    full one does not accept a word in the cycle its head is read (``model.cyclemodel`` models
+    exactly this).
     """
 
     def __init__(self, cfg: EIEConfig, mask=None):
@@ -86,9 +89,18 @@ class Broadcast(wiring.Component):
         for k in range(n):
             fifo = m.submodules[f"queue{k}"] = SyncFIFO(width=wb, depth=cfg.fifo_depth)
             w_rdy.append(fifo.w_rdy)
-        room = Signal(n)
-        m.d.comb += room.eq(Cat(*w_rdy) | ~need)
-        fire = staged.r_rdy & room.all()
+        # Each queue takes the head word as soon as it has room; the head leaves once every
+        # queue it needs has it (``sent`` remembers the ones served in earlier cycles), so no
+        # queue write waits on the fullness of the others.
+        sent = Signal(n)
+        want = Signal(n)
+        write = Signal(n)
+        m.d.comb += [want.eq(Mux(staged.r_rdy, need & ~sent, 0)), write.eq(want & Cat(*w_rdy))]
+        fire = staged.r_rdy & ((~want | Cat(*w_rdy)).all())
+        with m.If(fire):
+            m.d.sync += sent.eq(0)
+        with m.Else():
+            m.d.sync += sent.eq(sent | write)
         n_move = n_valid & staged.w_rdy
         take = self.i.valid & self.i.ready
         m.d.comb += [
@@ -98,7 +110,7 @@ class Broadcast(wiring.Component):
             staged.w_en.eq(n_valid),
             staged.w_data.eq(Cat(n_word, rd.data)),
             staged.r_en.eq(fire),
-            self.blocked.eq(Cat(*(staged.r_rdy & need[k] & ~w_rdy[k] for k in range(n)))),
+            self.blocked.eq(want & ~Cat(*w_rdy)),
             self.pending.eq(n_valid | staged.r_rdy),
         ]
         with m.If(take):
@@ -109,7 +121,7 @@ class Broadcast(wiring.Component):
             fifo = m.submodules[f"queue{k}"]
             m.d.comb += [
                 fifo.w_data.eq(head),
-                fifo.w_en.eq(fire & need[k]),
+                fifo.w_en.eq(write[k]),
                 self.q[k].valid.eq(fifo.r_rdy),
                 self.q[k].payload.eq(fifo.r_data),
                 fifo.r_en.eq(self.q[k].ready),
