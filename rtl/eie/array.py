@@ -57,14 +57,14 @@ class EIEArray(wiring.Component):
       ``vectors`` Out(32): vectors completed since reset.
 
     Timing: one input element per cycle while computing. A vector's compute ends one cycle
-    after its last element has left the input queue and all PEs were found idle. Each PE has two accumulator banks: at the end of
-    a compute the banks swap (as soon as the previous vector's read-out is over), the results
-    stream out of one bank, one per cycle, each accumulator cleared behind its read, while the
-    next vector is already accepted and computed into the other. The counter outputs describe
-    the vector being (or last) read out: ``cycles``, ``busy``, ``stall`` change when its
-    read-out starts, ``total_cycles`` and ``vectors`` at its last result, so they are stable
-    for at least one cycle after that result; ``total_cycles`` includes any wait for the
-    read-out of the vector before.
+    after its last element has left the input queue and all PEs were found idle. Each PE has
+    two accumulator banks: at the end of a compute the banks swap (as soon as the previous
+    vector's read-out is over), the results stream out of one bank, one per cycle, each
+    accumulator cleared behind its read, while the next vector is already accepted and
+    computed into the other. The counter outputs describe the vector being (or last) read out:
+    ``cycles``, ``busy``, ``stall`` change when its read-out starts, ``total_cycles`` and
+    ``vectors`` at its last result, so they are stable for at least one cycle after that
+    result; ``total_cycles`` includes any wait for the read-out of the vector before.
 
     ``init``: an :class:`EIEMatrix` encoded for ``cfg`` sets the memories, codebook and the
     rows/cols registers at elaboration (FPGA builds). Without it, rows/cols reset to the maxima

@@ -94,9 +94,11 @@ class Broadcast(wiring.Component):
         # queue write waits on the fullness of the others.
         sent = Signal(n)
         want = Signal(n)
+        room = Signal(n)
         write = Signal(n)
-        m.d.comb += [want.eq(Mux(staged.r_rdy, need & ~sent, 0)), write.eq(want & Cat(*w_rdy))]
-        fire = staged.r_rdy & ((~want | Cat(*w_rdy)).all())
+        m.d.comb += [want.eq(Mux(staged.r_rdy, need & ~sent, 0)), room.eq(Cat(*w_rdy)),
+                     write.eq(want & room)]
+        fire = staged.r_rdy & (~want | room).all()
         with m.If(fire):
             m.d.sync += sent.eq(0)
         with m.Else():
@@ -110,7 +112,7 @@ class Broadcast(wiring.Component):
             staged.w_en.eq(n_valid),
             staged.w_data.eq(Cat(n_word, rd.data)),
             staged.r_en.eq(fire),
-            self.blocked.eq(want & ~Cat(*w_rdy)),
+            self.blocked.eq(want & ~room),
             self.pending.eq(n_valid | staged.r_rdy),
         ]
         with m.If(take):

@@ -3,9 +3,9 @@ from amaranth import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rtl.common.pair import PairBuffer
 from model.config import EIEConfig
 from model.errors import SparseFlowError
+from rtl.common.pair import PairBuffer
 
 from .layouts import col_bits, elem_layout, nz_layout
 
@@ -22,8 +22,8 @@ class NonZeroDetect(wiring.Component):
       ``end``    Out(1): the element accepted this cycle is the vector's last.
 
     Timing: ``x`` writes a two-word :class:`rtl.common.pair.PairBuffer` (timed like a
-    ``SyncFIFO`` of depth 2), so ``x.ready`` is a flip-flop (the queue is not full) and an element is taken at the earliest one
-    cycle after its transfer on ``x``; at full input speed the queue never runs dry, so the
+    ``SyncFIFO`` of depth 2), so ``x.ready`` is a flip-flop (the queue is not full) and an
+    element is taken at the earliest one cycle after its transfer on ``x``; at full input speed the queue never runs dry, so the
     elements are taken one per cycle whenever they can go. The queue also stores
     ``data == 0``, computed on the way in. A zero (or dropped) element at the queue head is
     taken at once, whatever ``nz.ready``: zeros never wait for the PEs. A non-zero is taken in

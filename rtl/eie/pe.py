@@ -35,8 +35,8 @@ class EIEPE(wiring.Component):
     * P (pointers): H's addresses read two pointer banks, ``ptr[2i]`` and ``ptr[2i+1]``, at
       ``(j+1)>>1`` and ``j>>1``: the pair ``ptr[j], ptr[j+1]`` comes out of the two banks in
       one read. H moves to register A when A is free or moving on.
-    * B (bounds): A moves to B when B is free or being consumed; B registers the start, the
-      end, ``end - 2`` and whether the column is empty or holds one entry, so that every
+    * B (bounds): A moves to B when B is free or being consumed; B registers the start,
+      ``end - 2`` and whether the column is empty or holds one entry, so that every
       handshake (queue ``ready`` included) depends on flip-flops only, never on a memory output
       or an adder. An empty column (``start == end``) is consumed from B without reaching the
       walker.
@@ -136,7 +136,6 @@ class EIEPE(wiring.Component):
         b_valid = Signal()
         b_act = Signal(signed(a.act_bits))
         b_start = Signal(pb)
-        b_end = Signal(pb)
         b_end2 = Signal(pb)  # end - 2: the walker's "next issue is the last" compare
         b_empty = Signal()
         b_single = Signal()
@@ -174,7 +173,7 @@ class EIEPE(wiring.Component):
             m.d.sync += a_valid.eq(0)
 
         with m.If(a_move):
-            m.d.sync += [b_valid.eq(1), b_act.eq(a_act), b_start.eq(a_start), b_end.eq(a_end),
+            m.d.sync += [b_valid.eq(1), b_act.eq(a_act), b_start.eq(a_start),
                          b_end2.eq(a_end - 2), b_empty.eq(a_len == 0), b_single.eq(a_len == 1)]
         with m.Elif(b_consume):
             m.d.sync += b_valid.eq(0)
