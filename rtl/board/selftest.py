@@ -26,6 +26,21 @@ def _hex_ascii(nibble):
     return Mux(nibble < 10, nibble + ord("0"), nibble + (ord("A") - 10))
 
 
+def _read_ahead(m, port, words, fire, primed, name):
+    """Drive ROM read ``port`` so that the word to transfer next is always on it: the port
+    reads (its enable) only when the word on it was taken (``fire``) and once to prime, from
+    an address register that already holds the next word's index, so no adder or
+    handshake-dependent multiplexer sits in front of the ROM address. Returns a register that
+    is high while the word on the port is the last of ``words``."""
+    raddr = Signal(range(words + 1), name=f"{name}_raddr")
+    final = Signal(name=f"{name}_final")
+    en = Signal(name=f"{name}_en")
+    m.d.comb += [en.eq(fire | ~primed), port.en.eq(en), port.addr.eq(raddr)]
+    with m.If(en):
+        m.d.sync += [raddr.eq(raddr + 1), final.eq(raddr == words - 1)]
+    return final
+
+
 class SelfTest(wiring.Component):
     """Runs ``engine`` once after reset on stored inputs and compares its outputs with stored results.
 
@@ -87,26 +102,16 @@ class SelfTest(wiring.Component):
         primed = Signal()  # one cycle after reset the ROM ports show word 0
         m.d.sync += primed.eq(1)
 
-        # Each ROM port reads only when its word was taken (and once to prime), from an address
-        # register that already holds the next word's index: no adder or handshake-dependent
-        # multiplexer in front of the ROM, only its read enable.
         # Inputs: ``x_avail`` (a register) = primed and words left.
         x_avail = Signal()
-        x_raddr = Signal(range(nx + 1))  # the word after the one on the port
-        x_final = Signal()  # the word on the port is the last
         x_fire = Signal()
-        x_en = Signal()
+        x_final = _read_ahead(m, x_rd, nx, x_fire, primed, "x")
         m.d.comb += [
             eng.x.valid.eq(x_avail & ~self.done),
             eng.x.payload.data.eq(x_rd.data[:ab]),
             eng.x.payload.last.eq(x_rd.data[ab]),
             x_fire.eq(eng.x.valid & eng.x.ready),
-            x_en.eq(x_fire | ~primed),
-            x_rd.en.eq(x_en),
-            x_rd.addr.eq(x_raddr),
         ]
-        with m.If(x_en):
-            m.d.sync += [x_raddr.eq(x_raddr + 1), x_final.eq(x_raddr == nx - 1)]
         with m.If(~primed):
             m.d.sync += x_avail.eq(1)
         with m.Elif(x_fire & x_final):
@@ -123,18 +128,13 @@ class SelfTest(wiring.Component):
             m.d.comb += [eng.load.valid.eq(load_sync[1]),
                          eng.load.payload.as_value().eq(Cat(*[lfsr] * (-(-width // 32)))[:width])]
 
-        # Results: the same read-ahead scheme; ``y_final``: the word on the port is the last
-        # expected one; ``y_over``: every expected word has arrived.
-        y_raddr = Signal(range(ny + 1))
-        y_final, y_over = Signal(), Signal()
+        # Results: the same read-ahead; ``y_over``: every expected word has arrived.
         y_fire = Signal()
-        y_en = Signal()
+        y_final = _read_ahead(m, y_rd, ny, y_fire, primed, "y")
+        y_over = Signal()
         error = Signal()
         timed_out = Signal()
-        m.d.comb += [eng.y.ready.eq(1), y_fire.eq(eng.y.valid & eng.y.ready),
-                     y_en.eq(y_fire | ~primed), y_rd.en.eq(y_en), y_rd.addr.eq(y_raddr)]
-        with m.If(y_en):
-            m.d.sync += [y_raddr.eq(y_raddr + 1), y_final.eq(y_raddr == ny - 1)]
+        m.d.comb += [eng.y.ready.eq(1), y_fire.eq(eng.y.valid & eng.y.ready)]
         # The comparison runs after the transfer, on registered copies, so that the
         # self-test adds no logic to the engine's output path (it would otherwise set Fmax).
         got, want = Signal(ob + 1), Signal(ob + 1)
