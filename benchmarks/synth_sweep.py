@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "results"
 CSV = OUT / "synth_sweep.csv"
-FIELDS = ["target", "engine", "size", "rows", "cols", "density", "fits", "logic_cells", "lut4", "ffs", "bram",
+FIELDS = ["target", "engine", "size", "fifo_depth", "rows", "cols", "density", "fits", "logic_cells", "lut4", "ffs", "bram",
           "dsp", "fmax_mhz", "goal_mhz", "meets_goal", "engine_cycles", "dense_macs", "throughput_gmacs",
           "throughput_per_cell", "critical_from", "critical_to", "critical_ns", "note"]
 RESOURCES = ["logic_cells", "ffs", "bram", "dsp", "fmax_mhz"]
@@ -140,7 +140,8 @@ def markdown(rows: list[dict]) -> str:
             lines.append(f"| {r['target']} | {r['engine']} | {r['size']} | {r['note'] or 'error'} |" + " |" * 9)
             continue
         goal = "met" if r["meets_goal"] == "1" else "missed"
-        lines.append(f"| {r['target']} | {r['engine']} | {r['size']} | {r['logic_cells']} | {r['ffs']} | {r['bram']} | "
+        size = r["size"] + (f" (queues {r['fifo_depth']} deep)" if r.get("fifo_depth") else "")
+        lines.append(f"| {r['target']} | {r['engine']} | {size} | {r['logic_cells']} | {r['ffs']} | {r['bram']} | "
                      f"{r['dsp']} | {float(r['fmax_mhz']):.1f} | {goal} ({float(r['goal_mhz']):g}) | {r['engine_cycles']} | "
                      f"{float(r['throughput_gmacs']):.3f} | {float(r['throughput_per_cell']) / 1e3:.1f} k | "
                      f"`{r['critical_from']}` -> `{r['critical_to']}` ({r['critical_ns']} ns) |")

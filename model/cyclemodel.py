@@ -21,8 +21,8 @@ It replays the array's timing rules non-zero by non-zero instead of cycle by cyc
   walker takes it at ``C_i = max(X_i + 1, C_{i-1} + L_{i-1})`` (the cycle it issues the
   previous column's last entry) and issues its ``L_i`` entries at ``C_i + 1 .. C_i + L_i``;
 * the array finds the vector drained at the first cycle after the last element's acceptance
-  at which the broadcast is empty and every PE is idle (four cycles after its last issue:
-  walker, entry read, entry register, accumulate) and registers that: done is one cycle later;
+  at which the broadcast is empty and every PE is idle (six cycles after its last issue:
+  walker, entry read, entry register, accumulator read, add, write) and registers that: done is one cycle later;
 * ``cycles`` counts from the first element's acceptance to that cycle inclusive;
   ``total_cycles`` adds ``rows + 1`` read-out cycles when results are taken at once and the
   previous vector's read-out (which overlaps this vector's compute) is already over.
@@ -39,7 +39,7 @@ from .errors import SparseFlowError
 from .formats.eie import EIEMatrix, encode
 
 NEG = -(1 << 40)
-PE_DRAIN = 4  # cycles from a PE's last issue to its idle (rtl.eie.pe: C, R, D stages)
+PE_DRAIN = 6  # cycles from a PE's last issue to its idle (rtl.eie.pe: C, R, S, D, E stages)
 
 
 def _matrix(m, cfg: EIEConfig) -> EIEMatrix:

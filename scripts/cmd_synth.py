@@ -13,6 +13,7 @@ def add_arguments(p) -> None:
     size = p.add_mutually_exclusive_group()
     size.add_argument("--pes", type=int, help="EIE processing elements (default 4)")
     size.add_argument("--lanes", type=int, help="2:4 / dense lanes (default 4)")
+    p.add_argument("--fifo-depth", type=int, help="EIE queue depth per PE (default: 2 on ice40-up5k, 8 on ecp5-85f)")
     p.add_argument("--target", required=True, choices=TARGETS, help="FPGA and board")
     p.add_argument("--rows", type=int, default=32, help="matrix rows (default 32)")
     p.add_argument("--cols", type=int, default=32, help="matrix columns (default 32)")
@@ -40,15 +41,18 @@ def run(args) -> int:
         size = 1
     if size < 1:
         raise SparseFlowError(f"{'--pes' if args.engine == 'eie' else '--lanes'} must be >= 1, not {size}")
+    if args.fifo_depth is not None and args.engine != "eie":
+        raise SparseFlowError(f"--fifo-depth is for the EIE array; the {args.engine} engine has no queues")
     if args.freq is not None and not args.freq > 0:
         raise SparseFlowError(f"--freq must be positive, not {args.freq}")
     r = synthesize(args.engine, size, args.target, rows=args.rows, cols=args.cols, density=args.density,
                    seed=args.seed, vectors=args.vectors, out=args.out, freq_mhz=args.freq,
-                   sim=None if args.sim == "none" else args.sim)
+                   sim=None if args.sim == "none" else args.sim, fifo_depth=args.fifo_depth)
     if args.json:
         print_json(r)
         return 0
-    print(f"{r['engine']} x{r['size']} on {r['board']}: {r['rows']}x{r['cols']} matrix, {r['nnz']} non-zeros")
+    depth = f", queue depth {r['fifo_depth']}" if "fifo_depth" in r else ""
+    print(f"{r['engine']} x{r['size']} on {r['board']}: {r['rows']}x{r['cols']} matrix, {r['nnz']} non-zeros{depth}")
     print(f"  logic cells  {r['logic_cells']:>6} / {r['logic_cells_available']} {r['logic_cell_type']}"
           f"  ({r['lut4']} LUT4)")
     print(f"  flip-flops   {r['ffs']:>6}")

@@ -52,6 +52,7 @@ class Target:
     bram: str
     dsp: str
     synth_opts: str
+    eie_fifo_depth: int  # default EIE queue depth: small FPGAs spend few cells on queues
 
     def platform_class(self):
         mod, cls = self.platform.split(":")
@@ -62,11 +63,11 @@ TARGETS = {
     "ice40-up5k": Target("ice40-up5k", "ice40", "iCEBreaker (iCE40UP5K-SG48)",
                          "amaranth_boards.icebreaker:ICEBreakerPlatform", 50.0,
                          ("led_g", 0), ("led_r", 0), "ICESTORM_LC", None, "ICESTORM_RAM",
-                         "ICESTORM_DSP", "-dsp"),
+                         "ICESTORM_DSP", "-dsp", 2),
     "ecp5-85f": Target("ecp5-85f", "ecp5", "ULX3S 85F (LFE5U-85F-6BG381)",
                        "amaranth_boards.ulx3s:ULX3S_85F_Platform", 100.0,
                        ("led", 0), ("led", 1), "TRELLIS_COMB", "TRELLIS_FF", "DP16KD",
-                       "MULT18X18D", ""),  # synth_ecp5 maps multipliers to MULT18X18D by default
+                       "MULT18X18D", "", 8),  # synth_ecp5 maps multipliers to MULT18X18D by default
 }
 
 # Yosys cell names counted as flip-flops / LUTs in `stat -json`.
@@ -301,19 +302,28 @@ def simulate_selftest(case, clk_hz: float, sim: str = "icarus", corrupt: bool = 
 def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols: int = 32,
                density: float = 0.25, seed: int = 1, vectors: int = 1, out: Path | None = None,
                freq_mhz: float | None = None, sim: str | None = "icarus", pnr_seed: int = 1,
-               timeout: float | None = None, bitstream: bool = True) -> dict:
-    """The whole trip for one engine configuration; returns one flat result dictionary."""
+               timeout: float | None = None, bitstream: bool = True, fifo_depth: int | None = None) -> dict:
+    """The whole trip for one engine configuration; returns one flat result dictionary.
+
+    ``fifo_depth``: the EIE array's queue depth (default: the target's, 2 on the UP5K where the
+    queues' flip-flops are a fifth of the chip, 8 on the ECP5)."""
     from rtl.board.cases import make_case
     from rtl.board.top import BoardTop, make_selftest
     target = get_target(target_key)
     freq = float(freq_mhz or target.goal_mhz)
     if freq <= 0:
         raise SparseFlowError(f"frequency must be positive, not {freq_mhz}")
-    case = make_case(engine, size, rows, cols, density, seed, vectors)
+    if engine == "eie":
+        fifo_depth = target.eie_fifo_depth if fifo_depth is None else fifo_depth
+    elif fifo_depth is not None:
+        raise SparseFlowError(f"a queue depth is for the EIE array; the {engine} engine has none")
+    case = make_case(engine, size, rows, cols, density, seed, vectors, fifo_depth=fifo_depth)
     _, board_hz = make_platform(target, None)
     result = {"engine": engine, "size": size, "rows": rows, "cols": cols, "density": density,
               "seed": seed, "vectors": vectors, "nnz": int((case.weights != 0).sum()),
               "dense_macs": case.dense_macs, "goal_mhz": target.goal_mhz}
+    if engine == "eie":
+        result["fifo_depth"] = fifo_depth
     if sim:
         progress(f"simulating the self-test ({sim})...")
         t0 = time.monotonic()

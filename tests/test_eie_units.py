@@ -298,16 +298,16 @@ def test_cycle_model_by_hand():
     #   c0: T=0 M=1 R=2 F=2 Q=3 H=4 X=5 C=6, issues 7..9
     #   c1: T=1 M=2 R=3, queue full until the pop at 3 -> F=4 (stall 1), Q=5 H=6 X=7,
     #       C=9 (walker busy), issue 10
-    #   c2: T=2 M=3 R=5 F=6 (stall 1) Q=7 H=8 X=9 C=10, issue 11; drained 11+4 = 15, done 16 -> 17 cycles
+    #   c2: T=2 M=3 R=5 F=6 (stall 1) Q=7 H=8 X=9 C=10, issue 11; drained 11+6 = 17, done 18 -> 19 cycles
     w = np.array([[1, 1, 1], [1, 0, 0], [1, 0, 0]])
     p = simulate_vector(w, [1, 1, 1], cfg)
-    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (17, [5], [2])
-    assert p["total_cycles"] == 17 + 3 + 1
+    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (19, [5], [2])
+    assert p["total_cycles"] == 19 + 3 + 1
     # An empty column never reaches the PE: c0 issues 7..9; c1 fires at 3, pushes nothing;
-    # c2: T=2 M=3 R=4 F=4 Q=5 H=6 X=7 C=9, issue 10 -> drained 14, done 15 -> 16 cycles, no stall
+    # c2: T=2 M=3 R=4 F=4 Q=5 H=6 X=7 C=9, issue 10 -> drained 16, done 17 -> 18 cycles, no stall
     w = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 1]])
     p = simulate_vector(w, [1, 1, 1], cfg)
-    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (16, [4], [0])
+    assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (18, [4], [0])
     assert predict_cycles(w, [0, 0, 0], cfg) == 5  # all zeros: 3 elements, drained, done
     assert ideal_cycles(w, [1, 0, 1], 2) == 2.0
 

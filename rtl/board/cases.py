@@ -81,7 +81,7 @@ def _to_24(w):
 
 
 def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed: int = 1,
-              vectors: int = 1, arith: Arith | None = None) -> Case:
+              vectors: int = 1, arith: Arith | None = None, fifo_depth: int | None = None) -> Case:
     """A reproducible random case; raises :class:`SparseFlowError` on bad parameters."""
     if engine not in ENGINES:
         raise SparseFlowError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES[:3])}")
@@ -106,6 +106,8 @@ def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed
     if engine == "eie":
         from model.formats import eie
         cfg = EIEConfig(n_pes=size, arith=arith, max_rows=rows)
+        if fifo_depth is not None:
+            cfg = cfg.with_(fifo_depth=fifo_depth)
         enc = eie.encode(w, cfg)
         worst = int(enc.entries_per_pe.max(initial=0))
         # Entry memories sized like a real layer's (a power of two, at least 256 words: one

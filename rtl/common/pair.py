@@ -1,5 +1,5 @@
 """A two-word FIFO whose head sits in flip-flops (a skid buffer)."""
-from amaranth import Module, Signal
+from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,16 +32,19 @@ class PairBuffer(wiring.Component):
         m.d.comb += self.w_rdy.eq(~second_valid)
         push = self.w_en & ~second_valid
         pop = self.r_en & self.r_rdy
+        # r_data loads one value whenever it loads (the second word if held, else the incoming
+        # one): only the enable depends on ``pop``, which comes late in the cycle.
+        load = (pop & (second_valid | push)) | (push & ~self.r_rdy)
+        with m.If(load):
+            m.d.sync += self.r_data.eq(Mux(second_valid, second, self.w_data))
         with m.If(pop):
             with m.If(second_valid):
-                m.d.sync += [self.r_data.eq(second), second_valid.eq(0)]
-            with m.Elif(push):
-                m.d.sync += self.r_data.eq(self.w_data)
-            with m.Else():
+                m.d.sync += second_valid.eq(0)
+            with m.Elif(~push):
                 m.d.sync += self.r_rdy.eq(0)
         with m.Elif(push):
             with m.If(self.r_rdy):
                 m.d.sync += [second.eq(self.w_data), second_valid.eq(1)]
             with m.Else():
-                m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1)]
+                m.d.sync += self.r_rdy.eq(1)
         return m

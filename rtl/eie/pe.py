@@ -45,14 +45,19 @@ class EIEPE(wiring.Component):
       ``p == end - 2``); in that cycle it takes the next column from B.
     * C: the entry word arrives from its block RAM and is registered.
     * R: the local row is ``z`` (first entry) or ``row + 1 + z``; the accumulator is read; the
-      product ``weight * a`` is registered.
-    * D: ``acc[row] += product``. The accumulator read port is transparent to this write, so
-      an entry of the next column that hits the same row one cycle later reads the new sum:
-      back-to-back updates of one row need no stall.
+      product ``weight * a`` is registered (the multiplier's output register).
+    * S: the old value of ``acc[row]`` comes out of the memory, or, when one of the two
+      entries ahead updates the same row and has not written it yet, from their sums (in
+      E, or in F once written too late for this read); it is registered.
+    * D: ``old + product`` is registered in E, ``old`` being E's own sum when the entry just
+      ahead updated the same row.
+    * E: the sum is written to the accumulator. Back-to-back updates of one row need no
+      stall; the adder's only loop is E -> select -> E, and the memory's output and write
+      port see registers.
 
     A column popped at cycle ``t`` is taken by the walker at ``t + 3`` at the earliest and
     issues from ``t + 4``; the sum of an entry issued at ``t`` is written at the end of
-    ``t + 3``, so the PE is idle at ``t + 4`` after its last issue (``model.cyclemodel`` has
+    ``t + 5``, so the PE is idle at ``t + 6`` after its last issue (``model.cyclemodel`` has
     the exact rules).
     Padding entries carry weight 0 (code 0 in codebook mode) on a real row: added harmlessly.
     """
@@ -212,13 +217,36 @@ class EIEPE(wiring.Component):
         with m.If(r_valid):
             m.d.sync += row_next.eq(row + 1)
 
+        # The sums of the three entries ahead are not in the memory yet when this entry reads
+        # it (each is written in E, two cycles after D): forward them. Which one applies is
+        # decided here, from the rows, and registered, so that no select depends on a compare.
+        s_valid = Signal()
+        s_row = Signal(rb)
+        s_prod = Signal(signed(a.weight_bits + a.act_bits))
+        s_fwd_d = Signal()  # the entry one ahead: its sum is in E when this one adds (in D)
+        s_fwd_e = Signal()  # two ahead: its sum is in E when this one is in S
+        s_fwd_f = Signal()  # three ahead: its sum is written as this one reads; held in F
+        s_old = Signal(signed(a.acc_bits))
         d_valid = Signal()
         d_row = Signal(rb)
         d_prod = Signal(signed(a.weight_bits + a.act_bits))
-        m.d.sync += [d_valid.eq(r_valid), d_row.eq(row), d_prod.eq(weight * r_act)]
+        d_fwd = Signal()
+        e_valid = Signal()
+        e_row = Signal(rb)
+        e_sum = Signal(signed(a.acc_bits))
+        f_sum = Signal(signed(a.acc_bits))
+        m.d.sync += [
+            s_valid.eq(r_valid), s_row.eq(row), s_prod.eq(weight * r_act),
+            s_fwd_d.eq(s_valid & (s_row == row)),
+            s_fwd_e.eq(d_valid & (d_row == row)),
+            s_fwd_f.eq(e_valid & (e_row == row)),
+        ]
 
-        # --- D: accumulate into bank ``bank``; read-out reads and clears bank ``~bank`` -------
-        # Two 1R1W memories, so the next vector computes while this one is read out.
+        # --- S/D/E: the accumulator's old value arrives (S: memory or forwarded, registered),
+        # D adds the product into register E, E writes the sum to bank ``bank``. The only loop
+        # is E -> select -> adder -> E; the memory's output and write port see registers.
+        # Read-out reads and clears bank ``~bank``: two 1R1W memories, so the next vector
+        # computes while this one is read out.
         clr = Signal()
         clr_addr = Signal(rb)
         m.d.sync += [clr.eq(self.rd_en), clr_addr.eq(self.rd_addr)]
@@ -226,19 +254,26 @@ class EIEPE(wiring.Component):
         for b in range(2):
             mem = m.submodules[f"acc{b}"] = Memory(shape=signed(a.acc_bits), depth=cfg.rows_per_pe, init=[])
             w = mem.write_port()
-            r = mem.read_port(transparent_for=(w,))
+            r = mem.read_port()
             banks.append(r)
             compute = self.bank == b
             m.d.comb += [
                 r.addr.eq(Mux(compute, row, self.rd_addr)),
                 r.en.eq(Mux(compute, r_valid, self.rd_en)),
-                w.en.eq(Mux(compute, d_valid, clr)),
-                w.addr.eq(Mux(compute, d_row, clr_addr)),
-                w.data.eq(Mux(compute, r.data + d_prod, 0)),
+                w.en.eq(Mux(compute, e_valid, clr)),
+                w.addr.eq(Mux(compute, e_row, clr_addr)),
+                w.data.eq(Mux(compute, e_sum, 0)),
             ]
+        mem_old = Mux(self.bank, banks[1].data, banks[0].data)
+        m.d.sync += [
+            s_old.eq(Mux(s_fwd_e, e_sum, Mux(s_fwd_f, f_sum, mem_old))),
+            d_valid.eq(s_valid), d_row.eq(s_row), d_prod.eq(s_prod), d_fwd.eq(s_fwd_d),
+            e_valid.eq(d_valid), e_row.eq(d_row), e_sum.eq(Mux(d_fwd, e_sum, s_old) + d_prod),
+            f_sum.eq(e_sum),
+        ]
         m.d.comb += [
             self.rd_data.eq(Mux(self.bank, banks[0].data, banks[1].data)),
-            self.idle.eq(~self.act.valid & ~h_valid & ~a_valid & ~b_valid & ~active & ~c_valid & ~r_valid & ~d_valid),
+            self.idle.eq(~self.act.valid & ~h_valid & ~a_valid & ~b_valid & ~active & ~c_valid & ~r_valid & ~s_valid & ~d_valid & ~e_valid),
             self.busy.eq(issue),
         ]
         return m
