@@ -218,17 +218,24 @@ class EIEArray(wiring.Component):
             m.d.sync += tot_out.eq(tot_out + 1)
 
         # --- read-out: row r = PE r % n, local row r // n ------------------------------------
+        # The issue decision reaches every PE's accumulator memory: it is kept to flip-flops and
+        # the y handshake (``more``: rows remain; ``out_hot``: PE r % n, one-hot).
         out_k = Signal(range(n))
+        out_hot = Signal(n, init=1)
         out_l = Signal(max(1, clog2(cfg.rows_per_pe)))
         out_r = Signal(clog2(cfg.max_rows + 1))
+        more = Signal()
         sel = Signal(range(n))
         y_last = Signal()
-        can_issue = out_busy & (out_r != rows) & (~self.y.valid | self.y.ready)
+        can_issue = more & (~self.y.valid | self.y.ready)
         for k, pe in enumerate(pes):  # only the row's own PE reads (and so clears) its accumulator
-            m.d.comb += [pe.rd_en.eq(can_issue & (out_k == k)), pe.rd_addr.eq(out_l)]
+            m.d.comb += [pe.rd_en.eq(can_issue & out_hot[k]), pe.rd_addr.eq(out_l)]
+        with m.If(swap):
+            m.d.sync += more.eq(rows != 0)
         with m.If(can_issue):
             m.d.sync += [self.y.valid.eq(1), sel.eq(out_k), y_last.eq(out_r + 1 == rows),
-                         out_r.eq(out_r + 1)]
+                         more.eq(out_r + 1 != rows), out_r.eq(out_r + 1),
+                         out_hot.eq(out_hot.rotate_left(1))]
             with m.If(out_k == n - 1):
                 m.d.sync += [out_k.eq(0), out_l.eq(out_l + 1)]
             with m.Else():
@@ -237,7 +244,7 @@ class EIEArray(wiring.Component):
             m.d.sync += self.y.valid.eq(0)
         m.d.comb += finished.eq(out_busy & ((self.y.valid & self.y.ready & y_last) | (rows == 0)))
         with m.If(finished):
-            m.d.sync += [out_busy.eq(0), out_k.eq(0), out_l.eq(0), out_r.eq(0),
+            m.d.sync += [out_busy.eq(0), out_k.eq(0), out_hot.eq(1), out_l.eq(0), out_r.eq(0),
                          self.total_cycles.eq(tot_out + 1), self.vectors.eq(self.vectors + 1)]
 
         rqz = m.submodules.requant = Requantizer(a)

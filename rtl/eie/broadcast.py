@@ -87,7 +87,10 @@ class Broadcast(wiring.Component):
         head, need = staged.r_data[:wb], staged.r_data[wb:]
         w_rdy = []
         for k in range(n):
-            fifo = m.submodules[f"queue{k}"] = SyncFIFO(width=wb, depth=cfg.fifo_depth)
+            # Two deep, the queue is a PairBuffer (the same timing as a SyncFIFO): its w_rdy and
+            # head are flip-flops, which shortens the write decision and the PE's head path.
+            fifo = m.submodules[f"queue{k}"] = (PairBuffer(width=wb) if cfg.fifo_depth == 2 else
+                                                SyncFIFO(width=wb, depth=cfg.fifo_depth))
             w_rdy.append(fifo.w_rdy)
         # Each queue takes the head word as soon as it has room; the head leaves once every
         # queue it needs has it (``sent`` remembers the ones served in earlier cycles), so no
