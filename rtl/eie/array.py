@@ -133,7 +133,7 @@ class EIEArray(wiring.Component):
                 m.d.comb += pe.codebook.eq(codebook)
         wiring.connect(m, nzd.nz, bc.i)
         m.d.comb += [nzd.x.payload.eq(self.x.payload), nzd.x.valid.eq(self.x.valid),
-                     self.x.ready.eq(nzd.x.ready), nzd.cols.eq(cols)]
+                     self.x.ready.eq(nzd.x.ready)]
 
         # --- load port: accepted only between vectors ----------------------------------------
         # Compute side: IDLE (next vector may start), COMPUTE, WAIT (done, read-out still busy
@@ -157,12 +157,17 @@ class EIEArray(wiring.Component):
             with m.Switch(ld.addr):
                 with m.Case(REG_ROWS):
                     m.d.sync += rows.eq(ld.data)
-                with m.Case(REG_COLS):
-                    m.d.sync += cols.eq(ld.data)
                 with m.Case(REG_SHIFT):
                     m.d.sync += shift.eq(ld.data)
                 with m.Case(REG_RELU):
                     m.d.sync += relu.eq(ld.data[0])
+        # The detector registers its column range check: it takes nothing in the cycle after a
+        # write to cols (vectors are counted from their first element: no cycle count changes).
+        cols_written = Signal()
+        m.d.sync += cols_written.eq(0)
+        with m.If(ld_go & (ld.kind == LOAD_REG) & (ld.addr == REG_COLS)):
+            m.d.sync += [cols.eq(ld.data), cols_written.eq(1)]
+        m.d.comb += nzd.cols.eq(cols)
         if cfg.codebook:
             with m.If(ld_go & (ld.kind == LOAD_CODEBOOK)):
                 m.d.sync += codebook[ld.addr[:cfg.codebook_bits]].eq(ld.data[:a.weight_bits])
@@ -171,7 +176,7 @@ class EIEArray(wiring.Component):
         # A load word and a first element in the same cycle: the load goes first.
         seen_last = Signal()
         m.d.comb += nzd.enable.eq(((state == COMPUTE) & ~seen_last) |
-                                  ((state == IDLE) & ~(self.load.valid & ~out_busy)))
+                                  ((state == IDLE) & ~(self.load.valid & ~out_busy) & ~cols_written))
         all_idle = Signal()
         m.d.comb += all_idle.eq(Cat(*(pe.idle for pe in pes)).all())
         # "Everything drained" is registered (an AND over every PE's stages would otherwise feed

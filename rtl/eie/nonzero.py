@@ -1,5 +1,5 @@
 """Non-zero detection: numbers the input elements by column and passes on only the non-zeros."""
-from amaranth import Cat, Module, Signal
+from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,7 +17,9 @@ class NonZeroDetect(wiring.Component):
       ``x``      In(stream {data: signed(act_bits), last}): the vector in column order.
       ``nz``     Out(stream {col, data}): the non-zero elements with their column index.
       ``enable`` In(1): take elements from the input queue (the array lowers it between vectors).
-      ``cols``   In(col_bits): columns of the loaded matrix; elements at ``col >= cols`` are dropped.
+      ``cols``   In(col_bits): columns of the loaded matrix; elements at ``col >= cols`` are
+                 dropped. Change it only while ``enable`` is low, and keep ``enable`` low in the
+                 cycle after (the range check is registered).
       ``accept`` Out(1): an element leaves the input queue this cycle (is numbered).
       ``end``    Out(1): the element accepted this cycle is the vector's last.
 
@@ -56,7 +58,14 @@ class NonZeroDetect(wiring.Component):
         data, last, zero = xq.r_data[:a_bits].as_signed(), xq.r_data[a_bits], xq.r_data[a_bits + 1]
 
         col = Signal(col_bits(self.cfg))
-        nonzero = ~zero & (col < self.cols)
+        # ``col < cols``, registered: the handshake sees a flip-flop, not a comparator. Its next
+        # value is chosen by ``accept`` among compares made in parallel from registers.
+        in_range = Signal(init=1)
+        nonzero = ~zero & in_range
+        more_cols = col != self.cfg.max_cols
+        m.d.sync += in_range.eq(Mux(self.accept, Mux(last, self.cols != 0, Mux(more_cols, col + 1 < self.cols,
+                                                                              col < self.cols)),
+                                    col < self.cols))
         m.d.comb += [
             self.nz.payload.col.eq(col),
             self.nz.payload.data.eq(data),
@@ -68,6 +77,6 @@ class NonZeroDetect(wiring.Component):
         with m.If(self.accept):
             with m.If(last):
                 m.d.sync += col.eq(0)
-            with m.Elif(col != self.cfg.max_cols):  # saturate: extra elements are dropped
+            with m.Elif(more_cols):  # saturate: extra elements are dropped
                 m.d.sync += col.eq(col + 1)
         return m
