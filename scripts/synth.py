@@ -185,6 +185,43 @@ def parse_critical_path(report: dict) -> dict | None:
     return best
 
 
+def mark_collision_free(rtlil: str) -> tuple[str, int]:
+    """Set ``COLLISION_X_MASK`` on the read ports of memories tagged
+    :data:`rtl.common.memory.COLLISION_FREE`; returns the new RTLIL and how many ports changed.
+
+    Amaranth asks every read port for the old data when a write hits its address in the same
+    cycle; iCE40/ECP5 block RAMs leave that undefined, so Yosys would add soft logic (a copy of
+    the write data and a multiplexer per port) that these memories do not need.
+    """
+    from rtl.common.memory import COLLISION_FREE
+    tagged, attrs, module, memid, changed = set(), [], None, None, 0
+    out = []
+    for line in rtlil.splitlines(keepends=True):
+        words = line.split()
+        if words[:1] == ["module"]:
+            module = words[1]
+        elif words[:1] == ["attribute"]:
+            attrs.append(words[1])
+        elif words[:1] == ["memory"]:
+            if "\\" + COLLISION_FREE in attrs:
+                tagged.add((module, words[-1]))
+        elif words[:2] == ["cell", "$memrd_v2"]:
+            memid = ""
+        elif memid is not None and words[:2] == ["parameter", "\\MEMID"]:
+            memid = words[2].strip('"').replace("\\\\", "\\")
+        elif memid is not None and words[:2] == ["parameter", "\\COLLISION_X_MASK"] and (module, memid) in tagged:
+            width = int(words[2].split("'")[0])
+            if width:
+                line = line.replace(words[2], f"{width}'" + "1" * width)
+                changed += 1
+        elif words[:1] == ["end"]:
+            memid = None
+        if words[:1] != ["attribute"]:
+            attrs = []
+        out.append(line)
+    return "".join(out), changed
+
+
 def run_flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int = 1,
              timeout: float | None = None, bitstream: bool = True) -> dict:
     """Synthesize, place and route ``top`` (an Elaboratable using platform resources) in ``out_dir``.
@@ -202,6 +239,11 @@ def run_flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int =
     plan = plat.build(top, name="top", do_build=False, synth_opts=target.synth_opts,
                       script_after_synth=script_after_synth)
     plan.extract(out_dir)
+    il = out_dir / "top.il"
+    text, marked = mark_collision_free(il.read_text())
+    il.write_text(text)
+    if marked:
+        progress(f"{marked} block RAM read ports marked collision-free (no soft read-old-data logic)")
 
     progress(f"yosys (synth_{target.family} {target.synth_opts}".rstrip() + ")...")
     y = _run([_tool("YOSYS"), "-q", "-l", "top.rpt", "top.ys"], out_dir, out_dir / "yosys.log", "yosys", timeout)

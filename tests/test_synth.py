@@ -75,6 +75,32 @@ def test_report_parsers():
     assert short_cell("x.y$abc") == "x.y"
 
 
+def test_collision_free_marks_only_tagged_memories():
+    from amaranth.back import rtlil
+    from amaranth.lib.memory import Memory
+    from rtl.common.memory import collision_free_memory
+    from scripts.synth import mark_collision_free
+
+    class Two(Elaboratable):
+        def elaborate(self, platform):
+            m = Module()
+            for name, mem in (("free", collision_free_memory(shape=8, depth=16, init=[])),
+                              ("plain", Memory(shape=8, depth=16, init=[]))):
+                m.submodules[name] = mem
+                w, r = mem.write_port(), mem.read_port()
+                addr = Signal(4, name=f"{name}_addr")
+                m.d.comb += [w.addr.eq(addr), r.addr.eq(addr), w.en.eq(1), w.data.eq(addr)]
+                m.d.sync += Signal(8, name=f"{name}_q").eq(r.data)
+            return m
+
+    text = rtlil.convert(Two(), ports=[])
+    out, n = mark_collision_free(text)
+    assert n == 1
+    masks = [ln.split()[-1] for ln in out.splitlines() if "COLLISION_X_MASK" in ln]
+    assert sorted(masks) == ["1'0", "1'1"]  # the tagged port only
+    assert mark_collision_free(out)[0] == out  # idempotent
+
+
 def _cli(*argv):
     return subprocess.run([sys.executable, "-m", "scripts.cli", "synth", *argv], capture_output=True, text=True)
 
@@ -87,6 +113,8 @@ def _cli(*argv):
     (["--engine", "eie", "--target", "ice40-up5k", "--density", "2"], "density"),
     (["--engine", "eie", "--target", "ice40-up5k", "--freq", "-5"], "--freq must be positive"),
     (["--engine", "eie", "--target", "virtex"], "invalid choice"),
+    (["--engine", "2:4", "--target", "ice40-up5k", "--fifo-depth", "2"], "--fifo-depth is for the EIE"),
+    (["--engine", "eie", "--target", "ice40-up5k", "--fifo-depth", "0"], "fifo_depth"),
 ])
 def test_cli_bad_input(argv, msg):
     out = _cli(*argv)

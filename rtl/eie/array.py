@@ -163,10 +163,9 @@ class EIEArray(wiring.Component):
                     m.d.sync += relu.eq(ld.data[0])
         # The detector registers its column range check: it takes nothing in the cycle after a
         # write to cols (vectors are counted from their first element: no cycle count changes).
-        cols_written = Signal()
-        m.d.sync += cols_written.eq(0)
-        with m.If(ld_go & (ld.kind == LOAD_REG) & (ld.addr == REG_COLS)):
-            m.d.sync += [cols.eq(ld.data), cols_written.eq(1)]
+        cols_load = ld_go & (ld.kind == LOAD_REG) & (ld.addr == REG_COLS)
+        with m.If(cols_load):
+            m.d.sync += cols.eq(ld.data)
         m.d.comb += nzd.cols.eq(cols)
         if cfg.codebook:
             with m.If(ld_go & (ld.kind == LOAD_CODEBOOK)):
@@ -175,8 +174,14 @@ class EIEArray(wiring.Component):
         # --- control -------------------------------------------------------------------------
         # A load word and a first element in the same cycle: the load goes first.
         seen_last = Signal()
-        m.d.comb += nzd.enable.eq(((state == COMPUTE) & ~seen_last) |
-                                  ((state == IDLE) & ~(self.load.valid & ~out_busy) & ~cols_written))
+        # The detector's enable is a one-LUT function of two flags kept beside the state:
+        # run == (state == COMPUTE) & ~seen_last, idle_ok == (state == IDLE) and cols not
+        # written in the cycle before.
+        run = Signal()
+        idle_ok = Signal(init=1)
+        m.d.comb += nzd.enable.eq(run | (idle_ok & ~(self.load.valid & ~out_busy)))
+        with m.If(state == IDLE):
+            m.d.sync += idle_ok.eq(~nzd.accept & ~cols_load)
         all_idle = Signal()
         m.d.comb += all_idle.eq(Cat(*(pe.idle for pe in pes)).all())
         # "Everything drained" is registered (an AND over every PE's stages would otherwise feed
@@ -199,12 +204,12 @@ class EIEArray(wiring.Component):
         with m.Switch(state):
             with m.Case(IDLE):
                 with m.If(nzd.accept):
-                    m.d.sync += [state.eq(COMPUTE), seen_last.eq(nzd.end), cyc.eq(1), tot.eq(1)]
+                    m.d.sync += [state.eq(COMPUTE), seen_last.eq(nzd.end), run.eq(~nzd.end), cyc.eq(1), tot.eq(1)]
                     m.d.sync += [c.eq(0) for c in busy + stall]
             with m.Case(COMPUTE):
                 m.d.sync += [cyc.eq(cyc + 1), tot.eq(tot + 1)]
                 with m.If(nzd.end):
-                    m.d.sync += seen_last.eq(1)
+                    m.d.sync += [seen_last.eq(1), run.eq(0)]
                 for k in range(n):
                     m.d.sync += [busy[k].eq(busy[k] + pes[k].busy),
                                  stall[k].eq(stall[k] + bc.blocked[k])]
@@ -213,7 +218,7 @@ class EIEArray(wiring.Component):
             with m.Case(WAIT):
                 m.d.sync += tot.eq(tot + 1)
         with m.If(swap):  # hand the finished bank to the read-out; compute takes the other
-            m.d.sync += [state.eq(IDLE), bank.eq(~bank), out_busy.eq(1), tot_out.eq(tot + 1),
+            m.d.sync += [state.eq(IDLE), idle_ok.eq(1), bank.eq(~bank), out_busy.eq(1), tot_out.eq(tot + 1),
                          # cyc stopped counting at done (+1 for the done cycle itself)
                          self.cycles.eq(Mux(state == WAIT, cyc, cyc + 1))]
             # The live busy/stall counters are frozen since done: PEs idle, nothing pending.

@@ -2,11 +2,11 @@
 from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 import numpy as np
 
+from rtl.common.memory import collision_free_memory
 from rtl.common.pair import PairBuffer
 from model.config import EIEConfig, clog2
 from model.errors import SparseFlowError
@@ -73,7 +73,8 @@ class Broadcast(wiring.Component):
         m = Module()
         cfg = self.cfg
         n = cfg.n_pes
-        mem = m.submodules.colmask = Memory(shape=n, depth=cfg.max_cols, init=self._mask_init)
+        # Written only by loads, which the array takes while no element enters the broadcast.
+        mem = m.submodules.colmask = collision_free_memory(shape=n, depth=cfg.max_cols, init=self._mask_init)
         wr = mem.write_port(granularity=1)
         rd = mem.read_port()
         m.d.comb += [wr.addr.eq(self.mask_col), wr.data.eq(Cat(self.mask_bit for _ in range(n)))]
@@ -111,15 +112,19 @@ class Broadcast(wiring.Component):
         m.d.comb += [
             self.i.ready.eq(~n_valid | staged.w_rdy),
             rd.addr.eq(self.i.payload.col),
-            rd.en.eq(take),  # the bits stay on the port while the word waits in N
+            rd.en.eq(self.i.ready),  # the bits stay on the port while the word waits in N
             staged.w_en.eq(n_valid),
             staged.w_data.eq(Cat(n_word, rd.data)),
             staged.r_en.eq(fire),
             self.blocked.eq(want & ~room),
             self.pending.eq(n_valid | staged.r_rdy),
         ]
+        # N's word (and its mask bits) load whenever N is free or moving on, valid or not: only
+        # n_valid waits for the handshake, not the whole register's enable.
+        with m.If(self.i.ready):
+            m.d.sync += n_word.eq(self.i.payload)
         with m.If(take):
-            m.d.sync += [n_valid.eq(1), n_word.eq(self.i.payload)]
+            m.d.sync += n_valid.eq(1)
         with m.Elif(n_move):
             m.d.sync += n_valid.eq(0)
         for k in range(n):

@@ -1,13 +1,13 @@
 """One processing element: its interleaved-CSC slice, a pointer stage, a walker and accumulators."""
 from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 import numpy as np
 
 from model.config import EIEConfig, clog2
 from model.errors import SparseFlowError
+from rtl.common.memory import collision_free_memory
 
 from .layouts import nz_layout
 
@@ -98,12 +98,14 @@ class EIEPE(wiring.Component):
         pb = cfg.ptr_bits
 
         # --- memories -------------------------------------------------------------------
-        ent = m.submodules.entries = Memory(shape=unsigned(cfg.entry_bits), depth=cfg.max_entries,
-                                            init=self._words)
-        even = m.submodules.ptr_even = Memory(shape=unsigned(pb), depth=cfg.max_cols // 2 + 1,
-                                              init=self._ptr[0::2])
-        odd = m.submodules.ptr_odd = Memory(shape=unsigned(pb), depth=(cfg.max_cols + 1) // 2,
-                                            init=self._ptr[1::2])
+        # Entries and pointers are written only between vectors, while the PE is idle: no
+        # read ever meets a write.
+        ent = m.submodules.entries = collision_free_memory(shape=unsigned(cfg.entry_bits), depth=cfg.max_entries,
+                                                           init=self._words)
+        even = m.submodules.ptr_even = collision_free_memory(shape=unsigned(pb), depth=cfg.max_cols // 2 + 1,
+                                                             init=self._ptr[0::2])
+        odd = m.submodules.ptr_odd = collision_free_memory(shape=unsigned(pb), depth=(cfg.max_cols + 1) // 2,
+                                                           init=self._ptr[1::2])
 
         ent_w = ent.write_port()
         ent_r = ent.read_port()
@@ -167,19 +169,28 @@ class EIEPE(wiring.Component):
             even_r.addr.eq(h_even_addr), odd_r.addr.eq(h_odd_addr),
             even_r.en.eq(h_move), odd_r.en.eq(h_move),  # the pair stays put while A waits
         ]
-        with m.If(pop):
-            m.d.sync += [h_valid.eq(1), h_odd.eq(col[0]), h_act.eq(self.act.payload.data),
+        # Each register's data loads whenever it is free or moving on, valid or not; only its
+        # valid flag waits for the handshake (short enables: the data cannot be wrong while
+        # the flag is low). The pointer pair, though, is read only on h_move: A keeps it.
+        with m.If(self.act.ready):
+            m.d.sync += [h_odd.eq(col[0]), h_act.eq(self.act.payload.data),
                          h_even_addr.eq((col + 1) >> 1), h_odd_addr.eq(col >> 1)]
+        with m.If(pop):
+            m.d.sync += h_valid.eq(1)
         with m.Elif(h_move):
             m.d.sync += h_valid.eq(0)
+        with m.If(~a_valid | a_move):
+            m.d.sync += [a_odd.eq(h_odd), a_act.eq(h_act)]
         with m.If(h_move):
-            m.d.sync += [a_valid.eq(1), a_odd.eq(h_odd), a_act.eq(h_act)]
+            m.d.sync += a_valid.eq(1)
         with m.Elif(a_move):
             m.d.sync += a_valid.eq(0)
 
-        with m.If(a_move):
-            m.d.sync += [b_valid.eq(1), b_act.eq(a_act), b_start.eq(a_start),
+        with m.If(~b_valid | b_consume):
+            m.d.sync += [b_act.eq(a_act), b_start.eq(a_start),
                          b_end2.eq(a_end - 2), b_empty.eq(a_len == 0), b_single.eq(a_len == 1)]
+        with m.If(a_move):
+            m.d.sync += b_valid.eq(1)
         with m.Elif(b_consume):
             m.d.sync += b_valid.eq(0)
 
@@ -252,7 +263,10 @@ class EIEPE(wiring.Component):
         m.d.sync += [clr.eq(self.rd_en), clr_addr.eq(self.rd_addr)]
         banks = []
         for b in range(2):
-            mem = m.submodules[f"acc{b}"] = Memory(shape=signed(a.acc_bits), depth=cfg.rows_per_pe, init=[])
+            # A compute read that meets E's write to its row is overridden by forwarding (F's
+            # sum); read-out reads a new row every cycle and clears the one read before.
+            mem = m.submodules[f"acc{b}"] = collision_free_memory(shape=signed(a.acc_bits), depth=cfg.rows_per_pe,
+                                                                  init=[])
             w = mem.write_port()
             r = mem.read_port()
             banks.append(r)
