@@ -102,7 +102,8 @@ class Broadcast(wiring.Component):
         write = Signal(n)
         m.d.comb += [want.eq(Mux(staged.r_rdy, need & ~sent, 0)), room.eq(Cat(*w_rdy)),
                      write.eq(want & room)]
-        fire = staged.r_rdy & (~want | room).all()
+        # Flat: one 3-input term per queue, all flip-flops (the queues' w_rdy included).
+        fire = staged.r_rdy & (~need | sent | room).all()
         with m.If(fire):
             m.d.sync += sent.eq(0)
         with m.Else():

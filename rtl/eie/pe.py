@@ -159,34 +159,39 @@ class EIEPE(wiring.Component):
         can_take = ~active | w_last
         take = b_valid & ~b_empty & can_take
         b_consume = b_valid & (b_empty | can_take)
-        a_move = a_valid & (~b_valid | b_consume)
-        h_move = h_valid & (~a_valid | a_move)
-        pop = self.act.valid & (~h_valid | h_move)
+        # "free or moving on", per register, written flat: each is an OR of flip-flops, so the
+        # queue's ready is two LUT levels deep rather than a chain through every stage.
+        b_free = ~b_valid | b_empty | ~active | w_last
+        a_free = ~a_valid | b_free
+        h_free = ~h_valid | a_free
+        a_move = a_valid & b_free
+        h_move = h_valid & a_free
+        pop = self.act.valid & h_free
 
         col = self.act.payload.col
         m.d.comb += [
-            self.act.ready.eq(~h_valid | h_move),
+            self.act.ready.eq(h_free),
             even_r.addr.eq(h_even_addr), odd_r.addr.eq(h_odd_addr),
             even_r.en.eq(h_move), odd_r.en.eq(h_move),  # the pair stays put while A waits
         ]
         # Each register's data loads whenever it is free or moving on, valid or not; only its
         # valid flag waits for the handshake (short enables: the data cannot be wrong while
         # the flag is low). The pointer pair, though, is read only on h_move: A keeps it.
-        with m.If(self.act.ready):
+        with m.If(h_free):
             m.d.sync += [h_odd.eq(col[0]), h_act.eq(self.act.payload.data),
                          h_even_addr.eq((col + 1) >> 1), h_odd_addr.eq(col >> 1)]
         with m.If(pop):
             m.d.sync += h_valid.eq(1)
         with m.Elif(h_move):
             m.d.sync += h_valid.eq(0)
-        with m.If(~a_valid | a_move):
+        with m.If(a_free):
             m.d.sync += [a_odd.eq(h_odd), a_act.eq(h_act)]
         with m.If(h_move):
             m.d.sync += a_valid.eq(1)
         with m.Elif(a_move):
             m.d.sync += a_valid.eq(0)
 
-        with m.If(~b_valid | b_consume):
+        with m.If(b_free):
             m.d.sync += [b_act.eq(a_act), b_start.eq(a_start),
                          b_end2.eq(a_end - 2), b_empty.eq(a_len == 0), b_single.eq(a_len == 1)]
         with m.If(a_move):
