@@ -16,6 +16,8 @@ class PairBuffer(wiring.Component):
       ``r_data`` Out(width), ``r_en`` In(1), ``r_rdy`` Out(1): the head; it is consumed at the
                  edge when ``r_en & r_rdy``. A word written at an edge can be read in the next
                  cycle.
+      ``head_load`` Out(1), ``head_next`` Out(width): ``r_data`` takes ``head_next`` at this
+                 edge (for a user that keeps per-head state beside the buffer).
     """
 
     def __init__(self, width: int):
@@ -23,6 +25,7 @@ class PairBuffer(wiring.Component):
         super().__init__({
             "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
             "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
+            "head_load": Out(1), "head_next": Out(width),
         })
 
     def elaborate(self, platform):
@@ -34,9 +37,10 @@ class PairBuffer(wiring.Component):
         pop = self.r_en & self.r_rdy
         # r_data loads one value whenever it loads (the second word if held, else the incoming
         # one): only the enable depends on ``pop``, which comes late in the cycle.
-        load = (pop & (second_valid | push)) | (push & ~self.r_rdy)
-        with m.If(load):
-            m.d.sync += self.r_data.eq(Mux(second_valid, second, self.w_data))
+        m.d.comb += [self.head_load.eq((pop & (second_valid | push)) | (push & ~self.r_rdy)),
+                     self.head_next.eq(Mux(second_valid, second, self.w_data))]
+        with m.If(self.head_load):
+            m.d.sync += self.r_data.eq(self.head_next)
         with m.If(pop):
             with m.If(second_valid):
                 m.d.sync += second_valid.eq(0)

@@ -85,7 +85,7 @@ class Broadcast(wiring.Component):
         n_valid = Signal()
         n_word = Signal(wb)
         staged = m.submodules.staged = PairBuffer(width=wb + n)
-        head, need = staged.r_data[:wb], staged.r_data[wb:]
+        head = staged.r_data[:wb]
         w_rdy = []
         for k in range(n):
             # Two deep, the queue is a PairBuffer (the same timing as a SyncFIFO): its w_rdy and
@@ -94,20 +94,20 @@ class Broadcast(wiring.Component):
                                                 SyncFIFO(width=wb, depth=cfg.fifo_depth))
             w_rdy.append(fifo.w_rdy)
         # Each queue takes the head word as soon as it has room; the head leaves once every
-        # queue it needs has it (``sent`` remembers the ones served in earlier cycles), so no
-        # queue write waits on the fullness of the others.
-        sent = Signal(n)
+        # queue it needs has it, so no queue write waits on the fullness of the others.
+        # ``pend``: the queues the head word has still to reach, a register beside the buffer's
+        # head (loaded with a new head's mask bits), so that the head's departure is a flat
+        # function of flip-flops (the queues' w_rdy included).
+        pend = Signal(n)
         want = Signal(n)
         room = Signal(n)
         write = Signal(n)
-        m.d.comb += [want.eq(Mux(staged.r_rdy, need & ~sent, 0)), room.eq(Cat(*w_rdy)),
-                     write.eq(want & room)]
-        # Flat: one 3-input term per queue, all flip-flops (the queues' w_rdy included).
-        fire = staged.r_rdy & (~need | sent | room).all()
-        with m.If(fire):
-            m.d.sync += sent.eq(0)
+        m.d.comb += [want.eq(Mux(staged.r_rdy, pend, 0)), room.eq(Cat(*w_rdy)), write.eq(want & room)]
+        fire = staged.r_rdy & (~pend | room).all()
+        with m.If(staged.head_load):
+            m.d.sync += pend.eq(staged.head_next[wb:])
         with m.Else():
-            m.d.sync += sent.eq(sent | write)
+            m.d.sync += pend.eq(pend & ~write)
         n_move = n_valid & staged.w_rdy
         take = self.i.valid & self.i.ready
         m.d.comb += [
