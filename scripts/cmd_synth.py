@@ -19,6 +19,7 @@ def add_arguments(p) -> None:
     p.add_argument("--cols", type=int, default=32, help="matrix columns (default 32)")
     p.add_argument("--density", type=float, default=0.25, help="fraction of non-zero weights (default 0.25)")
     p.add_argument("--seed", type=int, default=1, help="random matrix seed (default 1)")
+    p.add_argument("--pnr-seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     p.add_argument("--vectors", type=int, default=1, help="input vectors in the self-test (default 1)")
     p.add_argument("--freq", type=float, help="clock constraint in MHz (default: the goal, 50 iCE40 / 100 ECP5)")
     p.add_argument("--sim", choices=("icarus", "verilator", "none"), default="icarus",
@@ -47,7 +48,8 @@ def run(args) -> int:
         raise SparseFlowError(f"--freq must be positive, not {args.freq}")
     r = synthesize(args.engine, size, args.target, rows=args.rows, cols=args.cols, density=args.density,
                    seed=args.seed, vectors=args.vectors, out=args.out, freq_mhz=args.freq,
-                   sim=None if args.sim == "none" else args.sim, fifo_depth=args.fifo_depth)
+                   sim=None if args.sim == "none" else args.sim, fifo_depth=args.fifo_depth,
+                   pnr_seed=args.pnr_seed)
     if args.json:
         print_json(r)
         return 0

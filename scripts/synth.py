@@ -362,7 +362,7 @@ def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols:
     case = make_case(engine, size, rows, cols, density, seed, vectors, fifo_depth=fifo_depth)
     _, board_hz = make_platform(target, None)
     result = {"engine": engine, "size": size, "rows": rows, "cols": cols, "density": density,
-              "seed": seed, "vectors": vectors, "nnz": int((case.weights != 0).sum()),
+              "seed": seed, "pnr_seed": pnr_seed, "vectors": vectors, "nnz": int((case.weights != 0).sum()),
               "dense_macs": case.dense_macs, "goal_mhz": target.goal_mhz}
     if engine == "eie":
         result["fifo_depth"] = fifo_depth

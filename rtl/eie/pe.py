@@ -156,12 +156,13 @@ class EIEPE(wiring.Component):
 
         issue = active
         last_issue = active & w_last
-        can_take = ~active | w_last
+        # can_take == ~active | w_last, kept as its own flip-flop: the queue's ready starts here.
+        can_take = Signal(init=1)
         take = b_valid & ~b_empty & can_take
         b_consume = b_valid & (b_empty | can_take)
         # "free or moving on", per register, written flat: each is an OR of flip-flops, so the
         # queue's ready is two LUT levels deep rather than a chain through every stage.
-        b_free = ~b_valid | b_empty | ~active | w_last
+        b_free = ~b_valid | b_empty | can_take
         a_free = ~a_valid | b_free
         h_free = ~h_valid | a_free
         a_move = a_valid & b_free
@@ -199,6 +200,7 @@ class EIEPE(wiring.Component):
         with m.Elif(b_consume):
             m.d.sync += b_valid.eq(0)
 
+        m.d.sync += can_take.eq(Mux(take, b_single, ~active | w_last | (p == p_end2)))
         with m.If(take):
             m.d.sync += [active.eq(1), p.eq(b_start), p_end2.eq(b_end2), w_last.eq(b_single),
                          w_act.eq(b_act), w_first.eq(1)]
