@@ -44,6 +44,7 @@ class EIEArray(wiring.Component):
                   kind 0 ENTRY:    PE ``pe``'s entry word ``addr`` := ``data``
                   kind 1 PTR:      PE ``pe``'s column pointer ``ptr[addr]`` := ``data``
                   kind 2 REG:      register ``addr`` := ``data``: 0 rows, 1 cols, 2 shift, 3 relu
+                                   (after a cols write the input waits one cycle)
                   kind 3 CODEBOOK: codebook weight ``addr`` := ``data`` (codebook mode)
                   kind 4 COLMASK:  PE ``pe`` has entries in column ``addr``: ``data[0]``
                                    (must be ``ptr[addr+1] != ptr[addr]``; a PE never sees
