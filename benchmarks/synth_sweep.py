@@ -46,7 +46,7 @@ EXTRA = [
 
 def run_sweep(points, rows, cols, density, seed, csv_path: Path) -> None:
     from model.errors import SparseFlowError
-    from scripts.synth import synthesize
+    from scripts.synth import get_target, synthesize
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     new = not csv_path.exists()
     with open(csv_path, "a", newline="") as fh:
@@ -56,7 +56,8 @@ def run_sweep(points, rows, cols, density, seed, csv_path: Path) -> None:
         for i, (target, engine, size) in enumerate(points, 1):
             print(f"sweep [{i}/{len(points)}] {target} {engine} x{size}", file=sys.stderr, flush=True)
             t0 = time.monotonic()
-            row = {"target": target, "engine": engine, "size": size, "rows": rows, "cols": cols, "density": density}
+            row = {"target": target, "engine": engine, "size": size, "rows": rows, "cols": cols, "density": density,
+                   "fifo_depth": get_target(target).eie_fifo_depth if engine == "eie" else None}
             try:
                 r = synthesize(engine, size, target, rows=rows, cols=cols, density=density, seed=seed,
                                out=ROOT / "build" / "sweep" / f"{target}-{engine.replace(':', '')}-{size}")
