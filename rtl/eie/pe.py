@@ -236,8 +236,9 @@ class EIEPE(wiring.Component):
             m.d.sync += row_next.eq(row + 1)
 
         # The sums of the three entries ahead are not in the memory yet when this entry reads
-        # it (each is written in E, two cycles after D): forward them. Which one applies is
-        # decided here, from the rows, and registered, so that no select depends on a compare.
+        # it (each is written by E, the cycle after its add in D; the third one ahead in the
+        # very cycle of this read): forward them. Which one applies is decided here, from the
+        # rows, and registered, so that no select depends on a compare.
         s_valid = Signal()
         s_row = Signal(rb)
         s_prod = Signal(signed(a.weight_bits + a.act_bits))
