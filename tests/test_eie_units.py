@@ -270,6 +270,60 @@ def test_array_elaboration_time_init_needs_no_load():
     np.testing.assert_array_equal(y, layer(w, np.array(xs).T, cfg.arith))
 
 
+def test_array_a_waiting_element_goes_before_a_load_word():
+    # A shift write offered in the cycle the first element reaches the input queue's head
+    # (one cycle after its transfer): the vector runs first (old shift), the write is taken
+    # after its read-out, the next vector sees the new shift.
+    from dataclasses import replace
+    from rtl.eie.layouts import LOAD_REG, REG_SHIFT
+    rng = np.random.default_rng(2)
+    cfg = SMALL.with_(arith=Arith(max_cols=16, requant=Requant(shift=2)))
+    w = rng.integers(-128, 128, (8, 6)) * (rng.random((8, 6)) < 0.6)
+    xs = [rng.integers(-3000, 3000, 6) for _ in range(2)]
+    dut = EIEArray(cfg, init=encode(w, cfg))
+    ys, events = [], []
+
+    async def loader(ctx):
+        await ctx.tick()
+        ctx.set(dut.load.valid, 1)
+        ctx.set(dut.load.payload.kind, LOAD_REG); ctx.set(dut.load.payload.addr, REG_SHIFT)
+        ctx.set(dut.load.payload.data, 5)
+        cycle = 0
+        while True:
+            cycle += 1
+            _, _, ready = await ctx.tick().sample(dut.load.ready)
+            if ready:
+                events.append(("load", cycle))
+                ctx.set(dut.load.valid, 0)
+                return
+
+    async def bench(ctx):
+        ctx.set(dut.y.ready, 1)
+        cycle = 1  # the loader's count: it starts a cycle late
+        for x in xs:
+            for j, v in enumerate(x):
+                ctx.set(dut.x.valid, 1)
+                ctx.set(dut.x.payload.data, int(v)); ctx.set(dut.x.payload.last, j == len(x) - 1)
+                await ctx.tick().until(dut.x.ready)
+            ctx.set(dut.x.valid, 0)
+            y = []
+            while len(y) < 8:
+                cycle += 1
+                _, _, v, d = await ctx.tick().sample(dut.y.valid, dut.y.payload.data)
+                if v:
+                    y.append(d)
+            events.append(("vector", cycle))
+            ys.append(y)
+            for _ in range(5):  # let the load in before the second vector
+                await ctx.tick()
+
+    run(dut, bench, loader, cycles=5_000)
+    assert [e[0] for e in events] == ["vector", "load", "vector"], events
+    x = np.array(xs).T
+    np.testing.assert_array_equal(ys[0], layer(w, x[:, :1], cfg.arith)[:, 0])
+    np.testing.assert_array_equal(ys[1], layer(w, x[:, 1:], replace(cfg.arith, requant=Requant(shift=5)))[:, 0])
+
+
 def test_array_codebook_mode():
     rng = np.random.default_rng(4)
     cfg = SMALL.with_(codebook=True, codebook_bits=3)
@@ -341,7 +395,7 @@ def test_lint_clean(codebook):
     lint(EIEArray(cfg), toplevel="eie_array", waivers=WAIVERS)
 
 
-def test_pair_buffer_is_a_two_word_syncfifo_with_a_registered_head():
+def test_pair_buffer_is_a_two_word_syncfifo_and_announces_its_head():
     from amaranth import Module
     from amaranth.lib.fifo import SyncFIFO
     from rtl.common.pair import PairBuffer
@@ -349,9 +403,12 @@ def test_pair_buffer_is_a_two_word_syncfifo_with_a_registered_head():
     ref = top.submodules.ref = SyncFIFO(width=8, depth=2)
     dut = top.submodules.dut = PairBuffer(8)
     seen = []
+    announced = []
 
     async def bench(ctx):
         rng = random.Random(5)
+        head = None  # (head_next) announced at the last edge
+        kept = None  # the head before the last edge, if it was not read then
         for i in range(600):
             w_en, r_en = rng.random() < 0.6, rng.random() < 0.5
             for f in (ref, dut):
@@ -361,6 +418,13 @@ def test_pair_buffer_is_a_two_word_syncfifo_with_a_registered_head():
             if got[0][1]:
                 assert ctx.get(ref.r_data) == ctx.get(dut.r_data)
                 seen.append(r_en)
+            if head is not None:  # head_load/head_next said what the head would become
+                assert got[1][1] and ctx.get(dut.r_data) == head, i
+                announced.append(head)
+            elif got[1][1]:  # a head that was not announced is the one that was kept
+                assert kept is not None and ctx.get(dut.r_data) == kept, i
+            head = ctx.get(dut.head_next) if ctx.get(dut.head_load) else None
+            kept = ctx.get(dut.r_data) if got[1][1] and not r_en else None
             await ctx.tick()
 
     sim = Simulator(top)
@@ -368,3 +432,4 @@ def test_pair_buffer_is_a_two_word_syncfifo_with_a_registered_head():
     sim.add_testbench(bench)
     sim.run()
     assert sum(seen) > 150  # the comparison covered many reads
+    assert len(announced) > 150

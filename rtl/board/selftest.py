@@ -137,7 +137,7 @@ class SelfTest(wiring.Component):
         m.d.comb += [eng.y.ready.eq(1), y_fire.eq(eng.y.valid & eng.y.ready)]
         # The comparison runs after the transfer, on registered copies, so that the
         # self-test adds no logic to the engine's output path (it would otherwise set Fmax).
-        got, want = Signal(ob + 1), Signal(ob + 1)
+        got, want = Signal(ob + 1, reset_less=True), Signal(ob + 1, reset_less=True)  # read with check
         check, finish = Signal(), Signal()
         m.d.sync += check.eq(0)
         with m.If(y_fire):
@@ -149,7 +149,7 @@ class SelfTest(wiring.Component):
                 with m.If(y_final):
                     m.d.sync += [finish.eq(1), y_over.eq(1)]
         # Two more stages: 2-bit chunk mismatches (one LUT each), then their OR.
-        chunks = Signal(-(-(ob + 1) // 2))
+        chunks = Signal(-(-(ob + 1) // 2), reset_less=True)  # read with check2
         check2, finish2 = Signal(), Signal()
         m.d.sync += [chunks.eq(Cat(got[i:i + 2] != want[i:i + 2] for i in range(0, ob + 1, 2))),
                      check2.eq(check), finish2.eq(finish)]
@@ -176,7 +176,7 @@ class SelfTest(wiring.Component):
         chars = ([Mux(self.led_pass, ord("P"), ord("F")), ord(" ")]
                  + [_hex_ascii(self.cycles[CYCLE_BITS - 4 * (i + 1):CYCLE_BITS - 4 * i]) for i in range(8)]
                  + [ord("\r"), ord("\n")])
-        msg = Signal(8 * len(chars))
+        msg = Signal(8 * len(chars), reset_less=True)  # read while left != 0
         loaded = Signal()
         left = Signal(range(len(chars) + 1))
         m.d.comb += [

@@ -1,13 +1,15 @@
-"""A two-word FIFO whose head sits in flip-flops (a skid buffer)."""
+"""A two-word FIFO whose registers are enabled by the write side alone."""
 from amaranth import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 
 class PairBuffer(wiring.Component):
-    """Two-word FIFO, cycle for cycle the same as ``SyncFIFO(width, depth=2)``, but ``r_data``
-    is a register (no read multiplexer behind a pointer) and both ``w_rdy`` and ``r_rdy`` are
-    flip-flops. Used where a handshake has to be cut without losing throughput.
+    """Two-word FIFO, cycle for cycle the same as ``SyncFIFO(width, depth=2)``, built so that a
+    late read (``r_en``) reaches only a few flip-flops: the two data slots load on a write
+    alone, ``r_data`` is the slot a read pointer selects (one 2:1 multiplexer, no memory), and
+    ``w_rdy`` and ``r_rdy`` are flip-flops. Used where a handshake crosses the chip (a queue
+    between a central producer and a distant consumer) without losing throughput.
 
     Ports (as :class:`amaranth.lib.fifo.SyncFIFO`):
       ``w_data`` In(width), ``w_en`` In(1), ``w_rdy`` Out(1): a word is written at the edge
@@ -16,39 +18,39 @@ class PairBuffer(wiring.Component):
       ``r_data`` Out(width), ``r_en`` In(1), ``r_rdy`` Out(1): the head; it is consumed at the
                  edge when ``r_en & r_rdy``. A word written at an edge can be read in the next
                  cycle.
-      ``head_load`` Out(1), ``head_next`` Out(width): ``r_data`` takes ``head_next`` at this
+      ``head_load`` Out(1), ``head_next`` Out(width): the head changes to ``head_next`` at this
                  edge (for a user that keeps per-head state beside the buffer).
     """
 
     def __init__(self, width: int):
         self.width = width
         super().__init__({
-            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1, init=1),
             "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
             "head_load": Out(1), "head_next": Out(width),
         })
 
     def elaborate(self, platform):
         m = Module()
-        second = Signal(self.width)
-        second_valid = Signal()
-        m.d.comb += self.w_rdy.eq(~second_valid)
-        push = self.w_en & ~second_valid
+        slots = [Signal(self.width, name=f"slot{i}", reset_less=True) for i in range(2)]  # data only
+        w_ptr, r_ptr = Signal(), Signal()
+        push = self.w_en & self.w_rdy
         pop = self.r_en & self.r_rdy
-        # r_data loads one value whenever it loads (the second word if held, else the incoming
-        # one): only the enable depends on ``pop``, which comes late in the cycle.
-        m.d.comb += [self.head_load.eq((pop & (second_valid | push)) | (push & ~self.r_rdy)),
-                     self.head_next.eq(Mux(second_valid, second, self.w_data))]
-        with m.If(self.head_load):
-            m.d.sync += self.r_data.eq(self.head_next)
-        with m.If(pop):
-            with m.If(second_valid):
-                m.d.sync += second_valid.eq(0)
-            with m.Elif(~push):
-                m.d.sync += self.r_rdy.eq(0)
-        with m.Elif(push):
-            with m.If(self.r_rdy):
-                m.d.sync += [second.eq(self.w_data), second_valid.eq(1)]
+        full = ~self.w_rdy
+        with m.If(push):
+            with m.If(w_ptr):
+                m.d.sync += slots[1].eq(self.w_data)
             with m.Else():
-                m.d.sync += self.r_rdy.eq(1)
+                m.d.sync += slots[0].eq(self.w_data)
+            m.d.sync += w_ptr.eq(~w_ptr)
+        with m.If(pop):
+            m.d.sync += r_ptr.eq(~r_ptr)
+        # level' = level + push - pop, kept as the two flags (level 2: w_rdy low).
+        m.d.sync += [self.r_rdy.eq(push | full | (self.r_rdy & ~pop)),
+                     self.w_rdy.eq(~((full & ~pop) | (push & self.r_rdy & ~pop)))]
+        m.d.comb += [
+            self.r_data.eq(Mux(r_ptr, slots[1], slots[0])),
+            self.head_load.eq((pop & (full | push)) | (push & ~self.r_rdy)),
+            self.head_next.eq(Mux(full, Mux(r_ptr, slots[0], slots[1]), self.w_data)),
+        ]
         return m

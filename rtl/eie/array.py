@@ -40,15 +40,17 @@ class EIEArray(wiring.Component):
       ``y``     Out(stream {data: signed(out_bits), last}): the ``rows`` results in row order,
                 ``last`` on the final row.
       ``load``  In(stream {kind, pe, addr, data}): run-time writes, accepted (``ready``) only
-                between vectors:
+                between vectors, and not while the next vector's first element waits at the
+                input (the element goes first):
                   kind 0 ENTRY:    PE ``pe``'s entry word ``addr`` := ``data``
                   kind 1 PTR:      PE ``pe``'s column pointer ``ptr[addr]`` := ``data``
                   kind 2 REG:      register ``addr`` := ``data``: 0 rows, 1 cols, 2 shift, 3 relu
-                                   (after a cols write the input waits one cycle)
                   kind 3 CODEBOOK: codebook weight ``addr`` := ``data`` (codebook mode)
                   kind 4 COLMASK:  PE ``pe`` has entries in column ``addr``: ``data[0]``
                                    (must be ``ptr[addr+1] != ptr[addr]``; a PE never sees
                                    a column whose bit is 0)
+                Every write happens one cycle after its word is taken (from a register
+                stage); the input takes no element in the two cycles after a load word.
       ``cycles``       Out(32): compute cycles of the vector: from the cycle its first element
                        left the input queue (one cycle after its transfer on ``x``, at the
                        earliest) to the cycle every PE was found idle after its last.
@@ -109,6 +111,8 @@ class EIEArray(wiring.Component):
 
         # --- run-time registers -------------------------------------------------------------
         rows = Signal(clog2(cfg.max_rows + 1), init=init.shape[0] if init else cfg.max_rows)
+        rows_zero = Signal(init=rows.init == 0)  # == (rows == 0), (rows == 1): compares kept out
+        rows_one = Signal(init=rows.init == 1)   # of the read-out's handshake
         cols = Signal(col_bits(cfg), init=init.shape[1] if init else cfg.max_cols)
         shift = Signal(SHIFT_BITS, init=rq.shift)
         relu = Signal(init=int(rq.relu))
@@ -144,45 +148,64 @@ class EIEArray(wiring.Component):
         out_busy = Signal()
         bank = Signal()
         ld = self.load.payload
-        m.d.comb += self.load.ready.eq((state == IDLE) & ~out_busy)
+        run = Signal()  # == (state == COMPUTE) & ~seen_last
+        idle_ok = Signal(init=1)  # == (state == IDLE) and no load word taken in the two cycles before
+        # A vector's first element waiting at the input goes before a load word: the detector's
+        # enable is then a function of two flags, with no load handshake in it.
+        m.d.comb += self.load.ready.eq((state == IDLE) & ~out_busy & ~(idle_ok & nzd.waiting))
         ld_go = self.load.valid & self.load.ready
+        # Memory writes (entries, pointers, column mask) leave from a register stage one cycle
+        # after the load word is taken: the decoded write enables reach the PEs' block RAMs
+        # from flip-flops. The input waits in the cycle after any load (idle_ok), so no
+        # element can meet such a write.
+        wr_addr = Signal.like(ld.addr, reset_less=True)
+        wr_data = Signal.like(ld.data, reset_less=True)
+        wr_pe = Signal.like(ld.pe, reset_less=True)
+        wr_ent = Signal(n)
+        wr_ptr = Signal(n)
+        wr_mask = Signal()
+        m.d.sync += [wr_addr.eq(ld.addr), wr_data.eq(ld.data), wr_pe.eq(ld.pe),
+                     wr_mask.eq(ld_go & (ld.kind == LOAD_COLMASK))]
         for k, pe in enumerate(pes):
             hit = ld_go & (ld.pe == k) if n > 1 else ld_go
+            m.d.sync += [wr_ent[k].eq(hit & (ld.kind == LOAD_ENTRY)), wr_ptr[k].eq(hit & (ld.kind == LOAD_PTR))]
             m.d.comb += [
-                pe.ent_we.eq(hit & (ld.kind == LOAD_ENTRY)), pe.ent_addr.eq(ld.addr), pe.ent_data.eq(ld.data),
-                pe.ptr_we.eq(hit & (ld.kind == LOAD_PTR)), pe.ptr_addr.eq(ld.addr), pe.ptr_data.eq(ld.data),
+                pe.ent_we.eq(wr_ent[k]), pe.ent_addr.eq(wr_addr), pe.ent_data.eq(wr_data),
+                pe.ptr_we.eq(wr_ptr[k]), pe.ptr_addr.eq(wr_addr), pe.ptr_data.eq(wr_data),
             ]
-        m.d.comb += [bc.mask_we.eq(ld_go & (ld.kind == LOAD_COLMASK)), bc.mask_pe.eq(ld.pe),
-                     bc.mask_col.eq(ld.addr), bc.mask_bit.eq(ld.data[0])]
-        with m.If(ld_go & (ld.kind == LOAD_REG)):
-            with m.Switch(ld.addr):
-                with m.Case(REG_ROWS):
-                    m.d.sync += rows.eq(ld.data)
-                with m.Case(REG_SHIFT):
-                    m.d.sync += shift.eq(ld.data)
-                with m.Case(REG_RELU):
-                    m.d.sync += relu.eq(ld.data[0])
-        # The detector registers its column range check: it takes nothing in the cycle after a
-        # write to cols (vectors are counted from their first element: no cycle count changes).
-        cols_load = ld_go & (ld.kind == LOAD_REG) & (ld.addr == REG_COLS)
-        with m.If(cols_load):
-            m.d.sync += cols.eq(ld.data)
+        m.d.comb += [bc.mask_we.eq(wr_mask), bc.mask_pe.eq(wr_pe), bc.mask_col.eq(wr_addr), bc.mask_bit.eq(wr_data[0])]
+        # Register writes leave from the same stage. The detector registers its column range
+        # check from cols, so after a load word the input waits two cycles (vectors are counted
+        # from their first element: no cycle count changes).
+        reg_go = ld_go & (ld.kind == LOAD_REG)
+        wr_rows, wr_cols, wr_shift, wr_relu = (Signal(name=f"wr_{r}") for r in ("rows", "cols", "shift", "relu"))
+        m.d.sync += [wr_rows.eq(reg_go & (ld.addr == REG_ROWS)), wr_cols.eq(reg_go & (ld.addr == REG_COLS)),
+                     wr_shift.eq(reg_go & (ld.addr == REG_SHIFT)), wr_relu.eq(reg_go & (ld.addr == REG_RELU))]
+        rows_next = wr_data[:len(rows)]
+        with m.If(wr_rows):
+            m.d.sync += [rows.eq(rows_next), rows_zero.eq(rows_next == 0), rows_one.eq(rows_next == 1)]
+        with m.If(wr_cols):
+            m.d.sync += cols.eq(wr_data)
+        with m.If(wr_shift):
+            m.d.sync += shift.eq(wr_data)
+        with m.If(wr_relu):
+            m.d.sync += relu.eq(wr_data[0])
         m.d.comb += nzd.cols.eq(cols)
         if cfg.codebook:
-            with m.If(ld_go & (ld.kind == LOAD_CODEBOOK)):
-                m.d.sync += codebook[ld.addr[:cfg.codebook_bits]].eq(ld.data[:a.weight_bits])
+            wr_book = Signal()
+            m.d.sync += wr_book.eq(ld_go & (ld.kind == LOAD_CODEBOOK))
+            with m.If(wr_book):
+                m.d.sync += codebook[wr_addr[:cfg.codebook_bits]].eq(wr_data[:a.weight_bits])
+        wr_any = Signal()  # a load word was taken in the cycle before
+        m.d.sync += wr_any.eq(ld_go)
 
         # --- control -------------------------------------------------------------------------
-        # A load word and a first element in the same cycle: the load goes first.
         seen_last = Signal()
-        # The detector's enable is a one-LUT function of two flags kept beside the state:
-        # run == (state == COMPUTE) & ~seen_last, idle_ok == (state == IDLE) and cols not
-        # written in the cycle before.
-        run = Signal()
-        idle_ok = Signal(init=1)
-        m.d.comb += nzd.enable.eq(run | (idle_ok & ~(self.load.valid & ~out_busy)))
+        # In IDLE the broadcast is empty (nz.ready is high): an element waiting there while
+        # idle_ok is accepted at once, which is why load.ready leaves that cycle to it.
+        m.d.comb += nzd.enable.eq(run | idle_ok)
         with m.If(state == IDLE):
-            m.d.sync += idle_ok.eq(~nzd.accept & ~cols_load)
+            m.d.sync += idle_ok.eq(~nzd.accept & ~ld_go & ~wr_any)
         all_idle = Signal()
         m.d.comb += all_idle.eq(Cat(*(pe.idle for pe in pes)).all())
         # "Everything drained" is registered (an AND over every PE's stages would otherwise feed
@@ -234,28 +257,30 @@ class EIEArray(wiring.Component):
         out_k = Signal(range(n))
         out_hot = Signal(n, init=1)
         out_l = Signal(max(1, clog2(cfg.rows_per_pe)))
-        out_r = Signal(clog2(cfg.max_rows + 1))
+        # Rows left to issue, with "one left" as its own flip-flop: no adder or comparison
+        # between the counter and the y handshake.
+        left = Signal(clog2(cfg.max_rows + 1))
+        one_left = Signal()
         more = Signal()
-        sel = Signal(range(n))
-        y_last = Signal()
+        sel = Signal(range(n), reset_less=True)  # data of the result in flight
+        y_last = Signal(reset_less=True)
         can_issue = more & (~self.y.valid | self.y.ready)
         for k, pe in enumerate(pes):  # only the row's own PE reads (and so clears) its accumulator
             m.d.comb += [pe.rd_en.eq(can_issue & out_hot[k]), pe.rd_addr.eq(out_l)]
         with m.If(swap):
-            m.d.sync += more.eq(rows != 0)
+            m.d.sync += [more.eq(~rows_zero), left.eq(rows), one_left.eq(rows_one)]
         with m.If(can_issue):
-            m.d.sync += [self.y.valid.eq(1), sel.eq(out_k), y_last.eq(out_r + 1 == rows),
-                         more.eq(out_r + 1 != rows), out_r.eq(out_r + 1),
-                         out_hot.eq(out_hot.rotate_left(1))]
+            m.d.sync += [self.y.valid.eq(1), sel.eq(out_k), y_last.eq(one_left), more.eq(~one_left),
+                         left.eq(left - 1), one_left.eq(left == 2), out_hot.eq(out_hot.rotate_left(1))]
             with m.If(out_k == n - 1):
                 m.d.sync += [out_k.eq(0), out_l.eq(out_l + 1)]
             with m.Else():
                 m.d.sync += out_k.eq(out_k + 1)
         with m.Elif(self.y.ready):
             m.d.sync += self.y.valid.eq(0)
-        m.d.comb += finished.eq(out_busy & ((self.y.valid & self.y.ready & y_last) | (rows == 0)))
+        m.d.comb += finished.eq(out_busy & ((self.y.valid & self.y.ready & y_last) | rows_zero))
         with m.If(finished):
-            m.d.sync += [out_busy.eq(0), out_k.eq(0), out_hot.eq(1), out_l.eq(0), out_r.eq(0),
+            m.d.sync += [out_busy.eq(0), out_k.eq(0), out_hot.eq(1), out_l.eq(0),
                          self.total_cycles.eq(tot_out + 1), self.vectors.eq(self.vectors + 1)]
 
         rqz = m.submodules.requant = Requantizer(a)

@@ -83,7 +83,7 @@ class Broadcast(wiring.Component):
 
         wb = nz_layout(cfg).size
         n_valid = Signal()
-        n_word = Signal(wb)
+        n_word = Signal(wb, reset_less=True)  # data: n_valid says when it matters
         staged = m.submodules.staged = PairBuffer(width=wb + n)
         head = staged.r_data[:wb]
         w_rdy = []
@@ -98,7 +98,7 @@ class Broadcast(wiring.Component):
         # ``pend``: the queues the head word has still to reach, a register beside the buffer's
         # head (loaded with a new head's mask bits), so that the head's departure is a flat
         # function of flip-flops (the queues' w_rdy included).
-        pend = Signal(n)
+        pend = Signal(n, reset_less=True)  # read only with the buffer's r_rdy
         want = Signal(n)
         room = Signal(n)
         write = Signal(n)

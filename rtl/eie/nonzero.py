@@ -22,9 +22,11 @@ class NonZeroDetect(wiring.Component):
                  cycle after (the range check is registered).
       ``accept`` Out(1): an element leaves the input queue this cycle (is numbered).
       ``end``    Out(1): the element accepted this cycle is the vector's last.
+      ``waiting`` Out(1): an element is at the input queue's head (a flip-flop).
 
     Timing: ``x`` writes a two-word :class:`rtl.common.pair.PairBuffer` (timed like a
-    ``SyncFIFO`` of depth 2), so ``x.ready`` is a flip-flop (the queue is not full) and an
+    ``SyncFIFO`` of depth 2), so ``x.ready`` is a flip-flop (the queue is not full), the
+    queue's registers load on a write alone (a late ``enable`` reaches few flip-flops) and an
     element is taken at the earliest one cycle after its transfer on ``x``; at full input speed the queue never runs dry, so the
     elements are taken one per cycle whenever they can go. The queue also stores
     ``data == 0``, computed on the way in. A zero (or dropped) element at the queue head is
@@ -44,6 +46,7 @@ class NonZeroDetect(wiring.Component):
             "cols": In(col_bits(cfg)),
             "accept": Out(1),
             "end": Out(1),
+            "waiting": Out(1),
         })
 
     def elaborate(self, platform):
@@ -73,6 +76,7 @@ class NonZeroDetect(wiring.Component):
             xq.r_en.eq(self.enable & (~nonzero | self.nz.ready)),
             self.accept.eq(xq.r_rdy & xq.r_en),
             self.end.eq(self.accept & last),
+            self.waiting.eq(xq.r_rdy),
         ]
         with m.If(self.accept):
             with m.If(last):

@@ -119,55 +119,52 @@ class EIEPE(wiring.Component):
             even_w.data.eq(self.ptr_data), odd_w.data.eq(self.ptr_data),
         ]
 
+        # Registers that carry data have no reset (``reset_less``): a valid flag beside each says
+        # when it matters. On iCE40 a synchronous reset acts only with the enable, so a reset
+        # register's enable would be ORed with the reset: one more LUT level on each handshake.
         # --- H: the queue head, registered (the pointer addresses come from flip-flops, not
         # from the queue's storage multiplexer) --------------------------------------------
         h_valid = Signal()
-        h_act = Signal(signed(a.act_bits))
-        h_odd = Signal()
-        h_even_addr = Signal.like(even_r.addr)
-        h_odd_addr = Signal.like(odd_r.addr)
+        h_act = Signal(signed(a.act_bits), reset_less=True)
+        h_odd = Signal(reset_less=True)
+        h_even_addr = Signal.like(even_r.addr, reset_less=True)
+        h_odd_addr = Signal.like(odd_r.addr, reset_less=True)
         # --- P: pointer fetch into register A ---------------------------------------------
         a_valid = Signal()
-        a_odd = Signal()
-        a_act = Signal(signed(a.act_bits))
+        a_odd = Signal(reset_less=True)
+        a_act = Signal(signed(a.act_bits), reset_less=True)
         a_start = Signal(pb)
         a_end = Signal(pb)
-        a_len = Signal(pb)
         m.d.comb += [
             a_start.eq(Mux(a_odd, odd_r.data, even_r.data)),
             a_end.eq(Mux(a_odd, even_r.data, odd_r.data)),
-            a_len.eq(a_end - a_start),
         ]
         # --- B: the column's bounds and length flags, registered (no handshake waits on the
         # pointer memories' outputs or on an adder).
         b_valid = Signal()
-        b_act = Signal(signed(a.act_bits))
-        b_start = Signal(pb)
-        b_end2 = Signal(pb)  # end - 2: the walker's "next issue is the last" compare
-        b_empty = Signal()
-        b_single = Signal()
+        b_act = Signal(signed(a.act_bits), reset_less=True)
+        b_start = Signal(pb, reset_less=True)
+        b_end2 = Signal(pb, reset_less=True)  # end - 2: the walker's "next issue is the last" compare
+        b_empty = Signal(reset_less=True)
+        b_single = Signal(reset_less=True)
         # --- W: walker registers
         active = Signal()
-        p = Signal(pb)
-        p_end2 = Signal(pb)
-        w_last = Signal()  # the entry issued this cycle is the column's last
-        w_act = Signal(signed(a.act_bits))
-        w_first = Signal()
+        p = Signal(pb, reset_less=True)
+        p_end2 = Signal(pb, reset_less=True)
+        w_last = Signal(reset_less=True)  # the entry issued this cycle is the column's last
+        w_act = Signal(signed(a.act_bits), reset_less=True)
+        w_first = Signal(reset_less=True)
 
         issue = active
-        last_issue = active & w_last
         # can_take == ~active | w_last, kept as its own flip-flop: the queue's ready starts here.
         can_take = Signal(init=1)
         take = b_valid & ~b_empty & can_take
-        b_consume = b_valid & (b_empty | can_take)
         # "free or moving on", per register, written flat: each is an OR of flip-flops, so the
         # queue's ready is two LUT levels deep rather than a chain through every stage.
         b_free = ~b_valid | b_empty | can_take
         a_free = ~a_valid | b_free
         h_free = ~h_valid | a_free
-        a_move = a_valid & b_free
         h_move = h_valid & a_free
-        pop = self.act.valid & h_free
 
         col = self.act.payload.col
         m.d.comb += [
@@ -181,44 +178,41 @@ class EIEPE(wiring.Component):
         with m.If(h_free):
             m.d.sync += [h_odd.eq(col[0]), h_act.eq(self.act.payload.data),
                          h_even_addr.eq((col + 1) >> 1), h_odd_addr.eq(col >> 1)]
-        with m.If(pop):
-            m.d.sync += h_valid.eq(1)
-        with m.Elif(h_move):
-            m.d.sync += h_valid.eq(0)
+        # The valid flags are written every cycle from flat expressions (a register that is
+        # free takes its predecessor's flag, one that is not keeps its own): no enable for the
+        # synthesis tool to build out of the handshake chain.
+        m.d.sync += [h_valid.eq(self.act.valid | ~h_free),
+                     a_valid.eq(h_valid | ~a_free),
+                     b_valid.eq(a_valid | ~b_free),
+                     active.eq(take | (active & ~w_last))]
         with m.If(a_free):
             m.d.sync += [a_odd.eq(h_odd), a_act.eq(h_act)]
-        with m.If(h_move):
-            m.d.sync += a_valid.eq(1)
-        with m.Elif(a_move):
-            m.d.sync += a_valid.eq(0)
 
+        # The length flags compare the two banks' outputs directly (equal; differ by one in the
+        # column's direction), in parallel with the bank select, not after a subtraction.
+        ptr_diff = Signal(pb)
+        m.d.comb += ptr_diff.eq(even_r.data - odd_r.data)
         with m.If(b_free):
-            m.d.sync += [b_act.eq(a_act), b_start.eq(a_start),
-                         b_end2.eq(a_end - 2), b_empty.eq(a_len == 0), b_single.eq(a_len == 1)]
-        with m.If(a_move):
-            m.d.sync += b_valid.eq(1)
-        with m.Elif(b_consume):
-            m.d.sync += b_valid.eq(0)
+            m.d.sync += [b_act.eq(a_act), b_start.eq(a_start), b_end2.eq(a_end - 2),
+                         b_empty.eq(even_r.data == odd_r.data),
+                         b_single.eq(Mux(a_odd, ptr_diff == 1, ptr_diff == (1 << pb) - 1))]
 
         m.d.sync += can_take.eq(Mux(take, b_single, ~active | w_last | (p == p_end2)))
         with m.If(take):
-            m.d.sync += [active.eq(1), p.eq(b_start), p_end2.eq(b_end2), w_last.eq(b_single),
-                         w_act.eq(b_act), w_first.eq(1)]
+            m.d.sync += [p.eq(b_start), p_end2.eq(b_end2), w_last.eq(b_single), w_act.eq(b_act), w_first.eq(1)]
         with m.Elif(issue):
             m.d.sync += [p.eq(p + 1), w_first.eq(0), w_last.eq(p == p_end2)]
-            with m.If(last_issue):
-                m.d.sync += active.eq(0)
         m.d.comb += [ent_r.addr.eq(p), ent_r.en.eq(issue)]
 
         # --- C: the entry word arrives and is registered (block RAM output -> flip-flops) -----
         c_valid = Signal()
-        c_act = Signal(signed(a.act_bits))
-        c_first = Signal()
+        c_act = Signal(signed(a.act_bits), reset_less=True)
+        c_first = Signal(reset_less=True)
         m.d.sync += [c_valid.eq(issue), c_act.eq(w_act), c_first.eq(w_first)]
         r_valid = Signal()
-        r_word = Signal(cfg.entry_bits)
-        r_act = Signal(signed(a.act_bits))
-        r_first = Signal()
+        r_word = Signal(cfg.entry_bits, reset_less=True)
+        r_act = Signal(signed(a.act_bits), reset_less=True)
+        r_first = Signal(reset_less=True)
         m.d.sync += [r_valid.eq(c_valid), r_word.eq(ent_r.data), r_act.eq(c_act), r_first.eq(c_first)]
 
         # --- R: decode, row, accumulator read, product ------------------------------------
@@ -229,7 +223,7 @@ class EIEPE(wiring.Component):
         else:
             weight = r_word[:vb].as_signed()
         rb = max(1, clog2(cfg.rows_per_pe))
-        row_next = Signal(rb)  # previous row + 1
+        row_next = Signal(rb, reset_less=True)  # previous row + 1
         row = Signal(rb)
         m.d.comb += row.eq(Mux(r_first, z, row_next + z))
         with m.If(r_valid):
@@ -240,20 +234,20 @@ class EIEPE(wiring.Component):
         # very cycle of this read): forward them. Which one applies is decided here, from the
         # rows, and registered, so that no select depends on a compare.
         s_valid = Signal()
-        s_row = Signal(rb)
-        s_prod = Signal(signed(a.weight_bits + a.act_bits))
-        s_fwd_d = Signal()  # the entry one ahead: its sum is in E when this one adds (in D)
-        s_fwd_e = Signal()  # two ahead: its sum is in E when this one is in S
-        s_fwd_f = Signal()  # three ahead: its sum is written as this one reads; held in F
-        s_old = Signal(signed(a.acc_bits))
+        s_row = Signal(rb, reset_less=True)
+        s_prod = Signal(signed(a.weight_bits + a.act_bits), reset_less=True)
+        s_fwd_d = Signal(reset_less=True)  # the entry one ahead: its sum is in E when this one adds (in D)
+        s_fwd_e = Signal(reset_less=True)  # two ahead: its sum is in E when this one is in S
+        s_fwd_f = Signal(reset_less=True)  # three ahead: its sum is written as this one reads; held in F
+        s_old = Signal(signed(a.acc_bits), reset_less=True)
         d_valid = Signal()
-        d_row = Signal(rb)
-        d_prod = Signal(signed(a.weight_bits + a.act_bits))
-        d_fwd = Signal()
+        d_row = Signal(rb, reset_less=True)
+        d_prod = Signal(signed(a.weight_bits + a.act_bits), reset_less=True)
+        d_fwd = Signal(reset_less=True)
         e_valid = Signal()
-        e_row = Signal(rb)
-        e_sum = Signal(signed(a.acc_bits))
-        f_sum = Signal(signed(a.acc_bits))
+        e_row = Signal(rb, reset_less=True)
+        e_sum = Signal(signed(a.acc_bits), reset_less=True)
+        f_sum = Signal(signed(a.acc_bits), reset_less=True)
         m.d.sync += [
             s_valid.eq(r_valid), s_row.eq(row), s_prod.eq(weight * r_act),
             s_fwd_d.eq(s_valid & (s_row == row)),
@@ -267,7 +261,7 @@ class EIEPE(wiring.Component):
         # Read-out reads and clears bank ``~bank``: two 1R1W memories, so the next vector
         # computes while this one is read out.
         clr = Signal()
-        clr_addr = Signal(rb)
+        clr_addr = Signal(rb, reset_less=True)
         m.d.sync += [clr.eq(self.rd_en), clr_addr.eq(self.rd_addr)]
         banks = []
         for b in range(2):
