@@ -37,14 +37,12 @@ class PairBuffer(wiring.Component):
         push = self.w_en & self.w_rdy
         pop = self.r_en & self.r_rdy
         full = ~self.w_rdy
-        with m.If(push):
-            with m.If(w_ptr):
-                m.d.sync += slots[1].eq(self.w_data)
-            with m.Else():
-                m.d.sync += slots[0].eq(self.w_data)
-            m.d.sync += w_ptr.eq(~w_ptr)
-        with m.If(pop):
-            m.d.sync += r_ptr.eq(~r_ptr)
+        with m.If(push & ~w_ptr):
+            m.d.sync += slots[0].eq(self.w_data)
+        with m.If(push & w_ptr):
+            m.d.sync += slots[1].eq(self.w_data)
+        # The pointers and flags are written every cycle (no enable built from the handshake).
+        m.d.sync += [w_ptr.eq(w_ptr ^ push), r_ptr.eq(r_ptr ^ pop)]
         # level' = level + push - pop, kept as the two flags (level 2: w_rdy low).
         m.d.sync += [self.r_rdy.eq(push | full | (self.r_rdy & ~pop)),
                      self.w_rdy.eq(~((full & ~pop) | (push & self.r_rdy & ~pop)))]

@@ -204,6 +204,11 @@ class EIEArray(wiring.Component):
         # In IDLE the broadcast is empty (nz.ready is high): an element waiting there while
         # idle_ok is accepted at once, which is why load.ready leaves that cycle to it.
         m.d.comb += nzd.enable.eq(run | idle_ok)
+        # Elements are accepted only in IDLE (idle_ok: the vector's first) or while run; both
+        # flags follow each acceptance, written flat (no enable made of the handshake).
+        last_in = nzd.end  # == nzd.accept & the element's last
+        m.d.sync += [run.eq((nzd.accept & ~last_in) | (~nzd.accept & run)),
+                     seen_last.eq(last_in | (~nzd.accept & seen_last))]
         with m.If(state == IDLE):
             m.d.sync += idle_ok.eq(~nzd.accept & ~ld_go & ~wr_any)
         all_idle = Signal()
@@ -228,12 +233,10 @@ class EIEArray(wiring.Component):
         with m.Switch(state):
             with m.Case(IDLE):
                 with m.If(nzd.accept):
-                    m.d.sync += [state.eq(COMPUTE), seen_last.eq(nzd.end), run.eq(~nzd.end), cyc.eq(1), tot.eq(1)]
+                    m.d.sync += [state.eq(COMPUTE), cyc.eq(1), tot.eq(1)]
                     m.d.sync += [c.eq(0) for c in busy + stall]
             with m.Case(COMPUTE):
                 m.d.sync += [cyc.eq(cyc + 1), tot.eq(tot + 1)]
-                with m.If(nzd.end):
-                    m.d.sync += [seen_last.eq(1), run.eq(0)]
                 for k in range(n):
                     m.d.sync += [busy[k].eq(busy[k] + pes[k].busy),
                                  stall[k].eq(stall[k] + bc.blocked[k])]

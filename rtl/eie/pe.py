@@ -35,14 +35,15 @@ class EIEPE(wiring.Component):
     * P (pointers): H's addresses read two pointer banks, ``ptr[2i]`` and ``ptr[2i+1]``, at
       ``(j+1)>>1`` and ``j>>1``: the pair ``ptr[j], ptr[j+1]`` comes out of the two banks in
       one read. H moves to register A when A is free or moving on.
-    * B (bounds): A moves to B when B is free or being consumed; B registers the start,
-      ``end - 2`` and whether the column is empty or holds one entry, so that every
-      handshake (queue ``ready`` included) depends on flip-flops only, never on a memory output
-      or an adder. An empty column (``start == end``) is consumed from B without reaching the
-      walker.
-    * W (walker): issues entry address ``p`` per cycle from ``start`` to ``end - 1``; a
-      registered flag says the current issue is the column's last (set from B, then
-      ``p == end - 2``); in that cycle it takes the next column from B.
+    * B (bounds): A moves to B when B is free or being consumed; B registers the start, the
+      length - 1 and whether the column is empty, so that every handshake (queue ``ready``
+      included) depends on flip-flops only, never on a memory output or an adder; "one entry"
+      is length - 1 == 0. An empty column (``start == end``) is consumed from B without
+      reaching the walker.
+    * W (walker): issues entry address ``p`` per cycle from ``start`` to ``end - 1``,
+      counting the entries left down; a registered flag says the current issue is the
+      column's last (set from B, then "one left"); in that cycle it takes the next column
+      from B.
     * C: the entry word arrives from its block RAM and is registered.
     * R: the local row is ``z`` (first entry) or ``row + 1 + z``; the accumulator is read; the
       product ``weight * a`` is registered (the multiplier's output register).
@@ -144,13 +145,13 @@ class EIEPE(wiring.Component):
         b_valid = Signal()
         b_act = Signal(signed(a.act_bits), reset_less=True)
         b_start = Signal(pb, reset_less=True)
-        b_end2 = Signal(pb, reset_less=True)  # end - 2: the walker's "next issue is the last" compare
+        b_lm1 = Signal(pb, reset_less=True)  # length - 1 (= end + ~start: one adder)
         b_empty = Signal(reset_less=True)
-        b_single = Signal(reset_less=True)
+        b_single = Signal()
         # --- W: walker registers
         active = Signal()
         p = Signal(pb, reset_less=True)
-        p_end2 = Signal(pb, reset_less=True)
+        w_left = Signal(pb, reset_less=True)  # entries of the column left after this cycle's issue
         w_last = Signal(reset_less=True)  # the entry issued this cycle is the column's last
         w_act = Signal(signed(a.act_bits), reset_less=True)
         w_first = Signal(reset_less=True)
@@ -188,20 +189,21 @@ class EIEPE(wiring.Component):
         with m.If(a_free):
             m.d.sync += [a_odd.eq(h_odd), a_act.eq(h_act)]
 
-        # The length flags compare the two banks' outputs directly (equal; differ by one in the
-        # column's direction), in parallel with the bank select, not after a subtraction.
-        ptr_diff = Signal(pb)
-        m.d.comb += ptr_diff.eq(even_r.data - odd_r.data)
+        # "Empty" compares the two banks' outputs directly (no select, no subtraction); "one
+        # entry" is left to the walker as a register compared with zero.
         with m.If(b_free):
-            m.d.sync += [b_act.eq(a_act), b_start.eq(a_start), b_end2.eq(a_end - 2),
-                         b_empty.eq(even_r.data == odd_r.data),
-                         b_single.eq(Mux(a_odd, ptr_diff == 1, ptr_diff == (1 << pb) - 1))]
+            m.d.sync += [b_act.eq(a_act), b_start.eq(a_start), b_lm1.eq(a_end + ~a_start),
+                         b_empty.eq(even_r.data == odd_r.data)]
+        m.d.comb += b_single.eq(b_lm1 == 0)
 
-        m.d.sync += can_take.eq(Mux(take, b_single, ~active | w_last | (p == p_end2)))
+        # The walker counts the entries left down: "last" flags are compares with constants.
+        # w_last only matters while active, so it is written every cycle.
+        m.d.sync += [can_take.eq(Mux(take, b_single, ~active | w_last | (w_left == 1))),
+                     w_last.eq(Mux(take, b_single, w_left == 1))]
         with m.If(take):
-            m.d.sync += [p.eq(b_start), p_end2.eq(b_end2), w_last.eq(b_single), w_act.eq(b_act), w_first.eq(1)]
+            m.d.sync += [p.eq(b_start), w_left.eq(b_lm1), w_act.eq(b_act), w_first.eq(1)]
         with m.Elif(issue):
-            m.d.sync += [p.eq(p + 1), w_first.eq(0), w_last.eq(p == p_end2)]
+            m.d.sync += [p.eq(p + 1), w_left.eq(w_left - 1), w_first.eq(0)]
         m.d.comb += [ent_r.addr.eq(p), ent_r.en.eq(issue)]
 
         # --- C: the entry word arrives and is registered (block RAM output -> flip-flops) -----
