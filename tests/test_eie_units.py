@@ -152,7 +152,7 @@ def _pe_case(cfg, w, k, xs):
     """Run PE k of ``cfg`` on the slice of ``w``; return its accumulators after all vectors."""
     m = encode(w, cfg)
     words, ptr = m.words(cfg, k), m.ptr[k]
-    dut = EIEPE(cfg)
+    dut = EIEPE(cfg, checks=True)
     lrows = len(range(k, w.shape[0], cfg.n_pes))
     out = []
 
@@ -266,7 +266,7 @@ def test_array_elaboration_time_init_needs_no_load():
     cfg = SMALL.with_(arith=Arith(max_cols=16, requant=Requant(shift=6, relu=True)))
     w = rng.integers(-128, 128, (11, 9)) * (rng.random((11, 9)) < 0.5)
     xs = [rng.integers(-3000, 3000, 9) for _ in range(2)]
-    y = _array_run(EIEArray(cfg, init=encode(w, cfg)), cfg, [], xs, 11)
+    y = _array_run(EIEArray(cfg, init=encode(w, cfg), checks=True), cfg, [], xs, 11)
     np.testing.assert_array_equal(y, layer(w, np.array(xs).T, cfg.arith))
 
 
@@ -280,7 +280,7 @@ def test_array_a_waiting_element_goes_before_a_load_word():
     cfg = SMALL.with_(arith=Arith(max_cols=16, requant=Requant(shift=2)))
     w = rng.integers(-128, 128, (8, 6)) * (rng.random((8, 6)) < 0.6)
     xs = [rng.integers(-3000, 3000, 6) for _ in range(2)]
-    dut = EIEArray(cfg, init=encode(w, cfg))
+    dut = EIEArray(cfg, init=encode(w, cfg), checks=True)
     ys, events = [], []
 
     async def loader(ctx):
@@ -331,7 +331,7 @@ def test_array_codebook_mode():
     idx = rng.integers(0, 8, (10, 12)) * (rng.random((10, 12)) < 0.5)
     m = encode(idx, cfg, book)
     xs = [rng.integers(-32768, 32768, 12) for _ in range(2)]
-    y = _array_run(EIEArray(cfg), cfg, load_words(m, cfg), xs, 10)
+    y = _array_run(EIEArray(cfg, checks=True), cfg, load_words(m, cfg), xs, 10)
     np.testing.assert_array_equal(y, book[idx] @ np.array(xs).T)
 
 

@@ -3,6 +3,7 @@ from dataclasses import replace
 
 import numpy as np
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -69,12 +70,17 @@ class EIEArray(wiring.Component):
     ``vectors`` at its last result, so they are stable for at least one cycle after that
     result; ``total_cycles`` includes any wait for the read-out of the vector before.
 
+    ``checks``: also elaborate assertions that the flags kept for timing (``run``, ``idle_ok``,
+    the read-out's ``one_left``, ``rows == 0/1``, each PE's ``can_take`` and "last") equal the
+    state they mirror, every cycle; the Amaranth simulator checks them (unit tests), the
+    generated Verilog leaves them out.
+
     ``init``: an :class:`EIEMatrix` encoded for ``cfg`` sets the memories, codebook and the
     rows/cols registers at elaboration (FPGA builds). Without it, rows/cols reset to the maxima
     and the memories are zero (every result 0) until loaded.
     """
 
-    def __init__(self, cfg: EIEConfig, init: EIEMatrix | None = None):
+    def __init__(self, cfg: EIEConfig, init: EIEMatrix | None = None, *, checks: bool = False):
         if not isinstance(cfg, EIEConfig):
             raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
         if init is not None:
@@ -85,6 +91,7 @@ class EIEArray(wiring.Component):
                 raise SparseFlowError("init and cfg disagree on codebook mode")
         self.cfg = cfg
         self.init = init
+        self.checks = checks
         n = cfg.n_pes
         super().__init__({
             "x": In(stream.Signature(elem_layout(cfg))),
@@ -131,7 +138,7 @@ class EIEArray(wiring.Component):
         for k in range(n):
             words = init.words(cfg, k) if init is not None else None
             ptr = init.ptr[k] if init is not None else None
-            pe = m.submodules[f"pe{k}"] = EIEPE(cfg, words, ptr)
+            pe = m.submodules[f"pe{k}"] = EIEPE(cfg, words, ptr, checks=self.checks)
             pes.append(pe)
             wiring.connect(m, bc.q[k], pe.act)
             if cfg.codebook:
@@ -285,6 +292,15 @@ class EIEArray(wiring.Component):
         with m.If(finished):
             m.d.sync += [out_busy.eq(0), out_k.eq(0), out_hot.eq(1), out_l.eq(0),
                          self.total_cycles.eq(tot_out + 1), self.vectors.eq(self.vectors + 1)]
+
+        if self.checks:
+            m.d.comb += [
+                Assert(run == ((state == COMPUTE) & ~seen_last), "run mirrors the state"),
+                Assert(~idle_ok | (state == IDLE), "idle_ok only in IDLE"),
+                Assert(rows_zero == (rows == 0), "rows_zero mirrors rows"),
+                Assert(rows_one == (rows == 1), "rows_one mirrors rows"),
+                Assert(~more | (one_left == (left == 1)), "one_left mirrors left"),
+            ]
 
         rqz = m.submodules.requant = Requantizer(a)
         m.d.comb += [

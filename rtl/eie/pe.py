@@ -1,5 +1,6 @@
 """One processing element: its interleaved-CSC slice, a pointer stage, a walker and accumulators."""
 from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Assert
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -63,12 +64,13 @@ class EIEPE(wiring.Component):
     Padding entries carry weight 0 (code 0 in codebook mode) on a real row: added harmlessly.
     """
 
-    def __init__(self, cfg: EIEConfig, words=None, ptr=None):
+    def __init__(self, cfg: EIEConfig, words=None, ptr=None, *, checks: bool = False):
         if not isinstance(cfg, EIEConfig):
             raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
         self.cfg = cfg
         self._words = [] if words is None else [int(w) for w in np.asarray(words)]
         self._ptr = [] if ptr is None else [int(p) for p in np.asarray(ptr)]
+        self.checks = checks  # assert the mirrored flags (see EIEArray)
         if len(self._words) > cfg.max_entries:
             raise SparseFlowError(f"{len(self._words)} entry words; the PE holds {cfg.max_entries}")
         if len(self._ptr) > cfg.max_cols + 1:
@@ -294,4 +296,9 @@ class EIEPE(wiring.Component):
             self.idle.eq(~self.act.valid & ~h_valid & ~a_valid & ~b_valid & ~active & ~c_valid & ~r_valid & ~s_valid & ~d_valid & ~e_valid),
             self.busy.eq(issue),
         ]
+        if self.checks:
+            m.d.comb += [
+                Assert(can_take == (~active | w_last), "can_take mirrors the walker"),
+                Assert(~active | (w_last == (w_left == 0)), "w_last mirrors the count"),
+            ]
         return m
