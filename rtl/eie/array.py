@@ -42,7 +42,8 @@ class EIEArray(wiring.Component):
                 ``last`` on the final row.
       ``load``  In(stream {kind, pe, addr, data}): run-time writes, accepted (``ready``) only
                 between vectors, and not while the next vector's first element waits at the
-                input (the element goes first):
+                input and may be taken (the element goes first; in the two cycles after a
+                load word it may not, so a stream of load words keeps going):
                   kind 0 ENTRY:    PE ``pe``'s entry word ``addr`` := ``data``
                   kind 1 PTR:      PE ``pe``'s column pointer ``ptr[addr]`` := ``data``
                   kind 2 REG:      register ``addr`` := ``data``: 0 rows, 1 cols, 2 shift, 3 relu
@@ -163,7 +164,7 @@ class EIEArray(wiring.Component):
         ld_go = self.load.valid & self.load.ready
         # Memory writes (entries, pointers, column mask) leave from a register stage one cycle
         # after the load word is taken: the decoded write enables reach the PEs' block RAMs
-        # from flip-flops. The input waits in the cycle after any load (idle_ok), so no
+        # from flip-flops. The input waits two cycles after any load (idle_ok, below), so no
         # element can meet such a write.
         wr_addr = Signal.like(ld.addr, reset_less=True)
         wr_data = Signal.like(ld.data, reset_less=True)
