@@ -222,6 +222,27 @@ def mark_collision_free(rtlil: str) -> tuple[str, int]:
     return "".join(out), changed
 
 
+# SB_MAC16 parameters that put registers or the post-adder inside the DSP block; nextpnr models
+# every DSP port as a register boundary, so logic moved in there is not timed.
+_MAC16_INSIDE = ("A_REG", "B_REG", "C_REG", "D_REG", "TOP_8x8_MULT_REG", "BOT_8x8_MULT_REG",
+                 "PIPELINE_16x16_MULT_REG1", "PIPELINE_16x16_MULT_REG2")
+
+
+def dsp_blocks_with_logic(netlist: dict) -> int:
+    """How many iCE40 ``SB_MAC16`` cells of a Yosys JSON netlist hold more than a combinational
+    16x16 multiplier (internal registers, or an output other than the multiplier's)."""
+    n = 0
+    for module in netlist.get("modules", {}).values():
+        for cell in module.get("cells", {}).values():
+            if cell.get("type") != "SB_MAC16":
+                continue
+            p = cell.get("parameters", {})
+            regs = any(int(str(p.get(k, "0")), 2) for k in _MAC16_INSIDE)
+            outs = any(int(str(p.get(k, "11")), 2) != 3 for k in ("TOPOUTPUT_SELECT", "BOTOUTPUT_SELECT"))
+            n += regs or outs
+    return n
+
+
 def run_flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int = 1,
              timeout: float | None = None, bitstream: bool = True) -> dict:
     """Synthesize, place and route ``top`` (an Elaboratable using platform resources) in ``out_dir``.
@@ -255,6 +276,9 @@ def run_flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int =
     stat = json.loads((out_dir / "stat.json").read_text())
     design = stat.get("design") or next(iter(stat.get("modules", {}).values()), {})
     cells = design.get("num_cells_by_type", {})
+    dsp_logic = dsp_blocks_with_logic(json.loads((out_dir / "top.json").read_text())) if target.family == "ice40" else 0
+    if dsp_logic:
+        progress(f"warning: {dsp_logic} SB_MAC16 blocks hold registers or the post-adder, which nextpnr does not time")
 
     tool = "nextpnr-" + target.family
     progress(f"{tool} (place and route at {freq_mhz:g} MHz)...")
@@ -301,6 +325,7 @@ def run_flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int =
         "memories": parse_memories(ylog),
         "critical_path": parse_critical_path(report),
         "yosys_cells": cells,
+        "dsp_blocks_with_logic": dsp_logic,
         "out_dir": str(out_dir),
     }
     if bitstream:

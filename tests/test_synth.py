@@ -131,3 +131,20 @@ def test_engines_synthesize_ice40_json(engine, size, tmp_path, capsys):
                    "--out", str(tmp_path / "o"), "--json"])
     r = json.loads(capsys.readouterr().out)
     assert rc == 0 and r["fits"] and r["engine_cycles"] > 0 and r["fmax_mhz"] > 0
+    assert r["dsp_blocks_with_logic"] == 0  # only multipliers in the DSPs: the Fmax times the rest
+
+
+def test_dsp_blocks_with_logic_counts_packed_registers_and_adders():
+    from scripts.synth import dsp_blocks_with_logic
+
+    def mac(**params):
+        base = {"A_REG": "0", "B_REG": "0", "PIPELINE_16x16_MULT_REG1": "0", "TOPOUTPUT_SELECT": "11",
+                "BOTOUTPUT_SELECT": "11"}
+        base.update(params)
+        return {"type": "SB_MAC16", "parameters": base}
+    netlist = {"modules": {"top": {"cells": {
+        "plain": mac(), "lut": {"type": "SB_LUT4", "parameters": {}},
+        "a_reg": mac(A_REG="1"), "pipe": mac(PIPELINE_16x16_MULT_REG1="00000000000000000000000000000001"),
+        "adder": mac(TOPOUTPUT_SELECT="01")}}}}
+    assert dsp_blocks_with_logic(netlist) == 3
+    assert dsp_blocks_with_logic({"modules": {"top": {"cells": {"plain": mac()}}}}) == 0

@@ -239,19 +239,22 @@ class EIEPE(wiring.Component):
         # rows, and registered, so that no select depends on a compare.
         s_valid = Signal()
         s_row = Signal(rb, reset_less=True)
-        s_prod = Signal(signed(a.weight_bits + a.act_bits), reset_less=True)
+        # The product and sum registers keep their reset on purpose: without it Yosys packs them
+        # and the accumulate adder into the iCE40 SB_MAC16 (pipeline and output registers, post-
+        # adder), whose inside nextpnr does not time; with it only the multiplier goes there.
+        s_prod = Signal(signed(a.weight_bits + a.act_bits))
         s_fwd_d = Signal(reset_less=True)  # the entry one ahead: its sum is in E when this one adds (in D)
         s_fwd_e = Signal(reset_less=True)  # two ahead: its sum is in E when this one is in S
         s_fwd_f = Signal(reset_less=True)  # three ahead: its sum is written as this one reads; held in F
         s_old = Signal(signed(a.acc_bits), reset_less=True)
         d_valid = Signal()
         d_row = Signal(rb, reset_less=True)
-        d_prod = Signal(signed(a.weight_bits + a.act_bits), reset_less=True)
+        d_prod = Signal(signed(a.weight_bits + a.act_bits))
         d_fwd = Signal(reset_less=True)
         e_valid = Signal()
         e_row = Signal(rb, reset_less=True)
-        e_sum = Signal(signed(a.acc_bits), reset_less=True)
-        f_sum = Signal(signed(a.acc_bits), reset_less=True)
+        e_sum = Signal(signed(a.acc_bits))
+        f_sum = Signal(signed(a.acc_bits))
         m.d.sync += [
             s_valid.eq(r_valid), s_row.eq(row), s_prod.eq(weight * r_act),
             s_fwd_d.eq(s_valid & (s_row == row)),
