@@ -234,6 +234,25 @@ def test_constructors_check_arguments():
             cls(3)
 
 
+async def _send_vector(ctx, dut, x):
+    for j, v in enumerate(x):
+        ctx.set(dut.x.valid, 1)
+        ctx.set(dut.x.payload.data, int(v)); ctx.set(dut.x.payload.last, j == len(x) - 1)
+        await ctx.tick().until(dut.x.ready)
+    ctx.set(dut.x.valid, 0)
+
+
+async def _receive_vector(ctx, dut, rows):
+    """The next ``rows`` results (``y.ready`` held high), ``last`` on the final one only."""
+    y = []
+    while len(y) < rows:
+        _, _, v, d, last = await ctx.tick().sample(dut.y.valid, dut.y.payload.data, dut.y.payload.last)
+        if v:
+            y.append(d)
+            assert last == (len(y) == rows)
+    return y
+
+
 def _array_run(dut, cfg, loads, xs, rows):
     ys = []
 
@@ -244,18 +263,8 @@ def _array_run(dut, cfg, loads, xs, rows):
         ctx.set(dut.load.valid, 0)
         ctx.set(dut.y.ready, 1)
         for x in xs:
-            for j, v in enumerate(x):
-                ctx.set(dut.x.valid, 1)
-                ctx.set(dut.x.payload.data, int(v)); ctx.set(dut.x.payload.last, j == len(x) - 1)
-                await ctx.tick().until(dut.x.ready)
-            ctx.set(dut.x.valid, 0)
-            y = []
-            while len(y) < rows:
-                _, _, v, d, last = await ctx.tick().sample(dut.y.valid, dut.y.payload.data, dut.y.payload.last)
-                if v:
-                    y.append(d)
-                    assert last == (len(y) == rows)
-            ys.append(y)
+            await _send_vector(ctx, dut, x)
+            ys.append(await _receive_vector(ctx, dut, rows))
 
     run(dut, bench, cycles=20_000)
     return np.array(ys).T
@@ -288,37 +297,21 @@ def test_array_a_waiting_element_goes_before_a_load_word():
         ctx.set(dut.load.valid, 1)
         ctx.set(dut.load.payload.kind, LOAD_REG); ctx.set(dut.load.payload.addr, REG_SHIFT)
         ctx.set(dut.load.payload.data, 5)
-        cycle = 0
-        while True:
-            cycle += 1
-            _, _, ready = await ctx.tick().sample(dut.load.ready)
-            if ready:
-                events.append(("load", cycle))
-                ctx.set(dut.load.valid, 0)
-                return
+        await ctx.tick().until(dut.load.ready)
+        events.append("load")  # the testbenches run in simulation-time order
+        ctx.set(dut.load.valid, 0)
 
     async def bench(ctx):
         ctx.set(dut.y.ready, 1)
-        cycle = 1  # the loader's count: it starts a cycle late
         for x in xs:
-            for j, v in enumerate(x):
-                ctx.set(dut.x.valid, 1)
-                ctx.set(dut.x.payload.data, int(v)); ctx.set(dut.x.payload.last, j == len(x) - 1)
-                await ctx.tick().until(dut.x.ready)
-            ctx.set(dut.x.valid, 0)
-            y = []
-            while len(y) < 8:
-                cycle += 1
-                _, _, v, d = await ctx.tick().sample(dut.y.valid, dut.y.payload.data)
-                if v:
-                    y.append(d)
-            events.append(("vector", cycle))
-            ys.append(y)
+            await _send_vector(ctx, dut, x)
+            ys.append(await _receive_vector(ctx, dut, 8))
+            events.append("vector")
             for _ in range(5):  # let the load in before the second vector
                 await ctx.tick()
 
     run(dut, bench, loader, cycles=5_000)
-    assert [e[0] for e in events] == ["vector", "load", "vector"], events
+    assert events == ["vector", "load", "vector"], events
     x = np.array(xs).T
     np.testing.assert_array_equal(ys[0], layer(w, x[:, :1], cfg.arith)[:, 0])
     np.testing.assert_array_equal(ys[1], layer(w, x[:, 1:], replace(cfg.arith, requant=Requant(shift=5)))[:, 0])
