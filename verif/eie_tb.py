@@ -18,6 +18,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
+from verif.spmv_eie import packed_inputs
 from verif.streams import Pacer, StreamDriver, StreamMonitor, unpack_signed
 
 COUNTER_BITS = 32
@@ -47,16 +48,12 @@ async def eie_case(dut):
 
     results = {}
     t_wall, t_sim = time.perf_counter(), get_sim_time("ns")
-    amask = (1 << act_bits) - 1
     for i in range(meta["n_jobs"]):
         await load.send(case[f"load_{i}"].tolist())
         x = case[f"x_{i}"]
         rows = int(case[f"rows_{i}"])
         cols, batch = x.shape
-        # One packed word per element: data in the low act_bits, last above it.
-        words = (x & amask).astype(np.int64)
-        words[-1, :] |= 1 << act_bits
-        send = cocotb.start_soon(xdrv.send(words.T.reshape(-1).tolist()))
+        send = cocotb.start_soon(xdrv.send(packed_inputs(x, act_bits).reshape(-1).tolist()))
         y = np.zeros((rows, batch), dtype=np.int64)
         cyc, tot, busy, stall = [], [], [], []
         for b in range(batch):

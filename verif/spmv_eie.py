@@ -93,7 +93,7 @@ def _prepare(weights, x, cfg: EIEConfig, codebook=None):
 
 def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.0, out_pacing: float | None = None,
              load_pacing: float | None = None, seed: int = 0, waves: bool | None = None,
-             check: bool = True) -> list[dict]:
+             check: bool = True, backend: str = "cocotb") -> list[dict]:
     """Simulate several ``(weights, x)`` or ``(weights, x, requant)`` or
     ``(weights, x, requant, codebook)`` jobs in ONE run of one build.
 
@@ -101,9 +101,16 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
     ``out_pacing``/``load_pacing`` likewise for result ready and load valid (default: ``pacing``).
     Each job's ``requant`` (a :class:`Requant`, or None for the configuration's) is loaded
     through ``load``. Returns one dict per job (see :func:`run_spmv`).
+
+    ``backend``: ``"cocotb"`` (the verification testbench ``verif.eie_tb``) or ``"native"``
+    (the compiled Verilator harness, ``verif.native``: same stream timing, same results and
+    counters, no Python per cycle; Verilator only).
     """
     from rtl.eie.array import EIEArray, build_config
+    from verif.native import check_backend
     from verif.runner import simulate
+
+    check_backend(backend, sim)
 
     if not isinstance(cfg, EIEConfig):
         raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
@@ -127,15 +134,18 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
     meta = {"n_jobs": len(prepared), "act_bits": cfg.arith.act_bits, "out_bits": cfg.arith.out_bits,
             "n_pes": cfg.n_pes, "pacing": pacing, "out_pacing": out_pacing or pacing,
             "load_pacing": load_pacing or pacing, "seed": seed}
-    with tempfile.TemporaryDirectory(prefix="eie_case_") as tmp:
-        case = Path(tmp) / "case.npz"
-        np.savez(case, meta=np.array(json.dumps(meta)), **arrays)
-        t0 = time.perf_counter()
-        run_dir = simulate(EIEArray(bcfg), toplevel=TOPLEVEL, test_module="verif.eie_tb", sim=sim,
-                           case=case, waves=waves)
-        wall = time.perf_counter() - t0
-    res = np.load(run_dir / "results.npz")
-    tb_meta = json.loads(str(res["meta"]))
+    t0 = time.perf_counter()
+    if backend == "native":
+        res, tb_meta, run_dir = _run_native(bcfg, arrays, meta, waves)
+    else:
+        with tempfile.TemporaryDirectory(prefix="eie_case_") as tmp:
+            case = Path(tmp) / "case.npz"
+            np.savez(case, meta=np.array(json.dumps(meta)), **arrays)
+            run_dir = simulate(EIEArray(bcfg), toplevel=TOPLEVEL, test_module="verif.eie_tb", sim=sim,
+                               case=case, waves=waves)
+        res = np.load(run_dir / "results.npz")
+        tb_meta = json.loads(str(res["meta"]))
+    wall = time.perf_counter() - t0
     out = []
     for i, (m, a2, expect, wd, jcfg) in enumerate(prepared):
         y = res[f"y_{i}"]
@@ -147,10 +157,48 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
             "y": y, "cycles": res[f"cycles_{i}"].tolist(), "total_cycles": res[f"total_{i}"].tolist(),
             "busy": res[f"busy_{i}"].tolist(), "stall": res[f"stall_{i}"].tolist(),
             "matrix": m, "x": a2, "weights": wd, "cfg": jcfg,
-            "sim": sim, "run_dir": str(run_dir), "sim_seconds": tb_meta["sim_seconds"],
+            "sim": sim, "backend": backend, "run_dir": str(run_dir) if run_dir else None, "sim_seconds": tb_meta["sim_seconds"],
             "sim_cycles": tb_meta["sim_cycles"], "wall_seconds": wall,
         })
     return out
+
+
+def packed_inputs(x: np.ndarray, act_bits: int) -> np.ndarray:
+    """The ``x`` stream words of a (C, B) batch, vector by vector: data in the low ``act_bits``,
+    ``last`` above it on each vector's final element (as ``verif.eie_tb`` packs them)."""
+    words = (np.asarray(x, dtype=np.int64) & ((1 << act_bits) - 1)).T.copy()
+    words[:, -1] |= 1 << act_bits
+    return words
+
+
+def _run_native(bcfg: EIEConfig, arrays: dict, meta: dict, waves) -> tuple[dict, dict, str | None]:
+    """The jobs of :func:`run_jobs` on the native harness; results keyed like ``verif.eie_tb``'s."""
+    from rtl.eie.array import EIEArray
+    from verif import native
+    from verif.runner import waves_requested
+
+    waves = waves_requested(waves)
+    exe = native.build(EIEArray(bcfg), toplevel=TOPLEVEL, eie=True, n_pes=bcfg.n_pes, waves=waves)
+    jobs = []
+    for i in range(meta["n_jobs"]):
+        x = arrays[f"x_{i}"]
+        jobs.append({"load": arrays[f"load_{i}"], "x": packed_inputs(x, meta["act_bits"]),
+                     "rows": int(arrays[f"rows_{i}"])})
+    # No handshake for this long means a hung design (the longest quiet stretch is a vector's
+    # compute after its last input, bounded by the entries of one PE).
+    quiet = 10_000 + 4 * (bcfg.max_entries + bcfg.max_rows + bcfg.max_cols)
+    s = meta["seed"]
+    results, facts = native.run(exe, jobs, out_bits=meta["out_bits"], eie=True, n_pes=bcfg.n_pes,
+                                pacing=(meta["load_pacing"], meta["pacing"], meta["out_pacing"]),
+                                seeds=(s + 1, s + 2, s + 3), watchdog=int(quiet / min(
+                                    meta["load_pacing"], meta["pacing"], meta["out_pacing"]) ** 2),
+                                waves=waves)
+    res = {}
+    for i, r in enumerate(results):
+        res.update({f"y_{i}": r["y"], f"cycles_{i}": np.array(r["cycles"]), f"total_{i}": np.array(r["total_cycles"]),
+                    f"busy_{i}": np.array(r["busy"]).reshape(-1, bcfg.n_pes),
+                    f"stall_{i}": np.array(r["stall"]).reshape(-1, bcfg.n_pes)})
+    return res, {"sim_seconds": facts["sim_seconds"], "sim_cycles": facts["sim_cycles"]}, facts["run_dir"]
 
 
 def run_spmv(weights, x, cfg: EIEConfig, sim: str = "verilator", pacing: float = 1.0, waves: bool = False,

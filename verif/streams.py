@@ -10,22 +10,35 @@ back-pressures: ``Pacer(1.0)`` is full speed, ``Pacer(0.5)`` stalls half of the 
 """
 from __future__ import annotations
 
-import random
-
 from cocotb.triggers import ReadOnly, RisingEdge
 
 
 class Pacer:
-    """Random on/off pattern: ``go()`` is true with ``probability`` each cycle."""
+    """Random on/off pattern: ``go()`` is true with ``probability`` each cycle.
+
+    The generator is SplitMix64 (not Python's ``random``) because the native harness
+    (``verif/native/harness.cpp``) draws the very same sequence: for one seed both backends
+    idle and back-pressure on the same cycles. Full speed (1.0) draws nothing.
+    """
+
+    _MASK = (1 << 64) - 1
 
     def __init__(self, probability: float = 1.0, seed: int = 0):
         if not 0.0 < probability <= 1.0:
             raise ValueError(f"probability must be in (0, 1], not {probability}")
         self.probability = probability
-        self._rng = random.Random(seed)
+        self._state = int(seed) & self._MASK
+
+    def _next(self) -> int:
+        m = self._MASK
+        self._state = (self._state + 0x9E3779B97F4A7C15) & m
+        z = self._state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & m
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & m
+        return z ^ (z >> 31)
 
     def go(self) -> bool:
-        return self.probability >= 1.0 or self._rng.random() < self.probability
+        return self.probability >= 1.0 or (self._next() >> 11) * 2.0 ** -53 < self.probability
 
 
 def pack_fields(fields: list[tuple[int, int]]) -> int:

@@ -1,0 +1,175 @@
+"""Native simulation backend: the generated Verilog under a compiled Verilator C++ harness.
+
+cocotb drives every cycle from Python (tens of thousands of cycles per second); here a C++
+``main`` (``harness.cpp`` beside this file) drives the same streams with no Python in the
+cycle loop. It mirrors the cocotb testbenches (``verif.eie_tb``, ``verif.sparse24_tb``) cycle
+for cycle: the same stream handshakes, the same pacing decisions from the same seeded
+generator (SplitMix64, :class:`verif.streams.Pacer`), the counters read at the same moments.
+So for the same case both backends give identical outputs and counters; the cocotb path
+stays the verification regression (scoreboards, monitors, corner cases), this one runs the
+big jobs.
+
+Data travels through files: Python writes the load words and packed input words as int64,
+the harness writes the results and counters as int64 (layout in ``harness.cpp``). One build
+per (Verilog text, engine kind, PE count, waves), cached in ``build/sim`` like the cocotb
+builds; a build goes into a temporary folder renamed into place, so a cache entry is either
+whole or absent.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from model.errors import SparseFlowError
+
+HARNESS = Path(__file__).with_name("harness.cpp")
+BACKENDS = ("cocotb", "native")
+# Same optimisation and X handling as the cocotb Verilator builds (verif.runner.VERILATOR_ARGS),
+# so both backends simulate the same netlist semantics.
+VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fatal", "-Wno-lint", "-Wno-style")
+_BUILT: dict = {}
+
+
+def check_backend(backend: str, sim: str) -> None:
+    if backend not in BACKENDS:
+        raise SparseFlowError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "native" and sim != "verilator":
+        raise SparseFlowError(f"the native backend runs on verilator, not {sim}; use --backend cocotb for {sim}")
+
+
+def build(component, *, toplevel: str, eie: bool, n_pes: int = 1, waves: bool = False) -> Path:
+    """Compile ``component`` with the native harness; return the simulator executable (cached)."""
+    from verif.runner import BUILD_ROOT, _locked, to_verilog
+    from scripts.tools import tool_env
+
+    key = getattr(component, "build_key", None)
+    memo = (key, toplevel, eie, n_pes, waves) if key is not None else None
+    if memo in _BUILT and _BUILT[memo].exists():
+        component._MustUse__used = True  # not elaborated again on purpose (see verif.runner.build)
+        return _BUILT[memo]
+    text = to_verilog(component, toplevel)
+    defines = [f"-DSF_NPES={n_pes}"] + (["-DSF_EIE"] if eie else []) + (["-DSF_TRACE"] if waves else [])
+    harness = HARNESS.read_text()
+    digest = hashlib.sha256(f"{VERILATOR_FLAGS}{defines}{harness}{text}".encode()).hexdigest()[:12]
+    final = BUILD_ROOT / "sim" / f"{toplevel}-native{'-waves' if waves else ''}-{digest}"
+    exe = final / "sim"
+    with _locked(final):
+        if not exe.exists():
+            if final.exists():  # an interrupted or damaged build: start again
+                shutil.rmtree(final)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+            try:
+                (tmp / f"{toplevel}.v").write_text(text)
+                shutil.copy(HARNESS, tmp / "harness.cpp")
+                cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", *VERILATOR_FLAGS,
+                       "--prefix", "Vdut", "--top-module", toplevel, "--Mdir", "obj", "-o", "../sim",
+                       # The PyPI wheel's verilated.mk leaves the precompiled-header flag empty.
+                       "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
+                       *[f for d in defines for f in ("-CFLAGS", d)],
+                       *(["--trace-fst"] if waves else []),
+                       "harness.cpp", f"{toplevel}.v"]
+                t0 = time.perf_counter()
+                proc = subprocess.run(cmd, cwd=tmp, env=tool_env(), capture_output=True, text=True)
+                (tmp / "build.log").write_text(proc.stdout + proc.stderr)
+                if proc.returncode != 0 or not (tmp / "sim").exists():
+                    first = next((ln for ln in (proc.stderr + proc.stdout).splitlines()
+                                  if "error" in ln.lower()), "no error line")
+                    raise RuntimeError(f"native build of {toplevel} failed: {first.strip()} "
+                                       f"(log: {tmp / 'build.log'})")
+                (tmp / "build_seconds").write_text(f"{time.perf_counter() - t0:.2f}\n")
+                shutil.rmtree(tmp / "obj", ignore_errors=True)  # 10s of MB of objects; the binary is all we run
+                os.rename(tmp, final)
+            except BaseException:
+                if tmp.exists() and not (final / "sim").exists():
+                    # keep a failed build's log for the message above; drop interrupted ones
+                    pass
+                raise
+    if memo is not None:
+        _BUILT[memo] = exe
+    return exe
+
+
+def build_seconds(exe: Path) -> float | None:
+    f = Path(exe).parent / "build_seconds"
+    return float(f.read_text()) if f.exists() else None
+
+
+def run(exe: Path, jobs: list[dict], *, out_bits: int, eie: bool, n_pes: int = 1,
+        pacing: tuple[float, float, float] = (1.0, 1.0, 1.0), seeds: tuple[int, int, int] = (0, 0, 0),
+        watchdog: int = 100_000, waves: bool = False) -> tuple[list[dict], dict]:
+    """Run the harness on ``jobs`` (dicts with ``load`` words, packed ``x`` words (n_vec, cols),
+    ``rows``); ``pacing``/``seeds`` for the load, x and y streams. Returns per-job raw results
+    (``y`` (rows, n_vec) and counters) and run facts (``sim_cycles``, ``sim_seconds``).
+
+    A stalled DUT or a protocol error raises ``RuntimeError`` with the harness's message.
+    """
+    words = [np.array([len(jobs)], dtype=np.int64)]
+    for j in jobs:
+        x = np.asarray(j["x"], dtype=np.int64)
+        n_vec, cols = x.shape
+        words += [np.array([len(j["load"])], dtype=np.int64), np.asarray(j["load"], dtype=np.int64),
+                  np.array([j["rows"], n_vec, cols], dtype=np.int64), x.reshape(-1)]
+    keep = waves
+    tmp = Path(tempfile.mkdtemp(prefix="native-")) if not keep else \
+        Path(exe).parent / "runs" / uuid.uuid4().hex[:10]
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        np.concatenate(words).astype("<i8").tofile(tmp / "case.bin")
+        cmd = [str(exe), "--in", str(tmp / "case.bin"), "--out", str(tmp / "out.bin"),
+               "--status", str(tmp / "status"), "--out-bits", str(out_bits), "--watchdog", str(int(watchdog))]
+        for name, p, s in zip(("load", "x", "y"), pacing, seeds):
+            cmd += [f"--p-{name}", repr(float(p)), f"--seed-{name}", str(int(s))]
+        if waves:
+            cmd += ["--waves", str(tmp / "dump.fst")]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        status = (tmp / "status").read_text().strip() if (tmp / "status").exists() else ""
+        if proc.returncode != 0 or not status.startswith("ok"):
+            msg = status[len("error "):] if status.startswith("error ") else \
+                (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+            raise RuntimeError(f"native simulation failed: {msg}")
+        _, cycles, secs = status.split()
+        out = np.fromfile(tmp / "out.bin", dtype="<i8")
+    finally:
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    results, pos = [], 0
+    for j in jobs:
+        rows, (n_vec, _) = int(j["rows"]), np.shape(j["x"])
+        r = {"y": np.zeros((rows, n_vec), dtype=np.int64)}
+        if eie:
+            cyc, tot, busy, stall = [], [], [], []
+            for b in range(n_vec):
+                r["y"][:, b] = out[pos:pos + rows]
+                pos += rows
+                cyc.append(int(out[pos]))
+                tot.append(int(out[pos + 1]))
+                busy.append(out[pos + 2:pos + 2 + n_pes].tolist())
+                stall.append(out[pos + 2 + n_pes:pos + 2 + 2 * n_pes].tolist())
+                pos += 2 + 2 * n_pes
+            r.update(cycles=cyc, total_cycles=tot, busy=busy, stall=stall)
+        else:
+            r["y"] = out[pos:pos + rows * n_vec].reshape(n_vec, rows).T.copy()
+            pos += rows * n_vec
+            n_log = int(out[pos])
+            log = out[pos + 1:pos + 1 + 2 * n_log].reshape(n_log, 2)
+            pos += 1 + 2 * n_log
+            r.update(cycles=log[:, 1].tolist(), vectors=int(out[pos]), busy=int(out[pos + 1]),
+                     total_cycles=int(out[pos + 2]), protocol_errors=[])
+            pos += 3
+        results.append(r)
+    if pos != len(out):
+        raise RuntimeError(f"native simulation: {len(out)} result words, expected {pos}")
+    facts = {"sim_cycles": int(cycles), "sim_seconds": float(secs), "run_dir": str(tmp) if keep else None}
+    if waves:
+        import sys
+        print(f"waveforms: {tmp / 'dump.fst'}", file=sys.stderr)
+    return results, facts
