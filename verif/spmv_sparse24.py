@@ -52,7 +52,7 @@ def check_operands(weights, x, cfg: Sparse24Config, dense: bool = False) -> tupl
 
 
 def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: bool = False,
-             pacing: float = 1.0, waves: bool = False, seed: int = 0) -> dict:
+             pacing: float = 1.0, waves: bool = False, seed: int = 0, backend: str = "cocotb") -> dict:
     """Run ``requant(W @ x)`` on the 2:4 engine (or the dense baseline) in ``sim``.
 
     ``weights`` (R, C) integers (2:4-sparse unless ``dense``); ``x`` (C,) or (C, B). ``pacing``
@@ -61,11 +61,14 @@ def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: boo
     from the engine's counter], total_cycles (first input to last output over the batch),
     busy, golden, engine, sim, run_dir)``. Raises :class:`SparseFlowError` on bad input and
     ``RuntimeError`` if the simulation fails or the RTL differs from ``model.reference.layer``
-    anywhere (as ``verif.spmv_eie`` does; the CLI exits 1 for those).
+    anywhere (as ``verif.spmv_eie`` does; the CLI exits 1 for those). ``backend``: ``"cocotb"``
+    (``verif.sparse24_tb``) or ``"native"`` (``verif.native``, Verilator only; same timing).
     """
+    from verif.native import check_backend
     from verif.runner import SIMULATORS
     if sim not in SIMULATORS:
         raise SparseFlowError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
+    check_backend(backend, sim)
     if isinstance(pacing, bool) or not isinstance(pacing, (int, float)) or not 0.0 < pacing <= 1.0:
         raise SparseFlowError(f"pacing must be in (0, 1], not {pacing!r}")
     w, a = check_operands(weights, x, cfg, dense)
@@ -76,7 +79,7 @@ def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: boo
     golden = layer(w, a, cfg.arith)
 
     result = simulate_engine(engine, program, a, rows, sim=sim, pacing=pacing, waves=waves, seed=seed,
-                             toplevel=toplevel_name(dense))
+                             toplevel=toplevel_name(dense), backend=backend)
     y = result["y"]
     kind = "dense" if dense else "2:4"
     bad = np.argwhere(y != golden)
@@ -96,19 +99,26 @@ def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: boo
         "sim": sim,
         "multipliers": cfg.multipliers,
         "run_dir": result["run_dir"],
+        "backend": backend,
+        "sim_cycles": result.get("sim_cycles"),
+        "sim_seconds": result.get("sim_seconds"),
     }
 
 
 def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim: str, toplevel: str,
-                    pacing: float = 1.0, waves: bool = False, seed: int = 0) -> dict:
-    """Run :mod:`verif.sparse24_tb` on ``engine``: send ``program`` through ``load``, then the
-    columns of ``x`` (cols, B); return the raw results (``y`` as (rows, B)), unchecked."""
+                    pacing: float = 1.0, waves: bool = False, seed: int = 0, backend: str = "cocotb") -> dict:
+    """Run :mod:`verif.sparse24_tb` (or the native harness) on ``engine``: send ``program``
+    through ``load``, then the columns of ``x`` (cols, B); return the raw results (``y`` as
+    (rows, B)), unchecked."""
     from verif.runner import simulate
     cfg = engine.cfg
     cols = x.shape[0]
     groups = -(-cols // engine.GROUP)
     blocks = -(-rows // cfg.lanes)
     work = len(program) + x.shape[1] * (cols + blocks * groups + rows + 20)
+    if backend == "native":
+        return _simulate_native(engine, program, x, rows, toplevel=toplevel, pacing=pacing, waves=waves,
+                                seed=seed, quiet=cols + blocks * groups + rows + 1000)
     with tempfile.TemporaryDirectory(prefix="sparse24-") as tmp:
         case_path, out_path = Path(tmp) / "case.json", Path(tmp) / "result.json"
         case_path.write_text(json.dumps({
@@ -129,3 +139,21 @@ def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim
     result["y"] = np.array(result["y"], dtype=np.int64).reshape(x.shape[1], rows).T
     result["run_dir"] = str(run_dir)
     return result
+
+
+def _simulate_native(engine, program, x, rows, *, toplevel, pacing, waves, seed, quiet) -> dict:
+    """:func:`simulate_engine` on the native harness (same stream timing as the testbench)."""
+    from verif import native
+    from verif.runner import waves_requested
+    from verif.spmv_eie import packed_inputs
+    waves = waves_requested(waves)
+    exe = native.build(engine, toplevel=toplevel, eie=False, waves=waves)
+    cfg = engine.cfg
+    if max(int(w).bit_length() for w in program) > 63:
+        raise SparseFlowError("load words wider than 63 bits do not fit the native harness")
+    job = {"load": np.asarray(program, dtype=np.int64), "x": packed_inputs(x, cfg.arith.act_bits), "rows": rows}
+    (r,), facts = native.run(exe, [job], out_bits=cfg.arith.out_bits, eie=False, pacing=(pacing,) * 3,
+                             seeds=(seed, seed + 1, seed + 2), watchdog=int(4 * quiet / pacing ** 2),
+                             waves=waves)
+    r.update(run_dir=facts["run_dir"], sim_cycles=facts["sim_cycles"], sim_seconds=facts["sim_seconds"])
+    return r
