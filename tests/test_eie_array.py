@@ -1,6 +1,8 @@
 """cocotb regression of the EIE array on Icarus and Verilator, bit-exact against model.reference,
 counters exact against model.cyclemodel. One compiled simulation per configuration runs every
 matrix and vector of a test (weights and registers go in through ``load``)."""
+import zlib
+
 import numpy as np
 import pytest
 
@@ -76,7 +78,9 @@ def _params():
 @pytest.mark.parametrize("name,sim", list(_params()))
 def test_eie_matches_reference_and_cycle_model(name, sim):
     cfg = CASES[name][0]
-    rng = np.random.default_rng(abs(hash(name)) % 1000)
+    seed = zlib.crc32(name.encode()) % 1000  # stable across processes (hash() is not)
+    print(f"seed {seed}")
+    rng = np.random.default_rng(seed)
     jobs = directed_jobs(rng, cfg) + random_jobs(rng, cfg, 3)
     # Input at full speed (so the counters must equal the cycle model), results and loads paced.
     res = run_jobs(jobs, cfg, sim=sim, pacing=1.0, out_pacing=0.5, load_pacing=0.7, seed=1)
