@@ -17,9 +17,12 @@ def add_arguments(p):
     p.add_argument("--lanes", type=int, default=4, help="2:4 / dense lanes (2 multipliers each)")
     p.add_argument("--fifo-depth", type=int, default=8)
     p.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
+    p.add_argument("--backend", default=None, choices=["native", "cocotb"],
+                   help="native: compiled Verilator harness (default on verilator); cocotb: the Python testbenches")
     p.add_argument("--limit", type=int, default=None, help="run only the first N held-out images")
-    p.add_argument("--dense-limit", type=int, default=40,
-                   help="images run on the dense baselines, whose timing is data-independent (default 40)")
+    p.add_argument("--dense-limit", type=int, default=None,
+                   help="images run on the dense baselines, whose timing is data-independent "
+                        "(default: all with the native backend, 40 with cocotb)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--no-sweep", action="store_true", help="skip the accuracy-vs-sparsity sweep")
     p.add_argument("--seed", type=int, default=0)
@@ -35,7 +38,7 @@ def run(args) -> int:
 
     opts = DemoOptions(hidden=parse_hidden(args.hidden), sparsity=args.sparsity, method=args.method, schedule=args.schedule,
                        scope=args.scope, pes=args.pes,
-                       lanes=args.lanes, fifo_depth=args.fifo_depth, sim=args.sim, out=Path(args.out),
+                       lanes=args.lanes, fifo_depth=args.fifo_depth, sim=args.sim, backend=args.backend, out=Path(args.out),
                        seed=args.seed, limit=args.limit, dense_limit=args.dense_limit, epochs=args.epochs, sweep=not args.no_sweep)
     result = run_demo(opts, quiet=args.json)
     if args.json:

@@ -43,13 +43,15 @@ class DemoOptions:
     lanes: int = 4                 # 2:4 / dense lanes (2 multipliers each)
     fifo_depth: int = 8
     sim: str = "verilator"
+    backend: str | None = None     # None: native on Verilator, cocotb on Icarus
     out: Path = Path("build/demo")
     seed: int = 0
     limit: int | None = None       # held-out images to run (default: all)
     epochs: int = 30
     finetune_epochs: int = 15
     sweep: bool = True             # the small accuracy-vs-sparsity sweep for the report
-    dense_limit: int = 40          # images run on the dense baselines (their timing is data-independent)
+    dense_limit: int | None = None  # images run on the dense baselines (their timing is data-independent);
+                                    # None: all with the native backend, 40 with cocotb
 
     def check(self) -> None:
         from model.prune.criteria import METHODS
@@ -62,8 +64,12 @@ class DemoOptions:
             raise SparseFlowError(f"sparsity must be in [0, 1), not {self.sparsity}")
         if self.sim not in SIMULATORS:
             raise SparseFlowError(f"unknown simulator {self.sim!r}; choose one of {', '.join(SIMULATORS)}")
+        if self.backend is None:
+            self.backend = "native" if self.sim == "verilator" else "cocotb"
+        from verif.native import check_backend
+        check_backend(self.backend, self.sim)
         for name in ("pes", "lanes", "fifo_depth", "epochs", "dense_limit"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SparseFlowError(f"{name.replace('_', ' ')} must be >= 1, not {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise SparseFlowError(f"limit must be >= 1, not {self.limit}")
@@ -118,49 +124,57 @@ def lane_config(shapes, lanes: int, weight_bits: int, act_bits: int) -> Sparse24
                           arith=Arith(weight_bits, act_bits, max_cols=max(cols, 4), requant=Requant()))
 
 
-def prebuild(cfgs: dict, sim: str) -> None:
+def prebuild(cfgs: dict, sim: str, backend: str = "cocotb") -> None:
     """Compile every engine the demo simulates (cached by Verilog hash; the runs reuse them)."""
     from rtl.eie.array import EIEArray, build_config
+    from verif import native
     from verif.runner import build
     from verif.spmv_eie import TOPLEVEL
     from verif.spmv_sparse24 import make_engine, toplevel_name
     for name, cfg in cfgs.items():
         if name == "eie":
-            build(EIEArray(build_config(cfg)), toplevel=TOPLEVEL, sim=sim)
+            dut = EIEArray(build_config(cfg))
+            if backend == "native":
+                native.build(dut, toplevel=TOPLEVEL, eie=True, n_pes=cfg.n_pes)
+            else:
+                build(dut, toplevel=TOPLEVEL, sim=sim)
         else:
             dense = name.startswith("dense")
-            build(make_engine(cfg, dense), toplevel=toplevel_name(dense), sim=sim)
+            if backend == "native":
+                native.build(make_engine(cfg, dense), toplevel=toplevel_name(dense), eie=False)
+            else:
+                build(make_engine(cfg, dense), toplevel=toplevel_name(dense), sim=sim)
 
 
 def _with_requant(cfg, layer):
     return cfg.with_(arith=replace(cfg.arith, requant=Requant(layer.shift, layer.relu)))
 
 
-def run_layer(engine: str, layer, x: np.ndarray, cfgs: dict, sim: str) -> dict:
+def run_layer(engine: str, layer, x: np.ndarray, cfgs: dict, sim: str, backend: str = "cocotb") -> dict:
     """One layer on one engine; returns outputs and per-vector cycles (RTL-checked by the callee)."""
     if engine == "eie":
         from model.cyclemodel import ideal_cycles
         from verif.spmv_eie import run_jobs
         cfg = cfgs["eie"]
-        r = run_jobs([(layer.weight, x, Requant(layer.shift, layer.relu))], cfg, sim=sim)[0]
+        r = run_jobs([(layer.weight, x, Requant(layer.shift, layer.relu))], cfg, sim=sim, backend=backend)[0]
         ideal = [ideal_cycles(layer.weight, x[:, b], cfg.n_pes) for b in range(x.shape[1])]
         return {"y": r["y"], "cycles": r["cycles"], "ideal": ideal, "busy": r["busy"],
                 "multipliers": cfg.n_pes}
     from verif.spmv_sparse24 import run_spmv
     cfg = _with_requant(cfgs[engine], layer)
-    r = run_spmv(layer.weight, x, cfg, sim=sim, dense=(engine == "dense"))
+    r = run_spmv(layer.weight, x, cfg, sim=sim, dense=(engine == "dense"), backend=backend)
     return {"y": r["y"], "cycles": r["cycles"], "multipliers": cfg.multipliers}
 
 
 def run_network(qnet, engines: list[str], x_int: np.ndarray, golden: list[np.ndarray], cfgs: dict,
-                sim: str, stages: Stages, label: str) -> dict:
+                sim: str, stages: Stages, label: str, backend: str = "cocotb") -> dict:
     """Every layer on its engine, RTL outputs feeding the next layer; counts golden mismatches."""
     x = x_int
     layers, mismatches = [], 0
     for i, (layer, engine) in enumerate(zip(qnet.layers, engines)):
         stages.say(f"  {label}: layer {i} {layer.weight.shape[0]}x{layer.weight.shape[1]} on {engine}, "
                    f"{x.shape[1]} vectors")
-        r = run_layer(engine, layer, x, cfgs, sim)
+        r = run_layer(engine, layer, x, cfgs, sim, backend)
         bad = int(np.count_nonzero(r["y"] != golden[i + 1]))
         mismatches += bad
         layers.append({"engine": engine, "shape": list(layer.weight.shape), "mismatches": bad,
@@ -218,7 +232,7 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
         del cfgs["dense-eie"]
     pool = ThreadPoolExecutor(max_workers=2)
     # Verilator builds take a while: they run on the other core while the network trains.
-    builds = pool.submit(prebuild, cfgs, opts.sim)
+    builds = pool.submit(prebuild, cfgs, opts.sim, opts.backend)
 
     base = dict(method=opts.method, hidden=opts.hidden, seed=opts.seed, epochs=opts.epochs,
                 finetune_epochs=opts.finetune_epochs, progress=not quiet)
@@ -262,21 +276,22 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
     with stages.stage("wait for the Verilator builds"):
         builds.result()
     runs = {}
-    with stages.stage(f"RTL: EIE net on the EIE array || 2:4 net on the 2:4 engine ({opts.sim})"):
-        f_eie = pool.submit(run_network, q_u, ["eie"] * len(q_u.layers), x_test, gold_u, cfgs, opts.sim, stages, "EIE")
-        f_24 = pool.submit(run_network, q_24, ["2:4"] * len(q_24.layers), x_test, gold_24, cfgs, opts.sim, stages, "2:4")
+    sim, be = opts.sim, opts.backend
+    with stages.stage(f"RTL: EIE net on the EIE array || 2:4 net on the 2:4 engine ({sim}, {be})"):
+        f_eie = pool.submit(run_network, q_u, ["eie"] * len(q_u.layers), x_test, gold_u, cfgs, sim, stages, "EIE", be)
+        f_24 = pool.submit(run_network, q_24, ["2:4"] * len(q_24.layers), x_test, gold_24, cfgs, sim, stages, "2:4", be)
         runs["eie"], runs["2:4"] = f_eie.result(), f_24.result()
     # The dense engine's timing depends only on the layer shapes (checked below: every vector of
     # a layer takes the same cycles), so it runs the first ``dense_limit`` images only.
-    nd = min(opts.dense_limit, n)
-    with stages.stage(f"RTL: dense baselines on {nd} images || mixed per-layer engines ({opts.sim})"):
-        f_mixed = pool.submit(run_network, q_24, [c["engine"] for c in choice], x_test, gold_24, cfgs, opts.sim,
-                              stages, "mixed")
+    nd = min(opts.dense_limit or (n if be == "native" else 40), n)
+    with stages.stage(f"RTL: dense baselines on {nd} images || mixed per-layer engines ({sim}, {be})"):
+        f_mixed = pool.submit(run_network, q_24, [c["engine"] for c in choice], x_test, gold_24, cfgs, sim,
+                              stages, "mixed", be)
         runs["dense(2:4 net)"] = run_network(q_24, ["dense"] * len(q_24.layers), x_test[:, :nd],
-                                             [g[:, :nd] for g in gold_24], cfgs, opts.sim, stages, "dense")
+                                             [g[:, :nd] for g in gold_24], cfgs, sim, stages, "dense", be)
         cfgs_e = dict(cfgs, dense=cfgs.get("dense-eie", cfgs["dense"]))
         runs["dense(eie net)"] = run_network(q_u, ["dense"] * len(q_u.layers), x_test[:, :nd],
-                                             [g[:, :nd] for g in gold_u], cfgs_e, opts.sim, stages, "dense")
+                                             [g[:, :nd] for g in gold_u], cfgs_e, sim, stages, "dense", be)
         runs["mixed"] = f_mixed.result()
     pool.shutdown()
     for k in ("dense(2:4 net)", "dense(eie net)"):

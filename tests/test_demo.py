@@ -11,6 +11,7 @@ def test_small_demo_is_bit_exact_on_every_engine(tmp_path):
     opts = DemoOptions(hidden=(16, 12), pes=4, lanes=2, epochs=4, limit=24, dense_limit=6, sweep=False,
                        out=tmp_path / "demo")
     result = run_demo(opts, quiet=True)
+    assert opts.backend == "native"  # the default on Verilator
     assert result["mismatches"] == 0
     acc = result["accuracy"]
     for net in ("eie", "2:4"):
@@ -34,6 +35,7 @@ def test_small_demo_is_bit_exact_on_every_engine(tmp_path):
     (dict(sim="modelsim"), "unknown simulator"),
     (dict(sparsity=1.0), "sparsity must be in [0, 1)"),
     (dict(pes=0), "pes must be >= 1"),
+    (dict(sim="icarus", backend="native"), "the native backend runs on verilator, not icarus"),
 ])
 def test_demo_rejects_bad_options(change, message):
     opts = DemoOptions(**change)
