@@ -19,6 +19,9 @@ def add_arguments(parser) -> None:
                         help="requantize: round-half-up right shift, saturate to act-bits")
     parser.add_argument("--relu", action="store_true", help="requantize with ReLU")
     parser.add_argument("--sim", choices=["icarus", "verilator"], default="verilator", help="simulator (default verilator)")
+    parser.add_argument("--backend", choices=["native", "cocotb"], default=None,
+                        help="native: compiled Verilator harness, no Python per cycle (default on verilator); "
+                             "cocotb: the Python testbenches (default on icarus)")
     parser.add_argument("--pacing", type=float, default=1.0, metavar="P",
                         help="probability the input is offered each cycle (default 1.0: full speed)")
     parser.add_argument("--waves", action="store_true", help="dump waveforms (FST on Verilator, VCD on Icarus)")
@@ -35,6 +38,9 @@ def run(args) -> int:
     from scripts.cli import print_json
     from scripts.npyio import load_npy, save_npy
 
+    from verif.native import check_backend
+    backend = args.backend or ("native" if args.sim == "verilator" else "cocotb")
+    check_backend(backend, args.sim)
     w = load_npy(args.weights, "weights")
     x = load_npy(args.input, "input")
     for name, v in (("--pes", args.pes), ("--fifo-depth", args.fifo_depth), ("--index-bits", args.index_bits),
@@ -45,12 +51,12 @@ def run(args) -> int:
     arith = Arith(weight_bits=args.weight_bits, act_bits=args.act_bits, requant=requant)
     w = as_int_array(w, "weights", arith.weight_bits, ndim=(2,))
     vector = np.asarray(x).ndim == 1
-    rep = {"engine": args.engine, "sim": args.sim, "weights": list(w.shape), "input": list(np.shape(x))}
+    rep = {"engine": args.engine, "sim": args.sim, "backend": backend, "weights": list(w.shape), "input": list(np.shape(x))}
     try:
         if args.engine == "eie":
             from verif.spmv_eie import run_spmv, size_config
             cfg = size_config(w, n_pes=args.pes, fifo_depth=args.fifo_depth, index_bits=args.index_bits, arith=arith)
-            r = run_spmv(w, x, cfg, sim=args.sim, pacing=args.pacing, waves=args.waves)
+            r = run_spmv(w, x, cfg, sim=args.sim, pacing=args.pacing, waves=args.waves, backend=backend)
             cyc = np.asarray(r["cycles"], dtype=float)
             busy = np.asarray(r["busy"], dtype=float)  # (B, n_pes)
             rep.update({
@@ -71,7 +77,8 @@ def run(args) -> int:
             cfg = Sparse24Config(lanes=args.lanes, max_rows=p2(rows),
                                  arith=Arith(arith.weight_bits, arith.act_bits, max_cols=max(4, p2(cols)),
                                              requant=requant))
-            r = run24(w, x, cfg, sim=args.sim, dense=args.engine == "dense", pacing=args.pacing, waves=args.waves)
+            r = run24(w, x, cfg, sim=args.sim, dense=args.engine == "dense", pacing=args.pacing, waves=args.waves,
+                      backend=backend)
             rep.update({"lanes": cfg.lanes, "cycles": r["cycles"], "total_cycles": r.get("total_cycles"),
                         "run_dir": r.get("run_dir")})
     except RuntimeError as exc:  # a simulator failure or a golden-model mismatch: not the user's input
@@ -85,7 +92,7 @@ def run(args) -> int:
     if args.json:
         print_json(rep)
         return 0
-    print(f"{args.engine} on {args.sim}: {w.shape[0]}x{w.shape[1]} weights, {len(rep['cycles'])} vector(s); "
+    print(f"{args.engine} on {args.sim} ({backend}): {w.shape[0]}x{w.shape[1]} weights, {len(rep['cycles'])} vector(s); "
           f"results match the golden model -> {args.out}")
     if args.engine == "eie":
         for b, (c, p, i, e) in enumerate(zip(rep["cycles"], rep["predicted"], rep["ideal"], rep["efficiency"])):

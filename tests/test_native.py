@@ -138,3 +138,24 @@ def test_native_waves_on_demand():
     from pathlib import Path
     dump = Path(r["run_dir"]) / "dump.fst"
     assert dump.exists() and dump.stat().st_size > 100
+
+
+def test_spmv_cli_defaults_to_native_on_verilator(tmp_path, capsys):
+    import json
+
+    from scripts.cli import main
+    rng = np.random.default_rng(SEED)
+    w = rng.integers(-128, 128, (10, 12)) * (rng.random((10, 12)) < 0.4)
+    x = rng.integers(-500, 500, (12, 3))
+    np.save(tmp_path / "W.npy", w)
+    np.save(tmp_path / "X.npy", x)
+    rc = main(["spmv", "--weights", str(tmp_path / "W.npy"), "--input", str(tmp_path / "X.npy"),
+               "--out", str(tmp_path / "Y.npy"), "--pes", "3", "--pacing", "0.7", "--json"])
+    rep = json.loads(capsys.readouterr().out)
+    assert rc == 0 and rep["backend"] == "native" and rep["cycles"] != []
+    from model.reference import matvec
+    np.testing.assert_array_equal(np.load(tmp_path / "Y.npy"), matvec(w, x, Arith()))
+    rc = main(["spmv", "--weights", str(tmp_path / "W.npy"), "--input", str(tmp_path / "X.npy"),
+               "--out", str(tmp_path / "Y2.npy"), "--sim", "icarus", "--backend", "native"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "the native backend runs on verilator, not icarus" in err
