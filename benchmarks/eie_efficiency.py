@@ -9,10 +9,13 @@ published densities and activation vectors with the published activation density
   cycles, the ideal bound (non-zero work / PEs), efficiency = ideal / cycles over the vectors,
   and ``work_eff`` = mean PE busy / cycles (padding entries counted as work: what is left is
   pure load imbalance and pipeline fill).
-* RTL validation: a representative subset simulated on the RTL (Verilator) with rows / 4 and
-  columns / 16 (``--rtl-scale``) so that a simulation takes seconds; the largest deviation
-  between the RTL's ``cycles`` counter and the cycle model is reported.
-* Simulation speed: the same test on Verilator and Icarus, cycles per second and their ratio.
+* RTL validation: a representative subset simulated on the RTL (Verilator, native harness)
+  with rows / 4 and columns / 16 so that the builds stay small, plus two layers at FULL size
+  on 64 PEs (AlexNet FC8 1000 x 4096 and NeuralTalk We 600 x 4096, ``--no-full``
+  skips them); the largest deviation between the RTL's ``cycles`` counter and the cycle model
+  is reported (it must be 0).
+* Simulation speed: the same test on Verilator (cocotb and native) and Icarus, cycles per
+  second and their ratios.
 
 Writes docs/results/eie_efficiency.csv, eie_efficiency.png and eie_summary.json.
 
@@ -112,21 +115,23 @@ def model_grid(layers, pes, depths, vectors, col_scale=1):
     return rows
 
 
-def rtl_validate(subset, sim="verilator", row_scale=4, col_scale=16):
+def rtl_validate(subset, sim="verilator", row_scale=4, col_scale=16, backend="native", vectors=2):
     """Simulate ``subset`` [(layer, n_pes, depth)] (scaled) on the RTL; compare with the cycle model."""
     from verif.spmv_eie import run_jobs
     worst, checked, points = 0, 0, []
     for name, n, d in subset:
-        w, x = make_layer(name, vectors=2, row_scale=row_scale, col_scale=col_scale)
+        w, x = make_layer(name, vectors=vectors, row_scale=row_scale, col_scale=col_scale)
         cfg = config_for(w, n, d)
         t0 = time.perf_counter()
-        r = run_jobs([(w, x)], cfg, sim=sim)[0]
+        r = run_jobs([(w, x)], cfg, sim=sim, backend=backend if sim == "verilator" else "cocotb")[0]
         model, _, _ = model_point(w, x, n, d)
         dev = max(abs(a - b) for a, b in zip(model, r["cycles"]))
         worst = max(worst, dev)
         checked += len(model)
         points.append({"layer": name, "shape": list(w.shape), "n_pes": n, "depth": d, "rtl": r["cycles"],
-                       "model": model, "max_abs_deviation": dev, "seconds": round(time.perf_counter() - t0, 1)})
+                       "model": model, "max_abs_deviation": dev, "seconds": round(time.perf_counter() - t0, 1),
+                       "sim_cycles": r["sim_cycles"], "sim_seconds": round(r["sim_seconds"], 3),
+                       "backend": r["backend"]})
         print(f"  rtl: {name} {w.shape} n={n} D={d}: rtl {r['cycles']} model {model}", flush=True)
     return {"vectors_checked": checked, "max_abs_deviation_cycles": worst, "points": points}
 
@@ -139,12 +144,15 @@ def sim_speed():
     w = rng.integers(-128, 128, (64, 64)) * (rng.random((64, 64)) < 0.3)
     x = rng.integers(-32768, 32768, (64, 24)) * (rng.random((64, 24)) < 0.5)
     out = {}
-    for sim in ("icarus", "verilator"):
-        run_jobs([(w, x)], cfg, sim=sim)  # build (cached) outside the measurement
-        r = run_jobs([(w, x)], cfg, sim=sim)[0]
-        out[sim] = {"cycles": r["sim_cycles"], "seconds": r["sim_seconds"],
-                    "cycles_per_second": r["sim_cycles"] / r["sim_seconds"]}
+    for name, sim, backend in (("icarus", "icarus", "cocotb"), ("verilator", "verilator", "cocotb"),
+                               ("verilator_native", "verilator", "native")):
+        run_jobs([(w, x)], cfg, sim=sim, backend=backend)  # build (cached) outside the measurement
+        r = run_jobs([(w, x)], cfg, sim=sim, backend=backend)[0]
+        out[name] = {"cycles": r["sim_cycles"], "seconds": r["sim_seconds"],
+                     "cycles_per_second": r["sim_cycles"] / r["sim_seconds"]}
     out["verilator_over_icarus"] = out["verilator"]["cycles_per_second"] / out["icarus"]["cycles_per_second"]
+    out["native_over_cocotb_verilator"] = (out["verilator_native"]["cycles_per_second"]
+                                           / out["verilator"]["cycles_per_second"])
     return out
 
 
@@ -179,6 +187,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="three layers, fewer points")
     ap.add_argument("--no-rtl", action="store_true", help="skip the RTL validation subset")
     ap.add_argument("--no-speed", action="store_true", help="skip the simulator speed comparison")
+    ap.add_argument("--no-full", action="store_true", help="skip the full-size RTL layers (64 PEs)")
     ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     ap.add_argument("--col-scale", type=int, default=1, help="divide the model grid's columns (default 1: full size)")
     ap.add_argument("--replot", action="store_true", help="only redraw the PNG from the CSV")
@@ -197,6 +206,9 @@ def main(argv=None):
         subset = [("Alex-8", 4, 8), ("NT-We", 16, 8), ("VGG-7", 16, 2), ("Alex-7", 64, 8), ("NT-LSTM", 8, 1),
                   ("NT-Wd", 32, 16), ("VGG-8", 4, 1)]
         summary["rtl_validation"] = rtl_validate(subset, sim=args.sim)
+        if not args.no_full:
+            summary["rtl_full_size"] = rtl_validate([("Alex-8", 64, 8), ("NT-We", 64, 8)], sim=args.sim,
+                                                    row_scale=1, col_scale=1, vectors=4)
     if not args.no_speed:
         summary["sim_speed"] = sim_speed()
     d8 = [r for r in rows if r["depth"] == 8]

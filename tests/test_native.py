@@ -159,3 +159,17 @@ def test_spmv_cli_defaults_to_native_on_verilator(tmp_path, capsys):
                "--out", str(tmp_path / "Y2.npy"), "--sim", "icarus", "--backend", "native"])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "the native backend runs on verilator, not icarus" in err
+
+
+def test_split_over_processes_equals_one_process():
+    """Vectors split over two harness processes give what one process gives (full speed)."""
+    rng = np.random.default_rng(SEED + 2)
+    w = rng.integers(-128, 128, (40, 48)) * (rng.random((40, 48)) < 0.3)
+    x = rng.integers(-3000, 3000, (48, 70)) * (rng.random((48, 70)) < 0.5)
+    cfg = EIEConfig(n_pes=4, fifo_depth=2, index_bits=3, max_rows=64, max_entries=512, arith=Arith(max_cols=64))
+    jobs = [(w, x), (w[:7], x[:, :3]), (w.T[:, :40], x[:40, :9])]
+    one = run_jobs(jobs, cfg, sim="verilator", backend="native", processes=1)
+    two = run_jobs(jobs, cfg, sim="verilator", backend="native", processes=2)
+    assert two[0]["processes"] == 2 and one[0]["processes"] == 1
+    for a, b in zip(one, two):
+        _same_eie(a, b)

@@ -10,6 +10,7 @@ results and counters as JSON. The host compares them with ``model.reference`` (s
 """
 import json
 import os
+import time
 
 import cocotb
 from cocotb.clock import Clock
@@ -71,6 +72,7 @@ async def run_case(dut):
         case = json.load(fh)
     tb = EngineTB(dut, case)
     await tb.reset()
+    t_wall = time.perf_counter()
     cocotb.start_soon(tb.observe())
     await tb.loader.send(case["load"])
 
@@ -99,6 +101,8 @@ async def run_case(dut):
         "busy": int(dut.busy.value),
         "total_cycles": tb.last_y - tb.first_x + 1,
         "protocol_errors": tb.protocol_errors,
+        "sim_cycles": tb.cycle,
+        "sim_seconds": time.perf_counter() - t_wall,
     }
     with open(case["out"], "w") as fh:
         json.dump(result, fh)

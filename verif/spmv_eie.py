@@ -9,6 +9,7 @@ in shift/relu share one build: shift/relu travel as ``load`` register writes.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from dataclasses import replace
@@ -93,7 +94,7 @@ def _prepare(weights, x, cfg: EIEConfig, codebook=None):
 
 def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.0, out_pacing: float | None = None,
              load_pacing: float | None = None, seed: int = 0, waves: bool | None = None,
-             check: bool = True, backend: str = "cocotb") -> list[dict]:
+             check: bool = True, backend: str = "cocotb", processes: int | None = None) -> list[dict]:
     """Simulate several ``(weights, x)`` or ``(weights, x, requant)`` or
     ``(weights, x, requant, codebook)`` jobs in ONE run of one build.
 
@@ -104,7 +105,9 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
 
     ``backend``: ``"cocotb"`` (the verification testbench ``verif.eie_tb``) or ``"native"``
     (the compiled Verilator harness, ``verif.native``: same stream timing, same results and
-    counters, no Python per cycle; Verilator only).
+    counters, no Python per cycle; Verilator only). ``processes`` (native only): split the
+    vectors over that many harness processes; default: one per core (at most 2) when every
+    stream runs at full speed and there are at least 64 vectors, else 1.
     """
     from rtl.eie.array import EIEArray, build_config
     from verif.native import check_backend
@@ -136,7 +139,11 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
             "load_pacing": load_pacing or pacing, "seed": seed}
     t0 = time.perf_counter()
     if backend == "native":
-        res, tb_meta, run_dir = _run_native(bcfg, arrays, meta, waves)
+        full_speed = pacing == 1.0 and (out_pacing or 1.0) == 1.0 and (load_pacing or 1.0) == 1.0
+        n_vec = sum(int(arrays[f"x_{i}"].shape[1]) for i in range(len(prepared)))
+        if processes is None:
+            processes = min(os.cpu_count() or 1, 2) if full_speed and n_vec >= 64 else 1
+        res, tb_meta, run_dir = _run_native(bcfg, arrays, meta, waves, processes)
     else:
         with tempfile.TemporaryDirectory(prefix="eie_case_") as tmp:
             case = Path(tmp) / "case.npz"
@@ -158,7 +165,7 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
             "busy": res[f"busy_{i}"].tolist(), "stall": res[f"stall_{i}"].tolist(),
             "matrix": m, "x": a2, "weights": wd, "cfg": jcfg,
             "sim": sim, "backend": backend, "run_dir": str(run_dir) if run_dir else None, "sim_seconds": tb_meta["sim_seconds"],
-            "sim_cycles": tb_meta["sim_cycles"], "wall_seconds": wall,
+            "sim_cycles": tb_meta["sim_cycles"], "wall_seconds": wall, "processes": tb_meta.get("processes", 1),
         })
     return out
 
@@ -171,7 +178,8 @@ def packed_inputs(x: np.ndarray, act_bits: int) -> np.ndarray:
     return words
 
 
-def _run_native(bcfg: EIEConfig, arrays: dict, meta: dict, waves) -> tuple[dict, dict, str | None]:
+def _run_native(bcfg: EIEConfig, arrays: dict, meta: dict, waves, processes: int = 1
+                ) -> tuple[dict, dict, str | None]:
     """The jobs of :func:`run_jobs` on the native harness; results keyed like ``verif.eie_tb``'s."""
     from rtl.eie.array import EIEArray
     from verif import native
@@ -188,17 +196,18 @@ def _run_native(bcfg: EIEConfig, arrays: dict, meta: dict, waves) -> tuple[dict,
     # compute after its last input, bounded by the entries of one PE).
     quiet = 10_000 + 4 * (bcfg.max_entries + bcfg.max_rows + bcfg.max_cols)
     s = meta["seed"]
-    results, facts = native.run(exe, jobs, out_bits=meta["out_bits"], eie=True, n_pes=bcfg.n_pes,
-                                pacing=(meta["load_pacing"], meta["pacing"], meta["out_pacing"]),
-                                seeds=(s + 1, s + 2, s + 3), watchdog=int(quiet / min(
-                                    meta["load_pacing"], meta["pacing"], meta["out_pacing"]) ** 2),
-                                waves=waves)
+    slowest = min(meta["load_pacing"], meta["pacing"], meta["out_pacing"])
+    results, facts = native.run_split(exe, jobs, processes=1 if waves else processes,
+                                      out_bits=meta["out_bits"], eie=True, n_pes=bcfg.n_pes,
+                                      pacing=(meta["load_pacing"], meta["pacing"], meta["out_pacing"]),
+                                      seeds=(s + 1, s + 2, s + 3), watchdog=int(quiet / slowest ** 2), waves=waves)
     res = {}
     for i, r in enumerate(results):
         res.update({f"y_{i}": r["y"], f"cycles_{i}": np.array(r["cycles"]), f"total_{i}": np.array(r["total_cycles"]),
                     f"busy_{i}": np.array(r["busy"]).reshape(-1, bcfg.n_pes),
                     f"stall_{i}": np.array(r["stall"]).reshape(-1, bcfg.n_pes)})
-    return res, {"sim_seconds": facts["sim_seconds"], "sim_cycles": facts["sim_cycles"]}, facts["run_dir"]
+    return res, {"sim_seconds": facts["sim_seconds"], "sim_cycles": facts["sim_cycles"],
+                 "processes": facts.get("processes", 1)}, facts["run_dir"]
 
 
 def run_spmv(weights, x, cfg: EIEConfig, sim: str = "verilator", pacing: float = 1.0, waves: bool = False,

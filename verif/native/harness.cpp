@@ -287,8 +287,7 @@ int main(int argc, char** argv) {
 #endif
                 }
             }
-            edge();
-            dut->eval();
+            edge();  // the clock goes low with the next cycle's inputs, in one eval
             load.edge(f_load);
             xs.edge(f_x);
             idle = (f_load || f_x || f_y) ? 0 : idle + 1;
