@@ -57,8 +57,8 @@ class Sparse24Engine(LaneArrayEngine):
     GROUP = 4
     NAME = "sparse24"
 
-    def __init__(self, cfg: Sparse24Config, init: NMMatrix | None = None):
-        super().__init__(cfg, init)
+    def __init__(self, cfg: Sparse24Config, init: NMMatrix | None = None, *, bias_init=None):
+        super().__init__(cfg, init, bias_init=bias_init)
 
     def fields(self):
         wb = self._cfg.arith.weight_bits
