@@ -371,3 +371,41 @@ def test_cli_emit_decode_and_spmv_with_bias(tmp_path):
     p = _cli("decode", str(tmp_path / "i24"), "--out", str(tmp_path / "W4.npy"), "--bias-out",
              str(tmp_path / "B4.npy"), cwd=root)
     assert p.returncode == 2 and "has no bias" in p.stderr
+
+
+# ---- elaboration-time biases (FPGA builds) ----------------------------------------------------------
+
+def test_eie_bias_at_elaboration_and_through_load_in_amaranth_sim():
+    from test_eie_units import _array_run
+    from rtl.eie.array import EIEArray
+    from verif.spmv_eie import load_words
+    rng = np.random.default_rng(31)
+    cfg = EIE_CFG.with_(arith=Arith(max_cols=12, requant=Requant(5, True), bias_bits=BB))
+    w = rng.integers(-128, 128, (9, 7)) * (rng.random((9, 7)) < 0.5)
+    b = rng.integers(-(1 << 22), 1 << 22, 9)
+    xs = [rng.integers(-3000, 3000, 7) for _ in range(2)]
+    want = numpy_layer(w, np.array(xs).T, b, 5, True)
+    m = eie.encode(w, cfg)
+    y = _array_run(EIEArray(cfg, init=m, bias_init=b, checks=True), cfg, [], xs, 9)
+    np.testing.assert_array_equal(y, want)
+    y = _array_run(EIEArray(cfg, checks=True), cfg, load_words(m, cfg, Requant(5, True), b), xs, 9)
+    np.testing.assert_array_equal(y, want)
+    with pytest.raises(SparseFlowError, match=r"^bias has 8 entries but the weights have 9 rows$"):
+        EIEArray(cfg, init=m, bias_init=b[:8])
+    with pytest.raises(SparseFlowError, match=r"^bias_init needs init"):
+        EIEArray(cfg, bias_init=b)
+
+
+@pytest.mark.parametrize("dense", [False, True], ids=["2:4", "dense"])
+def test_lane_bias_at_elaboration_icarus(dense):
+    from rtl.dense.engine import DenseEngine
+    from rtl.sparse24.engine import Sparse24Engine
+    from verif.spmv_sparse24 import simulate_engine
+    rng = np.random.default_rng(32)
+    cfg = LANE_CFG.with_(arith=Arith(max_cols=12, requant=Requant(4, False), bias_bits=BB))
+    w = to_24(rng.integers(-128, 128, (7, 12)))
+    b = rng.integers(-(1 << 20), 1 << 20, 7)
+    x = rng.integers(-2000, 2000, (12, 2))
+    eng = DenseEngine(cfg, init=w, bias_init=b) if dense else Sparse24Engine(cfg, init=nm.encode(w, 8), bias_init=b)
+    out = simulate_engine(eng, [], x, 7, sim="icarus", toplevel="bias_init", pacing=0.7)
+    np.testing.assert_array_equal(out["y"], numpy_layer(w, x, b, 4, False))
