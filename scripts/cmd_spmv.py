@@ -58,6 +58,8 @@ def run(args) -> int:
     w = as_int_array(w, "weights", arith.weight_bits, ndim=(2,))
     vector = np.asarray(x).ndim == 1
     rep = {"engine": args.engine, "sim": args.sim, "weights": list(w.shape), "input": list(np.shape(x))}
+    if bias is not None:
+        rep["bias_bits"] = bias_bits
     try:
         if args.engine == "eie":
             from verif.spmv_eie import run_spmv, size_config

@@ -97,7 +97,7 @@ def _prepare(weights, x, cfg: EIEConfig, codebook=None, bias=None):
     if a2.shape[1] < 1:
         raise SparseFlowError("input has no vectors")
     b = check_bias(bias, wd.shape[0], cfg.arith)
-    return m, a2, layer(wd, a2, cfg.arith, b), wd, b
+    return m, a2, layer(wd, a2, cfg.arith) if b is None else layer(wd, a2, cfg.arith, b), wd, b
 
 
 def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.0, out_pacing: float | None = None,

@@ -75,7 +75,7 @@ def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: boo
     engine = make_engine(cfg, dense)
     matrix = w if dense else nm.encode(w, cfg.arith.weight_bits)
     program = engine.load_program(matrix, cfg.arith.requant, b)
-    golden = layer(w, a, cfg.arith, b)
+    golden = layer(w, a, cfg.arith) if b is None else layer(w, a, cfg.arith, b)
 
     result = simulate_engine(engine, program, a, rows, sim=sim, pacing=pacing, waves=waves, seed=seed,
                              toplevel=toplevel_name(dense))

@@ -10,11 +10,10 @@ from amaranth.lib.wiring import In, Out
 from model.config import EIEConfig, Requant, clog2
 from model.errors import SparseFlowError
 from model.formats.eie import EIEMatrix, check_fits
+from rtl.common.memory import collision_free_memory
 from rtl.common.requant import SHIFT_BITS, Requantizer
 
 from .broadcast import Broadcast
-from rtl.common.memory import collision_free_memory
-
 from .layouts import (COUNTER_BITS, LOAD_BIAS, LOAD_CODEBOOK, LOAD_COLMASK, LOAD_ENTRY, LOAD_PTR, LOAD_REG, REG_COLS,
                       REG_RELU, REG_ROWS, REG_SHIFT, col_bits, elem_layout, load_layout, result_layout)
 from .nonzero import NonZeroDetect
