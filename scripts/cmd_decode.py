@@ -27,6 +27,9 @@ def run(args) -> int:
     from scripts.cli import print_json
     from scripts.npyio import save_npy
 
+    from model.outputs import check_file, check_not_input
+    check_not_input(args.out, {"image": args.image})
+    check_file(args.out)
     img = load_image(args.image)
     dense = img.dense().astype(_dtype(img))
     out = save_npy(args.out, dense)

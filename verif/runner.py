@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -160,7 +161,7 @@ def simulate(component, *, toplevel: str, test_module: str, sim: str, case: Path
     if n_tests == 0 or n_failed:
         raise RuntimeError(f"{sim}: {n_failed} of {n_tests} cocotb tests failed for {toplevel}; log: {log}")
     if waves:
-        print(f"waveforms: {run_dir}")
+        print(f"waveforms: {run_dir}", file=sys.stderr)  # stdout may be --json
     return run_dir
 
 
