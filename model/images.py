@@ -46,6 +46,7 @@ from .reference import as_int_array
 
 VERSION = 1
 MANIFEST = "manifest.json"
+MAX_DENSE = 1 << 30  # elements of a matrix an image may hold (8 GiB decoded as int64)
 FORMATS = ("csc", "csr", "bsr", "eie", "2:4")
 
 # ----------------------------------------------------------------------------------------------
@@ -389,9 +390,6 @@ class Image:
         return decode_matrix(self.matrix)
 
 
-MAX_DENSE = 1 << 30  # elements of a decoded dense matrix (8 GiB as int64)
-
-
 def decode_matrix(m) -> np.ndarray:
     fmt = _format_of(m)
     rows, cols = m.shape
@@ -505,6 +503,8 @@ def load_image(path, expect=None, format: str | None = None) -> Image:
     if not isinstance(cfg, _CFG_OF[fmt]):
         raise SparseFlowError(f"{MANIFEST}: a {fmt} image needs a {_CFG_OF[fmt].__name__} config")
     rows, cols = _int_list(man, "shape", 2)
+    if rows * cols > MAX_DENSE:  # before sizing any array by the shape
+        raise SparseFlowError(f"{MANIFEST}: shape {rows}x{cols} is too large (at most {MAX_DENSE} elements)")
     wb = _weight_bits(cfg)
 
     if fmt in ("csc", "csr"):

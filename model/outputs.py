@@ -18,6 +18,7 @@ The rules (README "Safety"):
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -119,9 +120,11 @@ def write_file(path, write) -> Path:
     except OSError as exc:
         raise os_error(shown, exc) from None
     if st is not None and not stat.S_ISREG(st.st_mode):
+        buf = io.BytesIO()  # writers may seek (numpy.save); a FIFO cannot
+        write(buf)
         try:  # /dev/null, a FIFO, a terminal: write through, never replace
             with open(target, "wb") as fh:
-                write(fh)
+                fh.write(buf.getvalue())
         except OSError as exc:
             raise os_error(shown, exc) from None
         return shown
@@ -229,7 +232,8 @@ def check_dir(out, opt: str = "--out", legacy=None) -> Path:
 
 
 def _mark(folder: Path, command: str) -> None:
-    line = json.dumps({"sparseflow_output": VERSION, "command": command, "files": listing(folder)})
+    files = [f for f in listing(folder) if f != MARKER]
+    line = json.dumps({"sparseflow_output": VERSION, "command": command, "files": files})
     (folder / MARKER).write_text(line + "\n")
 
 

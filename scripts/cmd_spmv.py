@@ -63,6 +63,9 @@ def run(args) -> int:
     w = as_int_array(w, "weights", arith.weight_bits, ndim=(2,))
     vector = np.asarray(x).ndim == 1
     rep = {"engine": args.engine, "sim": args.sim, "weights": list(w.shape), "input": list(np.shape(x))}
+    if sys.stderr.isatty():  # progress for long runs (a 2048 x 2048 matrix takes a minute); stdout stays clean
+        import verif.runner
+        verif.runner.PROGRESS = lambda msg: print(f"sparseflow: {msg}", file=sys.stderr, flush=True)
     try:
         if args.engine == "eie":
             from verif.spmv_eie import run_spmv, size_config
