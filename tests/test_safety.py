@@ -566,3 +566,27 @@ def test_waves_json_stdout_is_json_and_env_waves_work_for_24(tmp_path, capsys):
 def test_help_says_fst():
     rc, out, _ = cli("spmv", "--help")
     assert rc == 0 and "VCD" not in out and "FST" in out.upper()
+
+
+def test_spmv_shows_progress_on_a_terminal_and_keeps_stdout_json(tmp_path, w):
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen([PY, "-m", "scripts.cli", "spmv", "--weights", str(tmp_path / "W.npy"), "--input",
+                          str(tmp_path / "X.npy"), "--out", str(tmp_path / "Y.npy"), "--sim", "icarus", "--json"],
+                         stdout=subprocess.PIPE, stderr=slave, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    os.close(slave)
+    out = p.stdout.read()
+    rc = p.wait()
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    assert rc == 0, err
+    assert json.loads(out)["matches_golden"] is True
+    assert b"sparseflow: simulating eie_array on icarus" in err.replace(b"\r", b"")
