@@ -199,12 +199,12 @@ def test_fifo_out_stays_a_fifo(tmp_path, image, w, capsys):
     fifo = tmp_path / "pipe.npy"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
     rc, _, err = run(capsys, "decode", image, "--out", fifo)
     reader.join(timeout=30)
     assert rc == 0, err
-    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and not reader.is_alive()
     import io
     np.testing.assert_array_equal(np.load(io.BytesIO(got[0])), w)
 
