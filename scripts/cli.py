@@ -43,16 +43,18 @@ _OPTIONS = {"n_pes": "--pes", "index_bits": "--index-bits", "fifo_depth": "--fif
             "weight_bits": "--weight-bits", "act_bits": "--act-bits", "shift": "--shift"}
 
 
-def in_option_terms(exc: Exception) -> SparseFlowError:
-    """A configuration error reworded with the command-line options the user typed, and the fix."""
+def in_option_terms(exc: Exception, extra: dict | None = None) -> SparseFlowError:
+    """A configuration error (``<field> must be ...``) reworded with the option the user typed."""
     import re
     msg = str(exc)
     m = re.match(r"acc_bits must be in (\d+)\.\.64", msg)
     if m:
         return SparseFlowError(f"the accumulator would need {m.group(1)} bits (--weight-bits + --act-bits + "
                                f"log2(columns)); at most 64 fit: lower --weight-bits or --act-bits, or use fewer columns")
-    for field, opt in _OPTIONS.items():
-        msg = re.sub(rf"\b{field}\b", opt, msg)
+    names = {**_OPTIONS, **(extra or {})}
+    m = re.match(r"(\w+) must ", msg)
+    if m and m.group(1) in names:
+        msg = names[m.group(1)] + msg[len(m.group(1)):]
     return SparseFlowError(msg)
 
 

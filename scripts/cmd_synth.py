@@ -50,10 +50,15 @@ def run(args) -> int:
     if args.out is not None:  # before the (long) simulation: never replace a folder SparseFlow did not write
         from model.outputs import check_dir
         check_dir(args.out)
-    r = synthesize(args.engine, size, args.target, rows=args.rows, cols=args.cols, density=args.density,
-                   seed=args.seed, vectors=args.vectors, out=args.out, freq_mhz=args.freq,
-                   sim=None if args.sim == "none" else args.sim, fifo_depth=args.fifo_depth,
-                   pnr_seed=args.pnr_seed)
+    try:
+        r = synthesize(args.engine, size, args.target, rows=args.rows, cols=args.cols, density=args.density,
+                       seed=args.seed, vectors=args.vectors, out=args.out, freq_mhz=args.freq,
+                       sim=None if args.sim == "none" else args.sim, fifo_depth=args.fifo_depth,
+                       pnr_seed=args.pnr_seed)
+    except SparseFlowError as exc:  # name the option the user typed, not the configuration field
+        from scripts.cli import in_option_terms
+        raise in_option_terms(exc, {"rows": "--rows", "cols": "--cols", "density": "--density",
+                                    "vectors": "--vectors", "seed": "--seed"}) from None
     if args.json:
         print_json(r)
         return 0

@@ -430,6 +430,12 @@ def test_errors_name_the_options_the_user_typed(tmp_path, capsys):
     rc, _, err = run(capsys, "emit", "--format", "eie", "--pes", "300", "--weights", tmp_path / "W.npy",
                      "--out", tmp_path / "img")
     one_line_error(rc, err, "--pes must be in 1..256, not 300")
+    for argv, msg in ((["--engine", "eie", "--pes", "300"], "--pes must be in 1..256, not 300"),
+                      (["--engine", "2:4", "--lanes", "999"], "--lanes must be in 1..256, not 999"),
+                      (["--engine", "eie", "--density", "2"], "--density must be in (0, 1], not 2.0")):
+        rc, _, err = run(capsys, "synth", *argv, "--target", "ice40-up5k", "--sim", "none", "--out", tmp_path / "s")
+        one_line_error(rc, err, msg)
+        assert not (tmp_path / "s").exists()
 
 
 def test_text_file_named_npy_and_pickles(tmp_path, capsys):
