@@ -59,6 +59,16 @@ def _load_checkpoint(path: str):
     return ck
 
 
+def _legacy_prune(folder):
+    """An output folder of an older ``prune`` (no marker): its report.json lists every file."""
+    import json
+    try:
+        files = json.loads((folder / "report.json").read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {str(f) for f in files} if isinstance(files, list) else None
+
+
 def run(args) -> int:
     import json
     import sys
@@ -80,7 +90,7 @@ def run(args) -> int:
 
     t0 = time.time()
     outputs.check_not_input(args.out, {"--load": args.load}, folder=True)
-    outputs.check_dir(args.out)
+    outputs.check_dir(args.out, legacy=_legacy_prune)
     sparsity = args.sparsity if args.sparsity is not None else (0.5 if args.granularity == "2:4" else 0.8)
     ck = _load_checkpoint(args.load) if args.load else None
     if ck is not None and args.hidden is not None and tuple(parse_hidden(args.hidden)) != tuple(ck["hidden"]):
@@ -123,7 +133,7 @@ def run(args) -> int:
     for w in warnings:
         print(f"sparseflow: warning: {w}", file=sys.stderr)
 
-    with outputs.new_dir(args.out, "prune") as tmp:
+    with outputs.new_dir(args.out, "prune", legacy=_legacy_prune) as tmp:
         _write_outputs(tmp, hidden, res, rewind_state, cfg, qnet, shared, data, args, t0, warnings)
     report = json.loads((out / "report.json").read_text())
     if args.json:

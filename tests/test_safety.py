@@ -599,3 +599,14 @@ def test_spmv_shows_progress_on_a_terminal_and_keeps_stdout_json(tmp_path, w):
     assert rc == 0, err
     assert json.loads(out)["matches_golden"] is True
     assert b"sparseflow: simulating eie_array on icarus" in err.replace(b"\r", b"")
+
+
+def test_prune_output_of_an_older_version_is_recognised(tmp_path, capsys):
+    old = tmp_path / "p"
+    old.mkdir()
+    (old / "layer0.npy").write_bytes(b"x")
+    (old / "report.json").write_text(json.dumps({"files": ["layer0.npy", "report.json"]}))
+    assert outputs.foreign_file(old, __import__("scripts.cmd_prune").cmd_prune._legacy_prune) is None
+    (old / "mine.txt").write_text("keep")
+    rc, _, err = run(capsys, "prune", "--out", old, "--epochs", "1")
+    one_line_error(rc, err, "holds mine.txt")
