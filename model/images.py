@@ -20,7 +20,8 @@ and sha256. The layouts (see ``docs/formats.md``):
   :attr:`Image.bias` gives it back (``None`` for an image without one).
 
 :func:`write_image` writes into a temporary sibling folder and renames it into place, so an
-image is never partial. :func:`load_image` checks everything (files, line counts, hex digits,
+image is never partial; it replaces only a folder SparseFlow wrote (``model.outputs``). The
+manifest carries its own checksum (``manifest_sha256``). :func:`load_image` checks everything (files, line counts, hex digits,
 widths, checksums, manifest consistency, the configuration the caller expects) and returns
 the very objects the encoders return (:class:`EIEMatrix`, :class:`NMMatrix`, ...); every
 problem is a one-line :class:`SparseFlowError` naming the file.
@@ -30,16 +31,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .config import Arith, EIEConfig, Requant, Sparse24Config, clog2
+from . import outputs
 from .errors import SparseFlowError
 from .formats import bsr, csc, eie, nm
 from .formats.bsr import BSRMatrix
@@ -51,6 +50,7 @@ from .reference import as_int_array, check_bias
 VERSION = 1
 MANIFEST = "manifest.json"
 BIAS_FILE = "bias.hex"
+MAX_DENSE = 1 << 30  # elements of a matrix an image may hold (8 GiB decoded as int64)
 FORMATS = ("csc", "csr", "bsr", "eie", "2:4")
 
 # ----------------------------------------------------------------------------------------------
@@ -319,24 +319,42 @@ def _summary(fmt: str, m, cfg) -> dict:
 # ----------------------------------------------------------------------------------------------
 # Writing
 
-def _prepare_out(out: Path) -> None:
-    """Refuse to replace anything but an image or an empty folder (never delete user data)."""
-    if not out.parent.is_dir():
-        raise SparseFlowError(f"{out.parent}: the output's parent folder does not exist")
-    if out.exists():
-        if not out.is_dir():
-            raise SparseFlowError(f"{out} exists and is not a folder")
-        if any(out.iterdir()) and not (out / MANIFEST).is_file():
-            raise SparseFlowError(f"{out} exists and is not a SparseFlow image; not replacing it")
+def _legacy_image(folder: Path) -> set[str] | None:
+    """An image folder written before output markers existed: its manifest lists every file."""
+    try:
+        man = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(man, dict) or "sparseflow_image" not in man or not isinstance(man.get("files"), dict):
+        return None
+    return {str(n) for n in man["files"]} | {MANIFEST}
 
 
-def write_image(out, matrix, cfg, bias=None) -> dict:
+def manifest_checksum(manifest: dict) -> str:
+    """The manifest's own sha256: of its canonical JSON without the ``manifest_sha256`` field."""
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def seal_manifest(manifest: dict) -> dict:
+    """Set ``manifest_sha256`` (any edit of the manifest is then detected by :func:`load_image`)."""
+    manifest["manifest_sha256"] = manifest_checksum(manifest)
+    return manifest
+
+
+def check_out(out) -> None:
+    """Raise unless ``out`` may be written as an image (new, empty, or SparseFlow's own output)."""
+    outputs.check_dir(out, legacy=_legacy_image)
+
+
+def write_image(out, matrix, cfg, bias=None, command: str = "emit") -> dict:
     """Write ``matrix`` (an encoder's output for ``cfg``) as an image folder ``out``; return the manifest.
 
     ``cfg``: ``EIEConfig`` for :class:`EIEMatrix`, ``Sparse24Config`` for :class:`NMMatrix`,
     ``Arith`` for CSC/CSR/BSR. ``bias``: ``None`` or one signed ``bias_bits`` integer per row
-    (the configuration must set ``bias_bits``), written as ``bias.hex``. An existing image (or
-    empty folder) at ``out`` is replaced atomically; anything else there is an error.
+    (the configuration must set ``bias_bits``), written as ``bias.hex``. A new or empty folder,
+    or one SparseFlow wrote (see :mod:`model.outputs`), is replaced atomically; anything else
+    there is an error.
     """
     out = Path(out)
     fmt = _format_of(matrix)
@@ -344,41 +362,24 @@ def write_image(out, matrix, cfg, bias=None) -> dict:
         raise SparseFlowError(f"a {fmt} image needs a {_CFG_OF[fmt].__name__}, not {type(cfg).__name__}")
     _check_matrix(fmt, matrix, cfg)
     bias = check_bias(bias, int(matrix.shape[0]), _arith(cfg))
-    _prepare_out(out)
     manifest = {"sparseflow_image": VERSION, "format": fmt, "shape": [int(s) for s in matrix.shape],
                 "config": config_to_dict(cfg)}
     manifest.update(_summary(fmt, matrix, cfg))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with outputs.new_dir(out, command, legacy=_legacy_image) as tmp:
         files = {}
         mems = _memories(fmt, matrix, cfg)
         if bias is not None:
             mems[BIAS_FILE] = (bias, _arith(cfg).bias_bits, True)
         for name, (words, width, _signed) in mems.items():
-            digest = write_hex(tmp / name, words, width)
+            try:
+                digest = write_hex(tmp / name, words, width)
+            except OSError as exc:
+                raise outputs.os_error(out, exc) from None
             files[name] = {"words": int(len(words)), "width": int(width), "sha256": digest}
         manifest["files"] = files
+        seal_manifest(manifest)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        _replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
-
-
-def _replace_dir(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.rename(out, old / "img")
-        try:
-            os.rename(tmp, out)
-        except BaseException:
-            os.rename(old / "img", out)
-            raise
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -407,6 +408,10 @@ class Image:
 
 def decode_matrix(m) -> np.ndarray:
     fmt = _format_of(m)
+    rows, cols = m.shape
+    if rows * cols > MAX_DENSE:
+        raise SparseFlowError(f"a {rows}x{cols} matrix is too large to decode to a dense array "
+                              f"(at most {MAX_DENSE} elements)")
     if fmt == "eie":
         return eie.decode(m)
     if fmt == "2:4":
@@ -445,6 +450,11 @@ def _read_manifest(path: Path) -> dict:
         raise SparseFlowError(f"{MANIFEST}: must hold a JSON object")
     if man.get("sparseflow_image") != VERSION:
         raise SparseFlowError(f"{MANIFEST}: image version {man.get('sparseflow_image')!r}, this reader knows {VERSION}")
+    if "manifest_sha256" not in man:
+        raise SparseFlowError(f"{MANIFEST}: no manifest_sha256 (written by an older SparseFlow, or edited); "
+                              f"emit the image again")
+    if man["manifest_sha256"] != manifest_checksum(man):
+        raise SparseFlowError(f"{MANIFEST}: manifest_sha256 checksum mismatch (the manifest was changed after writing)")
     return man
 
 
@@ -509,6 +519,8 @@ def load_image(path, expect=None, format: str | None = None) -> Image:
     if not isinstance(cfg, _CFG_OF[fmt]):
         raise SparseFlowError(f"{MANIFEST}: a {fmt} image needs a {_CFG_OF[fmt].__name__} config")
     rows, cols = _int_list(man, "shape", 2)
+    if rows * cols > MAX_DENSE:  # before sizing any array by the shape
+        raise SparseFlowError(f"{MANIFEST}: shape {rows}x{cols} is too large (at most {MAX_DENSE} elements)")
     wb = _weight_bits(cfg)
     full = man
     files = man.get("files")

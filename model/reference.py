@@ -29,14 +29,23 @@ def as_int_array(a, name: str, bits: int, ndim: tuple[int, ...] = (1, 2)) -> np.
         if np.any(arr != np.round(arr)):
             idx = tuple(int(i) for i in np.argwhere(arr != np.round(arr))[0])
             raise SparseFlowError(f"{name} must hold integers; {name}{list(idx)} = {arr[idx]}")
-    arr = arr.astype(np.int64)
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    bad = (arr < lo) | (arr > hi)
+    # Range-check in the array's own type, before any conversion: a uint64 of 2**63 or a float
+    # of 1e30 would otherwise wrap (or warn) on the way to int64. The bounds are exact in every
+    # integer type, and in float64 (|bounds| <= 2**63).
+    if np.issubdtype(arr.dtype, np.unsignedinteger):
+        bad = arr > np.uint64(hi)
+    elif np.issubdtype(arr.dtype, np.floating):
+        bad = (arr.astype(np.float64) < float(lo)) | (arr.astype(np.float64) > float(hi))
+    else:
+        bad = (arr < lo) | (arr > hi)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        v = arr[idx]
+        v = int(v) if np.issubdtype(arr.dtype, np.integer) else (int(v) if abs(v) < 2**53 else f"{float(v):g}")
         raise SparseFlowError(
-            f"{name}{list(idx)} = {arr[idx]} is out of range for {bits}-bit signed ({lo}..{hi})")
-    return arr
+            f"{name}{list(idx)} = {v} is out of range for {bits}-bit signed ({lo}..{hi})")
+    return arr.astype(np.int64)
 
 
 def check_spmv_operands(weights, x, arith: Arith) -> tuple[np.ndarray, np.ndarray]:

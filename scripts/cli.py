@@ -10,6 +10,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import os
 import sys
 
 from model.errors import SparseFlowError
@@ -18,8 +19,8 @@ COMMANDS = ["prune", "emit", "decode", "spmv", "synth", "bench", "demo"]
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not usage + line
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
+    def error(self, message):  # one line with the documented prefix, not usage + line
+        print(f"sparseflow: error: {message} (see {self.prog} --help)", file=sys.stderr)
         sys.exit(2)
 
 
@@ -35,6 +36,26 @@ def build_parser() -> argparse.ArgumentParser:
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
+
+
+# Configuration fields (model.config) -> the options a user types.
+_OPTIONS = {"n_pes": "--pes", "index_bits": "--index-bits", "fifo_depth": "--fifo-depth", "lanes": "--lanes",
+            "weight_bits": "--weight-bits", "act_bits": "--act-bits", "shift": "--shift"}
+
+
+def in_option_terms(exc: Exception, extra: dict | None = None) -> SparseFlowError:
+    """A configuration error (``<field> must be ...``) reworded with the option the user typed."""
+    import re
+    msg = str(exc)
+    m = re.match(r"acc_bits must be in (\d+)\.\.64", msg)
+    if m:
+        return SparseFlowError(f"the accumulator would need {m.group(1)} bits (--weight-bits + --act-bits + "
+                               f"log2(columns)); at most 64 fit: lower --weight-bits or --act-bits, or use fewer columns")
+    names = {**_OPTIONS, **(extra or {})}
+    m = re.match(r"(\w+) must ", msg)
+    if m and m.group(1) in names:
+        msg = names[m.group(1)] + msg[len(m.group(1)):]
+    return SparseFlowError(msg)
 
 
 def print_json(obj) -> None:
@@ -61,13 +82,32 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args._run(args) or 0)
+        rc = int(args._run(args) or 0)
+        sys.stdout.flush()
+        return rc
     except SparseFlowError as exc:
-        print(f"sparseflow: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     except KeyboardInterrupt:
         print("sparseflow: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `sparseflow ... | head`: the reader left; outputs are already written
+        try:  # no second BrokenPipeError when Python flushes stdout at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return _fail("standard output was closed before the report was printed (broken pipe)")
+    except MemoryError:
+        return _fail("out of memory: the input is too large for this machine")
+    except OSError as exc:  # an environment problem the command did not name itself
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _fail(f"{where}{exc.strerror or exc}")
+
+
+def _fail(message: str) -> int:
+    """The one error line (``sparseflow: error: ...``) and exit status 2."""
+    line = " ".join(str(message).split("\n")[0].split()) or "failed"
+    print(f"sparseflow: error: {line}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

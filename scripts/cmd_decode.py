@@ -28,6 +28,9 @@ def run(args) -> int:
     from scripts.cli import print_json
     from scripts.npyio import save_npy
 
+    from model.outputs import check_file, check_not_input
+    check_not_input(args.out, {"image": args.image})
+    check_file(args.out)
     img = load_image(args.image)
     if args.bias_out is not None and img.bias is None:
         raise SparseFlowError(f"{args.image}: the image has no bias (no bias.hex)")

@@ -26,7 +26,8 @@ def add_arguments(p):
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--no-sweep", action="store_true", help="skip the accuracy-vs-sparsity sweep")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="build/demo", help="report folder (default build/demo)")
+    p.add_argument("--out", default="build/demo",
+                   help="report folder: new, empty or one SparseFlow wrote (default build/demo)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
@@ -40,7 +41,9 @@ def run(args) -> int:
                        scope=args.scope, pes=args.pes,
                        lanes=args.lanes, fifo_depth=args.fifo_depth, sim=args.sim, backend=args.backend, out=Path(args.out),
                        seed=args.seed, limit=args.limit, dense_limit=args.dense_limit, epochs=args.epochs, sweep=not args.no_sweep)
-    result = run_demo(opts, quiet=args.json)
+    from model.outputs import claim_dir
+    with claim_dir(args.out, "demo", legacy=_legacy_demo):  # writes into it; refuses a folder it did not write
+        result = run_demo(opts, quiet=args.json)
     if args.json:
         print_json(_jsonable({k: v for k, v in result.items() if k not in ("images",)}))
     else:
@@ -49,3 +52,11 @@ def run(args) -> int:
         print(f"time: {secs['total']:.0f} s (" + ", ".join(f"{k} {v:.0f}" for k, v in secs.items() if k != "total")
               + f"); report: {Path(args.out) / 'report.md'}")
     return 1 if result["mismatches"] else 0
+
+
+def _legacy_demo(folder: Path):
+    """A report folder written by the demo before output markers existed: ours."""
+    from model.outputs import listing
+    if (folder / "summary.json").is_file() and (folder / "report.md").is_file():
+        return set(listing(folder))
+    return None

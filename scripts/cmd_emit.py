@@ -9,7 +9,7 @@ FORMATS = ("csc", "csr", "eie", "2:4", "bsr")
 def add_arguments(parser) -> None:
     parser.add_argument("--format", required=True, choices=FORMATS, help="sparse format of the image")
     parser.add_argument("--weights", required=True, metavar="W.npy", help="2-D integer weight matrix (rows = outputs)")
-    parser.add_argument("--out", required=True, metavar="DIR", help="image folder to write (replaced atomically)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="image folder to write: new, empty or one SparseFlow wrote (replaced atomically)")
     parser.add_argument("--weight-bits", type=int, default=None, metavar="B",
                         help="signed weight width (default: the configuration's)")
     parser.add_argument("--pes", type=int, default=None, metavar="N", help="eie: number of PEs")
@@ -61,7 +61,11 @@ def emit(weights, args):
     w = np.asarray(weights)
     if w.ndim != 2:
         raise SparseFlowError(f"weights must be 2-D, got shape {w.shape}")
-    cfg = _config(args, w.shape)
+    try:
+        cfg = _config(args, w.shape)
+    except SparseFlowError as exc:
+        from scripts.cli import in_option_terms
+        raise in_option_terms(exc) from None
     fmt = args.format
     if fmt in ("csc", "csr"):
         return csc.encode(w, cfg.weight_bits, fmt), cfg
@@ -102,9 +106,12 @@ def report(manifest: dict, out: str) -> dict:
 
 
 def run(args) -> int:
-    from model.images import write_image
+    from model.images import check_out, write_image
+    from model.outputs import check_not_input
     from scripts.cli import print_json
     from scripts.npyio import load_npy
+    check_not_input(args.out, {"--weights": args.weights, "--codebook": args.codebook}, folder=True)
+    check_out(args.out)
     weights = load_npy(args.weights, "weights")
     matrix, cfg = emit(weights, args)
     bias = load_npy(args.bias, "bias") if args.bias is not None else None

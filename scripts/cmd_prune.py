@@ -42,10 +42,14 @@ def add_arguments(parser) -> None:
 
 
 def _load_checkpoint(path: str):
+    import warnings
+
     import torch
     from model.errors import SparseFlowError
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns (e.g. about pickled files) before raising
+            warnings.simplefilter("ignore")
+            ck = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise SparseFlowError(f"checkpoint {path}: no such file") from None
     except Exception:  # torch raises many types (and long messages) for corrupt files
@@ -55,7 +59,19 @@ def _load_checkpoint(path: str):
     return ck
 
 
+def _legacy_prune(folder):
+    """An output folder of an older ``prune`` (no marker): its report.json lists every file."""
+    import json
+    try:
+        files = json.loads((folder / "report.json").read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {str(f) for f in files} if isinstance(files, list) else None
+
+
 def run(args) -> int:
+    import json
+    import sys
     import time
     from pathlib import Path
 
@@ -70,12 +86,16 @@ def run(args) -> int:
     from model.quant import quantize, share_weights
     from scripts.cli import print_json
 
+    from model import outputs
+
     t0 = time.time()
+    outputs.check_not_input(args.out, {"--load": args.load}, folder=True)
+    outputs.check_dir(args.out, legacy=_legacy_prune)
     sparsity = args.sparsity if args.sparsity is not None else (0.5 if args.granularity == "2:4" else 0.8)
     ck = _load_checkpoint(args.load) if args.load else None
     if ck is not None and args.hidden is not None and tuple(parse_hidden(args.hidden)) != tuple(ck["hidden"]):
         raise SparseFlowError(f"--hidden {args.hidden} disagrees with the checkpoint's {','.join(map(str, ck['hidden']))}")
-    hidden = tuple(ck["hidden"]) if ck is not None else parse_hidden(args.hidden or "128,64")
+    hidden = tuple(ck["hidden"]) if ck is not None else parse_hidden("128,64" if args.hidden is None else args.hidden)
     cfg = PruneConfig(method=args.method, granularity=args.granularity, sparsity=sparsity, schedule=args.schedule,
                       scope=args.scope, hidden=hidden, seed=args.seed, epochs=args.epochs,
                       finetune_epochs=args.finetune_epochs, rounds=args.rounds, rewind_step=args.rewind_step,
@@ -85,8 +105,6 @@ def run(args) -> int:
         raise SparseFlowError("--weight-bits must be in 2..16 and --act-bits in 2..32")
     MLP(hidden)  # validates the widths before any work
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise SparseFlowError(f"--out {out} exists and is not a folder")
 
     data = load_digits()
     dense = init_state = rewind_state = None
@@ -106,9 +124,42 @@ def run(args) -> int:
     res = run_pipeline(cfg, data, dense=dense, init_state=init_state, rewind_state=rewind_state)
     qnet = quantize(res.model, data.x_train, weight_bits=args.weight_bits, act_bits=args.act_bits)
     shared = share_weights(qnet, data.x_train)
-    xt = data.x_test.T
 
-    out.mkdir(parents=True, exist_ok=True)
+    # A layer whose every weight is pruned (channel pruning can empty one) outputs zeros: the
+    # network then predicts one class. Say so instead of reporting a ~0.10 accuracy silently.
+    empty = [name for name, m in res.masks.items() if not bool(m.any())]
+    warnings = [f"pruning removed every weight of layer {name}: the network outputs a constant "
+                f"(lower --sparsity or use another --granularity)" for name in empty]
+    for w in warnings:
+        print(f"sparseflow: warning: {w}", file=sys.stderr)
+
+    with outputs.new_dir(args.out, "prune", legacy=_legacy_prune) as tmp:
+        _write_outputs(tmp, hidden, res, rewind_state, cfg, qnet, shared, data, args, t0, warnings)
+    report = json.loads((out / "report.json").read_text())
+    if args.json:
+        print_json(report)
+    else:
+        acc = report["accuracy"]
+        dense_txt = "n/a (dst)" if acc["float_dense"] is None else f"{acc['float_dense']:.4f}"
+        print(f"held-out accuracy ({report['test_images']} images): float dense {dense_txt}, "
+              f"float pruned {acc['float_pruned']:.4f}, integer {acc['integer']:.4f}, "
+              f"integer+4-bit sharing {acc['integer_shared']:.4f}")
+        print(f"sparsity {res.sparsity['total']:.4f} ({', '.join(f'{k} {v:.3f}' for k, v in res.sparsity.items() if k != 'total')})")
+        print(f"shifts {qnet.shifts}; wrote {out}/ ({len(report['files'])} files)")
+    return 0
+
+
+def _write_outputs(out, hidden, res, rewind_state, cfg, qnet, shared, data, args, t0, warnings) -> None:
+    """Every file of ``--out``, written into ``out`` (a fresh folder that then replaces ``--out``)."""
+    import json
+    import time
+
+    import numpy as np
+    import torch
+
+    from model.prune.pipelines import config_dict
+
+    xt = data.x_test.T
     torch.save({"hidden": list(hidden), "state_dict": res.model.state_dict(),
                 "dense_state": None if res.dense is None else res.dense.state_dict(),
                 "init_state": res.init_state, "rewind_state": rewind_state,
@@ -129,16 +180,6 @@ def run(args) -> int:
         "history": res.history,
         "files": files + ["report.json"],
         "seconds": round(time.time() - t0, 2),
+        "warnings": warnings,
     }
-    (out / "report.json").write_text(__import__("json").dumps(report, indent=2, sort_keys=True, default=float) + "\n")
-    if args.json:
-        print_json(report)
-    else:
-        acc = report["accuracy"]
-        dense_txt = "n/a (dst)" if acc["float_dense"] is None else f"{acc['float_dense']:.4f}"
-        print(f"held-out accuracy ({report['test_images']} images): float dense {dense_txt}, "
-              f"float pruned {acc['float_pruned']:.4f}, integer {acc['integer']:.4f}, "
-              f"integer+4-bit sharing {acc['integer_shared']:.4f}")
-        print(f"sparsity {res.sparsity['total']:.4f} ({', '.join(f'{k} {v:.3f}' for k, v in res.sparsity.items() if k != 'total')})")
-        print(f"shifts {qnet.shifts}; wrote {out}/ ({len(report['files'])} files)")
-    return 0
+    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=float) + "\n")

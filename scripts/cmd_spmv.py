@@ -9,10 +9,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--weights", required=True, metavar="W.npy", help="(R, C) integer weight matrix")
     parser.add_argument("--input", required=True, metavar="X.npy", help="(C,) vector or (C, B) batch of vectors")
     parser.add_argument("--out", required=True, metavar="Y.npy", help="results, written once they match the golden model")
-    parser.add_argument("--pes", type=int, default=4, metavar="N", help="EIE: processing elements (default 4)")
-    parser.add_argument("--fifo-depth", type=int, default=8, metavar="D", help="EIE: activation queue depth (default 8)")
-    parser.add_argument("--index-bits", type=int, default=4, metavar="B", help="EIE: relative index bits (default 4)")
-    parser.add_argument("--lanes", type=int, default=4, metavar="L", help="2:4/dense: lanes (default 4)")
+    parser.add_argument("--pes", type=int, default=None, metavar="N", help="EIE: processing elements (default 4)")
+    parser.add_argument("--fifo-depth", type=int, default=None, metavar="D", help="EIE: activation queue depth (default 8)")
+    parser.add_argument("--index-bits", type=int, default=None, metavar="B", help="EIE: relative index bits (default 4)")
+    parser.add_argument("--lanes", type=int, default=None, metavar="L", help="2:4/dense: lanes (default 4)")
     parser.add_argument("--weight-bits", type=int, default=8, metavar="BITS", help="weight width (default 8)")
     parser.add_argument("--act-bits", type=int, default=16, metavar="BITS", help="activation width (default 16)")
     parser.add_argument("--shift", type=int, default=None, metavar="S",
@@ -28,7 +28,7 @@ def add_arguments(parser) -> None:
                              "cocotb: the Python testbenches (default on icarus)")
     parser.add_argument("--pacing", type=float, default=1.0, metavar="P",
                         help="probability the input is offered each cycle (default 1.0: full speed)")
-    parser.add_argument("--waves", action="store_true", help="dump waveforms (FST on Verilator, VCD on Icarus)")
+    parser.add_argument("--waves", action="store_true", help="dump waveforms (dump.fst in the run folder, named on stderr and in --json as run_dir)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -45,32 +45,58 @@ def run(args) -> int:
     from verif.native import check_backend
     backend = args.backend or ("native" if args.sim == "verilator" else "cocotb")
     check_backend(backend, args.sim)
+
+    from model.outputs import check_file, check_not_input
+    from scripts.cli import in_option_terms
+
+    check_not_input(args.out, {"--weights": args.weights, "--input": args.input, "--bias": args.bias})
+    check_file(args.out)
+    eie_only, lane_only = ("--pes", "--fifo-depth", "--index-bits"), ("--lanes",)
+    for name in eie_only if args.engine != "eie" else lane_only:
+        if getattr(args, name[2:].replace("-", "_")) is not None:
+            takes = "--lanes" if args.engine != "eie" else "--pes, --fifo-depth and --index-bits"
+            raise SparseFlowError(f"{name} does not apply to --engine {args.engine}, which takes {takes}")
+    defaults = {"pes": 4, "fifo_depth": 8, "index_bits": 4, "lanes": 4}
+    for key, v in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, v)
     w = load_npy(args.weights, "weights")
     x = load_npy(args.input, "input")
     for name, v in (("--pes", args.pes), ("--fifo-depth", args.fifo_depth), ("--index-bits", args.index_bits),
                     ("--lanes", args.lanes)):
         if v < 1:
             raise SparseFlowError(f"{name} must be >= 1, not {v}")
-    requant = Requant(args.shift or 0, args.relu) if (args.shift is not None or args.relu) else None
-    bias, bias_bits = None, None
-    if args.bias is not None:
-        from model.config import clog2
-        bias = load_npy(args.bias, "bias")
-        bias_bits = args.bias_bits if args.bias_bits is not None else (
-            args.weight_bits + args.act_bits + clog2(np.shape(w)[1] if np.ndim(w) == 2 else 1))
-    elif args.bias_bits is not None:
-        raise SparseFlowError("--bias-bits needs --bias")
-    arith = Arith(weight_bits=args.weight_bits, act_bits=args.act_bits, requant=requant, bias_bits=bias_bits)
+    try:
+        requant = Requant(args.shift or 0, args.relu) if (args.shift is not None or args.relu) else None
+        bias, bias_bits = None, None
+        if args.bias is not None:
+            from model.config import clog2
+            bias = load_npy(args.bias, "bias")
+            bias_bits = args.bias_bits if args.bias_bits is not None else (
+                args.weight_bits + args.act_bits + clog2(np.shape(w)[1] if np.ndim(w) == 2 else 1))
+        elif args.bias_bits is not None:
+            raise SparseFlowError("--bias-bits needs --bias")
+        arith = Arith(weight_bits=args.weight_bits, act_bits=args.act_bits, requant=requant, bias_bits=bias_bits)
+    except SparseFlowError as exc:
+        raise in_option_terms(exc) from None
     w = as_int_array(w, "weights", arith.weight_bits, ndim=(2,))
     vector = np.asarray(x).ndim == 1
-    rep = {"engine": args.engine, "sim": args.sim, "backend": backend, "weights": list(w.shape), "input": list(np.shape(x))}
+    rep = {"engine": args.engine, "sim": args.sim, "backend": backend, "weights": list(w.shape),
+           "input": list(np.shape(x))}
     if bias is not None:
         rep["bias_bits"] = bias_bits
+    if sys.stderr.isatty():  # progress for long runs (a 2048 x 2048 matrix takes a minute); stdout stays clean
+        import verif.runner
+        verif.runner.PROGRESS = lambda msg: print(f"sparseflow: {msg}", file=sys.stderr, flush=True)
     try:
         if args.engine == "eie":
             from verif.spmv_eie import run_spmv, size_config
-            cfg = size_config(w, n_pes=args.pes, fifo_depth=args.fifo_depth, index_bits=args.index_bits, arith=arith)
-            r = run_spmv(w, x, cfg, sim=args.sim, pacing=args.pacing, waves=args.waves, bias=bias,
+            try:
+                cfg = size_config(w, n_pes=args.pes, fifo_depth=args.fifo_depth, index_bits=args.index_bits,
+                                  arith=arith)
+            except SparseFlowError as exc:
+                raise in_option_terms(exc) from None
+            r = run_spmv(w, x, cfg, sim=args.sim, pacing=args.pacing, waves=args.waves or None, bias=bias,
                          backend=backend)
             cyc = np.asarray(r["cycles"], dtype=float)
             busy = np.asarray(r["busy"], dtype=float)  # (B, n_pes)
@@ -89,11 +115,14 @@ def run(args) -> int:
                 raise SparseFlowError(f"the {args.engine} engine is not available (verif.spmv_sparse24 is missing)") from None
             rows, cols = w.shape
             p2 = lambda n: 1 << max(0, (int(n) - 1).bit_length())
-            cfg = Sparse24Config(lanes=args.lanes, max_rows=p2(rows),
-                                 arith=Arith(arith.weight_bits, arith.act_bits, max_cols=max(4, p2(cols)),
-                                             requant=requant, bias_bits=bias_bits))
-            r = run24(w, x, cfg, sim=args.sim, dense=args.engine == "dense", pacing=args.pacing, waves=args.waves,
-                      bias=bias, backend=backend)
+            try:
+                cfg = Sparse24Config(lanes=args.lanes, max_rows=p2(rows),
+                                     arith=Arith(arith.weight_bits, arith.act_bits, max_cols=max(4, p2(cols)),
+                                                 requant=requant, bias_bits=bias_bits))
+            except SparseFlowError as exc:
+                raise in_option_terms(exc) from None
+            r = run24(w, x, cfg, sim=args.sim, dense=args.engine == "dense", pacing=args.pacing,
+                      waves=args.waves or None, bias=bias, backend=backend)
             rep.update({"lanes": cfg.lanes, "cycles": r["cycles"], "total_cycles": r.get("total_cycles"),
                         "run_dir": r.get("run_dir")})
     except RuntimeError as exc:  # a simulator failure or a golden-model mismatch: not the user's input

@@ -24,7 +24,8 @@ def add_arguments(p) -> None:
     p.add_argument("--freq", type=float, help="clock constraint in MHz (default: the goal, 50 iCE40 / 100 ECP5)")
     p.add_argument("--sim", choices=("icarus", "verilator", "none"), default="icarus",
                    help="simulate the self-test first to verify it and measure cycles (default icarus)")
-    p.add_argument("--out", help="output folder (default build/synth/<target>-<engine>-<size>-<rows>x<cols>)")
+    p.add_argument("--out", help="output folder: new, empty or one SparseFlow wrote, which is cleared "
+                   "(default build/synth/<target>-<engine>-<size>-<rows>x<cols>)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -46,10 +47,18 @@ def run(args) -> int:
         raise SparseFlowError(f"--fifo-depth is for the EIE array; the {args.engine} engine has no queues")
     if args.freq is not None and not args.freq > 0:
         raise SparseFlowError(f"--freq must be positive, not {args.freq}")
-    r = synthesize(args.engine, size, args.target, rows=args.rows, cols=args.cols, density=args.density,
-                   seed=args.seed, vectors=args.vectors, out=args.out, freq_mhz=args.freq,
-                   sim=None if args.sim == "none" else args.sim, fifo_depth=args.fifo_depth,
-                   pnr_seed=args.pnr_seed)
+    if args.out is not None:  # before the (long) simulation: never replace a folder SparseFlow did not write
+        from model.outputs import check_dir
+        check_dir(args.out)
+    try:
+        r = synthesize(args.engine, size, args.target, rows=args.rows, cols=args.cols, density=args.density,
+                       seed=args.seed, vectors=args.vectors, out=args.out, freq_mhz=args.freq,
+                       sim=None if args.sim == "none" else args.sim, fifo_depth=args.fifo_depth,
+                       pnr_seed=args.pnr_seed)
+    except SparseFlowError as exc:  # name the option the user typed, not the configuration field
+        from scripts.cli import in_option_terms
+        raise in_option_terms(exc, {"rows": "--rows", "cols": "--cols", "density": "--density",
+                                    "vectors": "--vectors", "seed": "--seed"}) from None
     if args.json:
         print_json(r)
         return 0

@@ -26,7 +26,6 @@ from __future__ import annotations
 import importlib
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -250,10 +249,22 @@ def run_flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int =
     Returns the parsed numbers; raises :class:`SparseFlowError` with one line when the design does
     not fit or a tool fails.
     """
+    from model.outputs import claim_dir
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)  # nothing stale survives
-    out_dir.mkdir(parents=True)
+    # Only a folder SparseFlow wrote is cleared (nothing stale survives); anything else is refused.
+    with claim_dir(out_dir, "synth", clear=True, legacy=_legacy_build):
+        return _flow(top, target, out_dir, freq_mhz, seed=seed, timeout=timeout, bitstream=bitstream)
+
+
+def _legacy_build(folder: Path):
+    """A flow folder under this project's build/ written before output markers existed: ours."""
+    from model.outputs import listing
+    build = (ROOT / "build").resolve()
+    return set(listing(folder)) if build in folder.resolve().parents else None
+
+
+def _flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int, timeout: float | None,
+          bitstream: bool) -> dict:
     plat, board_hz = make_platform(target, freq_mhz)
     progress(f"elaborating for {target.board}")
     script_after_synth = "tee -q -o stat.json stat -json"

@@ -94,9 +94,9 @@ def test_emit_sizes_eie_config_to_the_matrix(tmp_path, capsys, weights):
     (lambda d: None, ["--format", "csc"], "no such file"),
     (lambda d: np.save(d / "x.npy", np.eye(2)), ["--format", "csc", "--pes", "4"], "--pes applies only to --format eie"),
     (lambda d: np.save(d / "x.npy", np.eye(2)), ["--format", "bsr", "--block", "4by4"], "block shape must look like"),
-    (lambda d: np.save(d / "x.npy", np.eye(2)), ["--format", "eie", "--pes", "0"], "n_pes must be in 1..256"),
+    (lambda d: np.save(d / "x.npy", np.eye(2)), ["--format", "eie", "--pes", "0"], "--pes must be in 1..256"),
     (lambda d: np.save(d / "x.npy", np.eye(2)), ["--format", "eie", "--codebook", "cb.npy"], "codebook cb.npy"),
-    (lambda d: np.save(d / "x.npy", np.eye(2)), ["--format", "csc", "--weight-bits", "1"], "weight_bits must be in 2..16"),
+    (lambda d: np.save(d / "x.npy", np.eye(2)), ["--format", "csc", "--weight-bits", "1"], "--weight-bits must be in 2..16"),
     (lambda d: np.save(d / "x.npy", np.eye(2)), ["--format", "foo"], "invalid choice: 'foo'"),
 ])
 def test_emit_errors(tmp_path, capsys, setup, argv, msg, monkeypatch):

@@ -163,9 +163,12 @@ def eie_image(tmp_path):
     return out, cfg
 
 
-def edit_manifest(out, fn):
+def edit_manifest(out, fn, seal=True):
+    """Edit the manifest; ``seal`` recomputes its own checksum (to reach the deeper checks)."""
     man = json.loads((out / "manifest.json").read_text())
     fn(man)
+    if seal:
+        images.seal_manifest(man)
     (out / "manifest.json").write_text(json.dumps(man))
 
 
@@ -285,7 +288,7 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         return _real(path, words, width)
 
     monkeypatch.setattr(images, "write_hex", failing)
-    with pytest.raises(OSError):
+    with pytest.raises(SparseFlowError, match=r"img: cannot write \(disk full\)"):  # one line, not a traceback
         images.write_image(out, m, cfg)
     assert list(tmp_path.iterdir()) == []  # neither the image nor a temp folder
     monkeypatch.undo()
@@ -300,7 +303,7 @@ def test_write_refuses_foreign_folder_and_bad_matrix(tmp_path):
     m, cfg = make("csc", np.eye(3, dtype=int))
     (tmp_path / "keep").mkdir()
     (tmp_path / "keep" / "notes.txt").write_text("mine")
-    with pytest.raises(SparseFlowError, match="not a SparseFlow image; not replacing it"):
+    with pytest.raises(SparseFlowError, match="holds notes.txt, which SparseFlow did not write; not replacing it"):
         images.write_image(tmp_path / "keep", m, cfg)
     assert (tmp_path / "keep" / "notes.txt").read_text() == "mine"
     with pytest.raises(SparseFlowError, match="parent folder does not exist"):

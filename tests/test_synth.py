@@ -114,7 +114,7 @@ def _cli(*argv):
     (["--engine", "eie", "--target", "ice40-up5k", "--freq", "-5"], "--freq must be positive"),
     (["--engine", "eie", "--target", "virtex"], "invalid choice"),
     (["--engine", "2:4", "--target", "ice40-up5k", "--fifo-depth", "2"], "--fifo-depth is for the EIE"),
-    (["--engine", "eie", "--target", "ice40-up5k", "--fifo-depth", "0"], "fifo_depth"),
+    (["--engine", "eie", "--target", "ice40-up5k", "--fifo-depth", "0"], "--fifo-depth must be in 1..1024"),
 ])
 def test_cli_bad_input(argv, msg):
     out = _cli(*argv)

@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,10 +46,60 @@ def to_verilog(component, name: str) -> str:
     return verilog.convert(component, name=name, emit_src=False)
 
 
+def _unwritable(path: Path, exc: OSError):
+    from model.errors import SparseFlowError
+    return SparseFlowError(f"build folder {path} cannot be written ({exc.strerror or exc}); "
+                           f"set SPARSEFLOW_BUILD to a writable folder")
+
+
+def _binary(build_dir: Path, sim: str, toplevel: str) -> Path:
+    """What the simulator runs: without it a ``.built`` marker is stale (the build is redone)."""
+    return build_dir / ("sim.vvp" if sim == "icarus" else toplevel)
+
+
+def _check_simulator(sim: str) -> None:
+    exe = "iverilog" if sim == "icarus" else "verilator"
+    if shutil.which(exe, path=os.environ.get("PATH")) is None:
+        from model.errors import SparseFlowError
+        other = "verilator" if sim == "icarus" else "icarus"
+        fix = "apt-get install iverilog (make setup does it as root)" if sim == "icarus" else "make setup"
+        raise SparseFlowError(f"the {sim} simulator ({exe}) is not installed or not on PATH: {fix}, "
+                              f"or use --sim {other}")
+
+
+# Run folders: each simulation gets one; the newest KEEP_RUNS per build (and any younger than
+# KEEP_SECONDS, or still locked by its run) are kept, older ones are removed when a new run starts.
+KEEP_RUNS = 8
+KEEP_SECONDS = 600
+PROGRESS = None  # a callable(str) for progress lines (the CLI sets it when stderr is a terminal)
+
+
+def _clean_runs(runs: Path) -> None:
+    import time
+    try:
+        old = sorted((p for p in runs.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    except OSError:
+        return
+    now = time.time()
+    for p in old[KEEP_RUNS:]:
+        try:
+            if now - p.stat().st_mtime < KEEP_SECONDS:
+                continue
+            with open(p / ".lock", "a") as fh:  # a run still in progress holds its lock
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(p)
+        except OSError:
+            continue
+
+
 @contextmanager
 def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as fh:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path.with_suffix(".lock"), "w")
+    except OSError as exc:
+        raise _unwritable(path.parent, exc) from None
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -63,13 +114,14 @@ def build(component, *, toplevel: str, sim: str, waves: bool | None = None) -> P
         raise SparseFlowError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
     waves = waves_requested(waves)
     apply_tool_env()
+    _check_simulator(sim)
     from cocotb_tools.runner import get_runner
 
     # Converting a design with large memories to Verilog takes seconds; a component that names
     # what determines its Verilog (``build_key``) is converted once per process.
     key = getattr(component, "build_key", None)
     memo = (key, toplevel, sim, waves) if key is not None else None
-    if memo in _BUILT and (_BUILT[memo] / ".built").exists():
+    if memo in _BUILT and (_BUILT[memo] / ".built").exists() and _binary(_BUILT[memo], sim, toplevel).exists():
         component._MustUse__used = True  # deliberately not elaborated again: no UnusedElaboratable
         return _BUILT[memo]
     text = to_verilog(component, toplevel)
@@ -80,12 +132,17 @@ def build(component, *, toplevel: str, sim: str, waves: bool | None = None) -> P
     if memo is not None:
         _BUILT[memo] = build_dir
     with _locked(build_dir):
-        if not done.exists():
-            if build_dir.exists():
-                shutil.rmtree(build_dir)
-            build_dir.mkdir(parents=True)
-            src = build_dir / f"{toplevel}.v"
-            src.write_text(text)
+        if not (done.exists() and _binary(build_dir, sim, toplevel).exists()):  # a damaged cache is rebuilt
+            if PROGRESS:
+                PROGRESS(f"building {toplevel} for {sim} (once per configuration)...")
+            try:
+                if build_dir.exists():
+                    shutil.rmtree(build_dir)
+                build_dir.mkdir(parents=True)
+                src = build_dir / f"{toplevel}.v"
+                src.write_text(text)
+            except OSError as exc:
+                raise _unwritable(build_dir, exc) from None
             build_args = []
             if sim == "icarus":
                 # Yosys' Verilog starts every combinational `always @*` through a register
@@ -140,8 +197,16 @@ def simulate(component, *, toplevel: str, test_module: str, sim: str, case: Path
     from cocotb_tools.runner import get_runner
     from cocotb_tools.check_results import get_results
 
+    _clean_runs(build_dir / "runs")
     run_dir = build_dir / "runs" / uuid.uuid4().hex[:10]
-    run_dir.mkdir(parents=True)
+    try:
+        run_dir.mkdir(parents=True)
+        running = open(run_dir / ".lock", "w")  # held (until this call returns) so no cleanup removes it
+        fcntl.flock(running, fcntl.LOCK_EX)
+    except OSError as exc:
+        raise _unwritable(run_dir.parent, exc) from None
+    if PROGRESS:
+        PROGRESS(f"simulating {toplevel} on {sim} (run folder {run_dir})...")
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     if case is not None:
         env["SPARSEFLOW_CASE"] = str(Path(case).resolve())
@@ -160,7 +225,7 @@ def simulate(component, *, toplevel: str, test_module: str, sim: str, case: Path
     if n_tests == 0 or n_failed:
         raise RuntimeError(f"{sim}: {n_failed} of {n_tests} cocotb tests failed for {toplevel}; log: {log}")
     if waves:
-        print(f"waveforms: {run_dir}")
+        print(f"waveforms: {run_dir}", file=sys.stderr)  # stdout may be --json
     return run_dir
 
 

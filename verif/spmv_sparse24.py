@@ -52,7 +52,7 @@ def check_operands(weights, x, cfg: Sparse24Config, dense: bool = False) -> tupl
 
 
 def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: bool = False,
-             pacing: float = 1.0, waves: bool = False, seed: int = 0, bias=None, backend: str = "cocotb") -> dict:
+             pacing: float = 1.0, waves: bool | None = None, seed: int = 0, bias=None, backend: str = "cocotb") -> dict:
     """Run ``requant(W @ x + bias)`` on the 2:4 engine (or the dense baseline) in ``sim``.
 
     ``weights`` (R, C) integers (2:4-sparse unless ``dense``); ``x`` (C,) or (C, B); ``bias``
@@ -108,7 +108,7 @@ def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: boo
 
 
 def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim: str, toplevel: str,
-                    pacing: float = 1.0, waves: bool = False, seed: int = 0, backend: str = "cocotb") -> dict:
+                    pacing: float = 1.0, waves: bool | None = None, seed: int = 0, backend: str = "cocotb") -> dict:
     """Run :mod:`verif.sparse24_tb` (or the native harness) on ``engine``: send ``program``
     through ``load``, then the columns of ``x`` (cols, B); return the raw results (``y`` as
     (rows, B)), unchecked."""
