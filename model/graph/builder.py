@@ -1,0 +1,106 @@
+"""What the three front ends share: building the chain node by node, BatchNorm folding, refusals."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import SparseFlowError
+from .ir import Conv2d, Graph, Linear, Node, Scale, Softmax
+
+
+def refuse(op: str, name: str, why: str) -> SparseFlowError:
+    """The one-line refusal: ``<op> node '<name>': <why>``."""
+    return SparseFlowError(f"{op} node '{name}': {why}")
+
+
+def fold_bn(layer: Node, gamma, beta, mean, var, eps: float) -> None:
+    """Fold an inference BatchNorm into the Linear / Conv2d ``layer`` in place (float64 maths).
+
+    ``y = gamma * (W x + b - mean) / sqrt(var + eps) + beta`` = ``W' x + b'`` with
+    ``W' = W * s`` (per output row / channel) and ``b' = (b - mean) * s + beta``, ``s = gamma /
+    sqrt(var + eps)``.
+    """
+    c = layer.weight.shape[0]
+    arrs = [np.asarray(a, dtype=np.float64).reshape(-1) for a in (gamma, beta, mean, var)]
+    if any(a.size != c for a in arrs):
+        raise SparseFlowError(f"BatchNorm after {layer.op} '{layer.name}' has {arrs[0].size} channels, "
+                              f"the layer {c}")
+    gamma, beta, mean, var = arrs
+    if np.any(var + eps <= 0):
+        raise SparseFlowError(f"BatchNorm after {layer.op} '{layer.name}': variance + eps is not positive")
+    s = gamma / np.sqrt(var + eps)
+    w = layer.weight.astype(np.float64) * s.reshape((c,) + (1,) * (layer.weight.ndim - 1))
+    b = layer.bias.astype(np.float64) if layer.bias is not None else np.zeros(c)
+    layer.weight = w.astype(np.float32)
+    layer.bias = ((b - mean) * s + beta).astype(np.float32)
+
+
+class Chain:
+    """Nodes appended one by one, each checked against the running shape."""
+
+    def __init__(self, input_shape, what: str):
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.shape = self.input_shape
+        self.nodes: list[Node] = []
+        self.what = what            # "ONNX", "torch.fx", "TorchScript": for messages
+        self._names: set[str] = set()
+
+    def unique(self, name: str) -> str:
+        base, k = name or "node", 1
+        while name in self._names or not name:
+            name = f"{base}_{k}"
+            k += 1
+        return name
+
+    def add(self, node: Node) -> Node:
+        if self.nodes and isinstance(self.nodes[-1], Softmax):
+            last = self.nodes[-1]
+            raise refuse(node.op, node.name, f"follows the softmax '{last.name}': only a final softmax is supported")
+        node.name = self.unique(node.name)
+        self.shape = tuple(int(s) for s in node.out_shape(self.shape))
+        self.nodes.append(node)
+        self._names.add(node.name)
+        return node
+
+    def last_layer(self, op: str, name: str, what: str) -> Node:
+        """The previous node if it is a Linear / Conv2d (for folding BatchNorm or a bias into it)."""
+        prev = self.nodes[-1] if self.nodes else None
+        if not isinstance(prev, (Linear, Conv2d)):
+            after = f"{prev.op} '{prev.name}'" if prev is not None else "the input"
+            raise refuse(op, name, f"{what} must directly follow a Linear/Conv2d layer to be folded, "
+                                   f"but follows {after}")
+        return prev
+
+    def fold_bn(self, op, name, gamma, beta, mean, var, eps):
+        """Fold into the previous Linear/Conv2d, or else keep as a host-side per-channel Scale."""
+        prev = self.nodes[-1] if self.nodes else None
+        if isinstance(prev, (Linear, Conv2d)):
+            fold_bn(prev, gamma, beta, mean, var, eps)
+            return
+        g, b, m, v = (np.asarray(a, dtype=np.float64).reshape(-1) for a in (gamma, beta, mean, var))
+        if np.any(v + eps <= 0):
+            raise refuse(op, name, "variance + eps is not positive")
+        s = g / np.sqrt(v + eps)
+        self.add(Scale(name, s, b - m * s))
+
+    def add_bias(self, op: str, name: str, const) -> None:
+        """Fold a constant added after a layer (MatMul + Add, Conv + Add) into its bias."""
+        layer = self.last_layer(op, name, "a constant add")
+        c = np.asarray(const, dtype=np.float64)
+        n = layer.weight.shape[0]
+        core = c.shape
+        while core and core[0] == 1 and len(core) > (1 if isinstance(layer, Linear) else 3):
+            core = core[1:]
+        if c.size == 1:
+            vec = np.full(n, float(c.reshape(-1)[0]))
+        elif core == ((n,) if isinstance(layer, Linear) else (n, 1, 1)):
+            vec = c.reshape(n)
+        else:
+            raise refuse(op, name, f"adds a constant of shape {c.shape} that is not one value per output "
+                                   f"of {layer.op} '{layer.name}' (a bias)")
+        b = layer.bias.astype(np.float64) if layer.bias is not None else np.zeros(n)
+        layer.bias = (b + vec).astype(np.float32)
+
+    def graph(self, name: str, source: str) -> Graph:
+        if not self.nodes:
+            raise SparseFlowError(f"the {self.what} model has no supported operation between input and output")
+        return Graph(self.input_shape, self.nodes, name=name, source=source)
