@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SparseFlowError
-from .ir import Conv2d, Graph, Linear, Node, Scale, Softmax
+from .ir import Conv2d, Flatten, Graph, Linear, Node, Reshape, Scale, Softmax
+
+BATCH = 0  # the batch in folded shape arithmetic: ONNX Reshape's "copy this dimension"
 
 
 def refuse(op: str, name: str, why: str) -> SparseFlowError:
@@ -104,3 +106,39 @@ class Chain:
         if not self.nodes:
             raise SparseFlowError(f"the {self.what} model has no supported operation between input and output")
         return Graph(self.input_shape, self.nodes, name=name, source=source)
+
+
+def reshape_node(op, nname, target, shape, export_batch=None):
+    """A Reshape to ``target`` (batch included) that keeps the batch, as a Flatten or a Reshape node.
+
+    ``target[0]`` must be :data:`BATCH` (copy the batch), ``-1`` with every other size known, or
+    the batch size the model was exported with (``export_batch``); ``0`` elsewhere copies that
+    dimension (ONNX), ``-1`` is inferred.
+    """
+    total = int(np.prod(shape))
+    if not target:
+        raise refuse(op, nname, "empty target shape")
+    first, rest = target[0], list(target[1:])
+    keeps_batch = first == BATCH or (first == -1 and -1 not in rest) or (export_batch and first == export_batch)
+    if not keeps_batch:
+        raise refuse(op, nname, f"target shape {target} changes the batch dimension (not supported)")
+    full_in = list(shape)
+    res = []
+    for i, s in enumerate(rest):
+        if s == 0:
+            if i >= len(full_in):
+                raise refuse(op, nname, f"target shape {target}: 0 copies a missing dimension")
+            s = full_in[i]
+        res.append(s)
+    if res.count(-1) > 1:
+        raise refuse(op, nname, f"target shape {target} has more than one -1")
+    known = int(np.prod([s for s in res if s != -1])) if res else 1
+    if -1 in res:
+        if known <= 0 or total % known:
+            raise refuse(op, nname, f"cannot reshape (N, {', '.join(map(str, shape))}) to {target}")
+        res[res.index(-1)] = total // known
+    if int(np.prod(res)) != total:
+        raise refuse(op, nname, f"target shape {target} changes the batch dimension (not supported)")
+    if len(res) == 1:
+        return Flatten(nname)
+    return Reshape(nname, tuple(res))

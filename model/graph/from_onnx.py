@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SparseFlowError
-from .builder import Chain, refuse
-from .ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Reshape, Softmax
+from .builder import BATCH, Chain, refuse, reshape_node
+from .ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Softmax
 
 SUPPORTED = ("Gemm", "MatMul", "Add", "Conv", "Relu", "MaxPool", "AveragePool", "GlobalAveragePool", "Flatten",
              "Reshape", "BatchNormalization", "Dropout", "Identity", "Softmax", "LogSoftmax", "Constant",
              "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Cast", "Transpose")
-BATCH = 0  # the batch dimension in folded shape arithmetic: Reshape's "copy this dimension"
 
 
 def load_onnx_model(path):
@@ -304,7 +303,7 @@ def _convert(op, nname, a, ins, consts, chain: Chain, opset, export_batch):
         target = _need_const(op, nname, consts, ins, 1, "shape")
         if a.get("allowzero", 0):
             raise refuse(op, nname, "allowzero=1 is not supported")
-        chain.add(_reshape(op, nname, [int(v) for v in np.asarray(target).reshape(-1)], chain.shape, export_batch))
+        chain.add(reshape_node(op, nname, [int(v) for v in np.asarray(target).reshape(-1)], chain.shape, export_batch))
     elif op == "BatchNormalization":
         if a.get("training_mode", 0):
             raise refuse(op, nname, "training_mode=1 is not supported (inference only)")
@@ -328,37 +327,6 @@ def _convert(op, nname, a, ins, consts, chain: Chain, opset, export_batch):
         chain.add(Softmax(nname, log=op == "LogSoftmax"))
     else:
         raise refuse(op, nname, "operation not supported (supported ops: docs/networks.md)")
-
-
-def _reshape(op, nname, target, shape, export_batch):
-    """A Reshape that keeps the batch dimension, as a Flatten or a Reshape node."""
-    total = int(np.prod(shape))
-    if not target:
-        raise refuse(op, nname, "empty target shape")
-    first, rest = target[0], list(target[1:])
-    keeps_batch = first == BATCH or (first == -1 and -1 not in rest) or (export_batch and first == export_batch)
-    if not keeps_batch:
-        raise refuse(op, nname, f"target shape {target} changes the batch dimension (not supported)")
-    full_in = list(shape)
-    res = []
-    for i, s in enumerate(rest):
-        if s == 0:
-            if i >= len(full_in):
-                raise refuse(op, nname, f"target shape {target}: 0 copies a missing dimension")
-            s = full_in[i]
-        res.append(s)
-    if res.count(-1) > 1:
-        raise refuse(op, nname, f"target shape {target} has more than one -1")
-    known = int(np.prod([s for s in res if s != -1])) if res else 1
-    if -1 in res:
-        if known <= 0 or total % known:
-            raise refuse(op, nname, f"cannot reshape (N, {', '.join(map(str, shape))}) to {target}")
-        res[res.index(-1)] = total // known
-    if int(np.prod(res)) != total:
-        raise refuse(op, nname, f"target shape {target} changes the batch dimension (not supported)")
-    if len(res) == 1:
-        return Flatten(nname)
-    return Reshape(nname, tuple(res))
 
 
 def verify_onnx(model, graph, *, n: int = 4, seed: int = 0, x=None, rtol: float = 1e-4, atol: float = 1e-5):
