@@ -6,10 +6,13 @@ lists, the shape queries and the ``if`` statements of scripted PyTorch code are 
 import (with ``training = False``), and each ``aten::`` operation on the activation becomes a
 node. The operations are those of :mod:`model.graph.from_torch`. A ``.pt`` file written by
 ``torch.save`` (a pickled state dict or module) is refused: it is never unpickled beyond
-``torch.load(weights_only=True)``, used only to say which of the two it is.
+``torch.load(weights_only=True)``, used only to say which of the two it is. A TorchScript file
+does not record its input shape; ``sparseflow zoo`` stores it as the extra file
+``sparseflow.json`` (``{"input_shape": [1, 28, 28]}``), read when no shape is given.
 """
 from __future__ import annotations
 
+import json
 import operator
 import warnings
 import zipfile
@@ -21,6 +24,9 @@ from ..errors import SparseFlowError
 from .builder import BATCH, Chain, refuse, reshape_node
 from .ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Softmax
 from .from_torch import _conv_pads, _N
+
+
+META = "sparseflow.json"  # optional extra file in a TorchScript archive: {"input_shape": [C, H, W]}
 
 
 class _Act:
@@ -58,13 +64,21 @@ def _load_file(path):
     is_script = any(n.endswith("/constants.pkl") or "/code/" in n for n in names)
     if not is_script:
         raise SparseFlowError(_what_pickle(p, torch))
+    extra = {META: ""}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.jit.load(str(p), map_location="cpu")
+            sm = torch.jit.load(str(p), map_location="cpu", _extra_files=extra)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
         raise SparseFlowError(f"{path}: not a readable TorchScript file ({first})") from None
+    meta = {}
+    if extra.get(META):
+        try:
+            meta = json.loads(extra[META])
+        except (ValueError, UnicodeDecodeError):
+            meta = {}
+    return sm, meta if isinstance(meta, dict) else {}
 
 
 def _what_pickle(p: Path, torch) -> str:
@@ -84,7 +98,10 @@ def _what_pickle(p: Path, torch) -> str:
 
 
 def from_torchscript(path, input_shape=None, name: str | None = None):
-    return from_scriptmodule(_load_file(path), input_shape, name or Path(path).stem, source=str(path))
+    sm, meta = _load_file(path)
+    if input_shape is None and meta.get("input_shape"):
+        input_shape = tuple(int(v) for v in meta["input_shape"])
+    return from_scriptmodule(sm, input_shape, name or Path(path).stem, source=str(path))
 
 
 def from_scriptmodule(sm, input_shape=None, name=None, source="torchscript"):
@@ -138,13 +155,7 @@ class _Interp:
             path = self.vpath.get(p.unique())
             if path:
                 return path
-        scope = n.scopeName() if hasattr(n, "scopeName") else ""
-        if scope:
-            parts = [s.split(".", 1)[-1] if s.startswith("__module") else s for s in scope.split("/")]
-            if parts[-1] and parts[-1] != "__module":
-                return parts[-1]
-        outs = list(n.outputs())
-        return outs[0].debugName() if outs else n.kind()
+        return n.kind().split("::", 1)[-1].strip("_")  # made unique by the chain: relu, relu_1, ...
 
     def node(self, n):
         kind = n.kind()
