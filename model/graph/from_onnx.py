@@ -108,7 +108,7 @@ def from_onnx(model, input_shape=None, name: str | None = None):
             consumers.setdefault(t, []).append(n)
     chain = Chain(input_shape, "ONNX")
     cur = inp.name
-    shape_of = {inp.name: None}  # activations whose Shape may be taken (value: None = current shape)
+    act_shapes = {inp.name: chain.shape}  # activation -> its shape (batch excluded), for Shape
 
     for idx, node in enumerate(g.node):
         op = node.op_type
@@ -124,9 +124,9 @@ def from_onnx(model, input_shape=None, name: str | None = None):
             consts[node.output[0]] = _constant(a, op, nname)
             continue
         if op == "Shape":
-            if ins[0] != cur:
-                raise refuse(op, nname, f"takes the shape of '{ins[0]}', not of the current activation")
-            full = np.array([BATCH, *chain.shape], dtype=np.int64)
+            if ins[0] not in act_shapes:
+                raise refuse(op, nname, f"takes the shape of '{ins[0]}', which is not an activation")
+            full = np.array([BATCH, *act_shapes[ins[0]]], dtype=np.int64)
             start, end = a.get("start", 0), a.get("end", None)
             consts[node.output[0]] = full[start:end]
             continue
@@ -152,6 +152,7 @@ def from_onnx(model, input_shape=None, name: str | None = None):
 
         _convert(op, nname, a, ins, consts, chain, opset, export_batch)
         cur = node.output[0]
+        act_shapes[cur] = chain.shape
 
     if g.output[0].name != cur:
         raise SparseFlowError(f"the ONNX output '{g.output[0].name}' is not the end of the chain of operations")

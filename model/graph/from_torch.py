@@ -81,6 +81,8 @@ def from_module(module, input_shape=None, name: str | None = None):
     if isinstance(module, torch.jit.ScriptModule):
         from .from_torchscript import from_scriptmodule
         return from_scriptmodule(module, input_shape, name)
+    if type(module).__module__.startswith("torch.nn.modules") and not isinstance(module, nn.Sequential):
+        module = nn.Sequential(module)  # a single layer: trace it as a leaf (named "0")
     try:
         gm = fx.symbolic_trace(module)
     except Exception as exc:
@@ -99,6 +101,7 @@ def from_module(module, input_shape=None, name: str | None = None):
     chain = Chain(input_shape, "torch.fx")
     cur = placeholders[0]
     env: dict = {}  # fx node -> python value (sizes, constants)
+    shapes = {cur: chain.shape}  # activation node -> its shape (batch excluded)
 
     def val(a):
         if isinstance(a, fx.Node):
@@ -123,29 +126,31 @@ def from_module(module, input_shape=None, name: str | None = None):
         if node.op == "get_attr":
             raise refuse("get_attr", node.name, f"uses the tensor '{node.target}' directly (only layers as "
                                                 f"modules or the functions listed in docs/networks.md)")
-        args = [val(a) for a in node.args]
-        kwargs = {k: val(v) for k, v in node.kwargs.items()}
-        acts = [a for a in list(node.args) + list(node.kwargs.values()) if isinstance(a, fx.Node) and a is cur]
-        others = [a for a in list(node.all_input_nodes) if a is not cur and a not in env]
         fname = _fname(node) if node.op != "call_module" else None
-
-        # size / shape queries on the current activation
-        if node.op in ("call_method", "call_function") and fname in ("size", "getattr") and acts:
-            full = (_N, *chain.shape)
-            if fname == "getattr" and args[1] != "shape":
-                raise refuse("getattr", node.name, f"reads '.{args[1]}' of a tensor (not supported)")
-            dim = args[1] if fname == "size" and len(args) > 1 else kwargs.get("dim")
+        # size / shape queries of an activation (its shape is known at import)
+        if node.op in ("call_method", "call_function") and fname in ("size", "getattr") and node.args \
+                and node.args[0] in shapes:
+            full = (_N, *shapes[node.args[0]])
+            rest = [val(a) for a in node.args[1:]]
+            if fname == "getattr" and rest[0] != "shape":
+                raise refuse("getattr", node.name, f"reads '.{rest[0]}' of a tensor (not supported)")
+            dim = rest[0] if fname == "size" and rest else node.kwargs.get("dim")
             env[node] = full if dim is None else full[dim]
             continue
-        if node.op == "call_function" and fname == "getitem" and not acts:
-            env[node] = args[0][args[1]]
-            continue
+        others = [a for a in list(node.all_input_nodes) if a is not cur and a not in env]
         if others:
             op = type(gm.get_submodule(node.target)).__name__ if node.op == "call_module" else fname
             other = others[0]
             kind = "a residual connection" if fname in ("add", "iadd", "cat", "mul", "sub") else "a branch"
             raise refuse(op, node.name, f"takes '{other.name}', which is not the output of the previous operation "
                                         f"({kind}: only a chain of operations is supported)")
+        args = [val(a) for a in node.args]
+        kwargs = {k: val(v) for k, v in node.kwargs.items()}
+        acts = [a for a in list(node.args) + list(node.kwargs.values()) if isinstance(a, fx.Node) and a is cur]
+
+        if node.op == "call_function" and fname == "getitem" and not acts:
+            env[node] = args[0][args[1]]
+            continue
         if not acts:
             op = fname or node.target
             raise refuse(op, node.name, "computes on constants only (not supported)")
@@ -161,7 +166,9 @@ def from_module(module, input_shape=None, name: str | None = None):
         else:
             _function(chain, fname, node.name, args, kwargs, cur)
         cur = node
+        shapes[cur] = chain.shape
     return chain.graph(name or type(module).__name__, "torch.fx")
+
 
 
 def _module(chain: Chain, mod, name: str, args, kwargs):

@@ -124,6 +124,7 @@ class _Interp:
         self.env: dict = {}
         self.vpath: dict = {}  # value id -> module path of a module / the owner of a parameter
         self.k = 0
+        self.act_shapes: dict = {}
 
     # -- values ---------------------------------------------------------------------------
     def v(self, value):
@@ -175,7 +176,7 @@ class _Interp:
             base = self.vpath.get(ins[0].unique(), "")
             path = f"{base}.{attr}" if base else attr
             is_module = hasattr(val, "_c")
-            self.vpath[outs[0].unique()] = path if is_module else (base or attr)
+            self.vpath[outs[0].unique()] = path if is_module else base
             self.set(outs[0], val)
             return
         if kind in ("prim::ListConstruct", "prim::TupleConstruct"):
@@ -215,7 +216,8 @@ class _Interp:
                 return
             raise refuse(kind, self._name(n), "computes on constants (not supported)")
         if kind in ("aten::size", "aten::dim", "aten::len"):
-            full = [_N, *self._shape()]
+            shape = self._shape() if acts[0].k == 0 else self.act_shapes[acts[0].k]
+            full = [_N, *shape]
             if kind == "aten::dim":
                 self.set(outs[0], len(full))
             elif kind == "aten::size":
@@ -235,6 +237,7 @@ class _Interp:
         self._op(n, kind, vals, ins)
         self.k += 1
         self.cur = self.k
+        self.act_shapes[self.k] = self.chain.shape
         self.set(outs[0], _Act(self.k, outs[0].debugName()))
 
     def _shape(self):
@@ -260,7 +263,7 @@ class _Interp:
         name = self._name(n, [v for v, x in zip(ins[1:3], a[1:3]) if hasattr(x, "shape")])
         if op == "linear":
             chain.add(Linear(name, _np(a[1]), None if a[2] is None else _np(a[2])))
-        elif op in ("conv2d", "_convolution"):
+        elif op in ("conv2d", "_convolution", "_convolution_mode"):
             w, b, stride, pad, dil = a[1], a[2], a[3], a[4], a[5]
             if op == "_convolution":
                 if a[6]:
