@@ -66,17 +66,23 @@ def _same_pads(shape_hw, kernel, stride, mode: str):
 def from_onnx(model, input_shape=None, name: str | None = None):
     """Import an ONNX model (path or ``ModelProto``) as a float :class:`Graph`."""
     import onnx
-    from onnx import TensorProto
 
     src = "onnx"
     if not isinstance(model, onnx.ModelProto):
         src = str(model)
         model = load_onnx_model(model)
     try:
-        onnx.checker.check_model(model)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise SparseFlowError(f"{src}: not a valid ONNX model ({first})") from None
+        return _import(model, input_shape, name, src)
+    except SparseFlowError:
+        raise
+    except Exception as exc:  # a malformed model (missing attribute, wrong arity, ...)
+        first = (str(exc).strip().splitlines() or [""])[0][:120]
+        raise SparseFlowError(f"{src}: malformed ONNX model ({type(exc).__name__}: {first})") from None
+
+
+def _import(model, input_shape, name, src):
+    from onnx import TensorProto
+
     g = model.graph
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
     consts: dict[str, np.ndarray] = {}
@@ -150,7 +156,13 @@ def from_onnx(model, input_shape=None, name: str | None = None):
             if extra and (consumers.get(extra) or any(o.name == extra for o in g.output)):
                 raise refuse(op, nname, f"its second output '{extra}' is used (not supported)")
 
-        _convert(op, nname, a, ins, consts, chain, opset, export_batch)
+        try:
+            _convert(op, nname, a, ins, consts, chain, opset, export_batch)
+        except SparseFlowError:
+            raise
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:120]
+            raise refuse(op, nname, f"malformed ({type(exc).__name__}: {first})") from None
         cur = node.output[0]
         act_shapes[cur] = chain.shape
 
