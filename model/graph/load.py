@@ -11,7 +11,7 @@ def parse_shape(text) -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
-        vals = tuple(int(t) for t in (str(text).replace("x", ",").split(",") if isinstance(text, str) else text)
+        vals = tuple(int(t) for t in (text.split(",") if isinstance(text, str) else text)
                      if str(t).strip())
     except (TypeError, ValueError):
         raise SparseFlowError(f"input shape must be comma-separated positive integers, not {text!r}") from None
