@@ -25,9 +25,13 @@ def _fmt(shape) -> str:
 def _print_table(g, rep) -> None:
     print(f"{g.name} ({g.source}): input (N, {', '.join(map(str, g.input_shape))}) -> "
           f"(N, {', '.join(map(str, g.output_shape))}), {len(g.nodes)} nodes, {g.n_params():,} parameters")
+    _print_rows(rep["nodes"])
+
+
+def _print_rows(nodes) -> None:
     cols = ("#", "layer", "op", "input", "output", "params", "supported", "runs on")
     rows = []
-    for r in rep["nodes"]:
+    for r in nodes:
         where = ", ".join(r["engines"])
         if "matrix" in r:
             where += f"  [{_fmt(r['matrix'])} matrix" + (f" x {r['positions']} positions]" if "positions" in r else "]")
@@ -36,6 +40,26 @@ def _print_table(g, rep) -> None:
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
     for row in (cols, *rows):
         print("  ".join(v.ljust(w) if i in (1, 2, 7) else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths))).rstrip())
+
+
+def _print_refused(exc, as_json: bool) -> None:
+    """What was imported before the refusal, and the refused node (stdout); the error follows on stderr."""
+    chain = getattr(exc, "chain", None)
+    if chain is None or as_json or not (chain.nodes or getattr(exc, "op", None)):
+        return
+    from model.errors import SparseFlowError
+    from model.graph.ir import Graph
+    rows = []
+    if chain.nodes:
+        try:
+            rows = Graph(chain.input_shape, list(chain.nodes), name="partial").table()
+        except SparseFlowError:
+            return
+    if getattr(exc, "op", None):
+        rows.append({"index": len(rows), "name": exc.node, "op": exc.op, "input_shape": list(chain.shape),
+                     "output_shape": ["?"], "params": 0, "supported": False, "engines": ["-"]})
+    print(f"imported up to the refused node (input (N, {', '.join(map(str, chain.input_shape))})):")
+    _print_rows(rows)
 
 
 def run(args) -> int:
@@ -53,7 +77,11 @@ def run(args) -> int:
         raise SparseFlowError("--out needs --input")
     if args.input and not args.out:
         raise SparseFlowError("--input needs --out (where to write the outputs)")
-    g = load_model(args.model, args.input_shape)
+    try:
+        g = load_model(args.model, args.input_shape)
+    except SparseFlowError as exc:
+        _print_refused(exc, args.json)
+        raise
     rep = {"name": g.name, "source": g.source, "input_shape": list(g.input_shape),
            "output_shape": list(g.output_shape), "params": g.n_params(), "nodes": g.table()}
     if args.input:

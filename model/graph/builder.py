@@ -1,6 +1,8 @@
 """What the three front ends share: building the chain node by node, BatchNorm folding, refusals."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..errors import SparseFlowError
@@ -9,9 +11,23 @@ from .ir import Conv2d, Flatten, Graph, Linear, Node, Reshape, Scale, Softmax
 BATCH = 0  # the batch in folded shape arithmetic: ONNX Reshape's "copy this dimension"
 
 
+_current = threading.local()  # the chain being built (what ``inspect`` shows of a refused model)
+
+
 def refuse(op: str, name: str, why: str) -> SparseFlowError:
-    """The one-line refusal: ``<op> node '<name>': <why>``."""
-    return SparseFlowError(f"{op} node '{name}': {why}")
+    """The one-line refusal: ``<op> node '<name>': <why>`` (``.op``, ``.node`` set for tools)."""
+    exc = SparseFlowError(f"{op} node '{name}': {why}")
+    exc.op, exc.node = op, name
+    return exc
+
+
+def last_chain():
+    """The chain the latest import built before it stopped (or None)."""
+    return getattr(_current, "chain", None)
+
+
+def reset_chain():
+    _current.chain = None
 
 
 def fold_bn(layer: Node, gamma, beta, mean, var, eps: float) -> None:
@@ -45,6 +61,7 @@ class Chain:
         self.nodes: list[Node] = []
         self.what = what            # "ONNX", "torch.fx", "TorchScript": for messages
         self._names: set[str] = set()
+        _current.chain = self
 
     def unique(self, name: str) -> str:
         base, k = name or "node", 1

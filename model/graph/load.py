@@ -21,6 +21,19 @@ def parse_shape(text) -> tuple[int, ...] | None:
 
 
 def load_model(model, input_shape=None, *, name: str | None = None, check: bool = True):
+    """See :func:`_load`; a refusal carries ``.chain``: the nodes imported before it (or None)."""
+    from .builder import last_chain, reset_chain
+    reset_chain()
+    try:
+        return _load(model, input_shape, name=name, check=check)
+    except SparseFlowError as exc:
+        exc.chain = last_chain()
+        raise
+    finally:
+        reset_chain()
+
+
+def _load(model, input_shape=None, *, name: str | None = None, check: bool = True):
     """Import a network as a float :class:`~model.graph.ir.Graph`.
 
     ``model``: a ``torch.nn.Module`` (traced with ``torch.fx``; a ``ScriptModule`` is
