@@ -15,6 +15,8 @@ def add_arguments(parser) -> None:
                         help="input shape without the batch, when the file does not fix it")
     parser.add_argument("--input", default=None, metavar="X.npy", help="inputs (N, ...) to run through the float graph")
     parser.add_argument("--out", default=None, metavar="Y.npy", help="where to write the float outputs (with --input)")
+    parser.add_argument("--no-check", action="store_true",
+                        help="ONNX: skip the cross-check of the imported graph against onnxruntime")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
@@ -78,7 +80,7 @@ def run(args) -> int:
     if args.input and not args.out:
         raise SparseFlowError("--input needs --out (where to write the outputs)")
     try:
-        g = load_model(args.model, args.input_shape)
+        g = load_model(args.model, args.input_shape, check=not args.no_check)
     except SparseFlowError as exc:
         _print_refused(exc, args.json)
         raise

@@ -363,9 +363,14 @@ def verify_onnx(model, graph, *, n: int = 4, seed: int = 0, x=None, rtol: float 
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    ref = sess.run(None, {name: np.asarray(x, dtype=np.float32)})[0]
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        name = sess.get_inputs()[0].name
+        ref = sess.run(None, {name: np.asarray(x, dtype=np.float32)})[0]
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise SparseFlowError(f"onnxruntime cannot run the model to cross-check the import ({first}); "
+                              f"import without the check: --no-check / load_model(..., check=False)") from None
     ours = evaluate(graph, x)
     if ref.shape != ours.shape:
         raise SparseFlowError(f"the imported graph gives shape {ours.shape}, onnxruntime {ref.shape}")

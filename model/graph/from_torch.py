@@ -28,6 +28,7 @@ class _Batch:
 
 
 _N = _Batch()
+_SCALAR = (operator.getitem, operator.mul, operator.add, operator.sub, operator.floordiv, operator.neg)
 _DROPPED = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Identity")
 
 
@@ -148,8 +149,11 @@ def from_module(module, input_shape=None, name: str | None = None):
         kwargs = {k: val(v) for k, v in node.kwargs.items()}
         acts = [a for a in list(node.args) + list(node.kwargs.values()) if isinstance(a, fx.Node) and a is cur]
 
-        if node.op == "call_function" and fname == "getitem" and not acts:
-            env[node] = args[0][args[1]]
+        if node.op == "call_function" and not acts and node.target in _SCALAR:
+            if any(a is _N for a in args):  # arithmetic on the batch size
+                raise refuse(fname, node.name, "computes with the batch size (not supported: keep it as "
+                                               "x.size(0) or -1 in view/reshape)")
+            env[node] = node.target(*args)
             continue
         if not acts:
             op = fname or node.target

@@ -240,6 +240,10 @@ class AvgPool2d(Node):
         self.count_include_pad = bool(self.count_include_pad)
         if min(self.kernel) < 1 or min(self.stride) < 1:
             raise SparseFlowError(f"AvgPool2d node '{self.name}': kernel and stride must be >= 1")
+        t, l, b, r = self.padding
+        if max(t, b) >= self.kernel[0] or max(l, r) >= self.kernel[1]:
+            raise SparseFlowError(f"AvgPool2d node '{self.name}': padding {self.padding} must be smaller than "
+                                  f"the kernel {self.kernel}")
 
     @property
     def is_global(self) -> bool:
