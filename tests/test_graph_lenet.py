@@ -31,10 +31,9 @@ def test_mnist_split_is_fixed_and_stratified():
     assert d["x_train"].dtype == np.float32 and d["y_train"].dtype == np.int64
     assert 0.0 <= d["x_train"].min() and d["x_train"].max() <= 1.0
     assert np.bincount(d["y_train"]).tolist() == [400] * 10 and np.bincount(d["y_test"]).tolist() == [100] * 10
-    load_mnist.cache_clear()
-    d2 = load_mnist()
-    for k in d:
-        np.testing.assert_array_equal(d[k], d2[k])
+    # the split is fixed (seed 0): the same first labels on every machine
+    assert d["y_test"][:12].tolist() == [6, 3, 0, 8, 8, 3, 0, 0, 7, 8, 5, 8]
+    assert d["y_train"][:12].tolist() == [6, 0, 5, 4, 9, 9, 8, 3, 1, 2, 2, 0]
     # no test image is also a training image
     tr = {a.tobytes() for a in d["x_train"]}
     assert not any(a.tobytes() in tr for a in d["x_test"])
