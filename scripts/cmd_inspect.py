@@ -36,7 +36,8 @@ def _print_rows(nodes) -> None:
     for r in nodes:
         where = ", ".join(r["engines"])
         if "matrix" in r:
-            where += f"  [{_fmt(r['matrix'])} matrix" + (f" x {r['positions']} positions]" if "positions" in r else "]")
+            pad = f" (2:4: {r['cols_2:4']} cols)" if "cols_2:4" in r else ""
+            where += f"  [{_fmt(r['matrix'])} matrix{pad}" + (f" x {r['positions']} positions]" if "positions" in r else "]")
         rows.append((str(r["index"]), r["name"], r["op"], _fmt(r["input_shape"]), _fmt(r["output_shape"]),
                      str(r["params"]), "yes" if r["supported"] else "no", where))
     widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]

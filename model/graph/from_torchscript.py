@@ -92,8 +92,12 @@ def _what_pickle(p: Path, torch) -> str:
             return (f"{p}: a pickled PyTorch object (torch.save of a module?) is refused: unpickling it could run "
                     f"arbitrary code; save the model with torch.jit.trace/script(...).save() or export it to ONNX")
         return f"{p}: not a TorchScript, ONNX or PyTorch file"
-    kind = "a state dict (weights without the network)" if isinstance(obj, dict) else f"a pickled {type(obj).__name__}"
-    return (f"{p}: {kind} written by torch.save, not a TorchScript file: save the model with "
+    import torch as _t
+    if isinstance(obj, dict) and obj and all(isinstance(v, _t.Tensor) for v in obj.values()):
+        kind = "a state dict (weights without the network) written by torch.save"
+    else:
+        kind = f"a pickled {type(obj).__name__}"
+    return (f"{p}: {kind}, not a TorchScript file: save the model with "
             f"torch.jit.trace/script(...).save() or export it to ONNX")
 
 

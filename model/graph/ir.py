@@ -409,6 +409,8 @@ class Graph:
                 m = n.matrix()
                 row["matrix"] = list(m.shape)
                 row["bias"] = n.bias is not None
+                if m.shape[1] % 4:  # 2:4 groups four inputs: the compiler pads the columns with zeros
+                    row["cols_2:4"] = -(-m.shape[1] // 4) * 4
                 if isinstance(n, Conv2d):
                     row["positions"] = int(so[1] * so[2])  # matrix x vector products per image
             rows.append(row)

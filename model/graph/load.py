@@ -69,7 +69,9 @@ def _load(model, input_shape=None, *, name: str | None = None, check: bool = Tru
         raise SparseFlowError(f"{model}: no such file")
     with open(p, "rb") as f:
         head = f.read(4)
-    if p.suffix.lower() == ".onnx" or (head[:2] != b"PK" and p.suffix.lower() not in (".pt", ".pth", ".ts", ".jit")):
+    torch_like = head[:2] == b"PK" or head[:1] == b"\x80" or \
+        p.suffix.lower() in (".pt", ".pth", ".ts", ".jit", ".pkl", ".pickle")  # zip (torch) or pickle
+    if p.suffix.lower() == ".onnx" or not torch_like:
         from .from_onnx import from_onnx, load_onnx_model, verify_onnx
         proto = load_onnx_model(p)
         g = from_onnx(proto, input_shape, name or p.stem)
