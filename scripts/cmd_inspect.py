@@ -66,7 +66,6 @@ def _print_refused(exc, as_json: bool) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
 
     import numpy as np
 
