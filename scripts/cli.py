@@ -14,7 +14,7 @@ import sys
 
 from model.errors import SparseFlowError
 
-COMMANDS = ["prune", "emit", "decode", "spmv", "synth", "bench", "demo"]
+COMMANDS = ["prune", "emit", "decode", "spmv", "synth", "bench", "demo", "data", "zoo", "inspect"]
 
 
 class _Parser(argparse.ArgumentParser):

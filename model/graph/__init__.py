@@ -1,0 +1,14 @@
+"""Your own network: a small graph IR, its NumPy float evaluator and the front ends.
+
+``load_model(path_or_module, input_shape=None) -> Graph`` is the one entry point: an
+``nn.Module`` (traced with ``torch.fx``), an ``.onnx`` file or a TorchScript ``.pt`` file. See
+``docs/networks.md`` for what is supported and what is refused.
+"""
+from .ir import (ENGINES, AvgPool2d, Conv2d, Flatten, Graph, Linear, MaxPool2d, Node, ReLU, Reshape, Scale,
+                 Softmax)
+from .evaluate import evaluate
+from .lower import conv_matrix, im2col
+from .load import load_model
+
+__all__ = ["ENGINES", "AvgPool2d", "Conv2d", "Flatten", "Graph", "Linear", "MaxPool2d", "Node", "ReLU", "Reshape",
+           "Scale", "Softmax", "evaluate", "conv_matrix", "im2col", "load_model"]
