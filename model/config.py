@@ -14,7 +14,16 @@ Arithmetic (the contract the RTL must meet bit for bit, see ``model.reference``)
 * the output stage, when ``requant`` is set, applies ReLU (optional), then an arithmetic right
   shift by ``shift`` that rounds half up (``(acc + 2**(shift-1)) >> shift``), then saturates to
   the signed ``act_bits`` range: that is the activation the next layer consumes. Without
-  ``requant`` the raw accumulator is the result.
+  ``requant`` the raw accumulator is the result;
+* optional per-row bias (``bias_bits`` set; ``None``, the default, builds no bias hardware and
+  changes nothing): row ``i``'s signed ``bias_bits`` bias ``b_i`` is added to its sum in the
+  output stage, before ReLU and the shift: ``y_i = requant(sum_j W_ij x_j + b_i)``. Sizing
+  rule: a ``p``-bit plus a ``q``-bit signed value fits ``max(p, q) + 1`` bits, so with a bias
+  ``acc_bits`` must be at least ``max(weight_bits + act_bits + ceil(log2(max_cols)),
+  bias_bits) + 1`` (one bit more than without, for any bias up to the products' sum width),
+  and ``W @ x + b`` never wraps either. The engines keep the biases in a ``max_rows``-word
+  memory written through their ``load`` port (a bias word kind) and read it beside each
+  result; a job without a bias loads zeros.
 """
 from __future__ import annotations
 
@@ -62,15 +71,30 @@ class Arith:
     acc_bits: int | None = None  # None: the smallest width that cannot overflow
     max_cols: int = 1024
     requant: Requant | None = None
+    bias_bits: int | None = None  # None: no bias; else signed per-row bias width (see above)
 
     def __post_init__(self):
         _check_int("weight_bits", self.weight_bits, 2, 16)
         _check_int("act_bits", self.act_bits, 2, 32)
         _check_int("max_cols", self.max_cols, 1)
-        need = self.weight_bits + self.act_bits + clog2(self.max_cols)
+        need = self.sum_bits
+        if self.bias_bits is not None:
+            _check_int("bias_bits", self.bias_bits, 2, 63)
+            need = max(need, self.bias_bits) + 1
         if self.acc_bits is None:
             object.__setattr__(self, "acc_bits", need)
         _check_int("acc_bits", self.acc_bits, need, 64)
+
+    @property
+    def sum_bits(self) -> int:
+        """Width that holds any sum of ``max_cols`` products (``acc_bits`` without a bias)."""
+        return self.weight_bits + self.act_bits + clog2(self.max_cols)
+
+    @property
+    def bias_range(self) -> tuple[int, int]:
+        if self.bias_bits is None:
+            raise SparseFlowError("the configuration has no bias (Arith.bias_bits is None)")
+        return -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
 
     @property
     def weight_range(self) -> tuple[int, int]:

@@ -12,6 +12,10 @@ For one layer (integer weights ``W``, a sample of its input activations) and an 
 * ``dense``: the same schedule with ``cols/2`` pair cycles per block; memory = ``weight_bits``
   per weight.
 
+A per-row bias (``Arith.bias_bits``) costs no cycle on any engine (it is read beside each
+result and added in the output stage) and the same ``rows x bias_bits`` memory on each, so it
+does not change the choice and is left out.
+
 The 2:4/dense cycle counts are a first-order model (input + compute + a small pipeline fill);
 the demo prints them next to the RTL's counters so their error is visible.
 :func:`choose` takes the fewest cycles, then the least memory.

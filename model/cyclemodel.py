@@ -27,6 +27,10 @@ It replays the array's timing rules non-zero by non-zero instead of cycle by cyc
   ``total_cycles`` adds ``rows + 1`` read-out cycles when results are taken at once and the
   previous vector's read-out (which overlaps this vector's compute) is already over.
 
+A per-row bias (``Arith.bias_bits``) changes none of this: the read-out reads it in the same
+cycle as each accumulator and the requantizer adds it (``docs/eie.md#bias``); only the load
+stream grows by one word per row, and loads are not counted.
+
 Also the two yardsticks: the ideal bound (the non-zero weights met by non-zero activations,
 spread perfectly over the PEs) and load-balance efficiency = ideal / actual.
 """

@@ -15,6 +15,9 @@ and sha256. The layouts (see ``docs/formats.md``):
   ``g`` of row ``r`` at address ``r * cols / 4 + g``.
 * ``csc``/``csr``: ``data.hex``, ``indices.hex``, ``indptr.hex``; ``bsr`` the same, ``data``
   holding each block row-major.
+* any format, when written with a bias (the configuration's ``arith.bias_bits`` set):
+  ``bias.hex``, one signed ``bias_bits`` word per row, listed with its checksum like the rest;
+  :attr:`Image.bias` gives it back (``None`` for an image without one).
 
 :func:`write_image` writes into a temporary sibling folder and renames it into place, so an
 image is never partial. :func:`load_image` checks everything (files, line counts, hex digits,
@@ -43,10 +46,11 @@ from .formats.bsr import BSRMatrix
 from .formats.csc import CSMatrix
 from .formats.eie import EIEMatrix
 from .formats.nm import NMMatrix
-from .reference import as_int_array
+from .reference import as_int_array, check_bias
 
 VERSION = 1
 MANIFEST = "manifest.json"
+BIAS_FILE = "bias.hex"
 FORMATS = ("csc", "csr", "bsr", "eie", "2:4")
 
 # ----------------------------------------------------------------------------------------------
@@ -200,6 +204,10 @@ def _weight_bits(cfg) -> int:
     return cfg.weight_bits if isinstance(cfg, Arith) else cfg.arith.weight_bits
 
 
+def _arith(cfg) -> Arith:
+    return cfg if isinstance(cfg, Arith) else cfg.arith
+
+
 def _check_matrix(fmt: str, m, cfg) -> None:
     """Raise unless ``m`` is canonical (what the encoder produces) and fits ``cfg``."""
     wb = _weight_bits(cfg)
@@ -322,18 +330,20 @@ def _prepare_out(out: Path) -> None:
             raise SparseFlowError(f"{out} exists and is not a SparseFlow image; not replacing it")
 
 
-def write_image(out, matrix, cfg) -> dict:
+def write_image(out, matrix, cfg, bias=None) -> dict:
     """Write ``matrix`` (an encoder's output for ``cfg``) as an image folder ``out``; return the manifest.
 
     ``cfg``: ``EIEConfig`` for :class:`EIEMatrix`, ``Sparse24Config`` for :class:`NMMatrix`,
-    ``Arith`` for CSC/CSR/BSR. An existing image (or empty folder) at ``out`` is replaced
-    atomically; anything else there is an error.
+    ``Arith`` for CSC/CSR/BSR. ``bias``: ``None`` or one signed ``bias_bits`` integer per row
+    (the configuration must set ``bias_bits``), written as ``bias.hex``. An existing image (or
+    empty folder) at ``out`` is replaced atomically; anything else there is an error.
     """
     out = Path(out)
     fmt = _format_of(matrix)
     if not isinstance(cfg, _CFG_OF[fmt]):
         raise SparseFlowError(f"a {fmt} image needs a {_CFG_OF[fmt].__name__}, not {type(cfg).__name__}")
     _check_matrix(fmt, matrix, cfg)
+    bias = check_bias(bias, int(matrix.shape[0]), _arith(cfg))
     _prepare_out(out)
     manifest = {"sparseflow_image": VERSION, "format": fmt, "shape": [int(s) for s in matrix.shape],
                 "config": config_to_dict(cfg)}
@@ -341,7 +351,10 @@ def write_image(out, matrix, cfg) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
         files = {}
-        for name, (words, width, _signed) in _memories(fmt, matrix, cfg).items():
+        mems = _memories(fmt, matrix, cfg)
+        if bias is not None:
+            mems[BIAS_FILE] = (bias, _arith(cfg).bias_bits, True)
+        for name, (words, width, _signed) in mems.items():
             digest = write_hex(tmp / name, words, width)
             files[name] = {"words": int(len(words)), "width": int(width), "sha256": digest}
         manifest["files"] = files
@@ -373,13 +386,15 @@ def _replace_dir(tmp: Path, out: Path) -> None:
 
 @dataclass
 class Image:
-    """A loaded image: ``matrix`` is what the format's encoder returns for ``config``."""
+    """A loaded image: ``matrix`` is what the format's encoder returns for ``config``;
+    ``bias`` the per-row bias (int64) when the image has ``bias.hex``, else ``None``."""
 
     path: Path
     format: str
     config: Arith | EIEConfig | Sparse24Config
     matrix: CSMatrix | BSRMatrix | EIEMatrix | NMMatrix
     manifest: dict
+    bias: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -495,6 +510,13 @@ def load_image(path, expect=None, format: str | None = None) -> Image:
         raise SparseFlowError(f"{MANIFEST}: a {fmt} image needs a {_CFG_OF[fmt].__name__} config")
     rows, cols = _int_list(man, "shape", 2)
     wb = _weight_bits(cfg)
+    full = man
+    files = man.get("files")
+    has_bias = isinstance(files, dict) and BIAS_FILE in files
+    if has_bias:  # the format's readers see the matrix files only
+        if _arith(cfg).bias_bits is None:
+            raise SparseFlowError(f"{MANIFEST}: {BIAS_FILE} is listed but the configuration has no bias_bits")
+        man = dict(man, files={k: v for k, v in files.items() if k != BIAS_FILE})
 
     if fmt in ("csc", "csr"):
         nnz = _field(man, "nnz", int, "an integer")
@@ -540,9 +562,15 @@ def load_image(path, expect=None, format: str | None = None) -> Image:
         _expect_same("nnz", man.get("nnz"), int(np.count_nonzero(m.values)), "the data")
     if fmt in ("csc", "csr"):
         _expect_same("nnz", nnz, m.nnz, "the data")
+    bias = None
+    if has_bias:
+        bb = _arith(cfg).bias_bits
+        bias = _Reader(path, {"files": {BIAS_FILE: files[BIAS_FILE]}}, {BIAS_FILE}).read(BIAS_FILE, bb, rows, signed=True)
     if expect is not None:
         check_compatible(fmt, m, cfg, expect)
-    return Image(path, fmt, cfg, m, man)
+        if bias is not None:
+            _wrap(check_bias, bias, rows, _arith(expect), where=BIAS_FILE)
+    return Image(path, fmt, cfg, m, full, bias)
 
 
 def _wrap(fn, *args, where: str | None = None):

@@ -51,10 +51,29 @@ def check_spmv_operands(weights, x, arith: Arith) -> tuple[np.ndarray, np.ndarra
     return w, a
 
 
-def matvec(weights: np.ndarray, x: np.ndarray, arith: Arith) -> np.ndarray:
-    """Raw accumulator ``W @ x`` (exact; the configuration guarantees it fits ``acc_bits``)."""
+def check_bias(bias, rows: int, arith: Arith) -> np.ndarray | None:
+    """Validate a per-row bias for a ``rows``-row matrix (``None``: no bias); return it as int64.
+
+    One-line :class:`SparseFlowError` when the configuration has no bias (``bias_bits`` unset),
+    or the bias is not a 1-D vector of ``rows`` signed ``bias_bits`` integers.
+    """
+    if bias is None:
+        return None
+    if arith.bias_bits is None:
+        raise SparseFlowError("a bias was given but the configuration has none (set Arith.bias_bits)")
+    b = as_int_array(bias, "bias", arith.bias_bits, ndim=(1,))
+    if b.shape[0] != rows:
+        raise SparseFlowError(f"bias has {b.shape[0]} entries but the weights have {rows} rows")
+    return b
+
+
+def matvec(weights: np.ndarray, x: np.ndarray, arith: Arith, bias=None) -> np.ndarray:
+    """Raw accumulator ``W @ x (+ bias)`` (exact; the configuration guarantees it fits ``acc_bits``)."""
     w, a = check_spmv_operands(weights, x, arith)
+    b = check_bias(bias, w.shape[0], arith)
     acc = w @ a
+    if b is not None:
+        acc = acc + (b if a.ndim == 1 else b[:, None])
     lo, hi = arith.acc_range
     assert acc.min(initial=0) >= lo and acc.max(initial=0) <= hi, "acc_bits sizing rule broken"
     return acc
@@ -73,6 +92,9 @@ def requantize(acc: np.ndarray, arith: Arith) -> np.ndarray:
     return np.clip(y, lo, hi)
 
 
-def layer(weights: np.ndarray, x: np.ndarray, arith: Arith) -> np.ndarray:
-    """One engine pass: ``requantize(W @ x)``: exactly what a result stream carries."""
-    return requantize(matvec(weights, x, arith), arith)
+def layer(weights: np.ndarray, x: np.ndarray, arith: Arith, bias=None) -> np.ndarray:
+    """One engine pass: ``requantize(W @ x + bias)``: exactly what a result stream carries.
+
+    ``bias``: ``None`` or one signed ``arith.bias_bits`` integer per row (see ``model.config``).
+    """
+    return requantize(matvec(weights, x, arith, bias), arith)

@@ -7,6 +7,7 @@ HELP = "decode a memory image (hex files + manifest.json) back to a dense .npy m
 def add_arguments(parser) -> None:
     parser.add_argument("image", metavar="DIR", help="image folder written by `sparseflow emit`")
     parser.add_argument("--out", required=True, metavar="W.npy", help="dense matrix to write")
+    parser.add_argument("--bias-out", default=None, metavar="B.npy", help="write the image's per-row bias (int64)")
     parser.add_argument("--json", action="store_true", help="print a JSON report")
 
 
@@ -28,10 +29,16 @@ def run(args) -> int:
     from scripts.npyio import save_npy
 
     img = load_image(args.image)
+    if args.bias_out is not None and img.bias is None:
+        raise SparseFlowError(f"{args.image}: the image has no bias (no bias.hex)")
     dense = img.dense().astype(_dtype(img))
     out = save_npy(args.out, dense)
+    if args.bias_out is not None:
+        save_npy(args.bias_out, img.bias)
     rep = {"format": img.format, "image": str(args.image), "out": str(out), "shape": list(dense.shape),
            "nnz": int(np.count_nonzero(dense)), "dtype": str(dense.dtype)}
+    if img.bias is not None:
+        rep["bias"] = args.bias_out
     if args.json:
         print_json(rep)
     else:

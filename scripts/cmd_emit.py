@@ -17,6 +17,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--codebook", default=None, metavar="CB.npy",
                         help="eie: 2**k shared weights (entry 0 = 0); the matrix then holds codebook indices")
     parser.add_argument("--block", default=None, metavar="RxC", help="bsr: block shape (default 4x4)")
+    parser.add_argument("--bias", default=None, metavar="B.npy",
+                        help="(R,) integer per-row bias, written as bias.hex (listed in the manifest)")
+    parser.add_argument("--bias-bits", type=int, default=None, metavar="B",
+                        help="with --bias: signed bias width (default weight bits + 16 + ceil(log2 C))")
     parser.add_argument("--json", action="store_true", help="print a JSON report")
 
 
@@ -30,6 +34,11 @@ def _config(args, shape):
         if getattr(args, opt) is not None and fmt not in fmts:
             raise SparseFlowError(f"--{opt.replace('_', '-')} applies only to --format {fmts[0]}")
     akw = {} if args.weight_bits is None else {"weight_bits": args.weight_bits}
+    if getattr(args, "bias", None) is not None:  # the products' sum width unless given
+        akw["bias_bits"] = (args.bias_bits if args.bias_bits is not None
+                            else Arith(max_cols=max(4 if fmt == "2:4" else 1, cols), **akw).sum_bits)
+    elif getattr(args, "bias_bits", None) is not None:
+        raise SparseFlowError("--bias-bits needs --bias")
     if fmt == "2:4":
         return Sparse24Config(arith=Arith(max_cols=max(4, -(-cols // 4) * 4), **akw), max_rows=max(rows, 1))
     arith = Arith(max_cols=max(cols, 1), **akw)
@@ -98,7 +107,8 @@ def run(args) -> int:
     from scripts.npyio import load_npy
     weights = load_npy(args.weights, "weights")
     matrix, cfg = emit(weights, args)
-    manifest = write_image(args.out, matrix, cfg)
+    bias = load_npy(args.bias, "bias") if args.bias is not None else None
+    manifest = write_image(args.out, matrix, cfg, bias=bias)
     rep = report(manifest, args.out)
     if args.json:
         print_json(rep)

@@ -18,6 +18,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--shift", type=int, default=None, metavar="S",
                         help="requantize: round-half-up right shift, saturate to act-bits")
     parser.add_argument("--relu", action="store_true", help="requantize with ReLU")
+    parser.add_argument("--bias", default=None, metavar="B.npy",
+                        help="(R,) integer per-row bias, added before ReLU and the shift (bias hardware)")
+    parser.add_argument("--bias-bits", type=int, default=None, metavar="BITS",
+                        help="with --bias: signed bias width (default weight + act bits + ceil(log2 C))")
     parser.add_argument("--sim", choices=["icarus", "verilator"], default="verilator", help="simulator (default verilator)")
     parser.add_argument("--backend", choices=["native", "cocotb"], default=None,
                         help="native: compiled Verilator harness, no Python per cycle (default on verilator); "
@@ -48,15 +52,26 @@ def run(args) -> int:
         if v < 1:
             raise SparseFlowError(f"{name} must be >= 1, not {v}")
     requant = Requant(args.shift or 0, args.relu) if (args.shift is not None or args.relu) else None
-    arith = Arith(weight_bits=args.weight_bits, act_bits=args.act_bits, requant=requant)
+    bias, bias_bits = None, None
+    if args.bias is not None:
+        from model.config import clog2
+        bias = load_npy(args.bias, "bias")
+        bias_bits = args.bias_bits if args.bias_bits is not None else (
+            args.weight_bits + args.act_bits + clog2(np.shape(w)[1] if np.ndim(w) == 2 else 1))
+    elif args.bias_bits is not None:
+        raise SparseFlowError("--bias-bits needs --bias")
+    arith = Arith(weight_bits=args.weight_bits, act_bits=args.act_bits, requant=requant, bias_bits=bias_bits)
     w = as_int_array(w, "weights", arith.weight_bits, ndim=(2,))
     vector = np.asarray(x).ndim == 1
     rep = {"engine": args.engine, "sim": args.sim, "backend": backend, "weights": list(w.shape), "input": list(np.shape(x))}
+    if bias is not None:
+        rep["bias_bits"] = bias_bits
     try:
         if args.engine == "eie":
             from verif.spmv_eie import run_spmv, size_config
             cfg = size_config(w, n_pes=args.pes, fifo_depth=args.fifo_depth, index_bits=args.index_bits, arith=arith)
-            r = run_spmv(w, x, cfg, sim=args.sim, pacing=args.pacing, waves=args.waves, backend=backend)
+            r = run_spmv(w, x, cfg, sim=args.sim, pacing=args.pacing, waves=args.waves, bias=bias,
+                         backend=backend)
             cyc = np.asarray(r["cycles"], dtype=float)
             busy = np.asarray(r["busy"], dtype=float)  # (B, n_pes)
             rep.update({
@@ -76,9 +91,9 @@ def run(args) -> int:
             p2 = lambda n: 1 << max(0, (int(n) - 1).bit_length())
             cfg = Sparse24Config(lanes=args.lanes, max_rows=p2(rows),
                                  arith=Arith(arith.weight_bits, arith.act_bits, max_cols=max(4, p2(cols)),
-                                             requant=requant))
+                                             requant=requant, bias_bits=bias_bits))
             r = run24(w, x, cfg, sim=args.sim, dense=args.engine == "dense", pacing=args.pacing, waves=args.waves,
-                      backend=backend)
+                      bias=bias, backend=backend)
             rep.update({"lanes": cfg.lanes, "cycles": r["cycles"], "total_cycles": r.get("total_cycles"),
                         "run_dir": r.get("run_dir")})
     except RuntimeError as exc:  # a simulator failure or a golden-model mismatch: not the user's input

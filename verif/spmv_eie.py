@@ -20,7 +20,7 @@ import numpy as np
 from model.config import Arith, EIEConfig, Requant, pow2_ceil
 from model.errors import SparseFlowError
 from model.formats.eie import EIEMatrix, check_fits, encode
-from model.reference import as_int_array, check_spmv_operands, layer
+from model.reference import as_int_array, check_bias, check_spmv_operands, layer
 
 TOPLEVEL = "eie_array"
 
@@ -35,17 +35,23 @@ def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int
     if rows < 1 or cols < 1:
         raise SparseFlowError(f"weights must have at least one row and column, got shape {w.shape}")
     arith = Arith(weight_bits=arith.weight_bits, act_bits=arith.act_bits, max_cols=pow2_ceil(cols),
-                  requant=arith.requant)
+                  requant=arith.requant, bias_bits=arith.bias_bits)
     cfg = EIEConfig(n_pes=n_pes, arith=arith, index_bits=index_bits, fifo_depth=fifo_depth,
                     max_rows=pow2_ceil(rows), max_entries=1)
     need = int(encode(w, cfg).entries_per_pe.max())  # padding depends on index_bits and n_pes
     return cfg.with_(max_entries=pow2_ceil(max(need, 1)))
 
 
-def load_words(m: EIEMatrix, cfg: EIEConfig, requant: Requant | None = None) -> np.ndarray:
-    """The ``load`` stream that installs ``m`` (and shift/relu) into an array built for ``cfg``."""
-    from rtl.eie.layouts import (KIND_BITS, LOAD_CODEBOOK, LOAD_COLMASK, LOAD_ENTRY, LOAD_PTR, LOAD_REG,
-                                 REG_COLS, REG_RELU, REG_ROWS, REG_SHIFT, load_field_bits)
+def load_words(m: EIEMatrix, cfg: EIEConfig, requant: Requant | None = None, bias=None) -> np.ndarray:
+    """The ``load`` stream that installs ``m`` (and shift/relu) into an array built for ``cfg``.
+
+    With ``cfg.arith.bias_bits`` it also writes one bias word per row: ``bias`` (``rows``
+    signed ``bias_bits`` integers), or zeros when ``bias`` is None (so a previous job's bias
+    never leaks). A bias for a configuration without one is an error.
+    """
+    from rtl.eie.layouts import (KIND_BITS, LOAD_BIAS, LOAD_CODEBOOK, LOAD_COLMASK, LOAD_ENTRY, LOAD_PTR,
+                                 LOAD_REG, REG_COLS, REG_RELU, REG_ROWS, REG_SHIFT, load_field_bits)
+    b = check_bias(bias, m.shape[0], cfg.arith)
     pe_b, addr_b, data_b = load_field_bits(cfg)
     if KIND_BITS + pe_b + addr_b + data_b > 63:
         raise SparseFlowError("load word wider than 63 bits")
@@ -64,6 +70,8 @@ def load_words(m: EIEMatrix, cfg: EIEConfig, requant: Requant | None = None) -> 
         add(LOAD_ENTRY, k, np.arange(len(w)), w)
         add(LOAD_PTR, k, np.arange(cols + 1), m.ptr[k])
         add(LOAD_COLMASK, k, np.arange(cols), (np.diff(m.ptr[k]) > 0).astype(np.int64))
+    if cfg.arith.bias_bits is not None:
+        add(LOAD_BIAS, 0, np.arange(rows), np.zeros(rows, dtype=np.int64) if b is None else b)
     rq = requant or Requant()
     add(LOAD_REG, 0, np.arange(4), [rows, cols, rq.shift, int(rq.relu)])
     if cfg.codebook:
@@ -73,8 +81,8 @@ def load_words(m: EIEMatrix, cfg: EIEConfig, requant: Requant | None = None) -> 
     return (k | (p << kb) | (ad << (kb + pe_b)) | (d << (kb + pe_b + addr_b))).astype(np.int64)
 
 
-def _prepare(weights, x, cfg: EIEConfig, codebook=None):
-    """Validate one job; return (EIEMatrix, x as (C, B) int64, expected (R, B), dense weights)."""
+def _prepare(weights, x, cfg: EIEConfig, codebook=None, bias=None):
+    """Validate one job; return (EIEMatrix, x as (C, B) int64, expected (R, B), dense weights, bias)."""
     if cfg.codebook:
         m = encode(weights, cfg, codebook)
         from model.formats.eie import dense_weights
@@ -89,14 +97,17 @@ def _prepare(weights, x, cfg: EIEConfig, codebook=None):
     a2 = a.reshape(a.shape[0], -1)
     if a2.shape[1] < 1:
         raise SparseFlowError("input has no vectors")
-    return m, a2, layer(wd, a2, cfg.arith), wd
+    b = check_bias(bias, wd.shape[0], cfg.arith)
+    return m, a2, layer(wd, a2, cfg.arith) if b is None else layer(wd, a2, cfg.arith, b), wd, b
 
 
 def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.0, out_pacing: float | None = None,
              load_pacing: float | None = None, seed: int = 0, waves: bool | None = None,
              check: bool = True, backend: str = "cocotb", processes: int | None = None) -> list[dict]:
     """Simulate several ``(weights, x)`` or ``(weights, x, requant)`` or
-    ``(weights, x, requant, codebook)`` jobs in ONE run of one build.
+    ``(weights, x, requant, codebook)`` or ``(weights, x, requant, codebook, bias)`` jobs in ONE
+    run of one build (``bias``: one integer per row, only with ``cfg.arith.bias_bits``; a job
+    without one gets zeros).
 
     ``pacing``: probability that the input driver offers a word in a cycle (1.0: full speed);
     ``out_pacing``/``load_pacing`` likewise for result ready and load valid (default: ``pacing``).
@@ -125,12 +136,13 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
         weights, x = job[0], job[1]
         rq = job[2] if len(job) > 2 and job[2] is not None else cfg.arith.requant
         cb = job[3] if len(job) > 3 else None
+        bias = job[4] if len(job) > 4 else None
         if (rq is None) != (cfg.arith.requant is None):
             raise SparseFlowError("a job's requant must be set exactly when the configuration's is")
         jcfg = cfg if rq is None else cfg.with_(arith=replace(cfg.arith, requant=rq))
-        m, a2, expect, wd = _prepare(weights, x, jcfg, cb)
+        m, a2, expect, wd, b = _prepare(weights, x, jcfg, cb, bias)
         prepared.append((m, a2, expect, wd, jcfg))
-        arrays[f"load_{i}"] = load_words(m, cfg, rq)
+        arrays[f"load_{i}"] = load_words(m, cfg, rq, b)
         arrays[f"x_{i}"] = a2
         arrays[f"rows_{i}"] = np.array(m.shape[0])
     bcfg = build_config(cfg)
@@ -211,16 +223,16 @@ def _run_native(bcfg: EIEConfig, arrays: dict, meta: dict, waves, processes: int
 
 
 def run_spmv(weights, x, cfg: EIEConfig, sim: str = "verilator", pacing: float = 1.0, waves: bool = False,
-             codebook=None, **kw) -> dict:
-    """``y = requant(W @ x)`` on the simulated EIE array, checked bit for bit against ``model.reference``.
+             codebook=None, bias=None, **kw) -> dict:
+    """``y = requant(W @ x + bias)`` on the simulated EIE array, checked bit for bit against ``model.reference``.
 
     ``weights`` (R, C) integers (codebook indices with ``cfg.codebook`` and ``codebook``), ``x``
-    (C,) or (C, B). Returns ``dict(y=(R, B), cycles=[per vector], total_cycles, busy=[per vector
+    (C,) or (C, B), ``bias`` None or (R,) integers (needs ``cfg.arith.bias_bits``). Returns ``dict(y=(R, B), cycles=[per vector], total_cycles, busy=[per vector
     [per PE]], stall, predicted=[cycle model per vector], ideal=[bound per vector], efficiency,
     ...)``. Bad input raises :class:`SparseFlowError`; an RTL/golden mismatch raises RuntimeError.
     """
     from model.cyclemodel import ideal_cycles, predict_cycles
-    job = (weights, x, None, codebook) if codebook is not None else (weights, x)
+    job = (weights, x, None, codebook, bias) if codebook is not None or bias is not None else (weights, x)
     r = run_jobs([job], cfg, sim=sim, pacing=pacing, waves=waves or None, **kw)[0]
     m, a2 = r["matrix"], r["x"]
     r["predicted"] = [predict_cycles(m, a2[:, b], cfg) for b in range(a2.shape[1])]

@@ -16,7 +16,7 @@ import numpy as np
 from model.config import Sparse24Config
 from model.errors import SparseFlowError
 from model.formats import nm
-from model.reference import check_spmv_operands, layer
+from model.reference import check_bias, check_spmv_operands, layer
 
 TB_MODULE = "verif.sparse24_tb"
 
@@ -52,10 +52,11 @@ def check_operands(weights, x, cfg: Sparse24Config, dense: bool = False) -> tupl
 
 
 def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: bool = False,
-             pacing: float = 1.0, waves: bool = False, seed: int = 0, backend: str = "cocotb") -> dict:
-    """Run ``requant(W @ x)`` on the 2:4 engine (or the dense baseline) in ``sim``.
+             pacing: float = 1.0, waves: bool = False, seed: int = 0, bias=None, backend: str = "cocotb") -> dict:
+    """Run ``requant(W @ x + bias)`` on the 2:4 engine (or the dense baseline) in ``sim``.
 
-    ``weights`` (R, C) integers (2:4-sparse unless ``dense``); ``x`` (C,) or (C, B). ``pacing``
+    ``weights`` (R, C) integers (2:4-sparse unless ``dense``); ``x`` (C,) or (C, B); ``bias``
+    None or (R,) integers (needs ``cfg.arith.bias_bits``; loaded as zeros when None). ``pacing``
     is the probability that the input drivers present data and that the output consumer is
     ready on a cycle (1.0: full speed). Returns ``dict(y=(R, B) ndarray, cycles=[per vector,
     from the engine's counter], total_cycles (first input to last output over the batch),
@@ -73,10 +74,11 @@ def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: boo
         raise SparseFlowError(f"pacing must be in (0, 1], not {pacing!r}")
     w, a = check_operands(weights, x, cfg, dense)
     rows, cols = w.shape
+    b = check_bias(bias, rows, cfg.arith)
     engine = make_engine(cfg, dense)
     matrix = w if dense else nm.encode(w, cfg.arith.weight_bits)
-    program = engine.load_program(matrix, cfg.arith.requant)
-    golden = layer(w, a, cfg.arith)
+    program = engine.load_program(matrix, cfg.arith.requant, b)
+    golden = layer(w, a, cfg.arith) if b is None else layer(w, a, cfg.arith, b)
 
     result = simulate_engine(engine, program, a, rows, sim=sim, pacing=pacing, waves=waves, seed=seed,
                              toplevel=toplevel_name(dense), backend=backend)

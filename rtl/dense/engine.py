@@ -31,8 +31,8 @@ class DenseEngine(LaneArrayEngine):
     GROUP = PAIR
     NAME = "dense"
 
-    def __init__(self, cfg: Sparse24Config, init: np.ndarray | None = None):
-        super().__init__(cfg, init)
+    def __init__(self, cfg: Sparse24Config, init: np.ndarray | None = None, *, bias_init=None):
+        super().__init__(cfg, init, bias_init=bias_init)
 
     def fields(self):
         return [("values", data.ArrayLayout(signed(self._cfg.arith.weight_bits), PAIR))]

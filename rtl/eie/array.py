@@ -10,11 +10,12 @@ from amaranth.lib.wiring import In, Out
 from model.config import EIEConfig, Requant, clog2
 from model.errors import SparseFlowError
 from model.formats.eie import EIEMatrix, check_fits
+from rtl.common.memory import collision_free_memory
 from rtl.common.requant import SHIFT_BITS, Requantizer
 
 from .broadcast import Broadcast
-from .layouts import (COUNTER_BITS, LOAD_CODEBOOK, LOAD_COLMASK, LOAD_ENTRY, LOAD_PTR, LOAD_REG, REG_COLS, REG_RELU,
-                      REG_ROWS, REG_SHIFT, col_bits, elem_layout, load_layout, result_layout)
+from .layouts import (COUNTER_BITS, LOAD_BIAS, LOAD_CODEBOOK, LOAD_COLMASK, LOAD_ENTRY, LOAD_PTR, LOAD_REG, REG_COLS,
+                      REG_RELU, REG_ROWS, REG_SHIFT, col_bits, elem_layout, load_layout, result_layout)
 from .nonzero import NonZeroDetect
 from .pe import EIEPE
 
@@ -51,6 +52,8 @@ class EIEArray(wiring.Component):
                   kind 4 COLMASK:  PE ``pe`` has entries in column ``addr``: ``data[0]``
                                    (must be ``ptr[addr+1] != ptr[addr]``; a PE never sees
                                    a column whose bit is 0)
+                  kind 5 BIAS:     (only with ``arith.bias_bits``) row ``addr``'s bias :=
+                                   ``data`` (signed ``bias_bits``, two's complement)
                 Every write happens one cycle after its word is taken (from a register
                 stage); the input takes no element in the two cycles after a load word.
       ``cycles``       Out(32): compute cycles of the vector: from the cycle its first element
@@ -79,9 +82,16 @@ class EIEArray(wiring.Component):
     ``init``: an :class:`EIEMatrix` encoded for ``cfg`` sets the memories, codebook and the
     rows/cols registers at elaboration (FPGA builds). Without it, rows/cols reset to the maxima
     and the memories are zero (every result 0) until loaded.
+
+    Bias (``arith.bias_bits`` set): a ``max_rows`` x ``bias_bits`` memory, written by BIAS load
+    words and read with the accumulator at the read-out (same cycle, same enable, addressed by
+    a row counter), feeds the requantizer's ``bias`` input, which adds it before ReLU and the
+    shift: no cycle changes. ``bias_init`` (one integer per row of ``init``) sets it at
+    elaboration; otherwise it is zero until loaded.
     """
 
-    def __init__(self, cfg: EIEConfig, init: EIEMatrix | None = None, *, checks: bool = False):
+    def __init__(self, cfg: EIEConfig, init: EIEMatrix | None = None, *, checks: bool = False,
+                 bias_init=None):
         if not isinstance(cfg, EIEConfig):
             raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
         if init is not None:
@@ -90,9 +100,15 @@ class EIEArray(wiring.Component):
             check_fits(init, cfg)
             if (init.codebook is not None) != cfg.codebook:
                 raise SparseFlowError("init and cfg disagree on codebook mode")
+        if bias_init is not None:
+            from model.reference import check_bias
+            if init is None:
+                raise SparseFlowError("bias_init needs init (the matrix it belongs to)")
+            bias_init = [int(v) for v in check_bias(bias_init, init.shape[0], cfg.arith)]
         self.cfg = cfg
         self.init = init
         self.checks = checks
+        self.bias_init = bias_init
         n = cfg.n_pes
         super().__init__({
             "x": In(stream.Signature(elem_layout(cfg))),
@@ -182,6 +198,18 @@ class EIEArray(wiring.Component):
                 pe.ptr_we.eq(wr_ptr[k]), pe.ptr_addr.eq(wr_addr), pe.ptr_data.eq(wr_data),
             ]
         m.d.comb += [bc.mask_we.eq(wr_mask), bc.mask_pe.eq(wr_pe), bc.mask_col.eq(wr_addr), bc.mask_bit.eq(wr_data[0])]
+        bias_rd = None
+        if a.bias_bits is not None:
+            # Per-row biases. Written from the register stage like the PEs' memories; read by
+            # the read-out beside the accumulators. Collision-free: loads are taken only while
+            # no read-out runs, and a read-out needs a computed vector, whose input waits two
+            # cycles after any load word.
+            bias_mem = m.submodules.bias = collision_free_memory(
+                shape=signed(a.bias_bits), depth=cfg.max_rows, init=self.bias_init or [])
+            bias_wr, bias_rd = bias_mem.write_port(), bias_mem.read_port()
+            wr_bias = Signal()
+            m.d.sync += wr_bias.eq(ld_go & (ld.kind == LOAD_BIAS))
+            m.d.comb += [bias_wr.en.eq(wr_bias), bias_wr.addr.eq(wr_addr), bias_wr.data.eq(wr_data)]
         # Register writes leave from the same stage. The detector registers its column range
         # check from cols, so after a load word the input waits two cycles (vectors are counted
         # from their first element: no cycle count changes).
@@ -278,6 +306,13 @@ class EIEArray(wiring.Component):
         can_issue = more & (~self.y.valid | self.y.ready)
         for k, pe in enumerate(pes):  # only the row's own PE reads (and so clears) its accumulator
             m.d.comb += [pe.rd_en.eq(can_issue & out_hot[k]), pe.rd_addr.eq(out_l)]
+        if bias_rd is not None:  # row r's bias arrives with its accumulator (held while stalled)
+            out_row = Signal(range(cfg.max_rows))
+            m.d.comb += [bias_rd.en.eq(can_issue), bias_rd.addr.eq(out_row)]
+            with m.If(can_issue):
+                m.d.sync += out_row.eq(out_row + 1)
+            with m.If(finished):
+                m.d.sync += out_row.eq(0)
         with m.If(swap):
             m.d.sync += [more.eq(~rows_zero), left.eq(rows), one_left.eq(rows_one)]
         with m.If(can_issue):
@@ -308,6 +343,7 @@ class EIEArray(wiring.Component):
             rqz.acc.eq(Array(pe.rd_data for pe in pes)[sel]),
             rqz.shift.eq(shift),
             rqz.relu.eq(relu),
+            *([rqz.bias.eq(bias_rd.data)] if bias_rd is not None else []),
             self.y.payload.data.eq(rqz.out),
             self.y.payload.last.eq(y_last),
         ]

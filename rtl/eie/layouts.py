@@ -4,8 +4,8 @@ from amaranth.lib import data
 
 from model.config import EIEConfig, clog2
 
-# ``load`` word kinds (see rtl.eie.array.EIEArray).
-LOAD_ENTRY, LOAD_PTR, LOAD_REG, LOAD_CODEBOOK, LOAD_COLMASK = 0, 1, 2, 3, 4
+# ``load`` word kinds (see rtl.eie.array.EIEArray). LOAD_BIAS exists only with ``arith.bias_bits``.
+LOAD_ENTRY, LOAD_PTR, LOAD_REG, LOAD_CODEBOOK, LOAD_COLMASK, LOAD_BIAS = 0, 1, 2, 3, 4, 5
 KIND_BITS = 3
 # LOAD_REG addresses.
 REG_ROWS, REG_COLS, REG_SHIFT, REG_RELU = 0, 1, 2, 3
@@ -33,11 +33,13 @@ def nz_layout(cfg: EIEConfig) -> data.StructLayout:
 
 
 def load_field_bits(cfg: EIEConfig) -> tuple[int, int, int]:
-    """(pe, addr, data) widths of a ``load`` word."""
+    """(pe, addr, data) widths of a ``load`` word (a bias word: row in ``addr``, bias in ``data``)."""
     pe = clog2(cfg.n_pes)
-    addr = max(clog2(cfg.max_entries), clog2(cfg.max_cols + 1), cfg.codebook_bits if cfg.codebook else 0, 2)
+    bias = cfg.arith.bias_bits is not None
+    addr = max(clog2(cfg.max_entries), clog2(cfg.max_cols + 1), cfg.codebook_bits if cfg.codebook else 0, 2,
+               clog2(cfg.max_rows) if bias else 0)
     dat = max(cfg.entry_bits, cfg.ptr_bits, clog2(cfg.max_rows + 1), clog2(cfg.max_cols + 1),
-              cfg.arith.weight_bits, 5)
+              cfg.arith.weight_bits, 5, cfg.arith.bias_bits if bias else 0)
     return pe, addr, dat
 
 

@@ -26,9 +26,10 @@ from model.errors import SparseFlowError
 from rtl.common.requant import SHIFT_BITS, Requantizer
 from rtl.sparse24.mac import Sparse24MAC
 
-# ``load`` targets and register addresses.
+# ``load`` targets and register addresses. TARGET_BIAS (a 2-bit ``target``) only with a bias.
 TARGET_WEIGHTS = 0
 TARGET_REG = 1
+TARGET_BIAS = 2
 REG_ROWS, REG_COLS, REG_SHIFT, REG_RELU = 0, 1, 2, 3
 
 COUNTER_BITS = 32
@@ -52,11 +53,13 @@ def build_config(cfg: Sparse24Config) -> Sparse24Config:
 
 def load_layout(cfg: Sparse24Config, depth: int, word_bits: int) -> data.StructLayout:
     """Payload of the ``load`` stream (see :class:`LaneArrayEngine`)."""
-    data_bits = max(word_bits, clog2(cfg.max_rows + 1), clog2(cfg.max_cols + 1), SHIFT_BITS)
+    bias = cfg.arith.bias_bits is not None
+    data_bits = max(word_bits, clog2(cfg.max_rows + 1), clog2(cfg.max_cols + 1), SHIFT_BITS,
+                    cfg.arith.bias_bits if bias else 0)
     return data.StructLayout({
-        "target": unsigned(1),
+        "target": unsigned(2 if bias else 1),
         "lane": unsigned(clog2(cfg.lanes)),
-        "addr": unsigned(max(clog2(depth), 2)),
+        "addr": unsigned(max(clog2(depth), 2, clog2(cfg.max_rows) if bias else 0)),
         "data": unsigned(data_bits),
     })
 
@@ -67,12 +70,19 @@ class LaneArrayEngine(wiring.Component):
     Subclasses set ``GROUP`` and ``NAME`` and implement :meth:`fields`, :meth:`field_arrays`,
     :meth:`_check_init` and :meth:`_lane_inputs`. The port list and protocol are documented on
     the subclasses (they are identical).
+
+    Bias (``arith.bias_bits`` set): ``load`` has a 2-bit ``target``; ``target`` 2 writes row
+    ``addr``'s bias (``data``, signed ``bias_bits``) into a ``max_rows``-word memory. The
+    serializer reads it with each pop (row counter address, the holding register's enable), so
+    it sits beside the result in the holding register's cycle and enters the requantizer with
+    it: no cycle changes. ``bias_init`` (one integer per row of ``init``) sets it at
+    elaboration; otherwise it is zero until loaded.
     """
 
     GROUP = 4
     NAME = "engine"
 
-    def __init__(self, cfg: Sparse24Config, init=None):
+    def __init__(self, cfg: Sparse24Config, init=None, *, bias_init=None):
         if not isinstance(cfg, Sparse24Config):
             raise SparseFlowError(f"{type(self).__name__} needs a Sparse24Config, not {cfg!r}")
         self._cfg = cfg
@@ -82,6 +92,12 @@ class LaneArrayEngine(wiring.Component):
         self._depth = self._rows_per_lane * self._words_per_row
         self._word_bits = sum(shape.size for _, shape in self.fields())
         self._init = None if init is None else self._check_init(init)
+        self._bias_init = None
+        if bias_init is not None:
+            from model.reference import check_bias
+            if init is None:
+                raise SparseFlowError("bias_init needs init (the matrix it belongs to)")
+            self._bias_init = [int(v) for v in check_bias(bias_init, self._matrix_shape(init)[0], a)]
         super().__init__({
             "x": In(stream.Signature(data.StructLayout({"data": signed(a.act_bits), "last": 1}))),
             "y": Out(stream.Signature(data.StructLayout({"data": signed(a.out_bits), "last": 1}))),
@@ -140,8 +156,9 @@ class LaneArrayEngine(wiring.Component):
             shift += shape.size
         return out
 
-    def load_program(self, matrix, requant: Requant | None = None) -> list[int]:
-        """Packed ``load`` payloads: every weight word, then rows, cols, shift, relu."""
+    def load_program(self, matrix, requant: Requant | None = None, bias=None) -> list[int]:
+        """Packed ``load`` payloads: every weight word, then (with ``arith.bias_bits``) one bias
+        word per row (zeros when ``bias`` is None), then rows, cols, shift, relu."""
         lay = self.load.payload.shape()
         rows, cols = self._matrix_shape(matrix)
         words = self.weight_words(matrix)
@@ -151,6 +168,14 @@ class LaneArrayEngine(wiring.Component):
             for g in range(words.shape[1]):
                 addr = (r // lanes) * self._words_per_row + g
                 prog.append(_pack(lay, target=TARGET_WEIGHTS, lane=r % lanes, addr=addr, data=int(words[r, g])))
+        bb = self._cfg.arith.bias_bits
+        if bb is not None:
+            from model.reference import check_bias
+            b = check_bias(bias, rows, self._cfg.arith)
+            b = [0] * rows if b is None else [int(v) for v in b]
+            prog += [_pack(lay, target=TARGET_BIAS, lane=0, addr=r, data=v) for r, v in enumerate(b)]
+        elif bias is not None:
+            raise SparseFlowError("a bias was given but the configuration has none (set Arith.bias_bits)")
         regs = [(REG_ROWS, rows), (REG_COLS, cols)]
         if requant is not None:
             regs += [(REG_SHIFT, requant.shift), (REG_RELU, int(requant.relu))]
@@ -441,6 +466,22 @@ class LaneArrayEngine(wiring.Component):
             m.d.sync += [h_valid.eq(pop), h_data.eq(head.as_signed()), h_last.eq(final_row)]
         with m.If(pop):
             m.d.sync += osel.eq(Mux(final_row, 1, osel.rotate_left(1)))
+        if a.bias_bits is not None:
+            # Per-row biases: read at each pop (the row counter ``orow`` is the popped row's
+            # number) with the holding register's enable, so the word is beside ``h_data`` and
+            # held with it. Written only while idle (no pop), so reads and writes never meet.
+            m.submodules.bias = bias_mem = Memory(shape=signed(a.bias_bits), depth=cfg.max_rows,
+                                                  init=self._bias_init or [])
+            bias_wr, bias_rd = bias_mem.write_port(), bias_mem.read_port()
+            orow = Signal(range(cfg.max_rows))
+            with m.If(pop):
+                m.d.sync += orow.eq(Mux(final_row, 0, orow + 1))
+            m.d.comb += [
+                bias_wr.addr.eq(ld.addr), bias_wr.data.eq(ld.data),
+                bias_wr.en.eq(ld_fire & (ld.target == TARGET_BIAS)),
+                bias_rd.addr.eq(orow), bias_rd.en.eq(h_take),
+                rqu.bias.eq(bias_rd.data),
+            ]
         # Written by pops and by a ``rows`` write, never in one cycle (a pop needs a result in the
         # queues, a load an idle engine the cycle before): the write's flag picks the value.
         with m.If(pop | ld_rows):

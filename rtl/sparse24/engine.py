@@ -36,6 +36,8 @@ class Sparse24Engine(LaneArrayEngine):
                complement values) to ``lane``'s memories at ``addr``; ``target`` 1 writes register
                ``addr``: 0 rows, 1 cols, 2 shift, 3 relu (shift/relu only with requant). ``ready``
                is high only while the engine is idle (no vector in flight).
+               With ``arith.bias_bits``: ``target`` is 2 bits and ``target`` 2 writes row
+               ``addr``'s bias (added before ReLU/shift, see :class:`LaneArrayEngine`).
                :meth:`load_program` produces the words for a matrix.
       ``cycles``  Out(32): cycles of the last completed vector: from the later of (the edge that
                   took its first ``x`` element, the cycle after the previous vector's last
@@ -57,8 +59,8 @@ class Sparse24Engine(LaneArrayEngine):
     GROUP = 4
     NAME = "sparse24"
 
-    def __init__(self, cfg: Sparse24Config, init: NMMatrix | None = None):
-        super().__init__(cfg, init)
+    def __init__(self, cfg: Sparse24Config, init: NMMatrix | None = None, *, bias_init=None):
+        super().__init__(cfg, init, bias_init=bias_init)
 
     def fields(self):
         wb = self._cfg.arith.weight_bits
