@@ -19,6 +19,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--conv-sparsity", type=float, default=None,
                         help="sparsity of the convolutions (default: --sparsity)")
     parser.add_argument("--schedule", default=O.schedule, choices=SCHEDULES, help=f"default {O.schedule}")
+    parser.add_argument("--reinit", action="store_true",
+                        help="iterative: re-initialise the kept weights every round (IMP) instead of retraining "
+                             "them from their trained values (Deep Compression, the default)")
     parser.add_argument("--scope", default=O.scope, choices=SCOPES, help=f"default {O.scope}")
     parser.add_argument("--rounds", type=int, default=O.rounds, help=f"iterative/lth rounds (default {O.rounds})")
     parser.add_argument("--epochs", type=int, default=O.epochs,
@@ -50,7 +53,7 @@ def run(args) -> int:
 
     check_out_dir(args.out)
     opts = CompileOptions(method=args.method, granularity=args.granularity, sparsity=args.sparsity,
-                          conv_sparsity=args.conv_sparsity, schedule=args.schedule, scope=args.scope,
+                          conv_sparsity=args.conv_sparsity, schedule=args.schedule, scope=args.scope, reinit=args.reinit,
                           rounds=args.rounds, epochs=args.epochs, finetune_epochs=args.finetune_epochs, lr=args.lr,
                           finetune_lr=args.lr, engine=args.engine, pes=args.pes, lanes=args.lanes,
                           share_bits=args.share_bits, eie_entries=args.eie_entries, calib=args.calib,

@@ -41,6 +41,7 @@ class CompileOptions:
     sparsity: float = 0.92          # of every Linear layer (and conv, unless conv_sparsity)
     conv_sparsity: float | None = None
     schedule: str = "iterative"
+    reinit: bool = False            # iterative: keep the trained weights (Deep Compression); True: IMP re-init
     scope: str = "layer"
     rounds: int = 4
     epochs: int = 8                 # (re)training epochs per round (iterative/lth), dst training
@@ -292,7 +293,7 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
                       schedule=opts.schedule, scope=opts.scope, seed=opts.seed, epochs=opts.epochs,
                       finetune_epochs=opts.finetune_epochs, rounds=opts.rounds, lr=opts.lr,
                       finetune_lr=opts.finetune_lr, progress=opts.progress, layer_sparsity=layer_sparsity,
-                      pad_24=True)
+                      pad_24=True, reinit=opts.reinit)
     td = TensorData(data)
     init_state = {k: v.detach().clone() for k, v in dense.state_dict().items()}
     say(f"prune: {opts.method}, {opts.granularity}, {opts.schedule}, sparsity {opts.sparsity}"

@@ -55,9 +55,9 @@ class GraphNet(nn.Module):
             else:
                 m = nn.Conv2d(n.in_channels, n.out_channels, n.kernel, stride=n.stride, bias=n.bias is not None)
             with torch.no_grad():
-                m.weight.copy_(torch.from_numpy(n.weight))
+                m.weight.copy_(torch.from_numpy(n.weight.copy()))
                 if n.bias is not None:
-                    m.bias.copy_(torch.from_numpy(n.bias))
+                    m.bias.copy_(torch.from_numpy(n.bias.copy()))
             self.layers[k] = m
             self.keys.append(k)
 

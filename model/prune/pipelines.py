@@ -3,7 +3,9 @@
 * ``oneshot``: train dense, score, prune to the target once, fine-tune with the mask.
 * ``iterative`` (traditional IMP): train dense; ``rounds`` times: prune a little more
   (sparsity ``1 - (1 - S)**(r / rounds)``, monotone), **re-initialise** the kept weights
-  randomly (a fresh seed), retrain with the mask.
+  randomly (a fresh seed), retrain with the mask. With ``reinit=False`` the kept weights keep
+  their trained values and training continues from them (Han et al.'s prune-retrain loop,
+  what ``sparseflow compile`` does to an already trained network).
 * ``lth`` (lottery ticket): as ``iterative`` but the kept weights are **rewound** to their
   original initial values (``rewind_step = 0``) or to their values after ``rewind_step``
   optimizer steps of the dense run (late rewinding).
@@ -62,6 +64,8 @@ class PruneConfig:
     progress: bool = True
     layer_sparsity: dict | None = None  # layer name -> sparsity overriding ``sparsity`` (layer scope)
     pad_24: bool = False          # 2:4 on rows that are not a multiple of 4 long: zero-padded (mask_24)
+    reinit: bool = True           # iterative: re-initialise the kept weights each round (IMP); False:
+                                  # keep training them from their current values (Han et al., Deep Compression)
 
     def check(self) -> None:
         if self.method not in METHODS:
@@ -178,7 +182,8 @@ def iterative(cfg: PruneConfig, data: Digits, dense: nn.Module, reset: dict | No
         sc = scores(cfg.method, model, x, y, seed=cfg.seed + r, n_batches=cfg.taylor_batches)
         masks = make_masks(sc, cfg.granularity, s, scope=cfg.scope, prev=masks, **_mask_kw(cfg, r))
         if reset is None:
-            init_weights(model, seed=cfg.seed + 1000 * r)  # fresh random values for the kept weights
+            if cfg.reinit:
+                init_weights(model, seed=cfg.seed + 1000 * r)  # fresh random values for the kept weights
             apply_masks(model, masks)
         else:
             rewind(model, reset, masks)
@@ -277,4 +282,6 @@ def config_dict(cfg: PruneConfig) -> dict:
     for k in ("layer_sparsity", "pad_24"):  # only when used (keeps the digits reports as they were)
         if not d[k]:
             d.pop(k)
+    if d["reinit"]:
+        d.pop("reinit")
     return d
