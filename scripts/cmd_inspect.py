@@ -12,7 +12,7 @@ HELP = "import a network (.onnx, TorchScript .pt) and show its layers; optionall
 def add_arguments(parser) -> None:
     parser.add_argument("--model", required=True, metavar="NET", help="NET.onnx, NET.pt (TorchScript) or a saved graph folder")
     parser.add_argument("--input-shape", default=None, metavar="C,H,W",
-                        help="input shape without the batch, when the file does not fix it")
+                        help="input shape without the batch, when the file does not fix it (default: from --input)")
     parser.add_argument("--input", default=None, metavar="X.npy", help="inputs (N, ...) to run through the float graph")
     parser.add_argument("--out", default=None, metavar="Y.npy", help="where to write the float outputs (with --input)")
     parser.add_argument("--no-check", action="store_true",
@@ -66,7 +66,6 @@ def _print_refused(exc, as_json: bool) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
 
     import numpy as np
 
@@ -80,15 +79,8 @@ def run(args) -> int:
         raise SparseFlowError("--out needs --input")
     if args.input and not args.out:
         raise SparseFlowError("--input needs --out (where to write the outputs)")
-    try:
-        g = load_model(args.model, args.input_shape, check=not args.no_check)
-    except SparseFlowError as exc:
-        _print_refused(exc, args.json)
-        raise
-    rep = {"name": g.name, "source": g.source, "input_shape": list(g.input_shape),
-           "output_shape": list(g.output_shape), "params": g.n_params(), "nodes": g.table()}
+    x = labels = None
     if args.input:
-        labels = None
         if str(args.input).endswith(".npz"):
             try:
                 with np.load(args.input, allow_pickle=False) as z:
@@ -103,6 +95,19 @@ def run(args) -> int:
                 raise SparseFlowError(f"input {args.input}: not a readable .npz file ({str(exc).splitlines()[0]})") from None
         else:
             x = load_npy(args.input, "input")
+    try:
+        try:
+            g = load_model(args.model, args.input_shape, check=not args.no_check)
+        except SparseFlowError as exc:  # a file without its input shape: take it from the data
+            if x is None or args.input_shape or "give the input shape" not in str(exc) or np.ndim(x) < 2:
+                raise
+            g = load_model(args.model, tuple(np.shape(x)[1:]), check=not args.no_check)
+    except SparseFlowError as exc:
+        _print_refused(exc, args.json)
+        raise
+    rep = {"name": g.name, "source": g.source, "input_shape": list(g.input_shape),
+           "output_shape": list(g.output_shape), "params": g.n_params(), "nodes": g.table()}
+    if x is not None:
         y = evaluate(g, x).astype(np.float32)
         out = save_npy(args.out, y)
         rep["output"] = {"input": str(args.input), "out": str(out), "shape": list(y.shape)}

@@ -18,6 +18,10 @@ from model.train import train
 from model.zoo import LeNet5, export, lenet300100
 from scripts.cli import main
 
+# torch 2.13 deprecates torch.jit.trace/script (still supported); the files they write are what we test
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+
+
 TOL = 1e-5
 
 
@@ -131,3 +135,17 @@ def test_cli_errors_are_one_line(argv, msg, tmp_path, capsys):
     rc = main([sub.get(a, a) for a in argv])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and msg in err and "Traceback" not in err, err
+
+
+def test_inspect_takes_the_input_shape_from_the_data(tmp_path, capsys):
+    m = LeNet5().eval()
+    torch.jit.trace(m, torch.zeros(1, 1, 28, 28)).save(str(tmp_path / "plain.pt"))  # no sparseflow.json
+    x = np.array(load_mnist()["x_test"][:3])
+    np.save(tmp_path / "x.npy", x)
+    assert main(["inspect", "--model", str(tmp_path / "plain.pt")]) == 2
+    assert "give the input shape" in capsys.readouterr().err
+    assert main(["inspect", "--model", str(tmp_path / "plain.pt"), "--input", str(tmp_path / "x.npy"),
+                 "--out", str(tmp_path / "y.npy")]) == 0
+    with torch.no_grad():
+        _close(np.load(tmp_path / "y.npy"), m(torch.from_numpy(x)).numpy())
+

@@ -19,6 +19,10 @@ from model.graph.from_onnx import verify_onnx
 from model.graph.ir import AvgPool2d, Conv2d, Linear, MaxPool2d, Scale, Softmax
 from model.graph.lower import conv_matrix, im2col
 
+# torch 2.13 deprecates torch.jit.trace/script (still supported); the files they write are what we test
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+
+
 TOL = 1e-5
 
 
@@ -170,7 +174,9 @@ def test_scripted_functional_module(tmp_path):
     m = _randomize_bn(Functional()).eval()
     x = torch.randn(2, 3, 9, 8)
     ref = m(x).detach().numpy()
-    torch.jit.script(m).save(str(tmp_path / "f.pt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.script is deprecated (still supported in 2.13)
+        torch.jit.script(m).save(str(tmp_path / "f.pt"))
     for src in (m, tmp_path / "f.pt"):
         g = load_model(src, IMG)
         assert [n.op for n in g.nodes] == ["Conv2d", "ReLU", "MaxPool2d", "AvgPool2d", "Flatten", "Linear", "Softmax"]

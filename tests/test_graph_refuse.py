@@ -14,6 +14,10 @@ from torch import nn
 from model.errors import SparseFlowError
 from model.graph import load_model
 
+# torch 2.13 deprecates torch.jit.trace/script (still supported); the files they write are what we test
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+
+
 
 def _refused(src, shape=None, *must):
     with pytest.raises(SparseFlowError) as e:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import SparseFlowError
 from .builder import BATCH, Chain, refuse, reshape_node
-from .ir import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Softmax
+from .ir import Conv2d, Linear, ReLU
 from .from_torch import _conv_pads, _N
 
 
