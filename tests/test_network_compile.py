@@ -192,3 +192,13 @@ def test_python_api(tmp_path):
     assert np.array_equal(r["logits"], g)
     out = net.save(tmp_path / "api")
     assert np.array_equal(sparseflow.load(out).golden(data["x_test"][:5]), g)
+
+
+def test_weight_sharing_runs_in_codebook_mode():
+    import sparseflow
+    data = _data((16,), 4)
+    net = sparseflow.compile(mlp().eval(), data, sparsity=0.5, epochs=1, rounds=1, calib=64, share_bits=4,
+                             engine="eie", pes=4, lanes=2)
+    assert all(l.codebook is not None for l in net.int.layers)
+    r = net.run(data["x_test"][:4])
+    assert r["mismatches"] == 0 and np.array_equal(r["logits"], net.golden(data["x_test"][:4]))
