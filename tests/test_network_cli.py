@@ -114,3 +114,20 @@ def test_subprocess_no_traceback(files, tmp_path):
                         str(files["data"]), "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert p.returncode == 2
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("sparseflow: error: ")
+
+
+@pytest.mark.slow
+def test_lenet300100_end_to_end(tmp_path, capsys):
+    """The README's three commands on LeNet-300-100 (100 held-out images): 0 mismatches, within 1 point."""
+    import json
+    d, z, out = tmp_path / "mnist.npz", tmp_path / "zoo", tmp_path / "l300"
+    assert main(["data", "mnist", "--out", str(d)]) == 0
+    from model.zoo import write_zoo
+    write_zoo(z, ("lenet300100",), progress=False)
+    assert main(["compile", "--model", str(z / "lenet300100.onnx"), "--data", str(d), "--out", str(out),
+                 "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["accuracy"]["integer_golden"] >= rep["accuracy"]["dense_float"] - 0.01
+    assert main(["run", str(out), "--data", str(d), "--limit", "100", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["mismatches"] == 0 and r["speedup_vs_dense"] > 10

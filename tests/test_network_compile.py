@@ -186,7 +186,7 @@ def test_weight_sharing_codebook(compiled_mlp):
 def test_python_api(tmp_path):
     import sparseflow
     data = _data((16,), 4)
-    net = sparseflow.compile(mlp().eval(), data, sparsity=0.5, epochs=1, rounds=1, calib=64)
+    net = sparseflow.compile(mlp().eval(), data, sparsity=0.5, epochs=1, rounds=1, calib=64, pes=4, lanes=2)
     g = net.golden(data["x_test"][:5])
     r = net.run(data["x_test"][:5])
     assert np.array_equal(r["logits"], g)
