@@ -58,8 +58,12 @@ def run(args) -> int:
     import sys
     print(f"building the engines ({', '.join(cfgs)}) for {args.sim}/{backend} (cached) ...", file=sys.stderr,
           flush=True)
-    prebuild(cfgs, args.sim, backend)
-    res = run_network(net, x, cfgs, engines=engines, sim=args.sim, backend=backend, compare=compare)
+    try:
+        prebuild(cfgs, args.sim, backend)
+        res = run_network(net, x, cfgs, engines=engines, sim=args.sim, backend=backend, compare=compare)
+    except RuntimeError as exc:  # a simulator failure: not the user's input
+        print(f"sparseflow: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
     acc_rtl = float(np.mean(res["logits"].argmax(1) == y))
     acc_gold = float(np.mean(res["golden"].argmax(1) == y))
     total = {}
@@ -89,6 +93,9 @@ def run(args) -> int:
             imgs = "/".join(str(c[e]["images"]) for e in ("eie", "2:4", "dense") if e in c)
             print(f"{l['name'][:14]:14s} {l['matrix'][0]:>4d}x{l['matrix'][1]:<5d} {l['positions']:>5d} "
                   f"{l['engine']:>6s} {'':>11s}{cells}  ({imgs})")
+        if res["mismatches"]:
+            bad = [f"{l['name']} ({l['mismatches']})" for l in res["layers"] if l["mismatches"]]
+            print(f"MISMATCH: RTL outputs differ from the golden model in {', '.join(bad)}")
         print(f"cycles per inference on the chosen engines: {chosen:.0f}"
               + (f"; dense engine {total['dense']:.0f}: speed-up {out['speedup_vs_dense']:.2f}x"
                  if out["speedup_vs_dense"] else ""))

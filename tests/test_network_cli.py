@@ -132,3 +132,21 @@ def test_lenet300100_end_to_end(tmp_path, capsys):
     assert main(["run", str(out), "--data", str(d), "--limit", "100", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["mismatches"] == 0 and r["speedup_vs_dense"] > 10
+
+
+def test_run_exit_1_on_mismatch(files, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "net"
+    assert main(["compile", "--model", str(files["good"]), "--data", str(files["data"]), "--out", str(out),
+                 "--sparsity", "0.5", "--pes", "4", "--lanes", "2", *FAST]) == 0
+    import verif.netrun as nr
+    real = nr.run_layer
+
+    def flipped(*a, **kw):  # an RTL that gets one output wrong
+        y, c = real(*a, **kw)
+        y = y.copy()
+        y[0, 0] += 1
+        return y, c
+    monkeypatch.setattr(nr, "run_layer", flipped)
+    capsys.readouterr()
+    assert main(["run", str(out), "--data", str(files["data"]), "--limit", "2", "--compare", "0"]) == 1
+    assert "MISMATCH" in capsys.readouterr().out
