@@ -83,31 +83,55 @@ def _select(scores: torch.Tensor, sizes: torch.Tensor, target: int) -> torch.Ten
     return keep
 
 
-def mask_24(scores: torch.Tensor) -> torch.Tensor:
-    """Keep the two highest scores of each group of four consecutive inputs."""
+def mask_24(scores: torch.Tensor, pad: bool = False) -> torch.Tensor:
+    """Keep the two highest scores of each group of four consecutive inputs.
+
+    ``pad``: a row whose length is not a multiple of 4 is seen padded with zero columns (what
+    the compiler feeds the 2:4 engine, e.g. a 5x5 convolution's 25-element patches): the padding
+    scores ``-inf``, so a short last group keeps its (at most two) best real weights.
+    """
     mat = as_matrix(scores)
     rows, cols = mat.shape
-    if cols % 4:
+    if cols % 4 and not pad:
         raise SparseFlowError(f"2:4 needs a multiple of 4 inputs per row, this layer has {cols}")
-    g = mat.reshape(rows, cols // 4, 4)
+    full = -(-cols // 4) * 4
+    if full != cols:
+        mat = torch.cat([mat, torch.full((rows, full - cols), -math.inf, dtype=mat.dtype)], 1)
+    g = mat.reshape(rows, full // 4, 4)
     top = torch.topk(g, 2, dim=2, sorted=False).indices
     keep = torch.zeros_like(g, dtype=torch.bool).scatter_(2, top, True)
-    return keep.reshape(scores.shape)
+    return keep.reshape(rows, full)[:, :cols].reshape(scores.shape)
 
 
 def make_masks(scores: dict[str, torch.Tensor], granularity: str, sparsity: float, *,
                scope: str = "layer", prev: dict[str, torch.Tensor] | None = None,
-               exempt: set[str] | None = None, reduce: str = "mean") -> dict[str, torch.Tensor]:
-    """Masks (name -> float 0/1 tensor shaped like the weight) for the given scores."""
+               exempt: set[str] | None = None, reduce: str = "mean", layer_sparsity: dict | None = None,
+               pad24: bool = False) -> dict[str, torch.Tensor]:
+    """Masks (name -> float 0/1 tensor shaped like the weight) for the given scores.
+
+    ``layer_sparsity``: name -> sparsity overriding ``sparsity`` for those layers (layer scope
+    only; e.g. a lower target for convolutions). ``pad24``: see :func:`mask_24`.
+    """
     check_target(granularity, sparsity, scope)
+    if layer_sparsity:
+        if scope != "layer":
+            raise SparseFlowError("per-layer sparsity targets need --scope layer")
+        if granularity == "2:4":
+            raise SparseFlowError("2:4 sparsity is exactly 0.5 in every layer: no per-layer targets")
+        unknown = sorted(set(layer_sparsity) - set(scores))
+        if unknown:
+            raise SparseFlowError(f"per-layer sparsity for unknown layer(s) {', '.join(unknown)}")
+        for s in layer_sparsity.values():
+            check_target(granularity, s, scope)
     if reduce not in ("mean", "sum"):
         raise SparseFlowError(f"unit score reduction must be mean or sum, not {reduce!r}")
     names = list(scores)
     if exempt is None:
         exempt = {names[-1]} if granularity == "channel" and len(names) > 1 else set()
     masks: dict[str, torch.Tensor] = {}
+    target = lambda name: (layer_sparsity or {}).get(name, sparsity)
     for name in names:
-        if name in exempt or sparsity == 0.0:
+        if name in exempt or target(name) == 0.0:
             masks[name] = torch.ones_like(scores[name], dtype=torch.float32)
     work = [n for n in names if n not in masks]
     if not work:
@@ -121,14 +145,14 @@ def make_masks(scores: dict[str, torch.Tensor], granularity: str, sparsity: floa
 
     if granularity == "2:4":
         for name in work:
-            masks[name] = mask_24(prepared(name)).to(torch.float32)
+            masks[name] = mask_24(prepared(name), pad=pad24).to(torch.float32)
         return masks
 
     per = {name: _units(as_matrix(prepared(name)), granularity, reduce) for name in work}
     if scope == "layer":
         for name in work:
             s, sz, expand = per[name]
-            keep = _select(s, sz, round(sparsity * scores[name].numel()))
+            keep = _select(s, sz, round(target(name) * scores[name].numel()))
             masks[name] = expand(keep).reshape(scores[name].shape).to(torch.float32)
     else:
         s_all = torch.cat([per[n][0] for n in work])

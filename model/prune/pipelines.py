@@ -3,7 +3,9 @@
 * ``oneshot``: train dense, score, prune to the target once, fine-tune with the mask.
 * ``iterative`` (traditional IMP): train dense; ``rounds`` times: prune a little more
   (sparsity ``1 - (1 - S)**(r / rounds)``, monotone), **re-initialise** the kept weights
-  randomly (a fresh seed), retrain with the mask.
+  randomly (a fresh seed), retrain with the mask. With ``reinit=False`` the kept weights keep
+  their trained values and training continues from them (Han et al.'s prune-retrain loop,
+  what ``sparseflow compile`` does to an already trained network).
 * ``lth`` (lottery ticket): as ``iterative`` but the kept weights are **rewound** to their
   original initial values (``rewind_step = 0``) or to their values after ``rewind_step``
   optimizer steps of the dense run (late rewinding).
@@ -60,6 +62,10 @@ class PruneConfig:
     finetune_lr: float = 1e-2     # masked (re)training of oneshot/iterative/lth (see docs/pruning.md)
     taylor_batches: int = 8
     progress: bool = True
+    layer_sparsity: dict | None = None  # layer name -> sparsity overriding ``sparsity`` (layer scope)
+    pad_24: bool = False          # 2:4 on rows that are not a multiple of 4 long: zero-padded (mask_24)
+    reinit: bool = True           # iterative: re-initialise the kept weights each round (IMP); False:
+                                  # keep training them from their current values (Han et al., Deep Compression)
 
     def check(self) -> None:
         if self.method not in METHODS:
@@ -107,10 +113,14 @@ def _state(model: nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def train_dense(cfg: PruneConfig, data: Digits) -> tuple[nn.Module, dict, dict | None]:
-    """(trained model, initial state, state after ``rewind_step`` steps or None)."""
+def train_dense(cfg: PruneConfig, data: Digits, build=None) -> tuple[nn.Module, dict, dict | None]:
+    """(trained model, initial state, state after ``rewind_step`` steps or None).
+
+    ``build(seed) -> nn.Module``: the network to train (default: the digits MLP of ``cfg.hidden``).
+    ``data``: anything with ``float_train()`` / ``float_test()`` returning ``(x, y)`` tensors.
+    """
     x, y = data.float_train()
-    model = build_mlp(cfg.hidden, seed=cfg.seed)
+    model = build_mlp(cfg.hidden, seed=cfg.seed) if build is None else build(cfg.seed)
     init = _state(model)
     at_k: dict = {}
 
@@ -125,10 +135,19 @@ def train_dense(cfg: PruneConfig, data: Digits) -> tuple[nn.Module, dict, dict |
     return model, init, (at_k or None)
 
 
-def _round_sparsity(cfg: PruneConfig, r: int) -> float:
+def _round_sparsity(cfg: PruneConfig, r: int, target: float | None = None) -> float:
     if cfg.granularity == "2:4":
         return 0.5  # no intermediate 2:4 level: every round is 2:4
-    return 1.0 - (1.0 - cfg.sparsity) ** (r / cfg.rounds)
+    return 1.0 - (1.0 - (cfg.sparsity if target is None else target)) ** (r / cfg.rounds)
+
+
+def _mask_kw(cfg: PruneConfig, r: int | None = None) -> dict:
+    """The per-layer targets (round ``r`` of ``rounds``, or the final ones) and 2:4 padding for make_masks."""
+    kw = {"pad24": cfg.pad_24}
+    if cfg.layer_sparsity:
+        kw["layer_sparsity"] = {n: (s if r is None else _round_sparsity(cfg, r, s))
+                                for n, s in cfg.layer_sparsity.items()}
+    return kw
 
 
 def rewind(model: nn.Module, state: dict, masks: dict) -> None:
@@ -144,7 +163,7 @@ def oneshot(cfg: PruneConfig, data: Digits, dense: nn.Module) -> tuple[nn.Module
     x, y = data.float_train()
     model = copy.deepcopy(dense)
     sc = scores(cfg.method, model, x, y, seed=cfg.seed, n_batches=cfg.taylor_batches)
-    masks = make_masks(sc, cfg.granularity, cfg.sparsity, scope=cfg.scope)
+    masks = make_masks(sc, cfg.granularity, cfg.sparsity, scope=cfg.scope, **_mask_kw(cfg))
     apply_masks(model, masks)
     hist = [{"stage": "pruned", "test_acc": accuracy(model, *data.float_test())}]
     train(model, x, y, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, seed=cfg.seed + 1, masks=masks,
@@ -161,9 +180,10 @@ def iterative(cfg: PruneConfig, data: Digits, dense: nn.Module, reset: dict | No
     for r in range(1, cfg.rounds + 1):
         s = _round_sparsity(cfg, r)
         sc = scores(cfg.method, model, x, y, seed=cfg.seed + r, n_batches=cfg.taylor_batches)
-        masks = make_masks(sc, cfg.granularity, s, scope=cfg.scope, prev=masks)
+        masks = make_masks(sc, cfg.granularity, s, scope=cfg.scope, prev=masks, **_mask_kw(cfg, r))
         if reset is None:
-            init_weights(model, seed=cfg.seed + 1000 * r)  # fresh random values for the kept weights
+            if cfg.reinit:
+                init_weights(model, seed=cfg.seed + 1000 * r)  # fresh random values for the kept weights
             apply_masks(model, masks)
         else:
             rewind(model, reset, masks)
@@ -204,13 +224,13 @@ def dst_update(model: nn.Module, masks: dict, frac: float, regrow: str, gen: tor
     return moved
 
 
-def dynamic_sparse(cfg: PruneConfig, data: Digits) -> tuple[nn.Module, dict, dict, list]:
+def dynamic_sparse(cfg: PruneConfig, data: Digits, build=None) -> tuple[nn.Module, dict, dict, list]:
     x, y = data.float_train()
-    model = build_mlp(cfg.hidden, seed=cfg.seed)
+    model = build_mlp(cfg.hidden, seed=cfg.seed) if build is None else build(cfg.seed)
     init = _state(model)
     gen = torch.Generator().manual_seed(cfg.seed + 7)
     masks = make_masks({n: torch.rand(m.weight.shape, generator=gen) for n, m in prunable_layers(model).items()},
-                       "unstructured", cfg.sparsity, scope="layer")
+                       "unstructured", cfg.sparsity, scope="layer", **_mask_kw(cfg))
     epochs = cfg.epochs + cfg.finetune_epochs  # the budget a one-shot run spends
     end = max(1, int(cfg.dst_end * steps_for(len(y), epochs)))
     hist = []
@@ -227,16 +247,21 @@ def dynamic_sparse(cfg: PruneConfig, data: Digits) -> tuple[nn.Module, dict, dic
 
 
 def run(cfg: PruneConfig, data: Digits | None = None, dense: nn.Module | None = None,
-        init_state: dict | None = None, rewind_state: dict | None = None) -> PruneResult:
-    """Run the pipeline ``cfg.schedule``; ``dense`` (+ its ``init_state``) skips dense training."""
+        init_state: dict | None = None, rewind_state: dict | None = None, build=None) -> PruneResult:
+    """Run the pipeline ``cfg.schedule``; ``dense`` (+ its ``init_state``) skips dense training.
+
+    Any network with Linear/Conv2d layers: ``build(seed) -> nn.Module`` makes a fresh one (dense
+    training, dst), ``data`` has ``float_train()``/``float_test()`` (see :func:`train_dense`).
+    A Conv2d layer is pruned as its ``(out, in*kh*kw)`` matrix (``channel`` = output channels).
+    """
     cfg.check()
     data = data or load_digits()
     xt, yt = data.float_test()
     if cfg.schedule == "dst":
-        model, masks, init, hist = dynamic_sparse(cfg, data)
+        model, masks, init, hist = dynamic_sparse(cfg, data, build)
         return PruneResult(model, masks, None, init, None, accuracy(model, xt, yt), sparsity_of(masks), hist)
     if dense is None:
-        dense, init_state, rewind_state = train_dense(cfg, data)
+        dense, init_state, rewind_state = train_dense(cfg, data, build)
     if cfg.schedule == "oneshot":
         model, masks, hist = oneshot(cfg, data, dense)
     elif cfg.schedule == "iterative":
@@ -254,4 +279,9 @@ def config_dict(cfg: PruneConfig) -> dict:
     d = asdict(cfg)
     d["hidden"] = list(cfg.hidden)
     d.pop("progress")
+    for k in ("layer_sparsity", "pad_24"):  # only when used (keeps the digits reports as they were)
+        if not d[k]:
+            d.pop(k)
+    if d["reinit"]:
+        d.pop("reinit")
     return d

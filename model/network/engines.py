@@ -1,0 +1,93 @@
+"""Engine configurations for a whole integer network, and the per-layer cost model.
+
+One build per engine kind serves every layer of a network: the configuration is sized from
+the largest layer it runs (rows, columns and, for the EIE array, the fullest PE's entries,
+each rounded up to a power of two); shift, ReLU and bias are run-time ``load`` words. The
+2:4 engine (and, to share its build, the dense one) groups four inputs, so a layer whose
+``cols`` is not a multiple of 4 gets zero columns appended (its inputs get zero rows):
+:func:`padded_cols`.
+
+Costs (:func:`layer_costs`) are ``model.costmodel``'s per-vector numbers times the output
+positions (1 for a Linear layer, ``OH*OW`` for a convolution: one matrix x vector product per
+position). The EIE array's input port takes one activation per cycle, so a convolution costs at
+least ``cols`` cycles per position on it, whatever its sparsity.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import Arith, EIEConfig, Requant, Sparse24Config, pow2_ceil
+from ..errors import SparseFlowError
+
+ENGINES = ("eie", "2:4", "dense")
+EIE_ENTRIES = 32768   # default limit of one PE's entry memory (words)
+MAX_COLS = 4096       # widest matrix (inputs per output) an engine build takes
+MAX_ROWS = 4096
+
+
+def padded_cols(cols: int) -> int:
+    return -(-cols // 4) * 4
+
+
+def pad_weight(w: np.ndarray) -> np.ndarray:
+    c4 = padded_cols(w.shape[1])
+    return w if c4 == w.shape[1] else np.pad(w, ((0, 0), (0, c4 - w.shape[1])))
+
+
+def pad_input(x: np.ndarray) -> np.ndarray:
+    c4 = padded_cols(x.shape[0])
+    return x if c4 == x.shape[0] else np.pad(x, ((0, c4 - x.shape[0]), (0, 0)))
+
+
+def is_24(w: np.ndarray) -> bool:
+    from ..formats import nm
+    try:
+        nm.check_24(pad_weight(w))
+        return True
+    except (ValueError, SparseFlowError):
+        return False
+
+
+def _arith(net, cols: int) -> Arith:
+    return Arith(net.weight_bits, net.act_bits, max_cols=cols, requant=Requant(), bias_bits=net.bias_bits)
+
+
+def eie_config(net, layers, pes: int, fifo_depth: int = 8, codebook: bool = False) -> EIEConfig:
+    """One EIE build for ``layers`` (sized from their shapes and encodings)."""
+    from ..formats import eie
+    rows = pow2_ceil(max(l.rows for l in layers))
+    cols = pow2_ceil(max(l.cols for l in layers))
+    cfg = EIEConfig(n_pes=pes, fifo_depth=fifo_depth, max_rows=rows, max_entries=1, arith=_arith(net, cols),
+                    codebook=codebook)
+    need = max(eie_entries(l, cfg) for l in layers)
+    return cfg.with_(max_entries=pow2_ceil(max(need, 1)))
+
+
+def eie_entries(layer, cfg: EIEConfig) -> int:
+    """Entries (padding included) of the fullest PE when ``layer`` is encoded for ``cfg``."""
+    from ..formats import eie
+    return int(eie.encode(layer.weight, cfg.with_(codebook=False)).entries_per_pe.max())
+
+
+def lane_config(net, layers, lanes: int) -> Sparse24Config:
+    rows = pow2_ceil(max(l.rows for l in layers))
+    cols = pow2_ceil(max(padded_cols(l.cols) for l in layers))
+    return Sparse24Config(lanes=lanes, max_rows=rows, arith=_arith(net, max(cols, 4)))
+
+
+def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int) -> dict:
+    """``{engine: {"cycles": per image, "cycles_per_vector", "memory_bits"}}`` (2:4 only if 2:4-sparse)."""
+    from .. import costmodel
+    w = layer.weight
+    cfg = EIEConfig(n_pes=pes, max_rows=pow2_ceil(layer.rows), max_entries=1,
+                    arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(layer.cols)))
+    cfg = cfg.with_(max_entries=pow2_ceil(max(eie_entries(layer, cfg), 1)))
+    c_eie = costmodel.layer_costs(w, x_sample, cfg, lanes)
+    cfg4 = cfg.with_(arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(padded_cols(layer.cols))))
+    c_pad = costmodel.layer_costs(pad_weight(w), pad_input(x_sample), cfg4, lanes)
+    out = {"eie": c_eie["eie"], "dense": c_pad["dense"]}
+    if "2:4" in c_pad:
+        out["2:4"] = c_pad["2:4"]
+    p = layer.positions
+    return {e: {"cycles": v["cycles"] * p, "cycles_per_vector": v["cycles"], "memory_bits": v["memory_bits"]}
+            for e, v in out.items()}

@@ -1,0 +1,176 @@
+"""A compiled network on disk (``sparseflow compile --out DIR``), written atomically.
+
+``DIR`` holds:
+
+* ``compiled.json``: the marker and manifest (format, version, options, per-layer engine and
+  memory image, the engine configurations);
+* ``network.json`` + ``network.npz``: the integer network (:class:`IntNetwork`);
+* ``pruned/graph.json`` + ``graph.npz``: the pruned, fine-tuned float network;
+* ``images/<i>_<layer>_<engine>/``: each layer's memory image for its engine (``model.images``:
+  EIE interleaved CSC or 2:4 compressed, with ``bias.hex``; the dense engine's plain row-major
+  ``weights.hex``), each with its own ``manifest.json``;
+* ``report.json`` and ``report.md``.
+
+The folder is built in a temporary sibling and renamed into place; an existing non-empty
+``DIR`` is refused unless it is a compiled folder (holds ``compiled.json``), which is replaced.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SparseFlowError
+from .engines import eie_config, lane_config, pad_weight
+from .intnet import IntNetwork
+
+MARKER = "compiled.json"
+FORMAT = "sparseflow-compiled"
+VERSION = 1
+
+
+def check_out_dir(out) -> Path:
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise SparseFlowError(f"{out} exists and is not a folder")
+        if any(out.iterdir()) and not (out / MARKER).is_file():
+            raise SparseFlowError(f"{out} is a non-empty folder that is not a compiled network; choose a new --out")
+    if not out.parent.exists():
+        raise SparseFlowError(f"{out.parent}: the output's parent folder does not exist")
+    return out
+
+
+def engine_configs(net: IntNetwork, pes: int, lanes: int, fifo_depth: int = 8, kinds=None) -> dict:
+    """``{"eie": EIEConfig, "2:4": Sparse24Config, "dense": Sparse24Config}``: one build per engine kind
+    in ``kinds`` (default: the engines the layers use), sized from the largest layer it can run
+    (every layer; for 2:4 the 2:4-sparse ones), so one build serves the network whatever the
+    per-layer choice."""
+    from .engines import is_24
+    kinds = set(kinds or [l.engine for l in net.layers])
+    cfgs = {}
+    for e in ("eie", "2:4", "dense"):
+        ls = [l for l in net.layers if e != "2:4" or is_24(l.weight)]
+        if e not in kinds or not ls:
+            continue
+        if e == "eie":
+            cfgs[e] = eie_config(net, ls, pes, fifo_depth, codebook=any(l.codebook is not None for l in ls))
+        else:
+            cfgs[e] = lane_config(net, ls, lanes)
+    return cfgs
+
+
+def _write_layer_image(path: Path, lay, cfgs: dict, net: IntNetwork) -> dict:
+    from ..formats import eie as eie_fmt, nm
+    from ..images import write_hex, write_image
+    if lay.engine == "eie":
+        cfg = cfgs["eie"]
+        if cfg.codebook and lay.codebook is not None:
+            m = eie_fmt.encode(lay.indices, cfg, lay.codebook)
+        else:
+            m = eie_fmt.encode(lay.weight, cfg.with_(codebook=False))
+            cfg = cfg.with_(codebook=False)
+        return write_image(path, m, cfg, bias=lay.bias)
+    if lay.engine == "2:4":
+        cfg = cfgs["2:4"]
+        return write_image(path, nm.encode(pad_weight(lay.weight), net.weight_bits), cfg, bias=lay.bias)
+    # dense: the plain matrix, row-major, one weight per word (+ bias)
+    path.mkdir(parents=True)
+    w = pad_weight(lay.weight)
+    files = {"weights.hex": {"words": int(w.size), "width": net.weight_bits,
+                             "sha256": write_hex(path / "weights.hex", w.reshape(-1), net.weight_bits)}}
+    if lay.bias is not None:
+        files["bias.hex"] = {"words": int(lay.rows), "width": net.bias_bits,
+                             "sha256": write_hex(path / "bias.hex", lay.bias, net.bias_bits)}
+    man = {"format": "dense", "shape": list(w.shape), "layout": "row-major, zero columns padded to a multiple of 4",
+           "files": files}
+    (path / "manifest.json").write_text(json.dumps(man, indent=1) + "\n")
+    return man
+
+
+def write_compiled(compiled, out) -> Path:
+    """Write a :class:`~model.network.compile.Compiled` into ``out`` (atomically)."""
+    from ..images import config_to_dict
+    out = check_out_dir(out)
+    net, opts = compiled.net, compiled.options
+    cfgs = engine_configs(net, opts.pes, opts.lanes, opts.fifo_depth)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        net.save(tmp)
+        compiled.pruned.save(tmp / "pruned")
+        images = []
+        for i, lay in enumerate(net.layers):
+            rel = f"images/{i}_{re.sub(r'[^A-Za-z0-9_.-]', '_', lay.name)}_{lay.engine.replace(':', 'to')}"
+            (tmp / "images").mkdir(exist_ok=True)
+            _write_layer_image(tmp / rel, lay, cfgs, net)
+            images.append({"layer": lay.name, "engine": lay.engine, "path": rel})
+        man = {"format": FORMAT, "version": VERSION, "network": net.name,
+               "engines": [l.engine for l in net.layers], "images": images,
+               "configs": {k: config_to_dict(v) for k, v in cfgs.items()},
+               "options": compiled.report.get("options", {}), "files": ["network.json", "network.npz",
+                                                                         "pruned/graph.json", "pruned/graph.npz",
+                                                                         "report.json", "report.md"]}
+        (tmp / "report.json").write_text(json.dumps(compiled.report, indent=2, default=_jd) + "\n")
+        (tmp / "report.md").write_text(report_md(compiled.report))
+        (tmp / MARKER).write_text(json.dumps(man, indent=2, default=_jd) + "\n")
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.rename(out, old / "x")
+            os.rename(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_compiled(folder) -> tuple[IntNetwork, dict]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SparseFlowError(f"{folder}: no such folder")
+    try:
+        man = json.loads((folder / MARKER).read_text())
+    except FileNotFoundError:
+        raise SparseFlowError(f"{folder} is not a compiled network (no {MARKER}; run sparseflow compile)") from None
+    except (OSError, ValueError) as exc:
+        raise SparseFlowError(f"{folder}/{MARKER}: unreadable ({str(exc).splitlines()[0]})") from None
+    if not isinstance(man, dict) or man.get("format") != FORMAT or man.get("version") != VERSION:
+        raise SparseFlowError(f"{folder}/{MARKER} is not a sparseflow compiled network (version {VERSION})")
+    return IntNetwork.load(folder), man
+
+
+def _jd(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def report_md(r: dict) -> str:
+    a = r["accuracy"]
+    lines = [f"# Compiled: {r.get('network') or 'network'}", "",
+             f"Seed {r['seed']}; {r['samples']['train']} training / {r['samples']['test']} held-out samples; "
+             f"shifts calibrated on {r['samples']['calibration']} training samples.", "",
+             "| accuracy | held-out |", "|---|---|",
+             f"| dense float | {a['dense_float']:.4f} |", f"| pruned float | {a['pruned_float']:.4f} |",
+             f"| integer golden | {a['integer_golden']:.4f} |", "",
+             "| layer | matrix | positions | density | shift | engine | predicted cycles/inference (eie / 2:4 / dense) "
+             "| memory bits (eie / 2:4 / dense) |", "|---|---|---|---|---|---|---|---|"]
+    for l in r["layers"]:
+        c = l["costs"]
+        cyc = " / ".join(f"{c[e]['cycles']:.0f}" if e in c else "-" for e in ("eie", "2:4", "dense"))
+        mem = " / ".join(f"{c[e]['memory_bits']}" if e in c else "-" for e in ("eie", "2:4", "dense"))
+        lines.append(f"| {l['name']} | {l['matrix'][0]}x{l['matrix'][1]} | {l['positions']} | {l['density']:.3f} "
+                     f"| {l['shift']} | {l['engine']} | {cyc} | {mem} |")
+    lines += ["", f"Predicted cycles per inference on the chosen engines: {r['predicted_cycles_chosen']:.0f}", ""]
+    return "\n".join(lines)

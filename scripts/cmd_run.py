@@ -1,0 +1,102 @@
+"""``sparseflow run``: every test image of DATA.npz through the simulated RTL of a compiled network."""
+from __future__ import annotations
+
+HELP = "run a compiled network (sparseflow compile) on the simulated RTL, layer by layer, against the golden model"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("dir", metavar="DIR", help="a folder written by sparseflow compile")
+    parser.add_argument("--data", required=True, metavar="DATA.npz", help="x_test, y_test are run")
+    parser.add_argument("--sim", default="verilator", choices=("verilator", "icarus"), help="default verilator")
+    parser.add_argument("--backend", default=None, choices=("native", "cocotb"),
+                        help="native (compiled Verilator harness; default on verilator) or cocotb")
+    parser.add_argument("--limit", type=int, default=None, help="run the first N test images (default all)")
+    parser.add_argument("--engine", default="compiled", choices=("compiled", "eie", "2:4", "dense"),
+                        help="run every layer on this engine instead of the compiled choice")
+    parser.add_argument("--compare", type=int, default=20, metavar="N",
+                        help="also run each layer on the other engines for the first N images, for their cycles "
+                             "(default 20; 0 = off)")
+    parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from model.errors import SparseFlowError
+    from model.network.compile import check_data, load_data
+    from model.network.engines import is_24
+    from model.network.folder import engine_configs, load_compiled
+    from scripts.cli import print_json
+    from verif.native import check_backend
+    from verif.netrun import prebuild, run_network
+
+    backend = args.backend or ("native" if args.sim == "verilator" else "cocotb")
+    check_backend(backend, args.sim)
+    if args.limit is not None and args.limit < 1:
+        raise SparseFlowError(f"--limit must be >= 1, not {args.limit}")
+    if args.compare < 0:
+        raise SparseFlowError(f"--compare must be >= 0, not {args.compare}")
+    net, man = load_compiled(args.dir)
+    data = check_data(load_data(args.data, ("x_test", "y_test")), net.input_shape, net.classes,
+                      ("x_test", "y_test"))
+    n = len(data["x_test"]) if args.limit is None else min(args.limit, len(data["x_test"]))
+    x = net.quantize_input(data["x_test"][:n])
+    y = data["y_test"][:n]
+    if args.engine == "compiled":
+        engines = [l.engine for l in net.layers]
+    else:
+        if args.engine == "2:4":
+            bad = [l.name for l in net.layers if not is_24(l.weight)]
+            if bad:
+                raise SparseFlowError(f"layer '{bad[0]}' is not 2:4-sparse: the 2:4 engine cannot run it "
+                                      f"(compile with --granularity 2:4)")
+        engines = [args.engine] * len(net.layers)
+    compare = {e: args.compare for e in ("eie", "2:4", "dense")} if args.compare else {}
+    m = net.meta
+    cfgs = engine_configs(net, m.get("pes", 8), m.get("lanes", 4), m.get("fifo_depth", 8),
+                          kinds=set(engines) | set(compare))
+    import sys
+    print(f"building the engines ({', '.join(cfgs)}) for {args.sim}/{backend} (cached) ...", file=sys.stderr,
+          flush=True)
+    try:
+        prebuild(cfgs, args.sim, backend)
+        res = run_network(net, x, cfgs, engines=engines, sim=args.sim, backend=backend, compare=compare)
+    except RuntimeError as exc:  # a simulator failure: not the user's input
+        print(f"sparseflow: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    acc_rtl = float(np.mean(res["logits"].argmax(1) == y))
+    acc_gold = float(np.mean(res["golden"].argmax(1) == y))
+    total = {}
+    for e in ("eie", "2:4", "dense"):
+        if all(e in l["cycles"] for l in res["layers"]):
+            total[e] = sum(l["cycles"][e]["per_inference"] for l in res["layers"])
+    chosen = sum(l["cycles"][l["engine"]]["per_inference"] for l in res["layers"])
+    out = {"dir": str(args.dir), "images": n, "sim": args.sim, "backend": backend,
+           "accuracy": {"golden": acc_gold, "rtl": acc_rtl, **{k: v for k, v in m.get("accuracy", {}).items()
+                                                                 if k != "integer_golden"}},
+           "mismatches": res["mismatches"], "layers": res["layers"], "cycles_per_inference": chosen,
+           "cycles_per_inference_by_engine": total,
+           "multipliers": {"eie": m.get("pes", 8), "2:4": 2 * m.get("lanes", 4), "dense": 2 * m.get("lanes", 4)},
+           "speedup_vs_dense": (total["dense"] / chosen) if "dense" in total and chosen else None,
+           "seconds": round(res["seconds"], 1)}
+    if args.json:
+        print_json(out)
+    else:
+        print(f"{args.dir}: {n} images on {args.sim}/{backend}: golden accuracy {acc_gold:.4f}, RTL accuracy "
+              f"{acc_rtl:.4f}, mismatches {res['mismatches']}")
+        print(f"{'layer':14s} {'matrix':>10s} {'pos':>5s} {'engine':>6s} {'cycles/inference: eie':>22s} "
+              f"{'2:4':>10s} {'dense':>10s}  (images)")
+        for l in res["layers"]:
+            c = l["cycles"]
+            cells = " ".join(f"{c[e]['per_inference']:>10.0f}" if e in c else f"{'-':>10s}"
+                             for e in ("eie", "2:4", "dense"))
+            imgs = "/".join(str(c[e]["images"]) for e in ("eie", "2:4", "dense") if e in c)
+            print(f"{l['name'][:14]:14s} {l['matrix'][0]:>4d}x{l['matrix'][1]:<5d} {l['positions']:>5d} "
+                  f"{l['engine']:>6s} {'':>11s}{cells}  ({imgs})")
+        if res["mismatches"]:
+            bad = [f"{l['name']} ({l['mismatches']})" for l in res["layers"] if l["mismatches"]]
+            print(f"MISMATCH: RTL outputs differ from the golden model in {', '.join(bad)}")
+        print(f"cycles per inference on the chosen engines: {chosen:.0f}"
+              + (f"; dense engine {total['dense']:.0f}: speed-up {out['speedup_vs_dense']:.2f}x"
+                 if out["speedup_vs_dense"] else ""))
+    return 1 if res["mismatches"] else 0
