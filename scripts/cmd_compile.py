@@ -51,6 +51,8 @@ def run(args) -> int:
     from model.network.folder import check_out_dir, write_compiled
     from scripts.cli import print_json
 
+    from model.outputs import check_not_input
+    check_not_input(args.out, {"--model": args.model, "--data": args.data}, folder=True)
     check_out_dir(args.out)
     opts = CompileOptions(method=args.method, granularity=args.granularity, sparsity=args.sparsity,
                           conv_sparsity=args.conv_sparsity, schedule=args.schedule, scope=args.scope, reinit=args.reinit,

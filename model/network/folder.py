@@ -2,8 +2,8 @@
 
 ``DIR`` holds:
 
-* ``compiled.json``: the marker and manifest (format, version, options, per-layer engine and
-  memory image, the engine configurations);
+* ``compiled.json``: the manifest (format, version, options, per-layer engine and memory
+  image, the engine configurations);
 * ``network.json`` + ``network.npz``: the integer network (:class:`IntNetwork`);
 * ``pruned/graph.json`` + ``graph.npz``: the pruned, fine-tuned float network;
 * ``images/<i>_<layer>_<engine>/``: each layer's memory image for its engine (``model.images``:
@@ -11,20 +11,21 @@
   ``weights.hex``), each with its own ``manifest.json``;
 * ``report.json`` and ``report.md``.
 
+* ``.sparseflow-output``: SparseFlow's marker listing every file it wrote (``model.outputs``).
+
 The folder is built in a temporary sibling and renamed into place; an existing non-empty
-``DIR`` is refused unless it is a compiled folder (holds ``compiled.json``), which is replaced.
+``DIR`` is refused unless SparseFlow wrote it (its marker lists every file there), which is
+replaced (README "Safety").
 """
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .. import outputs
 from ..errors import SparseFlowError
 from .engines import eie_config, lane_config, pad_weight
 from .intnet import IntNetwork
@@ -35,15 +36,9 @@ VERSION = 1
 
 
 def check_out_dir(out) -> Path:
-    out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise SparseFlowError(f"{out} exists and is not a folder")
-        if any(out.iterdir()) and not (out / MARKER).is_file():
-            raise SparseFlowError(f"{out} is a non-empty folder that is not a compiled network; choose a new --out")
-    if not out.parent.exists():
-        raise SparseFlowError(f"{out.parent}: the output's parent folder does not exist")
-    return out
+    """Raise unless ``out`` may be written as a compiled folder: new, empty, or one SparseFlow
+    wrote (its ``model.outputs`` marker lists every file there; README "Safety")."""
+    return outputs.check_dir(out)
 
 
 def engine_configs(net: IntNetwork, pes: int, lanes: int, fifo_depth: int = 8, kinds=None) -> dict:
@@ -94,13 +89,14 @@ def _write_layer_image(path: Path, lay, cfgs: dict, net: IntNetwork) -> dict:
 
 
 def write_compiled(compiled, out) -> Path:
-    """Write a :class:`~model.network.compile.Compiled` into ``out`` (atomically)."""
+    """Write a :class:`~model.network.compile.Compiled` into ``out``: built in a temporary
+    sibling and renamed into place (``model.outputs.new_dir``), replacing only a folder
+    SparseFlow wrote."""
     from ..images import config_to_dict
     out = check_out_dir(out)
     net, opts = compiled.net, compiled.options
     cfgs = engine_configs(net, opts.pes, opts.lanes, opts.fifo_depth)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with outputs.new_dir(out, "compile") as tmp:
         net.save(tmp)
         compiled.pruned.save(tmp / "pruned")
         images = []
@@ -118,16 +114,6 @@ def write_compiled(compiled, out) -> Path:
         (tmp / "report.json").write_text(json.dumps(compiled.report, indent=2, default=_jd) + "\n")
         (tmp / "report.md").write_text(report_md(compiled.report))
         (tmp / MARKER).write_text(json.dumps(man, indent=2, default=_jd) + "\n")
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.rename(out, old / "x")
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
