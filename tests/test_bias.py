@@ -327,6 +327,7 @@ def test_image_bias_corruption_and_mismatch_are_one_line_errors(tmp_path):
     man = json.loads((path / "manifest.json").read_text())
     man["config"]["arith"]["bias_bits"] = None
     man["config"]["arith"]["acc_bits"] = None
+    images.seal_manifest(man)  # a consistent edit: past the manifest's own checksum
     (path / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(SparseFlowError, match=r"^manifest\.json: bias\.hex is listed but the configuration has no bias_bits$"):
         images.load_image(path)
