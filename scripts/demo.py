@@ -124,28 +124,6 @@ def lane_config(shapes, lanes: int, weight_bits: int, act_bits: int) -> Sparse24
                           arith=Arith(weight_bits, act_bits, max_cols=max(cols, 4), requant=Requant()))
 
 
-def prebuild(cfgs: dict, sim: str, backend: str = "cocotb") -> None:
-    """Compile every engine the demo simulates (cached by Verilog hash; the runs reuse them)."""
-    from rtl.eie.array import EIEArray, build_config
-    from verif import native
-    from verif.runner import build
-    from verif.spmv_eie import TOPLEVEL
-    from verif.spmv_sparse24 import make_engine, toplevel_name
-    for name, cfg in cfgs.items():
-        if name == "eie":
-            dut = EIEArray(build_config(cfg))
-            if backend == "native":
-                native.build(dut, toplevel=TOPLEVEL, eie=True, n_pes=cfg.n_pes)
-            else:
-                build(dut, toplevel=TOPLEVEL, sim=sim)
-        else:
-            dense = name.startswith("dense")
-            if backend == "native":
-                native.build(make_engine(cfg, dense), toplevel=toplevel_name(dense), eie=False)
-            else:
-                build(make_engine(cfg, dense), toplevel=toplevel_name(dense), sim=sim)
-
-
 def _with_requant(cfg, layer):
     return cfg.with_(arith=replace(cfg.arith, requant=Requant(layer.shift, layer.relu)))
 
@@ -232,6 +210,7 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
         del cfgs["dense-eie"]
     pool = ThreadPoolExecutor(max_workers=2)
     # Verilator builds take a while: they run on the other core while the network trains.
+    from verif.netrun import prebuild
     builds = pool.submit(prebuild, cfgs, opts.sim, opts.backend)
 
     base = dict(method=opts.method, hidden=opts.hidden, seed=opts.seed, epochs=opts.epochs,

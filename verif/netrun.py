@@ -125,8 +125,10 @@ def golden_vec(op: IntLayer, x_in: np.ndarray, m: int) -> np.ndarray:
     return op.vectors(x_in[:m])
 
 
-def prebuild(cfgs: dict, sim: str, backend: str) -> None:
-    """Compile every engine build the run needs (cached by Verilog text)."""
+def prebuild(cfgs: dict, sim: str, backend: str = "cocotb") -> None:
+    """Compile every engine build the run needs (cached by Verilog text); ``cfgs`` maps
+    ``"eie"`` and ``"2:4"``/``"dense..."`` names to their configurations (the digits demo's
+    ``"dense-eie"`` is a second dense build)."""
     from rtl.eie.array import EIEArray, build_config
     from verif import native
     from verif.runner import build
@@ -140,7 +142,7 @@ def prebuild(cfgs: dict, sim: str, backend: str) -> None:
             else:
                 build(dut, toplevel=TOPLEVEL, sim=sim)
         else:
-            dense = name == "dense"
+            dense = name.startswith("dense")
             if backend == "native":
                 native.build(make_engine(cfg, dense), toplevel=toplevel_name(dense), eie=False)
             else:
