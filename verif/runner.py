@@ -35,6 +35,16 @@ VERILATOR_ARGS = ("-Wno-fatal", "-O3", "--x-assign", "fast", "--x-initial", "fas
 _BUILT: dict = {}  # (build_key, toplevel, sim, waves) -> build folder, for this process
 
 
+def skip_elaboration(component) -> None:
+    """Mark ``component`` as used although it is deliberately not elaborated again (its
+    Verilog is cached), so Amaranth does not warn ``UnusedElaboratable`` when it is collected.
+
+    The one place that touches Amaranth's private ``MustUse`` flag (checked against Amaranth
+    0.5.10; there is no public way to say "used").
+    """
+    component._MustUse__used = True
+
+
 def waves_requested(waves: bool | None = None) -> bool:
     if waves is not None:
         return waves
@@ -122,7 +132,7 @@ def build(component, *, toplevel: str, sim: str, waves: bool | None = None) -> P
     key = getattr(component, "build_key", None)
     memo = (key, toplevel, sim, waves) if key is not None else None
     if memo in _BUILT and (_BUILT[memo] / ".built").exists() and _binary(_BUILT[memo], sim, toplevel).exists():
-        component._MustUse__used = True  # deliberately not elaborated again: no UnusedElaboratable
+        skip_elaboration(component)
         return _BUILT[memo]
     text = to_verilog(component, toplevel)
     flags = " ".join(ICARUS_ARGS) if sim == "icarus" else " ".join(VERILATOR_ARGS)

@@ -51,13 +51,13 @@ def build(component, *, toplevel: str, eie: bool, n_pes: int = 1, waves: bool = 
     ``threads`` > 1 builds a multi-threaded model (Verilator ``--threads``); measured in
     ``benchmarks/sim_speed.py``, it does not pay on these designs (see docs/simulation.md).
     """
-    from verif.runner import BUILD_ROOT, _locked, to_verilog
+    from verif.runner import BUILD_ROOT, _locked, skip_elaboration, to_verilog
     from scripts.tools import tool_env
 
     key = getattr(component, "build_key", None)
     memo = (key, toplevel, eie, n_pes, waves, threads) if key is not None else None
     if memo in _BUILT and _BUILT[memo].exists():
-        component._MustUse__used = True  # not elaborated again on purpose (see verif.runner.build)
+        skip_elaboration(component)
         return _BUILT[memo]
     text = to_verilog(component, toplevel)
     defines = [f"-DSF_NPES={n_pes}"] + (["-DSF_EIE"] if eie else []) + (["-DSF_TRACE"] if waves else [])
