@@ -151,7 +151,7 @@ def _simulate_native(engine, program, x, rows, *, toplevel, pacing, waves, seed,
     waves = waves_requested(waves)
     exe = native.build(engine, toplevel=toplevel, eie=False, waves=waves)
     cfg = engine.cfg
-    if max(int(w).bit_length() for w in program) > 63:
+    if max((int(w).bit_length() for w in program), default=0) > 63:
         raise SparseFlowError("load words wider than 63 bits do not fit the native harness")
     job = {"load": np.asarray(program, dtype=np.int64), "x": packed_inputs(x, cfg.arith.act_bits), "rows": rows}
     (r,), facts = native.run(exe, [job], out_bits=cfg.arith.out_bits, eie=False, pacing=(pacing,) * 3,
