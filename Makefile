@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml scripts/setup_system.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -e .
-	$(PY) -m scripts.tools check
+	$(PY) -m verif.tools check
 	touch $(STAMP)
 
 # The regression CI runs: everything but the long sweeps marked `slow`.

@@ -97,12 +97,12 @@ def make_platform(target: Target, freq_mhz: float | None):
 
 
 def _tool(name: str) -> str:
-    from scripts.tools import tool_env
+    from verif.tools import tool_env
     return tool_env()[name]
 
 
 def _run(cmd: list[str], cwd: Path, log: Path, step: str, timeout: float | None) -> subprocess.CompletedProcess:
-    from scripts.tools import tool_env
+    from verif.tools import tool_env
     t0 = time.monotonic()
     try:
         proc = subprocess.run(cmd, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=timeout)

@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from scripts.tools import tool_env
+from verif.tools import tool_env
 from verif.runner import SIMULATORS, build, simulate, to_verilog
 from verif.smoke import SmokeAdder
 

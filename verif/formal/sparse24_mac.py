@@ -131,7 +131,7 @@ def write_proof(workdir: Path, arith: Arith, valid_meta: bool = True, depth: int
 def run_proof(workdir: Path, arith: Arith, valid_meta: bool = True, depth: int = 3,
               timeout: float = 600, mutant: bool = False) -> tuple[str, str]:
     """Run SymbiYosys in ``workdir`` (YoWASP tools see only the cwd tree); return (status, log)."""
-    from scripts.tools import tool_env
+    from verif.tools import tool_env
     sby = write_proof(workdir, arith, valid_meta, depth, mutant)
     env = tool_env()
     # Own process group, so a timeout also ends the smtbmc/yices children.

@@ -52,7 +52,7 @@ def build(component, *, toplevel: str, eie: bool, n_pes: int = 1, waves: bool = 
     ``benchmarks/sim_speed.py``, it does not pay on these designs (see docs/simulation.md).
     """
     from verif.runner import BUILD_ROOT, _locked, skip_elaboration, to_verilog
-    from scripts.tools import tool_env
+    from verif.tools import tool_env
 
     key = getattr(component, "build_key", None)
     memo = (key, toplevel, eie, n_pes, waves, threads) if key is not None else None

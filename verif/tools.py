@@ -6,7 +6,7 @@ needs ``VERILATOR_ROOT``; Amaranth's platform builds find the YoWASP Yosys/nextp
 the ``YOSYS``/``NEXTPNR_*``/``*PACK`` variables; SymbiYosys wants ``YOSYS`` and ``SMTBMC``.
 Call :func:`tool_env` (or :func:`apply_tool_env`) before running any of them.
 
-``python -m scripts.tools check`` verifies the set-up and prints one line per tool.
+``python -m verif.tools check`` verifies the set-up and prints one line per tool.
 """
 from __future__ import annotations
 
@@ -93,5 +93,5 @@ def check() -> int:
 if __name__ == "__main__":
     if sys.argv[1:] == ["check"]:
         sys.exit(check())
-    print("usage: python -m scripts.tools check", file=sys.stderr)
+    print("usage: python -m verif.tools check", file=sys.stderr)
     sys.exit(2)
