@@ -63,13 +63,9 @@ class CompileOptions:
     progress: bool = True
 
     def check(self) -> None:
-        from ..prune import METHODS, SCHEDULES
         from ..prune.granularity import check_target
-        if self.method not in METHODS:
-            raise SparseFlowError(f"unknown pruning method {self.method!r} (choose from {', '.join(METHODS)})")
-        if self.schedule not in SCHEDULES:
-            raise SparseFlowError(f"unknown schedule {self.schedule!r} (choose from {', '.join(SCHEDULES)})")
-        check_target(self.granularity, self.sparsity, self.scope)
+        from ..prune.pipelines import check_pruning
+        check_pruning(self.method, self.schedule, self.granularity, self.sparsity, self.scope)
         if self.conv_sparsity is not None:
             check_target(self.granularity, self.conv_sparsity, self.scope)
             if self.scope != "layer":

@@ -38,6 +38,15 @@ from .criteria import scores
 from .granularity import check_target, make_masks, sparsity_of
 
 
+def check_pruning(method: str, schedule: str, granularity: str, sparsity: float, scope: str) -> None:
+    """The pruning choices every entry point validates (PruneConfig, compile's options)."""
+    if method not in METHODS:
+        raise SparseFlowError(f"unknown pruning method {method!r} (choose from {', '.join(METHODS)})")
+    if schedule not in SCHEDULES:
+        raise SparseFlowError(f"unknown schedule {schedule!r} (choose from {', '.join(SCHEDULES)})")
+    check_target(granularity, sparsity, scope)
+
+
 @dataclass
 class PruneConfig:
     """Every knob of a pruning run (the CLI maps its options onto these)."""
@@ -68,11 +77,7 @@ class PruneConfig:
                                   # keep training them from their current values (Han et al., Deep Compression)
 
     def check(self) -> None:
-        if self.method not in METHODS:
-            raise SparseFlowError(f"unknown pruning method {self.method!r} (choose from {', '.join(METHODS)})")
-        if self.schedule not in SCHEDULES:
-            raise SparseFlowError(f"unknown schedule {self.schedule!r} (choose from {', '.join(SCHEDULES)})")
-        check_target(self.granularity, self.sparsity, self.scope)
+        check_pruning(self.method, self.schedule, self.granularity, self.sparsity, self.scope)
         if self.dst_regrow not in REGROW:
             raise SparseFlowError(f"unknown DST regrowth {self.dst_regrow!r} (choose from {', '.join(REGROW)})")
         for name in ("epochs", "finetune_epochs", "rewind_step"):
