@@ -218,11 +218,26 @@ int main(int argc, char** argv) {
         int64_t got_total = 0, vec = 0, got_vec = 0;
         bool gap = false;  // SF_EIE: ready low for the cycle after each vector, counters read then
         std::vector<int64_t> yv;
-#ifndef SF_EIE
+#ifdef SF_EIE
+        auto emit_counters = [&]() {
+            emit(static_cast<int64_t>(dut->cycles));
+            emit(static_cast<int64_t>(dut->total_cycles));
+            for (int k = 0; k < SF_NPES; ++k) emit(static_cast<int64_t>(bits(dut->busy, 32 * k, 32)));
+            for (int k = 0; k < SF_NPES; ++k) emit(static_cast<int64_t>(bits(dut->stall, 32 * k, 32)));
+        };
+#else
         int64_t first_x = -1, last_y = -1, vectors_seen = 0;
         std::vector<int64_t> log;
         bool held = false;
         uint64_t held_payload = 0;
+        auto log_vectors = [&]() {  // (vectors, cycles) each time the vector counter moves
+            const int64_t v_now = static_cast<int64_t>(dut->vectors);
+            if (v_now != vectors_seen) {
+                vectors_seen = v_now;
+                log.push_back(v_now);
+                log.push_back(static_cast<int64_t>(dut->cycles));
+            }
+        };
 #endif
         if (!loading) { xs.start(x_words, n_vec * cols); ys.active = n_vec > 0; x_started = true; }
         while (got_total < rows * n_vec || loading) {
@@ -243,10 +258,7 @@ int main(int argc, char** argv) {
             const bool f_y = ys.ready && yvalid;
 #ifdef SF_EIE
             if (gap) {  // the cycle after a vector's last result: read the counters
-                emit(static_cast<int64_t>(dut->cycles));
-                emit(static_cast<int64_t>(dut->total_cycles));
-                for (int k = 0; k < SF_NPES; ++k) emit(static_cast<int64_t>(bits(dut->busy, 32 * k, 32)));
-                for (int k = 0; k < SF_NPES; ++k) emit(static_cast<int64_t>(bits(dut->stall, 32 * k, 32)));
+                emit_counters();
                 gap = false;
             }
 #else
@@ -259,12 +271,7 @@ int main(int argc, char** argv) {
                 held_payload = p;
             }
             if (f_y) last_y = static_cast<int64_t>(cycle);
-            const int64_t v_now = static_cast<int64_t>(dut->vectors);
-            if (v_now != vectors_seen) {
-                vectors_seen = v_now;
-                log.push_back(v_now);
-                log.push_back(static_cast<int64_t>(dut->cycles));
-            }
+            log_vectors();
 #endif
             if (f_y) {
                 const uint64_t data = bits(dut->SF_PORT(y, payload), 0, ob);
@@ -313,25 +320,18 @@ int main(int argc, char** argv) {
             dut->SF_PORT(y, ready) = 0;
             dut->SF_PORT(x, valid) = 0;
             dut->eval();
-            emit(static_cast<int64_t>(dut->cycles));
-            emit(static_cast<int64_t>(dut->total_cycles));
-            for (int k = 0; k < SF_NPES; ++k) emit(static_cast<int64_t>(bits(dut->busy, 32 * k, 32)));
-            for (int k = 0; k < SF_NPES; ++k) emit(static_cast<int64_t>(bits(dut->stall, 32 * k, 32)));
-            edge();
-            dut->eval();
+            emit_counters();
+            edge();  // the next job's first cycle evaluates with the clock low
         }
 #else
-        for (int i = 0; i < 3; ++i) {  // let the counters settle after the last handshake
-            dut->SF_PORT(y, ready) = 0; dut->SF_PORT(x, valid) = 0; dut->eval();
-            const int64_t v_now = static_cast<int64_t>(dut->vectors);
-            if (v_now != vectors_seen) { vectors_seen = v_now; log.push_back(v_now); log.push_back(static_cast<int64_t>(dut->cycles)); }
-            edge();
+        // Let the counters settle: three more edges after the last handshake, sampled each cycle,
+        // then the final read (verif/sparse24_tb.py does the same).
+        for (int i = 0; i < 4; ++i) {
+            dut->SF_PORT(y, ready) = 0;
+            dut->SF_PORT(x, valid) = 0;
             dut->eval();
-        }
-        dut->eval();
-        {
-            const int64_t v_now = static_cast<int64_t>(dut->vectors);
-            if (v_now != vectors_seen) { vectors_seen = v_now; log.push_back(v_now); log.push_back(static_cast<int64_t>(dut->cycles)); }
+            log_vectors();
+            if (i < 3) edge();
         }
         emit(static_cast<int64_t>(log.size() / 2));
         for (int64_t v : log) emit(v);
