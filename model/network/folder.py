@@ -93,7 +93,7 @@ def write_compiled(compiled, out) -> Path:
     sibling and renamed into place (``model.outputs.new_dir``), replacing only a folder
     SparseFlow wrote."""
     from ..images import config_to_dict
-    out = check_out_dir(out)
+    out = Path(out)  # new_dir checks it (before and after the work)
     net, opts = compiled.net, compiled.options
     cfgs = engine_configs(net, opts.pes, opts.lanes, opts.fifo_depth)
     with outputs.new_dir(out, "compile") as tmp:
