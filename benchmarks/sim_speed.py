@@ -42,7 +42,8 @@ def _build_time(fn) -> float:
 
 def eie_workload(vectors: int, cocotb_vectors: int) -> dict:
     from model.config import Arith, EIEConfig, Requant
-    from rtl.eie.array import EIEArray, build_config
+    from rtl.common.config import build_config
+    from rtl.eie.array import EIEArray
     from verif import native
     from verif.runner import build
     from verif.spmv_eie import TOPLEVEL, run_jobs, size_config

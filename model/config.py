@@ -176,31 +176,55 @@ class EIEConfig:
 
 
 @dataclass(frozen=True)
-class Sparse24Config:
-    """A 2:4 structured-sparse engine (and, with ``dense=True`` in the engine, its dense twin).
+class LaneConfig:
+    """An engine of ``lanes`` MAC lanes of 2 multipliers each (``rtl.common.lanes``): the dense
+    baseline's configuration (:data:`DenseConfig`) and the base of :class:`Sparse24Config`.
+
+    The weight matrix is ``max_rows x max_cols`` at most; ``lanes`` rows are computed in
+    parallel, row ``r`` on lane ``r % lanes``.
+    """
+
+    lanes: int = 4
+    arith: Arith = field(default_factory=Arith)
+    max_rows: int = 256
+
+    def __post_init__(self):
+        _check_int("lanes", self.lanes, 1, 256)
+        _check_int("max_rows", self.max_rows, 1)
+
+    @property
+    def max_cols(self) -> int:
+        return self.arith.max_cols
+
+    @property
+    def multipliers(self) -> int:
+        return self.lanes * 2
+
+    def with_(self, **changes):
+        return replace(self, **changes)
+
+
+DenseConfig = LaneConfig  # the dense baseline needs nothing beyond the lanes
+
+
+@dataclass(frozen=True)
+class Sparse24Config(LaneConfig):
+    """A 2:4 structured-sparse engine (the dense baseline also accepts one, see :class:`LaneConfig`).
 
     The weight matrix is ``max_rows x max_cols`` at most, ``max_cols`` a multiple of 4. Each row
     is stored as ``max_cols/4`` groups of two kept values plus two 2-bit positions. ``lanes``
     rows are computed in parallel, one 2:4 MAC unit (2 multipliers) per lane.
     """
 
-    lanes: int = 4
-    arith: Arith = field(default_factory=Arith)
-    max_rows: int = 256
     n: int = 2
     m: int = 4
 
     def __post_init__(self):
-        _check_int("lanes", self.lanes, 1, 256)
-        _check_int("max_rows", self.max_rows, 1)
+        super().__post_init__()
         if (self.n, self.m) != (2, 4):
             raise SparseFlowError(f"only 2:4 is built in hardware, not {self.n}:{self.m}")
         if self.arith.max_cols % self.m:
             raise SparseFlowError(f"max_cols must be a multiple of {self.m}, not {self.arith.max_cols}")
-
-    @property
-    def max_cols(self) -> int:
-        return self.arith.max_cols
 
     @property
     def pos_bits(self) -> int:
@@ -213,6 +237,3 @@ class Sparse24Config:
     @property
     def multipliers(self) -> int:
         return self.lanes * self.n
-
-    def with_(self, **changes) -> "Sparse24Config":
-        return replace(self, **changes)

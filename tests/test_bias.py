@@ -150,14 +150,14 @@ def test_requantizer_adds_the_bias_first(requant):
 
 
 def _engines(bias_bits):
+    from rtl.common.config import build_config
     from rtl.dense.engine import DenseEngine
-    from rtl.eie.array import EIEArray, build_config
-    from rtl.sparse24.core import build_config as lane_build
+    from rtl.eie.array import EIEArray
     from rtl.sparse24.engine import Sparse24Engine
     a = Arith(max_cols=12, requant=Requant(), bias_bits=bias_bits)
     return {"eie": EIEArray(build_config(EIE_CFG.with_(arith=a))),
-            "2:4": Sparse24Engine(lane_build(LANE_CFG.with_(arith=a))),
-            "dense": DenseEngine(lane_build(LANE_CFG.with_(arith=a)))}
+            "2:4": Sparse24Engine(build_config(LANE_CFG.with_(arith=a))),
+            "dense": DenseEngine(build_config(LANE_CFG.with_(arith=a)))}
 
 
 def test_bias_off_builds_no_bias_logic_and_bias_on_lints_clean():
@@ -173,7 +173,8 @@ def test_bias_off_builds_no_bias_logic_and_bias_on_lints_clean():
 
 
 def test_requant_values_still_share_one_verilog_with_a_bias():
-    from rtl.eie.array import EIEArray, build_config
+    from rtl.common.config import build_config
+    from rtl.eie.array import EIEArray
     from verif.spmv_sparse24 import make_engine
 
     def a(shift, relu):

@@ -62,7 +62,7 @@ def test_dense_init_and_verilog():
 
 
 def test_dense_constructor_and_host_errors():
-    with pytest.raises(SparseFlowError, match=r"^DenseEngine needs a Sparse24Config, not None$"):
+    with pytest.raises(SparseFlowError, match=r"^DenseEngine needs a LaneConfig, not None$"):
         DenseEngine(None)
     with pytest.raises(SparseFlowError, match=r"^DenseEngine init must be a numpy array, not NMMatrix$"):
         DenseEngine(CFG, init=nm.encode(np.zeros((2, 8), int), 8))

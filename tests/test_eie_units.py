@@ -12,7 +12,8 @@ from model.cyclemodel import ideal_cycles, predict_cycles, simulate_vector
 from model.errors import SparseFlowError
 from model.formats.eie import encode
 from model.reference import layer
-from rtl.eie.array import EIEArray, build_config
+from rtl.common.config import build_config
+from rtl.eie.array import EIEArray
 from rtl.eie.broadcast import Broadcast
 from rtl.eie.nonzero import NonZeroDetect
 from rtl.eie.pe import EIEPE

@@ -11,7 +11,7 @@ import pytest
 from model.config import Arith, Requant, Sparse24Config
 from model.errors import SparseFlowError
 from model.formats import nm
-from rtl.sparse24.core import build_config
+from rtl.common.config import build_config
 from rtl.sparse24.engine import Sparse24Engine
 from verif.runner import SIMULATORS, lint, to_verilog
 from verif.spmv_sparse24 import make_engine, run_spmv, simulate_engine

@@ -18,10 +18,9 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
+from rtl.common.protocol import COUNTER_BITS
 from verif.spmv_eie import packed_inputs
 from verif.streams import Pacer, StreamDriver, StreamMonitor, unpack_signed
-
-COUNTER_BITS = 32
 
 
 def _counters(sig, n: int) -> list[int]:

@@ -129,7 +129,8 @@ def prebuild(cfgs: dict, sim: str, backend: str = "cocotb") -> None:
     """Compile every engine build the run needs (cached by Verilog text); ``cfgs`` maps
     ``"eie"`` and ``"2:4"``/``"dense..."`` names to their configurations (the digits demo's
     ``"dense-eie"`` is a second dense build)."""
-    from rtl.eie.array import EIEArray, build_config
+    from rtl.common.config import build_config
+    from rtl.eie.array import EIEArray
     from verif import native
     from verif.runner import build
     from verif.spmv_eie import TOPLEVEL

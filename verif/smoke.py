@@ -4,6 +4,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 
+def pair_layout(width: int) -> data.StructLayout:
+    """The input payload ``{a, b}`` (the testbench packs it from this too)."""
+    return data.StructLayout({"a": signed(width), "b": signed(width)})
+
+
 class SmokeAdder(wiring.Component):
     """``o.payload = i.payload.a + i.payload.b``, one register stage.
 
@@ -14,8 +19,7 @@ class SmokeAdder(wiring.Component):
 
     def __init__(self, width: int = 8):
         self.width = width
-        pair = data.StructLayout({"a": signed(width), "b": signed(width)})
-        super().__init__({"i": In(stream.Signature(pair)), "o": Out(stream.Signature(signed(width + 1)))})
+        super().__init__({"i": In(stream.Signature(pair_layout(width))), "o": Out(stream.Signature(signed(width + 1)))})
 
     def elaborate(self, platform):
         m = Module()

@@ -13,9 +13,11 @@ import os
 import time
 
 import cocotb
+import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from verif.spmv_eie import packed_inputs
 from verif.streams import Pacer, StreamDriver, StreamMonitor, unpack_signed
 
 
@@ -77,10 +79,7 @@ async def run_case(dut):
     await tb.loader.send(case["load"])
 
     ab, ob = case["act_bits"], case["out_bits"]
-    mask = (1 << ab) - 1
-    words = []
-    for vec in case["vectors"]:
-        words += [(v & mask) | (int(i == len(vec) - 1) << ab) for i, v in enumerate(vec)]
+    words = packed_inputs(np.array(case["vectors"], dtype=np.int64).T, ab).reshape(-1).tolist()
     rows, nvec = case["rows"], len(case["vectors"])
     cocotb.start_soon(tb.xdrv.send(words))
     got = await tb.ymon.receive(rows * nvec, timeout_cycles=case["timeout_cycles"])

@@ -3,7 +3,7 @@
 One compiled simulation serves many matrices and vectors: :func:`run_jobs` sends every
 ``(weights, x)`` job to one cocotb run (``verif.eie_tb``) through ``load`` and ``x``. The build
 is cached per Verilog text (``verif.runner``); the Verilog depends on the configuration with
-its requantization normalised (:func:`rtl.eie.array.build_config`), so layers that differ only
+its requantization normalised (:func:`rtl.common.config.build_config`), so layers that differ only
 in shift/relu share one build: shift/relu travel as ``load`` register writes.
 """
 from __future__ import annotations
@@ -49,36 +49,31 @@ def load_words(m: EIEMatrix, cfg: EIEConfig, requant: Requant | None = None, bia
     signed ``bias_bits`` integers), or zeros when ``bias`` is None (so a previous job's bias
     never leaks). A bias for a configuration without one is an error.
     """
-    from rtl.eie.layouts import (KIND_BITS, LOAD_BIAS, LOAD_CODEBOOK, LOAD_COLMASK, LOAD_ENTRY, LOAD_PTR,
-                                 LOAD_REG, REG_COLS, REG_RELU, REG_ROWS, REG_SHIFT, load_field_bits)
-    b = check_bias(bias, m.shape[0], cfg.arith)
-    pe_b, addr_b, data_b = load_field_bits(cfg)
-    if KIND_BITS + pe_b + addr_b + data_b > 63:
+    from rtl.common.packing import pack
+    from rtl.common.protocol import bias_values, register_writes
+    from rtl.eie.layouts import LoadKind, load_layout
+    lay = load_layout(cfg)
+    if lay.size > 63:
         raise SparseFlowError("load word wider than 63 bits")
-    kinds, pes, addrs, datas = [], [], [], []
+    b = bias_values(bias, m.shape[0], cfg.arith)
+    parts = []
 
     def add(kind, pe, addr, dat):
-        dat = np.asarray(dat, dtype=np.int64)
-        kinds.append(np.full(len(dat), kind, dtype=np.int64))
-        pes.append(np.broadcast_to(np.asarray(pe, dtype=np.int64), dat.shape))
-        addrs.append(np.asarray(addr, dtype=np.int64))
-        datas.append(dat & ((1 << data_b) - 1))
+        parts.append(pack(lay, kind=kind, pe=pe, addr=addr, data=dat))
 
     rows, cols = m.shape
     for k in range(cfg.n_pes):
         w = m.words(cfg, k)
-        add(LOAD_ENTRY, k, np.arange(len(w)), w)
-        add(LOAD_PTR, k, np.arange(cols + 1), m.ptr[k])
-        add(LOAD_COLMASK, k, np.arange(cols), (np.diff(m.ptr[k]) > 0).astype(np.int64))
-    if cfg.arith.bias_bits is not None:
-        add(LOAD_BIAS, 0, np.arange(rows), np.zeros(rows, dtype=np.int64) if b is None else b)
-    rq = requant or Requant()
-    add(LOAD_REG, 0, np.arange(4), [rows, cols, rq.shift, int(rq.relu)])
+        add(LoadKind.ENTRY, k, np.arange(len(w)), w)
+        add(LoadKind.PTR, k, np.arange(cols + 1), m.ptr[k])
+        add(LoadKind.COLMASK, k, np.arange(cols), np.diff(m.ptr[k]) > 0)
+    if b is not None:
+        add(LoadKind.BIAS, 0, np.arange(rows), b)
+    regs = register_writes(rows, cols, requant or Requant())
+    add(LoadKind.REG, 0, [a for a, _ in regs], [v for _, v in regs])
     if cfg.codebook:
-        add(LOAD_CODEBOOK, 0, np.arange(len(m.codebook)), m.codebook)
-    k, p, ad, d = (np.concatenate(v) for v in (kinds, pes, addrs, datas))
-    kb = KIND_BITS
-    return (k | (p << kb) | (ad << (kb + pe_b)) | (d << (kb + pe_b + addr_b))).astype(np.int64)
+        add(LoadKind.CODEBOOK, 0, np.arange(len(m.codebook)), m.codebook)
+    return np.concatenate(parts)
 
 
 def _prepare(weights, x, cfg: EIEConfig, codebook=None, bias=None):
@@ -120,7 +115,8 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
     vectors over that many harness processes; default: one per core (at most 2) when every
     stream runs at full speed and there are at least 64 vectors, else 1.
     """
-    from rtl.eie.array import EIEArray, build_config
+    from rtl.common.config import build_config
+    from rtl.eie.array import EIEArray
     from verif.native import check_backend
     from verif.runner import simulate
 
@@ -183,11 +179,12 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
 
 
 def packed_inputs(x: np.ndarray, act_bits: int) -> np.ndarray:
-    """The ``x`` stream words of a (C, B) batch, vector by vector: data in the low ``act_bits``,
-    ``last`` above it on each vector's final element (as ``verif.eie_tb`` packs them)."""
-    words = (np.asarray(x, dtype=np.int64) & ((1 << act_bits) - 1)).T.copy()
-    words[:, -1] |= 1 << act_bits
-    return words
+    """The ``x`` stream words of a (C, B) batch, ``(B, C)``: vector by vector, ``last`` on each
+    vector's final element (:func:`rtl.common.protocol.sample_layout`)."""
+    from rtl.common.packing import pack
+    from rtl.common.protocol import sample_layout
+    x = np.asarray(x, dtype=np.int64).T
+    return pack(sample_layout(act_bits), data=x, last=np.arange(x.shape[1]) == x.shape[1] - 1)
 
 
 def _run_native(bcfg: EIEConfig, arrays: dict, meta: dict, waves, processes: int = 1

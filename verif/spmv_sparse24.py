@@ -1,7 +1,7 @@
 """Host side of the 2:4 engine and the dense baseline: ``run_spmv`` (validate, build, simulate,
 score against ``model.reference``).
 
-Both engines are elaborated from :func:`rtl.sparse24.core.build_config`, so one compiled
+Both engines are elaborated from :func:`rtl.common.config.build_config`, so one compiled
 simulation per (engine, lanes, widths, sizes) serves every matrix and every layer's requant
 values: the weights and the shift/ReLU registers travel through the ``load`` port.
 """
@@ -24,7 +24,7 @@ TB_MODULE = "verif.sparse24_tb"
 def make_engine(cfg: Sparse24Config, dense: bool = False):
     """The engine ``run_spmv`` simulates: elaborated from the normalised build configuration."""
     from rtl.dense.engine import DenseEngine
-    from rtl.sparse24.core import build_config
+    from rtl.common.config import build_config
     from rtl.sparse24.engine import Sparse24Engine
     return (DenseEngine if dense else Sparse24Engine)(build_config(cfg))
 

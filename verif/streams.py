@@ -1,7 +1,7 @@
 """Small cocotb VIP for ``amaranth.lib.stream`` ports: a driver, a monitor, idle/back-pressure.
 
 Amaranth flattens a stream port ``x`` to ``x__valid``, ``x__ready`` and ``x__payload`` (a struct
-payload is one packed vector; pack it with :func:`pack_fields`). A transfer happens at a rising
+payload is one packed vector; pack it with :func:`rtl.common.packing.pack`). A transfer happens at a rising
 clock edge where valid and ready are both high; both classes sample in ``ReadOnly`` just before
 the edge, so they see exactly the handshake the RTL sees.
 
@@ -39,15 +39,6 @@ class Pacer:
 
     def go(self) -> bool:
         return self.probability >= 1.0 or (self._next() >> 11) * 2.0 ** -53 < self.probability
-
-
-def pack_fields(fields: list[tuple[int, int]]) -> int:
-    """Pack ``[(value, width), ...]`` LSB first (the order of an Amaranth StructLayout)."""
-    word, shift = 0, 0
-    for value, width in fields:
-        word |= (int(value) & ((1 << width) - 1)) << shift
-        shift += width
-    return word
 
 
 def unpack_signed(word: int, width: int) -> int:

@@ -5,7 +5,9 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
-from verif.streams import Pacer, StreamDriver, StreamMonitor, pack_fields, unpack_signed
+from rtl.common.packing import pack
+from verif.smoke import pair_layout
+from verif.streams import Pacer, StreamDriver, StreamMonitor, unpack_signed
 
 
 @cocotb.test()
@@ -19,6 +21,6 @@ async def adds_pairs(dut):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
     pairs = [(rng.randint(-128, 127), rng.randint(-128, 127)) for _ in range(200)]
-    cocotb.start_soon(driver.send(pack_fields([(a, 8), (b, 8)]) for a, b in pairs))
+    cocotb.start_soon(driver.send(pack(pair_layout(8), a=[a for a, _ in pairs], b=[b for _, b in pairs]).tolist()))
     got = [unpack_signed(w, 9) for w in await monitor.receive(len(pairs), timeout_cycles=5000)]
     assert got == [a + b for a, b in pairs]

@@ -5,10 +5,10 @@ import numpy as np
 from amaranth import signed
 from amaranth.lib import data
 
-from model.config import Sparse24Config
+from model.config import LaneConfig
 from model.errors import SparseFlowError
 from model.reference import as_int_array
-from rtl.sparse24.core import LaneArrayEngine
+from rtl.common.lanes import LaneArrayEngine
 
 PAIR = 2
 
@@ -30,8 +30,9 @@ class DenseEngine(LaneArrayEngine):
 
     GROUP = PAIR
     NAME = "dense"
+    CONFIG = LaneConfig  # (a model.config.DenseConfig; a Sparse24Config is one too)
 
-    def __init__(self, cfg: Sparse24Config, init: np.ndarray | None = None, *, bias_init=None):
+    def __init__(self, cfg: LaneConfig, init: np.ndarray | None = None, *, bias_init=None):
         super().__init__(cfg, init, bias_init=bias_init)
 
     def fields(self):

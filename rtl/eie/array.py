@@ -1,35 +1,29 @@
 """The EIE-like sparse PE array: non-zero detection, broadcast queues, PEs, read-out, counters."""
-from dataclasses import replace
-
 import numpy as np
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Assert
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.config import EIEConfig, Requant, clog2
 from model.errors import SparseFlowError
 from model.formats.eie import EIEMatrix, check_fits
 from rtl.common.memory import collision_free_memory
+from rtl.common.protocol import COUNTER_BITS, Reg
 from rtl.common.requant import SHIFT_BITS, Requantizer
 
 from .broadcast import Broadcast
-from .layouts import (COUNTER_BITS, LOAD_BIAS, LOAD_CODEBOOK, LOAD_COLMASK, LOAD_ENTRY, LOAD_PTR, LOAD_REG, REG_COLS,
-                      REG_RELU, REG_ROWS, REG_SHIFT, col_bits, elem_layout, load_layout, result_layout)
+from .layouts import LoadKind, col_bits, elem_layout, load_layout, result_layout
 from .nonzero import NonZeroDetect
 from .pe import EIEPE
 
 
-def build_config(cfg: EIEConfig) -> EIEConfig:
-    """The configuration to elaborate for run-time requantization.
-
-    ``shift``/``relu`` are registers loaded through ``load``; only their reset values come from
-    the configuration. Elaborating from ``Requant()`` (when requant is set) makes every config
-    that differs only in shift/relu give the same Verilog, hence one compiled simulation.
-    """
-    if cfg.arith.requant is None or cfg.arith.requant == Requant():
-        return cfg
-    return cfg.with_(arith=replace(cfg.arith, requant=Requant()))
+class Phase(enum.Enum, shape=2):
+    """The compute side's state: ``IDLE`` (the next vector may start), ``COMPUTE``, ``WAIT``
+    (done, the read-out is still busy with the previous vector)."""
+    IDLE = 0
+    COMPUTE = 1
+    WAIT = 2
 
 
 class EIEArray(wiring.Component):
@@ -165,10 +159,8 @@ class EIEArray(wiring.Component):
                      self.x.ready.eq(nzd.x.ready)]
 
         # --- load port: accepted only between vectors ----------------------------------------
-        # Compute side: IDLE (next vector may start), COMPUTE, WAIT (done, read-out still busy
-        # with the previous vector). Read-out side: out_busy. They meet at the bank swap.
-        IDLE, COMPUTE, WAIT = 0, 1, 2
-        state = Signal(2)
+        # Compute side: ``state`` (:class:`Phase`). Read-out side: out_busy. They meet at the bank swap.
+        state = Signal(Phase)
         out_busy = Signal()
         bank = Signal()
         ld = self.load.payload
@@ -176,7 +168,7 @@ class EIEArray(wiring.Component):
         idle_ok = Signal(init=1)  # == (state == IDLE) and no load word taken in the two cycles before
         # A vector's first element waiting at the input goes before a load word: the detector's
         # enable is then a function of two flags, with no load handshake in it.
-        m.d.comb += self.load.ready.eq((state == IDLE) & ~out_busy & ~(idle_ok & nzd.waiting))
+        m.d.comb += self.load.ready.eq((state == Phase.IDLE) & ~out_busy & ~(idle_ok & nzd.waiting))
         ld_go = self.load.valid & self.load.ready
         # Memory writes (entries, pointers, column mask) leave from a register stage one cycle
         # after the load word is taken: the decoded write enables reach the PEs' block RAMs
@@ -189,10 +181,10 @@ class EIEArray(wiring.Component):
         wr_ptr = Signal(n)
         wr_mask = Signal()
         m.d.sync += [wr_addr.eq(ld.addr), wr_data.eq(ld.data), wr_pe.eq(ld.pe),
-                     wr_mask.eq(ld_go & (ld.kind == LOAD_COLMASK))]
+                     wr_mask.eq(ld_go & (ld.kind == LoadKind.COLMASK))]
         for k, pe in enumerate(pes):
             hit = ld_go & (ld.pe == k) if n > 1 else ld_go
-            m.d.sync += [wr_ent[k].eq(hit & (ld.kind == LOAD_ENTRY)), wr_ptr[k].eq(hit & (ld.kind == LOAD_PTR))]
+            m.d.sync += [wr_ent[k].eq(hit & (ld.kind == LoadKind.ENTRY)), wr_ptr[k].eq(hit & (ld.kind == LoadKind.PTR))]
             m.d.comb += [
                 pe.ent_we.eq(wr_ent[k]), pe.ent_addr.eq(wr_addr), pe.ent_data.eq(wr_data),
                 pe.ptr_we.eq(wr_ptr[k]), pe.ptr_addr.eq(wr_addr), pe.ptr_data.eq(wr_data),
@@ -208,15 +200,15 @@ class EIEArray(wiring.Component):
                 shape=signed(a.bias_bits), depth=cfg.max_rows, init=self.bias_init or [])
             bias_wr, bias_rd = bias_mem.write_port(), bias_mem.read_port()
             wr_bias = Signal()
-            m.d.sync += wr_bias.eq(ld_go & (ld.kind == LOAD_BIAS))
+            m.d.sync += wr_bias.eq(ld_go & (ld.kind == LoadKind.BIAS))
             m.d.comb += [bias_wr.en.eq(wr_bias), bias_wr.addr.eq(wr_addr), bias_wr.data.eq(wr_data)]
         # Register writes leave from the same stage. The detector registers its column range
         # check from cols, so after a load word the input waits two cycles (vectors are counted
         # from their first element: no cycle count changes).
-        reg_go = ld_go & (ld.kind == LOAD_REG)
+        reg_go = ld_go & (ld.kind == LoadKind.REG)
         wr_rows, wr_cols, wr_shift, wr_relu = (Signal(name=f"wr_{r}") for r in ("rows", "cols", "shift", "relu"))
-        m.d.sync += [wr_rows.eq(reg_go & (ld.addr == REG_ROWS)), wr_cols.eq(reg_go & (ld.addr == REG_COLS)),
-                     wr_shift.eq(reg_go & (ld.addr == REG_SHIFT)), wr_relu.eq(reg_go & (ld.addr == REG_RELU))]
+        m.d.sync += [wr_rows.eq(reg_go & (ld.addr == Reg.ROWS)), wr_cols.eq(reg_go & (ld.addr == Reg.COLS)),
+                     wr_shift.eq(reg_go & (ld.addr == Reg.SHIFT)), wr_relu.eq(reg_go & (ld.addr == Reg.RELU))]
         rows_next = wr_data[:len(rows)]
         with m.If(wr_rows):
             m.d.sync += [rows.eq(rows_next), rows_zero.eq(rows_next == 0), rows_one.eq(rows_next == 1)]
@@ -229,7 +221,7 @@ class EIEArray(wiring.Component):
         m.d.comb += nzd.cols.eq(cols)
         if cfg.codebook:
             wr_book = Signal()
-            m.d.sync += wr_book.eq(ld_go & (ld.kind == LOAD_CODEBOOK))
+            m.d.sync += wr_book.eq(ld_go & (ld.kind == LoadKind.CODEBOOK))
             with m.If(wr_book):
                 m.d.sync += codebook[wr_addr[:cfg.codebook_bits]].eq(wr_data[:a.weight_bits])
         wr_any = Signal()  # a load word was taken in the cycle before
@@ -245,7 +237,7 @@ class EIEArray(wiring.Component):
         last_in = nzd.end  # == nzd.accept & the element's last
         m.d.sync += [run.eq((nzd.accept & ~last_in) | (~nzd.accept & run)),
                      seen_last.eq(last_in | (~nzd.accept & seen_last))]
-        with m.If(state == IDLE):
+        with m.If(state == Phase.IDLE):
             m.d.sync += idle_ok.eq(~nzd.accept & ~ld_go & ~wr_any)
         all_idle = Signal()
         m.d.comb += all_idle.eq(Cat(*(pe.idle for pe in pes)).all())
@@ -253,10 +245,10 @@ class EIEArray(wiring.Component):
         # the whole control): done is seen one cycle after it became true. Once the last element
         # is in, nothing enters, so the registered condition cannot go stale within COMPUTE.
         drained = Signal()
-        m.d.sync += drained.eq((state == COMPUTE) & seen_last & all_idle & ~bc.pending)
-        done = (state == COMPUTE) & drained
+        m.d.sync += drained.eq((state == Phase.COMPUTE) & seen_last & all_idle & ~bc.pending)
+        done = (state == Phase.COMPUTE) & drained
         finished = Signal()  # the read-out sends its last result this cycle
-        swap = ((state == WAIT) | done) & ~out_busy
+        swap = ((state == Phase.WAIT) | done) & ~out_busy
         for pe in pes:
             m.d.comb += pe.bank.eq(bank)
 
@@ -267,23 +259,23 @@ class EIEArray(wiring.Component):
         stall = [Signal(COUNTER_BITS, name=f"stall_live{k}") for k in range(n)]
 
         with m.Switch(state):
-            with m.Case(IDLE):
+            with m.Case(Phase.IDLE):
                 with m.If(nzd.accept):
-                    m.d.sync += [state.eq(COMPUTE), cyc.eq(1), tot.eq(1)]
+                    m.d.sync += [state.eq(Phase.COMPUTE), cyc.eq(1), tot.eq(1)]
                     m.d.sync += [c.eq(0) for c in busy + stall]
-            with m.Case(COMPUTE):
+            with m.Case(Phase.COMPUTE):
                 m.d.sync += [cyc.eq(cyc + 1), tot.eq(tot + 1)]
                 for k in range(n):
                     m.d.sync += [busy[k].eq(busy[k] + pes[k].busy),
                                  stall[k].eq(stall[k] + bc.blocked[k])]
                 with m.If(done):
-                    m.d.sync += state.eq(WAIT)
-            with m.Case(WAIT):
+                    m.d.sync += state.eq(Phase.WAIT)
+            with m.Case(Phase.WAIT):
                 m.d.sync += tot.eq(tot + 1)
         with m.If(swap):  # hand the finished bank to the read-out; compute takes the other
-            m.d.sync += [state.eq(IDLE), idle_ok.eq(1), bank.eq(~bank), out_busy.eq(1), tot_out.eq(tot + 1),
+            m.d.sync += [state.eq(Phase.IDLE), idle_ok.eq(1), bank.eq(~bank), out_busy.eq(1), tot_out.eq(tot + 1),
                          # cyc stopped counting at done (+1 for the done cycle itself)
-                         self.cycles.eq(Mux(state == WAIT, cyc, cyc + 1))]
+                         self.cycles.eq(Mux(state == Phase.WAIT, cyc, cyc + 1))]
             # The live busy/stall counters are frozen since done: PEs idle, nothing pending.
             m.d.sync += [self.busy[k].eq(busy[k]) for k in range(n)]
             m.d.sync += [self.stall[k].eq(stall[k]) for k in range(n)]
@@ -331,8 +323,8 @@ class EIEArray(wiring.Component):
 
         if self.checks:
             m.d.comb += [
-                Assert(run == ((state == COMPUTE) & ~seen_last), "run mirrors the state"),
-                Assert(~idle_ok | (state == IDLE), "idle_ok only in IDLE"),
+                Assert(run == ((state == Phase.COMPUTE) & ~seen_last), "run mirrors the state"),
+                Assert(~idle_ok | (state == Phase.IDLE), "idle_ok only in IDLE"),
                 Assert(rows_zero == (rows == 0), "rows_zero mirrors rows"),
                 Assert(rows_one == (rows == 1), "rows_one mirrors rows"),
                 Assert(~more | (one_left == (left == 1)), "one_left mirrors left"),

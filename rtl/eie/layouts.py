@@ -1,15 +1,20 @@
 """Stream payload layouts of the EIE array, all derived from one :class:`EIEConfig`."""
 from amaranth import signed, unsigned
-from amaranth.lib import data
+from amaranth.lib import data, enum
 
 from model.config import EIEConfig, clog2
+from rtl.common.protocol import sample_layout
 
-# ``load`` word kinds (see rtl.eie.array.EIEArray). LOAD_BIAS exists only with ``arith.bias_bits``.
-LOAD_ENTRY, LOAD_PTR, LOAD_REG, LOAD_CODEBOOK, LOAD_COLMASK, LOAD_BIAS = 0, 1, 2, 3, 4, 5
-KIND_BITS = 3
-# LOAD_REG addresses.
-REG_ROWS, REG_COLS, REG_SHIFT, REG_RELU = 0, 1, 2, 3
-COUNTER_BITS = 32
+
+class LoadKind(enum.Enum, shape=3):
+    """``kind`` of a ``load`` word (see :class:`rtl.eie.array.EIEArray`). ``BIAS`` exists only
+    with ``arith.bias_bits``."""
+    ENTRY = 0
+    PTR = 1
+    REG = 2
+    CODEBOOK = 3
+    COLMASK = 4
+    BIAS = 5
 
 
 def col_bits(cfg: EIEConfig) -> int:
@@ -19,12 +24,12 @@ def col_bits(cfg: EIEConfig) -> int:
 
 def elem_layout(cfg: EIEConfig) -> data.StructLayout:
     """``x``: one input element in column order."""
-    return data.StructLayout({"data": signed(cfg.arith.act_bits), "last": 1})
+    return sample_layout(cfg.arith.act_bits)
 
 
 def result_layout(cfg: EIEConfig) -> data.StructLayout:
     """``y``: one result in row order."""
-    return data.StructLayout({"data": signed(cfg.arith.out_bits), "last": 1})
+    return sample_layout(cfg.arith.out_bits)
 
 
 def nz_layout(cfg: EIEConfig) -> data.StructLayout:
@@ -44,7 +49,7 @@ def load_field_bits(cfg: EIEConfig) -> tuple[int, int, int]:
 
 
 def load_layout(cfg: EIEConfig) -> data.StructLayout:
-    """``load``: one write: ``kind`` (LOAD_*), target ``pe``, ``addr`` and ``data``."""
+    """``load``: one write: ``kind`` (:class:`LoadKind`), target ``pe``, ``addr`` and ``data``."""
     pe, addr, dat = load_field_bits(cfg)
-    return data.StructLayout({"kind": unsigned(KIND_BITS), "pe": unsigned(pe), "addr": unsigned(addr),
+    return data.StructLayout({"kind": LoadKind, "pe": unsigned(pe), "addr": unsigned(addr),
                               "data": unsigned(dat)})

@@ -8,7 +8,7 @@ from amaranth.lib import data
 from model.config import Sparse24Config
 from model.errors import SparseFlowError
 from model.formats.nm import NMMatrix
-from rtl.sparse24.core import LaneArrayEngine, build_config  # noqa: F401  (build_config re-exported)
+from rtl.common.lanes import LaneArrayEngine
 from rtl.sparse24.mac import KEPT, POS_BITS
 
 
@@ -48,7 +48,7 @@ class Sparse24Engine(LaneArrayEngine):
       ``vectors`` Out(32): vectors completed since reset.
 
     Registers reset to the ``init`` matrix's shape (or ``max_rows``/``max_cols``) and to the
-    configuration's ``Requant``; build from :func:`build_config` so that every layer of a network
+    configuration's ``Requant``; build from :func:`rtl.common.config.build_config` so that every layer of a network
     shares one Verilog. Latency of a row block: ``cols/4`` issue cycles, 1 memory read, 3 MAC
     stages (select, multiply, accumulate), 1 result queue, 1 holding register and 1 output
     register (the requantizer sits between the last two). The sequencer's and serializer's
@@ -58,6 +58,7 @@ class Sparse24Engine(LaneArrayEngine):
 
     GROUP = 4
     NAME = "sparse24"
+    CONFIG = Sparse24Config
 
     def __init__(self, cfg: Sparse24Config, init: NMMatrix | None = None, *, bias_init=None):
         super().__init__(cfg, init, bias_init=bias_init)

@@ -60,7 +60,8 @@ def build(component, *, toplevel: str, eie: bool, n_pes: int = 1, waves: bool = 
         skip_elaboration(component)
         return _BUILT[memo]
     text = to_verilog(component, toplevel)
-    defines = [f"-DSF_NPES={n_pes}"] + (["-DSF_EIE"] if eie else []) + (["-DSF_TRACE"] if waves else [])
+    from rtl.common.protocol import COUNTER_BITS
+    defines = [f"-DSF_NPES={n_pes}", f"-DSF_COUNTER_BITS={COUNTER_BITS}"] + (["-DSF_EIE"] if eie else []) + (["-DSF_TRACE"] if waves else [])
     extra = ["--threads", str(threads)] if threads > 1 else []
     harness = HARNESS.read_text()
     digest = hashlib.sha256(f"{VERILATOR_FLAGS}{defines}{extra}{harness}{text}".encode()).hexdigest()[:12]

@@ -31,6 +31,11 @@
 // Amaranth names stream signals x__valid etc.; Verilator escapes "__" in C++ member names.
 #define SF_PORT(stream, sig) stream##___05F##sig
 
+#ifndef SF_COUNTER_BITS
+#error "SF_COUNTER_BITS (rtl.common.protocol.COUNTER_BITS) comes from verif.native.build"
+#endif
+static_assert(SF_COUNTER_BITS >= 1 && SF_COUNTER_BITS <= 64, "a counter is read into 64 bits");
+
 #ifndef SF_NPES
 #define SF_NPES 1
 #endif
@@ -222,8 +227,8 @@ int main(int argc, char** argv) {
         auto emit_counters = [&]() {
             emit(static_cast<int64_t>(dut->cycles));
             emit(static_cast<int64_t>(dut->total_cycles));
-            for (int k = 0; k < SF_NPES; ++k) emit(static_cast<int64_t>(bits(dut->busy, 32 * k, 32)));
-            for (int k = 0; k < SF_NPES; ++k) emit(static_cast<int64_t>(bits(dut->stall, 32 * k, 32)));
+            for (int k = 0; k < SF_NPES; ++k) emit(static_cast<int64_t>(bits(dut->busy, SF_COUNTER_BITS * k, SF_COUNTER_BITS)));
+            for (int k = 0; k < SF_NPES; ++k) emit(static_cast<int64_t>(bits(dut->stall, SF_COUNTER_BITS * k, SF_COUNTER_BITS)));
         };
 #else
         int64_t first_x = -1, last_y = -1, vectors_seen = 0;

@@ -1,5 +1,5 @@
-"""What the 2:4 engine and its dense baseline share: ports, load port, input buffer, sequencer,
-lane result queues, output stage and counters (:class:`LaneArrayEngine`).
+"""The lane engine that the 2:4 engine and its dense baseline share: ports, load port, input
+buffer, sequencer, lane result queues, output stage and counters (:class:`LaneArrayEngine`).
 
 The two engines differ only in how many activations one lane consumes per cycle (``GROUP``: 4
 for 2:4, whose two kept weights pick two of them; 2 for dense, whose two weights use both) and
@@ -8,50 +8,38 @@ in the fields of their weight memories. Both have ``lanes`` lanes of 2 multiplie
 
 One compiled design per network: ``shift``/``relu`` and ``rows``/``cols`` are run-time
 registers written through ``load``; only their reset values come from the configuration.
-Elaborate from :func:`build_config` (which normalises the ``Requant`` values) and load the real
+Elaborate from :func:`rtl.common.config.build_config` (which normalises the ``Requant`` values) and load the real
 values at run time, and every layer of a network runs on the same Verilog.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from model.config import Requant, Sparse24Config, clog2
+from model.config import LaneConfig, Requant, clog2
 from model.errors import SparseFlowError
+from rtl.common.packing import pack
+from rtl.common.protocol import COUNTER_BITS, Reg, bias_values, register_writes, sample_layout
 from rtl.common.requant import SHIFT_BITS, Requantizer
 from rtl.sparse24.mac import Sparse24MAC
 
-# ``load`` targets and register addresses. TARGET_BIAS (a 2-bit ``target``) only with a bias.
-TARGET_WEIGHTS = 0
-TARGET_REG = 1
-TARGET_BIAS = 2
-REG_ROWS, REG_COLS, REG_SHIFT, REG_RELU = 0, 1, 2, 3
 
-COUNTER_BITS = 32
+class LoadTarget(enum.IntEnum, shape=2):
+    """``target`` of a ``load`` word. The field is 1 bit wide without a bias (``WEIGHTS``,
+    ``REG``) and 2 bits with one (``BIAS`` too)."""
+    WEIGHTS = 0
+    REG = 1
+    BIAS = 2
+
 RESULT_QUEUE_DEPTH = 4  # row blocks in flight per lane: hides the drain of block b behind b+1
 # Vectors in flight: at most RESULT_QUEUE_DEPTH draining + 2 buffered (+1 spare), power of 2.
 TIMESTAMPS = 8
 
 
-def build_config(cfg: Sparse24Config) -> Sparse24Config:
-    """``cfg`` with the ``Requant`` values normalised (shift 0, ReLU on).
-
-    Configurations that differ only in shift/ReLU give the same ``build_config`` and hence the
-    same Verilog (one build for every layer); load the real values through ``load``.
-    """
-    if not isinstance(cfg, Sparse24Config):
-        raise SparseFlowError(f"expected a Sparse24Config, not {cfg!r}")
-    if cfg.arith.requant is None:
-        return cfg
-    return replace(cfg, arith=replace(cfg.arith, requant=Requant()))
-
-
-def load_layout(cfg: Sparse24Config, depth: int, word_bits: int) -> data.StructLayout:
+def load_layout(cfg: LaneConfig, depth: int, word_bits: int) -> data.StructLayout:
     """Payload of the ``load`` stream (see :class:`LaneArrayEngine`)."""
     bias = cfg.arith.bias_bits is not None
     data_bits = max(word_bits, clog2(cfg.max_rows + 1), clog2(cfg.max_cols + 1), SHIFT_BITS,
@@ -67,7 +55,7 @@ def load_layout(cfg: Sparse24Config, depth: int, word_bits: int) -> data.StructL
 class LaneArrayEngine(wiring.Component):
     """Base of :class:`rtl.sparse24.engine.Sparse24Engine` and :class:`rtl.dense.engine.DenseEngine`.
 
-    Subclasses set ``GROUP`` and ``NAME`` and implement :meth:`fields`, :meth:`field_arrays`,
+    Subclasses set ``GROUP``, ``NAME`` and ``CONFIG`` and implement :meth:`fields`, :meth:`field_arrays`,
     :meth:`_check_init` and :meth:`_lane_inputs`. The port list and protocol are documented on
     the subclasses (they are identical).
 
@@ -81,10 +69,11 @@ class LaneArrayEngine(wiring.Component):
 
     GROUP = 4
     NAME = "engine"
+    CONFIG = LaneConfig  # the configuration class the engine accepts
 
-    def __init__(self, cfg: Sparse24Config, init=None, *, bias_init=None):
-        if not isinstance(cfg, Sparse24Config):
-            raise SparseFlowError(f"{type(self).__name__} needs a Sparse24Config, not {cfg!r}")
+    def __init__(self, cfg: LaneConfig, init=None, *, bias_init=None):
+        if not isinstance(cfg, self.CONFIG):
+            raise SparseFlowError(f"{type(self).__name__} needs a {self.CONFIG.__name__}, not {cfg!r}")
         self._cfg = cfg
         a = cfg.arith
         self._words_per_row = -(-cfg.max_cols // self.GROUP)
@@ -99,8 +88,8 @@ class LaneArrayEngine(wiring.Component):
                 raise SparseFlowError("bias_init needs init (the matrix it belongs to)")
             self._bias_init = [int(v) for v in check_bias(bias_init, self._matrix_shape(init)[0], a)]
         super().__init__({
-            "x": In(stream.Signature(data.StructLayout({"data": signed(a.act_bits), "last": 1}))),
-            "y": Out(stream.Signature(data.StructLayout({"data": signed(a.out_bits), "last": 1}))),
+            "x": In(stream.Signature(sample_layout(a.act_bits))),
+            "y": Out(stream.Signature(sample_layout(a.out_bits))),
             "load": In(stream.Signature(load_layout(cfg, self._depth, self._word_bits))),
             "cycles": Out(COUNTER_BITS),
             "busy": Out(COUNTER_BITS),
@@ -109,7 +98,7 @@ class LaneArrayEngine(wiring.Component):
 
     # -- parameters -------------------------------------------------------------------------
     @property
-    def cfg(self) -> Sparse24Config:
+    def cfg(self) -> LaneConfig:
         return self._cfg
 
     @property
@@ -162,25 +151,16 @@ class LaneArrayEngine(wiring.Component):
         lay = self.load.payload.shape()
         rows, cols = self._matrix_shape(matrix)
         words = self.weight_words(matrix)
-        prog = []
         lanes = self._cfg.lanes
-        for r in range(rows):
-            for g in range(words.shape[1]):
-                addr = (r // lanes) * self._words_per_row + g
-                prog.append(_pack(lay, target=TARGET_WEIGHTS, lane=r % lanes, addr=addr, data=int(words[r, g])))
-        bb = self._cfg.arith.bias_bits
-        if bb is not None:
-            from model.reference import check_bias
-            b = check_bias(bias, rows, self._cfg.arith)
-            b = [0] * rows if b is None else [int(v) for v in b]
-            prog += [_pack(lay, target=TARGET_BIAS, lane=0, addr=r, data=v) for r, v in enumerate(b)]
-        elif bias is not None:
-            raise SparseFlowError("a bias was given but the configuration has none (set Arith.bias_bits)")
-        regs = [(REG_ROWS, rows), (REG_COLS, cols)]
-        if requant is not None:
-            regs += [(REG_SHIFT, requant.shift), (REG_RELU, int(requant.relu))]
-        prog += [_pack(lay, target=TARGET_REG, lane=0, addr=a, data=v) for a, v in regs]
-        return prog
+        r = np.arange(rows)[:, None]
+        parts = [pack(lay, target=LoadTarget.WEIGHTS, lane=r % lanes,
+                      addr=(r // lanes) * self._words_per_row + np.arange(words.shape[1]), data=words).reshape(-1)]
+        b = bias_values(bias, rows, self._cfg.arith)
+        if b is not None:
+            parts.append(pack(lay, target=LoadTarget.BIAS, addr=np.arange(rows), data=b))
+        regs = register_writes(rows, cols, requant)
+        parts.append(pack(lay, target=LoadTarget.REG, addr=[a for a, _ in regs], data=[v for _, v in regs]))
+        return np.concatenate(parts).tolist()
 
     def _lane_images(self) -> list[dict[str, list[int]]]:
         lanes = self._cfg.lanes
@@ -215,7 +195,7 @@ class LaneArrayEngine(wiring.Component):
         # compares against it. ``glast``: index of the last group of a row (ceil(cols/GROUP) - 1).
         glast0 = max(-(-cols0 // group) - 1, 0)
         glast = Signal(range(wpr + 1), init=glast0)
-        rows_in = Signal.like(rows)  # the values a REG_ROWS / REG_COLS load writes
+        rows_in = Signal.like(rows)  # the values a Reg.ROWS / Reg.COLS load writes
         cols_in = Signal.like(cols)
         glast_in = Signal.like(glast)
         m.d.comb += glast_in.eq((cols_in - 1) >> gshift)  # ceil(cols/GROUP) - 1 (cols >= 1)
@@ -312,11 +292,11 @@ class LaneArrayEngine(wiring.Component):
         # in the same cycle as the write (a one-element vector).
         ld = self.load.payload
         ld_fire = self.load.valid & self.load.ready
-        ld_go = ld_fire & (ld.target == TARGET_REG) & ~ld.addr[2:].any()  # (an OR, not a comparator)
+        ld_go = ld_fire & (ld.target == LoadTarget.REG) & ~ld.addr[2:].any()  # (an OR, not a comparator)
         ld_q = Signal(4)
         ld_data = Signal.like(ld.data)
-        m.d.sync += [ld_q.eq(Cat(*[ld_go & (ld.addr[:2] == r) for r in range(4)])), ld_data.eq(ld.data)]
-        ld_rows, ld_cols = ld_q[REG_ROWS], ld_q[REG_COLS]
+        m.d.sync += [ld_q.eq(Cat(*[ld_go & (ld.addr[:2] == r) for r in Reg])), ld_data.eq(ld.data)]
+        ld_rows, ld_cols = ld_q[Reg.ROWS], ld_q[Reg.COLS]
         # ``seq_ok`` (a register): rfull and no rows/cols write pending, i.e. the sequencer may run.
         seq_ok = Signal()
         rfull_next = Signal()
@@ -401,7 +381,7 @@ class LaneArrayEngine(wiring.Component):
                 m.d.comb += [
                     wr.addr.eq(ld.addr),
                     wr.data.eq(ld.data[lo:lo + shape.size]),
-                    wr.en.eq(ld_fire & (ld.target == TARGET_WEIGHTS) & (ld.lane == l)),
+                    wr.en.eq(ld_fire & (ld.target == LoadTarget.WEIGHTS) & (ld.lane == l)),
                     rd.addr.eq(waddr),
                 ]
                 lo += shape.size
@@ -478,7 +458,7 @@ class LaneArrayEngine(wiring.Component):
                 m.d.sync += orow.eq(Mux(final_row, 0, orow + 1))
             m.d.comb += [
                 bias_wr.addr.eq(ld.addr), bias_wr.data.eq(ld.data),
-                bias_wr.en.eq(ld_fire & (ld.target == TARGET_BIAS)),
+                bias_wr.en.eq(ld_fire & (ld.target == LoadTarget.BIAS)),
                 bias_rd.addr.eq(orow), bias_rd.en.eq(h_take),
                 rqu.bias.eq(bias_rd.data),
             ]
@@ -519,9 +499,9 @@ class LaneArrayEngine(wiring.Component):
             m.d.sync += [cols.eq(cols_in), glast.eq(glast_in), glast_z.eq(glast_in_z),
                          glast_o.eq(glast_in_o)]
         if rq is not None:  # without requant the raw accumulator is the result
-            with m.If(ld_q[REG_SHIFT]):
+            with m.If(ld_q[Reg.SHIFT]):
                 m.d.sync += shift.eq(ld_data)
-            with m.If(ld_q[REG_RELU]):
+            with m.If(ld_q[Reg.RELU]):
                 m.d.sync += relu.eq(ld_data[0])
         return m
 
@@ -576,18 +556,3 @@ class ResultQueue(wiring.Component):
                 m.d.sync += entries[k].eq(new)
         return m
 
-
-def _pack(layout: data.StructLayout, **values) -> int:
-    word = 0
-    for name, field in layout:
-        v = int(values.get(name, 0))
-        word |= (v & ((1 << field.width) - 1)) << field.offset
-    return word
-
-
-def unpack_field(layout: data.StructLayout, word: int, name: str, signed_: bool = False) -> int:
-    field = layout[name]
-    v = (int(word) >> field.offset) & ((1 << field.width) - 1)
-    if signed_ and v >> (field.width - 1):
-        v -= 1 << field.width
-    return v
