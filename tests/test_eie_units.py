@@ -285,7 +285,8 @@ def test_array_a_waiting_element_goes_before_a_load_word():
     # (one cycle after its transfer): the vector runs first (old shift), the write is taken
     # after its read-out, the next vector sees the new shift.
     from dataclasses import replace
-    from rtl.eie.layouts import LOAD_REG, REG_SHIFT
+    from rtl.common.protocol import Reg
+    from rtl.eie.layouts import LoadKind
     rng = np.random.default_rng(2)
     cfg = SMALL.with_(arith=Arith(max_cols=16, requant=Requant(shift=2)))
     w = rng.integers(-128, 128, (8, 6)) * (rng.random((8, 6)) < 0.6)
@@ -296,7 +297,7 @@ def test_array_a_waiting_element_goes_before_a_load_word():
     async def loader(ctx):
         await ctx.tick()
         ctx.set(dut.load.valid, 1)
-        ctx.set(dut.load.payload.kind, LOAD_REG); ctx.set(dut.load.payload.addr, REG_SHIFT)
+        ctx.set(dut.load.payload.kind, LoadKind.REG); ctx.set(dut.load.payload.addr, Reg.SHIFT)
         ctx.set(dut.load.payload.data, 5)
         await ctx.tick().until(dut.load.ready)
         events.append("load")  # the testbenches run in simulation-time order

@@ -8,10 +8,12 @@ in the fields of their weight memories. Both have ``lanes`` lanes of 2 multiplie
 
 One compiled design per network: ``shift``/``relu`` and ``rows``/``cols`` are run-time
 registers written through ``load``; only their reset values come from the configuration.
-Elaborate from :func:`rtl.common.config.build_config` (which normalises the ``Requant`` values) and load the real
-values at run time, and every layer of a network runs on the same Verilog.
+Elaborate from :func:`rtl.common.config.build_config` (which normalises the ``Requant``
+values) and load the real values at run time, and every layer of a network runs on the same Verilog.
 """
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -152,9 +154,9 @@ class LaneArrayEngine(wiring.Component):
         rows, cols = self._matrix_shape(matrix)
         words = self.weight_words(matrix)
         lanes = self._cfg.lanes
-        r = np.arange(rows)[:, None]
-        parts = [pack(lay, target=LoadTarget.WEIGHTS, lane=r % lanes,
-                      addr=(r // lanes) * self._words_per_row + np.arange(words.shape[1]), data=words).reshape(-1)]
+        r = np.arange(rows)[:, None]  # (rows, words) arrays, flattened row by row
+        addr = (r // lanes) * self._words_per_row + np.arange(words.shape[1])
+        parts = [pack(lay, target=LoadTarget.WEIGHTS, lane=r % lanes, addr=addr, data=words).reshape(-1)]
         b = bias_values(bias, rows, self._cfg.arith)
         if b is not None:
             parts.append(pack(lay, target=LoadTarget.BIAS, addr=np.arange(rows), data=b))
@@ -176,12 +178,30 @@ class LaneArrayEngine(wiring.Component):
         return images
 
     # -- hardware ------------------------------------------------------------------------------
+    # ``elaborate`` runs the stages below in order; each takes the signals it needs from the
+    # namespace ``s`` and leaves there the ones later stages use.
     def elaborate(self, platform):
         m = Module()
         cfg, a = self._cfg, self._cfg.arith
         lanes, group, wpr = cfg.lanes, self.GROUP, self._words_per_row
         gshift = clog2(group)
 
+        s = SimpleNamespace(cfg=cfg, a=a, lanes=lanes, group=group, wpr=wpr, gshift=gshift)
+        self._registers(m, s)
+        self._input_buffer(m, s)
+        self._sequencer_flags(m, s)
+        self._load_decode(m, s)
+        self._sequencer(m, s)
+        self._lanes(m, s)
+        self._serializer(m, s)
+        self._counters(m, s)
+        self._load_port(m, s)
+        return m
+
+    def _registers(self, m, s):
+        """Run-time registers (rows, cols, shift, relu), the values derived from them, and ``now``
+        (the cycle count every timestamp is taken from)."""
+        cfg, a, group, wpr, gshift = s.cfg, s.a, s.group, s.wpr, s.gshift
         # Run-time registers, reset to the configuration (or to the init matrix's shape).
         rows0, cols0 = (self._matrix_shape(self._init) if self._init is not None
                         else (cfg.max_rows, cfg.max_cols))
@@ -202,7 +222,12 @@ class LaneArrayEngine(wiring.Component):
 
         now = Signal(COUNTER_BITS)
         m.d.sync += now.eq(now + 1)
+        s.rows0, s.rows, s.cols, s.rq, s.shift, s.relu, s.glast0 = rows0, rows, cols, rq, shift, relu, glast0
+        s.glast, s.rows_in, s.cols_in, s.glast_in, s.now = glast, rows_in, cols_in, glast_in, now
 
+    def _input_buffer(self, m, s):
+        """The double-buffered input vector, written from ``x``, and every vector's start time."""
+        a, group, wpr, now, cfg, gshift = s.a, s.group, s.wpr, s.now, s.cfg, s.gshift
         # Input vector: double buffer of groups, one group of GROUP activations per read.
         # Buffer b holds groups b*wpr .. b*wpr+wpr-1; element c goes to group c//GROUP, lane c%GROUP.
         m.submodules.xbuf = xbuf = Memory(shape=data.ArrayLayout(signed(a.act_bits), group),
@@ -242,7 +267,14 @@ class LaneArrayEngine(wiring.Component):
                 m.d.sync += [wbuf.eq(~wbuf), wcol.eq(0)]
             with m.Else():
                 m.d.sync += wcol.eq(Mux(wcol == cfg.max_cols, wcol, wcol + 1))
+        s.xr, s.rfull, s.wfull, s.x_done, s.v_done, s.ts_r = xr, rfull, wfull, x_done, v_done, ts_r
+        s.ts_rptr = ts_rptr
+        s.wcol = wcol
 
+    def _sequencer_flags(self, m, s):
+        """The sequencer's counters and registered flags (declared here; :meth:`_sequencer` and
+        :meth:`_load_port` update them)."""
+        lanes, glast0, wpr, cfg, rows0 = s.lanes, s.glast0, s.wpr, s.cfg, s.rows0
         # Sequencer: for each block of `lanes` rows, one group per cycle from the full buffer.
         # A block starts only if every lane queue will have room for its result (credit count).
         # All its decisions come from registered flags, updated one step ahead:
@@ -285,6 +317,16 @@ class LaneArrayEngine(wiring.Component):
         wnext = Signal.like(waddr, init=wpr)
         pending = Signal(range(RESULT_QUEUE_DEPTH + 1))
         credit = Signal(init=1)  # pending < RESULT_QUEUE_DEPTH
+        s.lane_mask, s.rbuf, s.g_first, s.g_last, s.gleft = lane_mask, rbuf, g_first, g_last, gleft
+        s.rem = rem
+        s.b_last, s.vmask, s.xaddr, s.waddr, s.glast_z = b_last, vmask, xaddr, waddr, glast_z
+        s.glast_o = glast_o
+        s.rows_b1, s.rows_b2, s.rows_m1, s.rows_m2 = rows_b1, rows_b2, rows_m1, rows_m2
+        s.g_next_last = g_next_last
+        s.rem_b2, s.rem_m2, s.wnext, s.pending, s.credit = rem_b2, rem_m2, wnext, pending, credit
+
+    def _load_decode(self, m, s):
+        """A ``load`` register write, decoded at its transfer into one-hot flags a cycle later."""
         # A ``load`` register write is decoded at its transfer and applied a cycle later from
         # registers (``ld_q``: one-hot rows, cols, shift, relu; ``ld_data``), so the payload
         # decoder drives no wide enable and no priority multiplexer. The sequencer waits while a
@@ -297,6 +339,22 @@ class LaneArrayEngine(wiring.Component):
         ld_data = Signal.like(ld.data)
         m.d.sync += [ld_q.eq(Cat(*[ld_go & (ld.addr[:2] == r) for r in Reg])), ld_data.eq(ld.data)]
         ld_rows, ld_cols = ld_q[Reg.ROWS], ld_q[Reg.COLS]
+        s.ld, s.ld_fire, s.ld_go, s.ld_q, s.ld_data, s.ld_rows = ld, ld_fire, ld_go, ld_q, ld_data, ld_rows
+        s.ld_cols = ld_cols
+
+    def _sequencer(self, m, s):
+        """Issue one group per cycle to every lane, block by block, as result queue credit allows."""
+        x_done, v_done, wfull, rfull, ld_go, ld = s.x_done, s.v_done, s.wfull, s.rfull, s.ld_go, s.ld
+        g_first = s.g_first
+        credit, pending, xr, xaddr, lanes, vmask = s.credit, s.pending, s.xr, s.xaddr, s.lanes, s.vmask
+        g_last = s.g_last
+        b_last, waddr, wnext, wpr, rbuf, cols_in = s.b_last, s.waddr, s.wnext, s.wpr, s.rbuf, s.cols_in
+        group = s.group
+        ld_cols, glast_z, g_next_last, gleft = s.ld_cols, s.glast_z, s.g_next_last, s.gleft
+        glast_in = s.glast_in
+        glast, glast_o, rows_in, lane_mask, ld_rows = s.glast, s.glast_o, s.rows_in, s.lane_mask, s.ld_rows
+        rem, rows, rows_b1, rem_b2, rows_m1, rem_m2 = s.rem, s.rows, s.rows_b1, s.rem_b2, s.rows_m1, s.rem_m2
+        rows_b2, rows_m2 = s.rows_b2, s.rows_m2
         # ``seq_ok`` (a register): rfull and no rows/cols write pending, i.e. the sequencer may run.
         seq_ok = Signal()
         rfull_next = Signal()
@@ -366,7 +424,17 @@ class LaneArrayEngine(wiring.Component):
                 rem_m2.eq(Mux(ld_rows, rows_in_m2,
                               Mux(b_last, rows_m2, Cat(*[_gt_const(rem, 2 * lanes + l) for l in range(lanes)])))),
             ]
+        s.block_done, s.c_valid, s.c_first, s.c_last = block_done, c_valid, c_first, c_last
+        s.glast_in_z = glast_in_z
+        s.glast_in_o, s.rows_in_b1, s.rows_in_b2 = glast_in_o, rows_in_b1, rows_in_b2
+        s.rows_in_m1 = rows_in_m1
+        s.rows_in_m2 = rows_in_m2
 
+    def _lanes(self, m, s):
+        """Per lane: weight memories (written by ``load``), the MAC and its result queue."""
+        lanes, ld, ld_fire, waddr, a, c_valid = s.lanes, s.ld, s.ld_fire, s.waddr, s.a, s.c_valid
+        c_first = s.c_first
+        c_last, xr = s.c_last, s.xr
         # Lanes: weight memories (read with the x buffer, one cycle), MAC, result queue.
         images = self._lane_images()
         queues = []
@@ -398,7 +466,14 @@ class LaneArrayEngine(wiring.Component):
             m.d.sync += [res_valid.eq(mac.result_valid), res.eq(mac.result)]
             m.d.comb += [q.w_en.eq(res_valid), q.w_data.eq(res)]
             queues.append(q)
+        s.queues = queues
 
+    def _serializer(self, m, s):
+        """Pop the lane queues in row order through the requantizer (and the bias) into ``y``."""
+        lanes, cfg, rows0, queues, a, rq, shift = s.lanes, s.cfg, s.rows0, s.queues, s.a, s.rq, s.shift
+        relu = s.relu
+        block_done, ld, ld_fire, ld_rows, rows_in = s.block_done, s.ld, s.ld_fire, s.ld_rows, s.rows_in
+        rows = s.rows
         # Serializer: pop the lane queues in row order into a holding register ``h``, requantize
         # it into the `y` register (two stages, so the queue-head mux and the requantizer are in
         # different cycles). ``osel``: the lane to pop next, one-hot. ``final``: the row to pop
@@ -469,6 +544,11 @@ class LaneArrayEngine(wiring.Component):
                 oleft.eq(Mux(ld_rows, rows_in - 1, Mux(final_row, rows - 1, oleft - 1))),
                 final_row.eq(Mux(ld_rows, rows_in == 1, Mux(final_row, rows == 1, oleft == 1))),
             ]
+        s.h_valid = h_valid
+
+    def _counters(self, m, s):
+        """The ``cycles`` and ``vectors`` counters."""
+        ts_r, now, ts_rptr = s.ts_r, s.now, s.ts_rptr
         # A vector's time starts at its first input or when the previous vector finished,
         # whichever is later: back-to-back vectors' counts then add up to the batch's time.
         # ``start`` is that later time, registered (two cycles behind ts_r/prev_end): a vector's
@@ -485,6 +565,16 @@ class LaneArrayEngine(wiring.Component):
         with m.Else():
             m.d.sync += start.eq(Mux(ts_head > prev_end, ts_head, prev_end))
 
+    def _load_port(self, m, s):
+        """``load.ready`` and the run-time register writes."""
+        rfull, wcol, pending, h_valid, rows_in = s.rfull, s.wcol, s.pending, s.h_valid, s.rows_in
+        ld_data = s.ld_data
+        cols_in, ld_rows, rows, rows_b1, rows_in_b1 = s.cols_in, s.ld_rows, s.rows, s.rows_b1, s.rows_in_b1
+        rows_b2, rows_in_b2, rows_m1, rows_in_m1 = s.rows_b2, s.rows_in_b2, s.rows_m1, s.rows_in_m1
+        rows_m2 = s.rows_m2
+        rows_in_m2, ld_cols, cols, glast, glast_in = s.rows_in_m2, s.ld_cols, s.cols, s.glast, s.glast_in
+        glast_z, glast_in_z, glast_o, glast_in_o, rq = s.glast_z, s.glast_in_z, s.glast_o, s.glast_in_o, s.rq
+        ld_q, shift, relu = s.ld_q, s.shift, s.relu
         # Load port: accepted only while no vector is anywhere in the engine. ``ready`` is a
         # register: idle now and no input element taken at this edge (only an input element
         # ends an idle spell; the end of one shows in ``ready`` a cycle late).
@@ -503,7 +593,7 @@ class LaneArrayEngine(wiring.Component):
                 m.d.sync += shift.eq(ld_data)
             with m.If(ld_q[Reg.RELU]):
                 m.d.sync += relu.eq(ld_data[0])
-        return m
+
 
 
 def _gt_const(x, k: int):
