@@ -1,4 +1,6 @@
 """The EIE-like sparse PE array: non-zero detection, broadcast queues, PEs, read-out, counters."""
+from types import SimpleNamespace
+
 import numpy as np
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Assert
@@ -121,12 +123,27 @@ class EIEArray(wiring.Component):
         ``None`` when memories are initialised from a matrix."""
         return None if self.init is not None else (type(self).__qualname__, self.cfg)
 
+    # ``elaborate`` runs the stages below in order; each takes the signals it needs from the
+    # namespace ``s`` and leaves there the ones later stages use.
     def elaborate(self, platform):
         m = Module()
         cfg, a, n = self.cfg, self.cfg.arith, self.cfg.n_pes
         init = self.init
         rq = a.requant or Requant()
+        s = SimpleNamespace(cfg=cfg, a=a, n=n, init=init, rq=rq)
+        self._registers(m, s)
+        self._datapath(m, s)
+        self._load_port(m, s)
+        self._control(m, s)
+        self._readout(m, s)
+        self._checks(m, s)
+        self._output(m, s)
+        return m
 
+    def _registers(self, m, s):
+        """Run-time registers: rows (with its ``== 0``/``== 1`` flags), cols, shift, relu and the
+        codebook."""
+        cfg, init, rq, a = s.cfg, s.init, s.rq, s.a
         # --- run-time registers -------------------------------------------------------------
         rows = Signal(clog2(cfg.max_rows + 1), init=init.shape[0] if init else cfg.max_rows)
         rows_zero = Signal(init=rows.init == 0)  # == (rows == 0), (rows == 1): compares kept out
@@ -137,7 +154,13 @@ class EIEArray(wiring.Component):
         cb_init = [] if init is None or init.codebook is None else [int(v) for v in init.codebook]
         codebook = Signal(data.ArrayLayout(signed(a.weight_bits),
                                            1 << cfg.codebook_bits), init=cb_init) if cfg.codebook else None
+        s.rows, s.rows_zero, s.rows_one, s.cols, s.shift = rows, rows_zero, rows_one, cols, shift
+        s.relu = relu
+        s.codebook = codebook
 
+    def _datapath(self, m, s):
+        """Non-zero detection, the broadcast queues and the PEs."""
+        cfg, init, n, codebook = s.cfg, s.init, s.n, s.codebook
         # --- datapath ------------------------------------------------------------------------
         nzd = m.submodules.nonzero = NonZeroDetect(cfg)
         mask = None
@@ -157,7 +180,14 @@ class EIEArray(wiring.Component):
         wiring.connect(m, nzd.nz, bc.i)
         m.d.comb += [nzd.x.payload.eq(self.x.payload), nzd.x.valid.eq(self.x.valid),
                      self.x.ready.eq(nzd.x.ready)]
+        s.nzd, s.bc, s.pes = nzd, bc, pes
 
+    def _load_port(self, m, s):
+        """The state flags ``load.ready`` depends on, and the writes, one cycle after each load
+        word, from a register stage."""
+        nzd, n, pes, bc, a, cfg, rows, rows_zero = s.nzd, s.n, s.pes, s.bc, s.a, s.cfg, s.rows, s.rows_zero
+        rows_one = s.rows_one
+        cols, shift, relu, codebook = s.cols, s.shift, s.relu, s.codebook
         # --- load port: accepted only between vectors ----------------------------------------
         # Compute side: ``state`` (:class:`Phase`). Read-out side: out_busy. They meet at the bank swap.
         state = Signal(Phase)
@@ -184,7 +214,8 @@ class EIEArray(wiring.Component):
                      wr_mask.eq(ld_go & (ld.kind == LoadKind.COLMASK))]
         for k, pe in enumerate(pes):
             hit = ld_go & (ld.pe == k) if n > 1 else ld_go
-            m.d.sync += [wr_ent[k].eq(hit & (ld.kind == LoadKind.ENTRY)), wr_ptr[k].eq(hit & (ld.kind == LoadKind.PTR))]
+            m.d.sync += [wr_ent[k].eq(hit & (ld.kind == LoadKind.ENTRY)),
+                         wr_ptr[k].eq(hit & (ld.kind == LoadKind.PTR))]
             m.d.comb += [
                 pe.ent_we.eq(wr_ent[k]), pe.ent_addr.eq(wr_addr), pe.ent_data.eq(wr_data),
                 pe.ptr_we.eq(wr_ptr[k]), pe.ptr_addr.eq(wr_addr), pe.ptr_data.eq(wr_data),
@@ -226,7 +257,14 @@ class EIEArray(wiring.Component):
                 m.d.sync += codebook[wr_addr[:cfg.codebook_bits]].eq(wr_data[:a.weight_bits])
         wr_any = Signal()  # a load word was taken in the cycle before
         m.d.sync += wr_any.eq(ld_go)
+        s.state, s.out_busy, s.bank, s.run, s.idle_ok, s.ld_go = state, out_busy, bank, run, idle_ok, ld_go
+        s.bias_rd, s.wr_any = bias_rd, wr_any
 
+    def _control(self, m, s):
+        """The compute side (:class:`Phase`), the bank swap and the cycle/busy/stall counters."""
+        nzd, run, idle_ok, state, ld_go, wr_any = s.nzd, s.run, s.idle_ok, s.state, s.ld_go, s.wr_any
+        pes = s.pes
+        bc, out_busy, bank, n = s.bc, s.out_busy, s.bank, s.n
         # --- control -------------------------------------------------------------------------
         seen_last = Signal()
         # In IDLE the broadcast is empty (nz.ready is high): an element waiting there while
@@ -281,7 +319,13 @@ class EIEArray(wiring.Component):
             m.d.sync += [self.stall[k].eq(stall[k]) for k in range(n)]
         with m.Elif(out_busy):
             m.d.sync += tot_out.eq(tot_out + 1)
+        s.seen_last, s.finished, s.swap, s.tot_out = seen_last, finished, swap, tot_out
 
+    def _readout(self, m, s):
+        """Read-out: the results in row order from the PEs' idle banks, into ``y``."""
+        n, cfg, pes, bias_rd, finished, swap = s.n, s.cfg, s.pes, s.bias_rd, s.finished, s.swap
+        rows_zero = s.rows_zero
+        rows, rows_one, out_busy, tot_out = s.rows, s.rows_one, s.out_busy, s.tot_out
         # --- read-out: row r = PE r % n, local row r // n ------------------------------------
         # The issue decision reaches every PE's accumulator memory: it is kept to flip-flops and
         # the y handshake (``more``: rows remain; ``out_hot``: PE r % n, one-hot).
@@ -320,7 +364,12 @@ class EIEArray(wiring.Component):
         with m.If(finished):
             m.d.sync += [out_busy.eq(0), out_k.eq(0), out_hot.eq(1), out_l.eq(0),
                          self.total_cycles.eq(tot_out + 1), self.vectors.eq(self.vectors + 1)]
+        s.left, s.one_left, s.more, s.sel, s.y_last = left, one_left, more, sel, y_last
 
+    def _checks(self, m, s):
+        """With ``checks``: assertions that the flags kept for timing mirror their state."""
+        run, state, seen_last, idle_ok, rows_zero = s.run, s.state, s.seen_last, s.idle_ok, s.rows_zero
+        rows, rows_one, more, one_left, left = s.rows, s.rows_one, s.more, s.one_left, s.left
         if self.checks:
             m.d.comb += [
                 Assert(run == ((state == Phase.COMPUTE) & ~seen_last), "run mirrors the state"),
@@ -330,6 +379,9 @@ class EIEArray(wiring.Component):
                 Assert(~more | (one_left == (left == 1)), "one_left mirrors left"),
             ]
 
+    def _output(self, m, s):
+        """The requantizer between the read-out and ``y``."""
+        a, pes, sel, shift, relu, bias_rd, y_last = s.a, s.pes, s.sel, s.shift, s.relu, s.bias_rd, s.y_last
         rqz = m.submodules.requant = Requantizer(a)
         m.d.comb += [
             rqz.acc.eq(Array(pe.rd_data for pe in pes)[sel]),
@@ -339,4 +391,4 @@ class EIEArray(wiring.Component):
             self.y.payload.data.eq(rqz.out),
             self.y.payload.last.eq(y_last),
         ]
-        return m
+

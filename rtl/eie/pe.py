@@ -1,4 +1,6 @@
 """One processing element: its interleaved-CSC slice, a pointer stage, a walker and accumulators."""
+from types import SimpleNamespace
+
 from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Assert
 from amaranth.lib import data, stream, wiring
@@ -95,11 +97,24 @@ class EIEPE(wiring.Component):
             sig["codebook"] = In(data.ArrayLayout(signed(a.weight_bits), 1 << cfg.codebook_bits))
         super().__init__(sig)
 
+    # ``elaborate`` runs the pipeline's stages in order (see the class docstring); each takes
+    # the signals it needs from the namespace ``s`` and leaves there the ones later stages use.
     def elaborate(self, platform):
         m = Module()
         cfg, a = self.cfg, self.cfg.arith
         pb = cfg.ptr_bits
+        s = SimpleNamespace(cfg=cfg, a=a, pb=pb)
+        self._memories(m, s)
+        self._fetch(m, s)
+        self._entry_read(m, s)
+        self._decode(m, s)
+        self._accumulate(m, s)
+        self._checks(m, s)
+        return m
 
+    def _memories(self, m, s):
+        """The entry and pointer memories and their write ports."""
+        cfg, pb = s.cfg, s.pb
         # --- memories -------------------------------------------------------------------
         # Entries and pointers are written only between vectors, while the PE is idle: no
         # read ever meets a write.
@@ -125,6 +140,12 @@ class EIEPE(wiring.Component):
         # Registers that carry data have no reset (``reset_less``): a valid flag beside each says
         # when it matters. On iCE40 a synchronous reset acts only with the enable, so a reset
         # register's enable would be ORed with the reset: one more LUT level on each handshake.
+        s.ent_r, s.even_r, s.odd_r = ent_r, even_r, odd_r
+
+    def _fetch(self, m, s):
+        """Stages H, P, B and W: the queue head, its pointer pair, the column's bounds and the
+        walker."""
+        a, even_r, odd_r, pb, ent_r = s.a, s.even_r, s.odd_r, s.pb, s.ent_r
         # --- H: the queue head, registered (the pointer addresses come from flip-flops, not
         # from the queue's storage multiplexer) --------------------------------------------
         h_valid = Signal()
@@ -207,7 +228,12 @@ class EIEPE(wiring.Component):
         with m.Elif(issue):
             m.d.sync += [p.eq(p + 1), w_left.eq(w_left - 1), w_first.eq(0)]
         m.d.comb += [ent_r.addr.eq(p), ent_r.en.eq(issue)]
+        s.h_valid, s.a_valid, s.b_valid, s.active, s.w_left = h_valid, a_valid, b_valid, active, w_left
+        s.w_last, s.w_act, s.w_first, s.issue, s.can_take = w_last, w_act, w_first, issue, can_take
 
+    def _entry_read(self, m, s):
+        """Stage C: the entry word, registered."""
+        a, issue, w_act, w_first, cfg, ent_r = s.a, s.issue, s.w_act, s.w_first, s.cfg, s.ent_r
         # --- C: the entry word arrives and is registered (block RAM output -> flip-flops) -----
         c_valid = Signal()
         c_act = Signal(signed(a.act_bits), reset_less=True)
@@ -218,7 +244,11 @@ class EIEPE(wiring.Component):
         r_act = Signal(signed(a.act_bits), reset_less=True)
         r_first = Signal(reset_less=True)
         m.d.sync += [r_valid.eq(c_valid), r_word.eq(ent_r.data), r_act.eq(c_act), r_first.eq(c_first)]
+        s.c_valid, s.r_valid, s.r_word, s.r_act, s.r_first = c_valid, r_valid, r_word, r_act, r_first
 
+    def _decode(self, m, s):
+        """Stage R: the row, the weight and the product; forwarding decided."""
+        cfg, r_word, r_first, r_valid, a, r_act = s.cfg, s.r_word, s.r_first, s.r_valid, s.a, s.r_act
         # --- R: decode, row, accumulator read, product ------------------------------------
         vb = cfg.value_bits
         z = r_word[vb:]
@@ -261,7 +291,23 @@ class EIEPE(wiring.Component):
             s_fwd_e.eq(d_valid & (d_row == row)),
             s_fwd_f.eq(e_valid & (e_row == row)),
         ]
+        s.rb, s.row, s.s_valid, s.s_row, s.s_prod, s.s_fwd_d = rb, row, s_valid, s_row, s_prod, s_fwd_d
+        s.s_fwd_e = s_fwd_e
+        s.s_fwd_f, s.s_old, s.d_valid, s.d_row, s.d_prod = s_fwd_f, s_old, d_valid, d_row, d_prod
+        s.d_fwd = d_fwd
+        s.e_valid, s.e_row, s.e_sum, s.f_sum = e_valid, e_row, e_sum, f_sum
 
+    def _accumulate(self, m, s):
+        """Stages S, D and E: the old value (memory or forwarded), the add, the write; the
+        read-out port and ``idle``."""
+        rb, a, cfg, row, r_valid, e_valid, e_row = s.rb, s.a, s.cfg, s.row, s.r_valid, s.e_valid, s.e_row
+        e_sum = s.e_sum
+        s_old, s_fwd_e, s_fwd_f, f_sum, d_valid = s.s_old, s.s_fwd_e, s.s_fwd_f, s.f_sum, s.d_valid
+        s_valid = s.s_valid
+        d_row, s_row, d_prod, s_prod, d_fwd = s.d_row, s.s_row, s.d_prod, s.s_prod, s.d_fwd
+        s_fwd_d = s.s_fwd_d
+        h_valid, a_valid, b_valid, active, c_valid = s.h_valid, s.a_valid, s.b_valid, s.active, s.c_valid
+        issue = s.issue
         # --- S/D/E: the accumulator's old value arrives (S: memory or forwarded, registered),
         # D adds the product into register E, E writes the sum to bank ``bank``. The only loop
         # is E -> select -> adder -> E; the memory's output and write port see registers.
@@ -299,9 +345,13 @@ class EIEPE(wiring.Component):
             self.idle.eq(~self.act.valid & ~h_valid & ~a_valid & ~b_valid & ~active & ~c_valid & ~r_valid & ~s_valid & ~d_valid & ~e_valid),
             self.busy.eq(issue),
         ]
+
+    def _checks(self, m, s):
+        """With ``checks``: assertions that the walker's flags mirror its count."""
+        can_take, active, w_last, w_left = s.can_take, s.active, s.w_last, s.w_left
         if self.checks:
             m.d.comb += [
                 Assert(can_take == (~active | w_last), "can_take mirrors the walker"),
                 Assert(~active | (w_last == (w_left == 0)), "w_last mirrors the count"),
             ]
-        return m
+
