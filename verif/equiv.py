@@ -97,3 +97,21 @@ def equivalent(gold: str, gate: str, *, top: str = "top", depth: int = 20, induc
         if rc != 0 and "SAT proof finished - model found" not in log2 and "FAIL" not in log2:
             raise RuntimeError(f"yosys miter check failed:\n{log2[-3000:]}")
         return EquivResult(rc == 0, "bounded", depth, unproven, log1 + log2)
+
+
+def main(argv=None) -> int:
+    """``python -m verif.equiv GOLD.v GATE.v [--top top] [--depth 20]``: exit 0 when equivalent."""
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m verif.equiv", description=main.__doc__)
+    p.add_argument("gold", type=Path)
+    p.add_argument("gate", type=Path)
+    p.add_argument("--top", default="top")
+    p.add_argument("--depth", type=int, default=20)
+    args = p.parse_args(argv)
+    r = equivalent(args.gold.read_text(), args.gate.read_text(), top=args.top, depth=args.depth)
+    print(f"{'equivalent' if r.equivalent else 'DIFFERENT'} ({r.method}, depth {r.depth})")
+    return 0 if r.equivalent else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
