@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.config import Sparse24Config
+from model.config import LaneConfig, Sparse24Config
 from model.errors import SparseFlowError
 from model.formats import nm
 from model.reference import check_bias, check_spmv_operands, layer
@@ -21,7 +21,7 @@ from model.reference import check_bias, check_spmv_operands, layer
 TB_MODULE = "verif.sparse24_tb"
 
 
-def make_engine(cfg: Sparse24Config, dense: bool = False):
+def make_engine(cfg: LaneConfig, dense: bool = False):
     """The engine ``run_spmv`` simulates: elaborated from the normalised build configuration."""
     from rtl.dense.engine import DenseEngine
     from rtl.common.config import build_config
@@ -33,10 +33,11 @@ def toplevel_name(dense: bool) -> str:
     return "dense_engine" if dense else "sparse24_engine"
 
 
-def check_operands(weights, x, cfg: Sparse24Config, dense: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def check_operands(weights, x, cfg: LaneConfig, dense: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Validate and return ``(W, X)`` with ``X`` 2-D ``(cols, batch)``; one-line errors."""
-    if not isinstance(cfg, Sparse24Config):
-        raise SparseFlowError(f"expected a Sparse24Config, not {type(cfg).__name__}")
+    expected = LaneConfig if dense else Sparse24Config  # (a Sparse24Config is a LaneConfig)
+    if not isinstance(cfg, expected):
+        raise SparseFlowError(f"expected a {expected.__name__}, not {type(cfg).__name__}")
     w, a = check_spmv_operands(weights, x, cfg.arith)
     if w.shape[0] == 0 or w.shape[1] == 0:
         raise SparseFlowError(f"weights must have at least one row and one column, got shape {w.shape}")
@@ -51,7 +52,7 @@ def check_operands(weights, x, cfg: Sparse24Config, dense: bool = False) -> tupl
     return w, a
 
 
-def run_spmv(weights, x, cfg: Sparse24Config, sim: str = "verilator", dense: bool = False,
+def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = False,
              pacing: float = 1.0, waves: bool | None = None, seed: int = 0, bias=None, backend: str = "cocotb") -> dict:
     """Run ``requant(W @ x + bias)`` on the 2:4 engine (or the dense baseline) in ``sim``.
 

@@ -187,15 +187,9 @@ class LaneArrayEngine(wiring.Component):
         gshift = clog2(group)
 
         s = SimpleNamespace(cfg=cfg, a=a, lanes=lanes, group=group, wpr=wpr, gshift=gshift)
-        self._registers(m, s)
-        self._input_buffer(m, s)
-        self._sequencer_flags(m, s)
-        self._load_decode(m, s)
-        self._sequencer(m, s)
-        self._lanes(m, s)
-        self._serializer(m, s)
-        self._counters(m, s)
-        self._load_port(m, s)
+        for stage in (self._registers, self._input_buffer, self._sequencer_flags, self._load_decode,
+                      self._sequencer, self._lanes, self._serializer, self._counters, self._load_port):
+            stage(m, s)
         return m
 
     def _registers(self, m, s):

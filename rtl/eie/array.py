@@ -37,7 +37,8 @@ class EIEArray(wiring.Component):
                 is "the queue is not full"); zeros leave it at once and are skipped.
       ``y``     Out(stream {data: signed(out_bits), last}): the ``rows`` results in row order,
                 ``last`` on the final row.
-      ``load``  In(stream {kind, pe, addr, data}): run-time writes, accepted (``ready``) only
+      ``load``  In(stream {kind, pe, addr, data}): run-time writes (``kind``: :class:`rtl.eie.layouts.LoadKind`,
+                register addresses: :class:`rtl.common.protocol.Reg`), accepted (``ready``) only
                 between vectors, and not while the next vector's first element waits at the
                 input and may be taken (the element goes first; in the two cycles after a
                 load word it may not, so a stream of load words keeps going):
@@ -131,13 +132,9 @@ class EIEArray(wiring.Component):
         init = self.init
         rq = a.requant or Requant()
         s = SimpleNamespace(cfg=cfg, a=a, n=n, init=init, rq=rq)
-        self._registers(m, s)
-        self._datapath(m, s)
-        self._load_port(m, s)
-        self._control(m, s)
-        self._readout(m, s)
-        self._checks(m, s)
-        self._output(m, s)
+        for stage in (self._registers, self._datapath, self._load_port, self._control, self._readout,
+                      self._checks, self._output):
+            stage(m, s)
         return m
 
     def _registers(self, m, s):

@@ -104,12 +104,9 @@ class EIEPE(wiring.Component):
         cfg, a = self.cfg, self.cfg.arith
         pb = cfg.ptr_bits
         s = SimpleNamespace(cfg=cfg, a=a, pb=pb)
-        self._memories(m, s)
-        self._fetch(m, s)
-        self._entry_read(m, s)
-        self._decode(m, s)
-        self._accumulate(m, s)
-        self._checks(m, s)
+        for stage in (self._memories, self._fetch, self._entry_read, self._decode, self._accumulate,
+                      self._checks):
+            stage(m, s)
         return m
 
     def _memories(self, m, s):

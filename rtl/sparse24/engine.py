@@ -31,13 +31,14 @@ class Sparse24Engine(LaneArrayEngine):
                ``last`` on the final row. Requantized (:class:`rtl.common.requant.Requantizer`)
                when ``arith.requant`` is set, else the raw accumulator. Back-pressure stalls the
                engine without loss.
-      ``load`` In stream ``{target: 1, lane, addr, data}``: the write port. ``target`` 0 writes
-               weight word ``data = v0 | v1 << weight_bits | meta << 2*weight_bits`` (two's
-               complement values) to ``lane``'s memories at ``addr``; ``target`` 1 writes register
-               ``addr``: 0 rows, 1 cols, 2 shift, 3 relu (shift/relu only with requant). ``ready``
-               is high only while the engine is idle (no vector in flight).
-               With ``arith.bias_bits``: ``target`` is 2 bits and ``target`` 2 writes row
-               ``addr``'s bias (added before ReLU/shift, see :class:`LaneArrayEngine`).
+      ``load`` In stream ``{target: 1, lane, addr, data}``: the write port; ``target`` is a
+               :class:`rtl.common.lanes.LoadTarget`. ``WEIGHTS`` (0) writes weight word
+               ``data = v0 | v1 << weight_bits | meta << 2*weight_bits`` (two's complement
+               values) to ``lane``'s memories at ``addr``; ``REG`` (1) writes register ``addr``
+               (:class:`rtl.common.protocol.Reg`: 0 rows, 1 cols, 2 shift, 3 relu; shift/relu
+               only with requant). ``ready`` is high only while the engine is idle (no vector
+               in flight). With ``arith.bias_bits``: ``target`` is 2 bits and ``BIAS`` (2)
+               writes row ``addr``'s bias (added before ReLU/shift, see :class:`LaneArrayEngine`).
                :meth:`load_program` produces the words for a matrix.
       ``cycles``  Out(32): cycles of the last completed vector: from the later of (the edge that
                   took its first ``x`` element, the cycle after the previous vector's last
