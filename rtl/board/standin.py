@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from model.config import Arith
 from model.reference import as_int_array
+from rtl.common.protocol import sample_layout
 from rtl.common.requant import Requantizer
 
 
@@ -33,8 +34,8 @@ class StandInEngine(wiring.Component):
         self.weights = w
         self.rows, self.cols = w.shape
         super().__init__({
-            "x": In(stream.Signature(data.StructLayout({"data": signed(arith.act_bits), "last": 1}))),
-            "y": Out(stream.Signature(data.StructLayout({"data": signed(arith.out_bits), "last": 1}))),
+            "x": In(stream.Signature(sample_layout(arith.act_bits))),
+            "y": Out(stream.Signature(sample_layout(arith.out_bits))),
             "cycles": Out(32),
         })
 
