@@ -71,3 +71,18 @@ def test_dense_constructor_and_host_errors():
     with pytest.raises(SparseFlowError, match=r"^weights have 33 columns; the configuration allows 32$"):
         run_spmv(np.zeros((2, 33), int), np.zeros(33, int), CFG, dense=True)
     gc.collect()
+
+
+def test_dense_config_is_the_lane_config_and_builds_the_same_engine():
+    # The dense baseline needs no 2:4 parameters: a DenseConfig (LaneConfig) with the same
+    # lanes, widths and sizes gives the same Verilog as the Sparse24Config it used to take,
+    # and one whose max_cols is no multiple of 4 is accepted.
+    from model.config import DenseConfig, LaneConfig
+    assert DenseConfig is LaneConfig and isinstance(CFG, LaneConfig)
+    lane = DenseConfig(lanes=CFG.lanes, arith=CFG.arith, max_rows=CFG.max_rows)
+    assert to_verilog(make_engine(lane, dense=True), "d") == to_verilog(make_engine(CFG, dense=True), "d")
+    odd = DenseConfig(lanes=2, arith=Arith(max_cols=30), max_rows=4)
+    assert DenseEngine(odd).words_per_row == 15
+    with pytest.raises(SparseFlowError, match=r"^max_cols must be a multiple of 4, not 30$"):
+        Sparse24Config(lanes=2, arith=Arith(max_cols=30), max_rows=4)
+    gc.collect()
