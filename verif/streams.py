@@ -146,12 +146,13 @@ class StreamMonitor(_StreamPort):
 
     def sample(self) -> None:
         valid, ready = int(self.valid.value), int(self.ready.value)
-        word = int(self.payload.value)
-        if self._held is not None and word != self._held:
-            self.protocol_errors.append(f"{self.payload._name} changed while stalled at cycle {self.cycle}")
-        self._held = word if (valid and not ready) else None
-        if valid and ready:
-            self.transfers.append((self.cycle, word))
+        if valid or self._held is not None:  # an idle payload may be undefined: not read
+            word = int(self.payload.value)
+            if self._held is not None and word != self._held:
+                self.protocol_errors.append(f"{self.payload._name} changed while stalled at cycle {self.cycle}")
+            self._held = word if (valid and not ready) else None
+            if valid and ready:
+                self.transfers.append((self.cycle, word))
         self.cycle += 1
 
     async def _run(self) -> None:
