@@ -5,7 +5,7 @@ with 4-bit relative indices, and times ``scipy.sparse.csc_matrix`` on the very s
 matrix in the same run; each is the best of ``--repeats`` runs. The goal is a ratio
 (ours / scipy) within 2x. Writes ``docs/results/encode_speed.json``.
 
-    .venv/bin/python benchmarks/encode_speed.py [--repeats 7] [--rows 4096 --cols 9216 ...]
+    .venv/bin/python -m benchmarks.encode_speed [--repeats 7] [--rows 4096 --cols 9216 ...]
 """
 from __future__ import annotations
 
@@ -21,11 +21,10 @@ import numpy as np
 import scipy
 import scipy.sparse as sp
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from model.config import Arith, EIEConfig
+from model.formats import csc, eie
 
-from model.config import Arith, EIEConfig  # noqa: E402
-from model.formats import csc, eie  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def best_of(fns: dict, repeats: int) -> tuple[dict, dict]:

@@ -1,6 +1,6 @@
 """Resource and Fmax sweep: each engine at several PE/lane counts on both FPGA targets.
 
-Runs ``scripts.synth.synthesize`` one configuration at a time (synthesis is CPU-heavy), appending
+Runs ``verif.synth.synthesize`` one configuration at a time (synthesis is CPU-heavy), appending
 each result to ``docs/results/synth_sweep.csv`` as soon as it is measured (a design that does not
 fit is recorded with ``fits=0`` and nextpnr's reason). Then fits each resource as a linear
 function of the size (least squares, per engine and target), writes the fits to
@@ -46,7 +46,7 @@ EXTRA = [
 
 def run_sweep(points, rows, cols, density, seed, csv_path: Path) -> None:
     from model.errors import SparseFlowError
-    from scripts.synth import get_target, synthesize
+    from verif.synth import get_target, synthesize
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     new = not csv_path.exists()
     with open(csv_path, "a", newline="") as fh:

@@ -30,8 +30,7 @@ def run(args) -> int:
     from verif.native import check_backend
     from verif.netrun import prebuild, run_network
 
-    backend = args.backend or ("native" if args.sim == "verilator" else "cocotb")
-    check_backend(backend, args.sim)
+    backend = check_backend(args.backend, args.sim)
     if args.limit is not None and args.limit < 1:
         raise SparseFlowError(f"--limit must be >= 1, not {args.limit}")
     if args.compare < 0:

@@ -43,8 +43,7 @@ def run(args) -> int:
     from scripts.npyio import load_npy, save_npy
 
     from verif.native import check_backend
-    backend = args.backend or ("native" if args.sim == "verilator" else "cocotb")
-    check_backend(backend, args.sim)
+    backend = check_backend(args.backend, args.sim)
 
     from model.outputs import check_file, check_not_input
     from scripts.cli import in_option_terms

@@ -32,7 +32,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from model.errors import SparseFlowError
     from scripts.cli import print_json
-    from scripts.synth import format_table, synthesize
+    from verif.synth import synthesize
 
     if args.engine == "eie" and args.lanes is not None:
         raise SparseFlowError("--lanes is for the 2:4 and dense engines; the EIE array takes --pes")

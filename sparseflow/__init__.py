@@ -57,8 +57,7 @@ class Network:
         from model.network.folder import engine_configs
         from verif.native import check_backend
         from verif.netrun import run_network
-        backend = backend or ("native" if sim == "verilator" else "cocotb")
-        check_backend(backend, sim)
+        backend = check_backend(backend, sim)
         engines = None if engine is None else [engine] * len(self.int.layers)
         m = self.int.meta
         cfgs = engine_configs(self.int, m.get("pes", 8), m.get("lanes", 4), m.get("fifo_depth", 8),

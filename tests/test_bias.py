@@ -388,9 +388,9 @@ def test_eie_bias_at_elaboration_and_through_load_in_amaranth_sim():
     xs = [rng.integers(-3000, 3000, 7) for _ in range(2)]
     want = numpy_layer(w, np.array(xs).T, b, 5, True)
     m = eie.encode(w, cfg)
-    y = _array_run(EIEArray(cfg, init=m, bias_init=b, checks=True), cfg, [], xs, 9)
+    y = _array_run(EIEArray(cfg, init=m, bias_init=b, checks=True), [], xs, 9)
     np.testing.assert_array_equal(y, want)
-    y = _array_run(EIEArray(cfg, checks=True), cfg, load_words(m, cfg, Requant(5, True), b), xs, 9)
+    y = _array_run(EIEArray(cfg, checks=True), load_words(m, cfg, Requant(5, True), b), xs, 9)
     np.testing.assert_array_equal(y, want)
     with pytest.raises(SparseFlowError, match=r"^bias has 8 entries but the weights have 9 rows$"):
         EIEArray(cfg, init=m, bias_init=b[:8])

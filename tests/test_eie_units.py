@@ -23,7 +23,7 @@ from verif.spmv_eie import load_words
 SMALL = EIEConfig(n_pes=4, index_bits=2, fifo_depth=2, max_rows=16, max_entries=64, arith=Arith(max_cols=16))
 
 
-def run(dut, *benches, cycles=100_000):
+def run(dut, *benches):
     sim = Simulator(dut)
     sim.add_clock(1e-6)
     for b in benches:
@@ -66,7 +66,7 @@ def test_nonzero_detect_numbers_columns_and_skips_zeros():
             if accept:
                 ends.append(end)
 
-    run(dut, source, sink, cycles=3000)
+    run(dut, source, sink)
     assert got == want
     assert ends == [int(j == len(vec) - 1) for vec in vecs for j in range(len(vec))]
 
@@ -190,7 +190,7 @@ def _pe_case(cfg, w, k, xs):
             await ctx.tick()
             out.append(acc)
 
-    run(dut, bench, cycles=20_000)
+    run(dut, bench)
     return np.array(out).T  # (local rows, vectors)
 
 
@@ -254,7 +254,7 @@ async def _receive_vector(ctx, dut, rows):
     return y
 
 
-def _array_run(dut, cfg, loads, xs, rows):
+def _array_run(dut, loads, xs, rows):
     ys = []
 
     async def bench(ctx):
@@ -267,7 +267,7 @@ def _array_run(dut, cfg, loads, xs, rows):
             await _send_vector(ctx, dut, x)
             ys.append(await _receive_vector(ctx, dut, rows))
 
-    run(dut, bench, cycles=20_000)
+    run(dut, bench)
     return np.array(ys).T
 
 
@@ -276,7 +276,7 @@ def test_array_elaboration_time_init_needs_no_load():
     cfg = SMALL.with_(arith=Arith(max_cols=16, requant=Requant(shift=6, relu=True)))
     w = rng.integers(-128, 128, (11, 9)) * (rng.random((11, 9)) < 0.5)
     xs = [rng.integers(-3000, 3000, 9) for _ in range(2)]
-    y = _array_run(EIEArray(cfg, init=encode(w, cfg), checks=True), cfg, [], xs, 11)
+    y = _array_run(EIEArray(cfg, init=encode(w, cfg), checks=True), [], xs, 11)
     np.testing.assert_array_equal(y, layer(w, np.array(xs).T, cfg.arith))
 
 
@@ -312,7 +312,7 @@ def test_array_a_waiting_element_goes_before_a_load_word():
             for _ in range(5):  # let the load in before the second vector
                 await ctx.tick()
 
-    run(dut, bench, loader, cycles=5_000)
+    run(dut, bench, loader)
     assert events == ["vector", "load", "vector"], events
     x = np.array(xs).T
     np.testing.assert_array_equal(ys[0], layer(w, x[:, :1], cfg.arith)[:, 0])
@@ -326,7 +326,7 @@ def test_array_codebook_mode():
     idx = rng.integers(0, 8, (10, 12)) * (rng.random((10, 12)) < 0.5)
     m = encode(idx, cfg, book)
     xs = [rng.integers(-32768, 32768, 12) for _ in range(2)]
-    y = _array_run(EIEArray(cfg, checks=True), cfg, load_words(m, cfg), xs, 10)
+    y = _array_run(EIEArray(cfg, checks=True), load_words(m, cfg), xs, 10)
     np.testing.assert_array_equal(y, book[idx] @ np.array(xs).T)
 
 

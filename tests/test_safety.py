@@ -130,7 +130,7 @@ def test_synth_never_deletes_a_folder_it_did_not_write(user_folder, capsys):
                        "--out", user_folder)
     one_line_error(rc, err, "which SparseFlow did not write")
     assert snapshot(user_folder) == before
-    from scripts.synth import TARGETS, run_flow
+    from verif.synth import TARGETS, run_flow
     with pytest.raises(SparseFlowError, match="not replacing it"):  # the library call refuses too
         run_flow(None, TARGETS["ice40-up5k"], user_folder, 50.0)
     assert snapshot(user_folder) == before

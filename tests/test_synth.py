@@ -9,8 +9,10 @@ from amaranth.lib import io
 
 from model.errors import SparseFlowError
 from scripts import cli
-from scripts.synth import (TARGETS, format_table, parse_critical_path, parse_memories, run_flow,
-                           short_cell, synthesize)
+from scripts.synth import format_table
+from verif.synth import (TARGETS, parse_critical_path, parse_memories, run_flow,
+                         short_cell, synthesize, write_plan)
+from verif.tools import tool_env
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
@@ -48,6 +50,40 @@ class _DSPHog(Elaboratable):
         return m
 
 
+class _Blink(Elaboratable):
+    """A counter on the target's PASS LED: the smallest design with a platform resource."""
+
+    def __init__(self, led):
+        self.led = led
+
+    def elaborate(self, platform):
+        m = Module()
+        count = Signal(8)
+        m.d.sync += count.eq(count + 1)
+        m.submodules.led = led = io.Buffer("o", platform.request(*self.led, dir="-"))
+        m.d.comb += led.o.eq(count[-1])
+        return m
+
+
+@pytest.mark.parametrize("key", list(TARGETS))
+def test_build_plan_gives_the_flow_its_commands(key, tmp_path):
+    # The flow runs the command lines of Amaranth's build plan (build_top.json, Amaranth 0.5.10)
+    # with its overrides; this fails loudly if the plan stops carrying them.
+    target = TARGETS[key]
+    commands, board_hz = write_plan(_Blink(target.pass_led), target, tmp_path, 77.0, seed=7)
+    pnr, pack = f"nextpnr-{target.family}", "icepack" if target.family == "ice40" else "ecppack"
+    assert list(commands) == ["yosys", pnr, pack]
+    env = tool_env()
+    assert [c[0] for c in commands.values()] == [env["YOSYS"], env[pnr.upper().replace("-", "_")], env[pack.upper()]]
+    args = " ".join(commands[pnr])
+    assert "--seed 7" in args and "--report report.json" in args and "--timing-allow-fail" in args
+    assert ("--up5k --package sg48" if key == "ice40-up5k" else "--85k --package CABGA381 --speed 6") in args
+    assert "--compress" not in commands[pack]  # plain bitstreams on both boards
+    assert "synth_" + target.family in (tmp_path / "top.ys").read_text()
+    assert board_hz == (12e6 if key == "ice40-up5k" else 25e6)
+    assert "77" in (tmp_path / ("top.pcf" if target.family == "ice40" else "top.lpf")).read_text()
+
+
 def test_design_too_big_for_up5k(tmp_path):
     with pytest.raises(SparseFlowError, match=r"^design does not fit iCEBreaker.*ICESTORM_DSP"):
         run_flow(_DSPHog(), TARGETS["ice40-up5k"], tmp_path / "hog", 50.0, bitstream=False)
@@ -79,7 +115,7 @@ def test_collision_free_marks_only_tagged_memories():
     from amaranth.back import rtlil
     from amaranth.lib.memory import Memory
     from rtl.common.memory import collision_free_memory
-    from scripts.synth import mark_collision_free
+    from verif.synth import mark_collision_free
 
     class Two(Elaboratable):
         def elaborate(self, platform):
@@ -135,7 +171,7 @@ def test_engines_synthesize_ice40_json(engine, size, tmp_path, capsys):
 
 
 def test_dsp_blocks_with_logic_counts_packed_registers_and_adders():
-    from scripts.synth import dsp_blocks_with_logic
+    from verif.synth import dsp_blocks_with_logic
 
     def mac(**params):
         base = {"A_REG": "0", "B_REG": "0", "PIPELINE_16x16_MULT_REG1": "0", "TOPOUTPUT_SELECT": "11",

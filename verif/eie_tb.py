@@ -3,7 +3,7 @@
 The case (``SPARSEFLOW_CASE``, written by ``verif.spmv_eie.run_jobs``) holds, per job, the
 ``load`` words that install a matrix and its registers, and a (C, B) batch of input vectors.
 For each job: the load words go in through a paced driver; then a driver streams the B vectors
-back to back (random idle per ``pacing``) while a monitor collects each vector's rows (random
+back to back (random idle per ``pacing``) while a sink collects each vector's rows (random
 back-pressure), checks the ``last`` flags and reads the counters after each vector. Results
 and counters go to ``results.npz`` in the run folder; the host (``verif.spmv_eie``) is the
 scoreboard against ``model.reference`` and ``model.cyclemodel``.
@@ -20,7 +20,7 @@ from cocotb.utils import get_sim_time
 
 from rtl.common.protocol import COUNTER_BITS
 from verif.spmv_eie import packed_inputs
-from verif.streams import Pacer, StreamDriver, StreamMonitor, unpack_signed
+from verif.streams import Pacer, StreamSink, StreamSource, unpack_signed
 
 
 def _counters(sig, n: int) -> list[int]:
@@ -36,9 +36,9 @@ async def eie_case(dut):
     act_bits, out_bits, n = meta["act_bits"], meta["out_bits"], meta["n_pes"]
     seed = meta["seed"]
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    load = StreamDriver(dut, "load", dut.clk, Pacer(meta["load_pacing"], seed=seed + 1))
-    xdrv = StreamDriver(dut, "x", dut.clk, Pacer(meta["pacing"], seed=seed + 2))
-    ymon = StreamMonitor(dut, "y", dut.clk, Pacer(meta["out_pacing"], seed=seed + 3))
+    load = StreamSource(dut, "load", dut.clk, Pacer(meta["load_pacing"], seed=seed + 1))
+    xsrc = StreamSource(dut, "x", dut.clk, Pacer(meta["pacing"], seed=seed + 2))
+    ysink = StreamSink(dut, "y", dut.clk, Pacer(meta["out_pacing"], seed=seed + 3))
     dut.rst.value = 1
     for _ in range(2):
         await RisingEdge(dut.clk)
@@ -52,11 +52,11 @@ async def eie_case(dut):
         x = case[f"x_{i}"]
         rows = int(case[f"rows_{i}"])
         cols, batch = x.shape
-        send = cocotb.start_soon(xdrv.send(packed_inputs(x, act_bits).reshape(-1).tolist()))
+        send = cocotb.start_soon(xsrc.send(packed_inputs(x, act_bits).reshape(-1).tolist()))
         y = np.zeros((rows, batch), dtype=np.int64)
         cyc, tot, busy, stall = [], [], [], []
         for b in range(batch):
-            got = await ymon.receive(rows, timeout_cycles=200 * (rows + cols) + 10_000)
+            got = await ysink.receive(rows, timeout_cycles=200 * (rows + cols) + 10_000)
             lasts = [w >> out_bits for w in got]
             assert lasts == [0] * (rows - 1) + [1], f"job {i} vector {b}: last flags {lasts}"
             y[:, b] = [unpack_signed(w, out_bits) for w in got]

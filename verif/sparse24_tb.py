@@ -4,7 +4,7 @@ The case file named by ``SPARSEFLOW_CASE`` (written by :mod:`verif.spmv_sparse24
 ``load`` payloads (weights + registers), the input vectors, the payload widths, the pacing
 probabilities and seeds and the path to write the results to. The testbench only drives and
 observes: it loads the weights through ``load`` (with random idle), streams every vector into
-``x`` (random idle) while a monitor takes ``y`` (random back-pressure), checks the stream
+``x`` (random idle) while a sink takes ``y`` (random back-pressure), checks the stream
 protocol (``last`` on each vector's final row, payloads stable while stalled) and writes the
 results and counters as JSON. The host compares them with ``model.reference`` (scoreboard).
 """
@@ -18,25 +18,25 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from verif.spmv_eie import packed_inputs
-from verif.streams import Pacer, StreamDriver, StreamMonitor, unpack_signed
+from verif.streams import Pacer, StreamMonitor, StreamSink, StreamSource, unpack_signed
 
 
 class EngineTB:
-    """Clock, reset, the three stream models and a cycle-accurate observer."""
+    """Clock, reset, a source per input stream, a sink on ``y`` and passive monitors on ``x``
+    and ``y`` (first input and last result cycles, held payloads) sampled by one observer."""
 
     def __init__(self, dut, case: dict):
         self.dut = dut
         self.case = case
         seed = case["seed"]
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-        self.loader = StreamDriver(dut, "load", dut.clk, Pacer(case["pacing"], seed=seed))
-        self.xdrv = StreamDriver(dut, "x", dut.clk, Pacer(case["pacing"], seed=seed + 1))
-        self.ymon = StreamMonitor(dut, "y", dut.clk, Pacer(case["pacing"], seed=seed + 2))
-        self.first_x = None
-        self.last_y = None
-        self.cycle = 0
+        self.loader = StreamSource(dut, "load", dut.clk, Pacer(case["pacing"], seed=seed))
+        self.xsrc = StreamSource(dut, "x", dut.clk, Pacer(case["pacing"], seed=seed + 1))
+        self.ysink = StreamSink(dut, "y", dut.clk, Pacer(case["pacing"], seed=seed + 2))
+        self.xmon = StreamMonitor(dut, "x", dut.clk)
+        self.ymon = StreamMonitor(dut, "y", dut.clk)
+        self.cycle = 0  # clock edges since observe() started
         self.counter_log = []  # (vectors, cycles) each time the vector counter moves
-        self.protocol_errors = []
 
     async def reset(self):
         self.dut.rst.value = 1
@@ -45,21 +45,13 @@ class EngineTB:
         self.dut.rst.value = 0
 
     async def observe(self):
-        """Each cycle, just before the edge: handshakes, counters, y stability under stall."""
+        """Each cycle, just before the edge: both streams' monitors and the counters."""
         dut = self.dut
         vectors = 0
-        held = None
         while True:
             await ReadOnly()
-            if dut.x__valid.value and dut.x__ready.value and self.first_x is None:
-                self.first_x = self.cycle
-            yv, yr = int(dut.y__valid.value), int(dut.y__ready.value)
-            payload = int(dut.y__payload.value)
-            if held is not None and payload != held:
-                self.protocol_errors.append(f"y payload changed while stalled at cycle {self.cycle}")
-            held = payload if (yv and not yr) else None
-            if yv and yr:
-                self.last_y = self.cycle
+            self.xmon.sample()
+            self.ymon.sample()
             v = int(dut.vectors.value)
             if v != vectors:
                 vectors = v
@@ -81,28 +73,29 @@ async def run_case(dut):
     ab, ob = case["act_bits"], case["out_bits"]
     words = packed_inputs(np.array(case["vectors"], dtype=np.int64).T, ab).reshape(-1).tolist()
     rows, nvec = case["rows"], len(case["vectors"])
-    cocotb.start_soon(tb.xdrv.send(words))
-    got = await tb.ymon.receive(rows * nvec, timeout_cycles=case["timeout_cycles"])
+    cocotb.start_soon(tb.xsrc.send(words))
+    got = await tb.ysink.receive(rows * nvec, timeout_cycles=case["timeout_cycles"])
     for _ in range(3):  # let the counters settle after the last handshake
         await RisingEdge(dut.clk)
     await ReadOnly()
 
     y = [unpack_signed(w, ob) for w in got]
     last = [(w >> ob) & 1 for w in got]
+    protocol_errors = tb.xmon.protocol_errors + tb.ymon.protocol_errors
     want_last = [int((i % rows) == rows - 1) for i in range(len(got))]
     if last != want_last:
         bad = next(i for i, (a, b) in enumerate(zip(last, want_last)) if a != b)
-        tb.protocol_errors.append(f"y.last wrong on result {bad} (row {bad % rows} of vector {bad // rows})")
+        protocol_errors.append(f"y.last wrong on result {bad} (row {bad % rows} of vector {bad // rows})")
     result = {
         "y": y,
         "cycles": [c for _, c in tb.counter_log],
         "vectors": int(dut.vectors.value),
         "busy": int(dut.busy.value),
-        "total_cycles": tb.last_y - tb.first_x + 1,
-        "protocol_errors": tb.protocol_errors,
+        "total_cycles": tb.ymon.transfers[-1][0] - tb.xmon.transfers[0][0] + 1,
+        "protocol_errors": protocol_errors,
         "sim_cycles": tb.cycle,
         "sim_seconds": time.perf_counter() - t_wall,
     }
     with open(case["out"], "w") as fh:
         json.dump(result, fh)
-    assert not tb.protocol_errors, tb.protocol_errors[0]
+    assert not protocol_errors, protocol_errors[0]

@@ -1,11 +1,16 @@
-"""Small cocotb VIP for ``amaranth.lib.stream`` ports: a driver, a monitor, idle/back-pressure.
+"""Small cocotb VIP for ``amaranth.lib.stream`` ports, named as in cocotbext-axi.
+
+* :class:`StreamSource` drives ``valid``/``payload`` into the design (random idle);
+* :class:`StreamSink` drives ``ready`` and takes the design's output words (random back-pressure);
+* :class:`StreamMonitor` is passive: it never drives a signal, it records the transfers it sees
+  (with their cycle) and checks that a stalled payload is held.
 
 Amaranth flattens a stream port ``x`` to ``x__valid``, ``x__ready`` and ``x__payload`` (a struct
 payload is one packed vector; pack it with :func:`rtl.common.packing.pack`). A transfer happens at a rising
-clock edge where valid and ready are both high; both classes sample in ``ReadOnly`` just before
-the edge, so they see exactly the handshake the RTL sees.
+clock edge where valid and ready are both high; every class samples in ``ReadOnly`` just before
+the edge, so it sees exactly the handshake the RTL sees.
 
-``Pacer(probability, seed)`` decides, cycle by cycle, whether a driver idles or a monitor
+``Pacer(probability, seed)`` decides, cycle by cycle, whether a source idles or a sink
 back-pressures: ``Pacer(1.0)`` is full speed, ``Pacer(0.5)`` stalls half of the cycles.
 """
 from __future__ import annotations
@@ -46,18 +51,25 @@ def unpack_signed(word: int, width: int) -> int:
     return word - (1 << width) if word >> (width - 1) else word
 
 
-class _StreamEnd:
-    """The three signals of stream port ``prefix``, the clock and a pacer."""
+class _StreamPort:
+    """The three signals of stream port ``prefix`` and the clock."""
 
-    def __init__(self, dut, prefix: str, clk, pacer: Pacer | None = None):
+    def __init__(self, dut, prefix: str, clk):
         self.valid = getattr(dut, f"{prefix}__valid")
         self.ready = getattr(dut, f"{prefix}__ready")
         self.payload = getattr(dut, f"{prefix}__payload")
         self.clk = clk
+
+
+class _StreamEnd(_StreamPort):
+    """A stream port this testbench drives one side of, paced by ``pacer``."""
+
+    def __init__(self, dut, prefix: str, clk, pacer: Pacer | None = None):
+        super().__init__(dut, prefix, clk)
         self.pacer = pacer or Pacer()
 
 
-class StreamDriver(_StreamEnd):
+class StreamSource(_StreamEnd):
     """Drives ``<prefix>__valid``/``__payload`` from a list of payload words, idling per ``pacer``."""
 
     def __init__(self, dut, prefix: str, clk, pacer: Pacer | None = None):
@@ -82,7 +94,7 @@ class StreamDriver(_StreamEnd):
         self.valid.value = 0
 
 
-class StreamMonitor(_StreamEnd):
+class StreamSink(_StreamEnd):
     """Drives ``<prefix>__ready`` per ``pacer`` and collects accepted payload words."""
 
     def __init__(self, dut, prefix: str, clk, pacer: Pacer | None = None):
@@ -105,3 +117,42 @@ class StreamMonitor(_StreamEnd):
                                    f"after {timeout_cycles} cycles")
         self.ready.value = 0
         return words
+
+
+class StreamMonitor(_StreamPort):
+    """Watches stream port ``prefix`` without driving it: each transfer as ``(cycle, word)``.
+
+    Call :meth:`sample` once per cycle in the ``ReadOnly`` phase (from a testbench's own
+    observer loop, so watching several streams costs no extra coroutine), or :meth:`start` it
+    as its own task. ``cycle`` counts :meth:`sample` calls from 0. ``protocol_errors`` lists
+    every cycle where a payload offered but not taken changed before its transfer.
+    """
+
+    def __init__(self, dut, prefix: str, clk):
+        super().__init__(dut, prefix, clk)
+        self.transfers: list[tuple[int, int]] = []
+        self.protocol_errors: list[str] = []
+        self.cycle = 0
+        self._held = None  # payload offered while stalled, which must stay until taken
+
+    def sample(self) -> None:
+        valid, ready = int(self.valid.value), int(self.ready.value)
+        if valid or self._held is not None:  # an idle payload may be undefined: not read
+            word = int(self.payload.value)
+            if self._held is not None and word != self._held:
+                self.protocol_errors.append(f"{self.payload._name} changed while stalled at cycle {self.cycle}")
+            self._held = word if (valid and not ready) else None
+            if valid and ready:
+                self.transfers.append((self.cycle, word))
+        self.cycle += 1
+
+    async def _run(self) -> None:
+        while True:
+            await ReadOnly()
+            self.sample()
+            await RisingEdge(self.clk)
+
+    def start(self):
+        """Sample every cycle from now on, in a task of its own; returns the task."""
+        import cocotb
+        return cocotb.start_soon(self._run())

@@ -38,11 +38,16 @@ VERILATOR_FLAGS = ("-O3", "--x-assign", "fast", "--x-initial", "fast", "-Wno-fat
 _BUILT: dict = {}
 
 
-def check_backend(backend: str, sim: str) -> None:
+def check_backend(backend: str | None, sim: str) -> str:
+    """The backend to run on ``sim``: ``backend``, or by default native on Verilator and cocotb
+    on Icarus; raises if the pair cannot run."""
+    if backend is None:
+        backend = "native" if sim == "verilator" else "cocotb"
     if backend not in BACKENDS:
         raise SparseFlowError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "native" and sim != "verilator":
         raise SparseFlowError(f"the native backend runs on verilator, not {sim}; use --backend cocotb for {sim}")
+    return backend
 
 
 def build(component, *, toplevel: str, eie: bool, n_pes: int = 1, waves: bool = False, threads: int = 1) -> Path:

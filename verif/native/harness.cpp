@@ -75,7 +75,7 @@ struct Pacer {
     }
 };
 
-// A source (drives valid/payload): like verif.streams.StreamDriver.
+// A source (drives valid/payload): like verif.streams.StreamSource.
 struct Source {
     Pacer pacer;
     const int64_t* words = nullptr;
@@ -95,7 +95,7 @@ struct Source {
     }
 };
 
-// A sink (drives ready): like verif.streams.StreamMonitor.receive (pacer drawn every cycle).
+// A sink (drives ready): like verif.streams.StreamSink.receive (pacer drawn every cycle).
 struct Sink {
     Pacer pacer;
     bool active = false, ready = false;
