@@ -387,13 +387,13 @@ def check_compatible(fmt: str, m, have, expect) -> None:
 
 def load_eie(path, cfg: EIEConfig | None = None) -> tuple[EIEMatrix, EIEConfig]:
     """An EIE image as ``(EIEMatrix, the image's EIEConfig)``; with ``cfg``, checked against it."""
-    img = load_image(path, cfg, format="eie")
+    img = load_image(path, cfg, format=formats.eie.EIE.name)
     return img.matrix, img.config
 
 
 def load_nm(path, cfg: Sparse24Config | None = None) -> tuple[NMMatrix, Sparse24Config]:
     """A 2:4 image as ``(NMMatrix, the image's Sparse24Config)``; with ``cfg``, checked against it."""
-    img = load_image(path, cfg, format="2:4")
+    img = load_image(path, cfg, format=formats.nm.NM24.name)
     return img.matrix, img.config
 
 
