@@ -85,10 +85,11 @@ def emit(weights, args):
 
 
 def report(manifest: dict, out: str) -> dict:
+    from model.config import config_from_dict
+    from model.formats import arith_of
     from model.images import memory_bytes
     rows, cols = manifest["shape"]
-    cfg = manifest["config"]
-    wb = cfg["weight_bits"] if cfg["type"] == "Arith" else cfg["arith"]["weight_bits"]
+    wb = arith_of(config_from_dict(manifest["config"])).weight_bits
     bits = {n: f["words"] * f["width"] for n, f in manifest["files"].items()}
     dense_bits = rows * cols * wb
     rep = {
