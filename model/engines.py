@@ -29,19 +29,17 @@ class Engine:
 
     ``image_format``: its weights' memory-image format in ``model.formats`` (``None``: the
     dense engine's plain row-major matrix). ``config_type``: the configuration its builds take.
-    ``size_option``/``size_field``: the CLI option and configuration field that size a build
-    (PEs or lanes). ``per_cycle``: inputs one lane consumes per cycle (``None``: the EIE array,
+    ``size_option``: the option that sizes a build (``pes`` or ``lanes``, as in the CLI and
+    ``CompileOptions``). ``per_cycle``: inputs one lane consumes per cycle (``None``: the EIE array,
     whose cycles depend on the data, see ``model.cyclemodel``). ``col_group``: the column
     count must be a multiple of it (lane engines group four inputs; a layer is padded).
     ``needs_24``: runs 2:4-sparse weights only.
     """
 
     name: str
-    title: str
     image_format: str | None
     config_type: type
     size_option: str
-    size_field: str
     per_cycle: int | None
     col_group: int
     needs_24: bool
@@ -56,9 +54,9 @@ class Engine:
         return self.config_type is Sparse24Config
 
 
-EIE = Engine("eie", "EIE array", "eie", EIEConfig, "pes", "n_pes", None, 1, False)
-SPARSE24 = Engine("2:4", "2:4 engine", "2:4", Sparse24Config, "lanes", "lanes", 4, 4, True)
-DENSE = Engine("dense", "dense engine", None, Sparse24Config, "lanes", "lanes", 2, 4, False)
+EIE = Engine("eie", "eie", EIEConfig, "pes", None, 1, False)
+SPARSE24 = Engine("2:4", "2:4", Sparse24Config, "lanes", 4, 4, True)
+DENSE = Engine("dense", None, Sparse24Config, "lanes", 2, 4, False)
 
 ENGINES: dict[str, Engine] = {e.name: e for e in (EIE, SPARSE24, DENSE)}
 NAMES: tuple[str, ...] = tuple(ENGINES)  # ("eie", "2:4", "dense"): the order of every table
