@@ -107,13 +107,14 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from model.engines import NAMES
     targets = sorted({r["target"] for r in rows})
     keys = ["logic_cells", "ffs", "bram", "dsp", "fmax_mhz"]
     fig, axes = plt.subplots(len(targets), len(keys), figsize=(4 * len(keys), 3.3 * len(targets)), squeeze=False)
     for ti, target in enumerate(targets):
         for ki, key in enumerate(keys):
             ax = axes[ti][ki]
-            for engine in ["eie", "2:4", "dense"]:
+            for engine in NAMES:
                 pts = sorted((int(r["size"]), float(r[key])) for r in rows if r["target"] == target
                              and r["engine"] == engine and r["fits"] == "1")
                 if pts:
@@ -135,7 +136,8 @@ def markdown(rows: list[dict]) -> str:
     head = ("| target | engine | PEs/lanes | logic cells | FFs | BRAM | DSP | Fmax MHz | goal | cycles | "
             "GMAC/s | dense MAC/s per cell | critical path |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    order = {"eie": 0, "2:4": 1, "dense": 2}
+    from model.engines import NAMES
+    order = {e: i for i, e in enumerate(NAMES)}
     for r in sorted(rows, key=lambda r: (r["target"], order.get(r["engine"], 9), int(r["size"]))):
         if r["fits"] != "1":
             lines.append(f"| {r['target']} | {r['engine']} | {r['size']} | {r['note'] or 'error'} |" + " |" * 9)

@@ -27,7 +27,7 @@ Arithmetic (the contract the RTL must meet bit for bit, see ``model.reference``)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 import math
 
 from .errors import SparseFlowError
@@ -237,3 +237,46 @@ class Sparse24Config(LaneConfig):
     @property
     def multipliers(self) -> int:
         return self.lanes * self.n
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration objects <-> JSON data: image manifests, compiled folders and reports all use these.
+
+_CONFIG_TYPES = {c.__name__: c for c in (Arith, Requant, EIEConfig, LaneConfig, Sparse24Config)}
+_NESTED = {"arith": Arith, "requant": Requant}
+
+
+def config_to_dict(cfg) -> dict:
+    """A configuration object (``Arith``, ``EIEConfig``, ``LaneConfig``, ``Sparse24Config``) as plain JSON data."""
+    if type(cfg).__name__ not in _CONFIG_TYPES:
+        raise SparseFlowError(f"not a configuration object: {type(cfg).__name__}")
+    out = {"type": type(cfg).__name__}
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        out[f.name] = config_to_dict(v) if is_dataclass(v) else v
+    return out
+
+
+def config_from_dict(d, _want=None):
+    """Inverse of :func:`config_to_dict`; a missing field takes its default, an unknown one is an error."""
+    if not isinstance(d, dict) or d.get("type") not in _CONFIG_TYPES:
+        raise SparseFlowError(f"config must be an object with a type in {sorted(_CONFIG_TYPES)}")
+    cls = _CONFIG_TYPES[d["type"]]
+    if _want is not None and cls is not _want:
+        raise SparseFlowError(f"config field must be a {_want.__name__}, not {cls.__name__}")
+    names = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for k, v in d.items():
+        if k == "type":
+            continue
+        if k not in names:
+            raise SparseFlowError(f"unknown {cls.__name__} field {k!r}")
+        if k in _NESTED and v is not None:
+            v = config_from_dict(v, _NESTED[k])
+        elif names[k].type in ("bool", bool) and not isinstance(v, bool):
+            raise SparseFlowError(f"{cls.__name__}.{k} must be true or false, not {v!r}")
+        kwargs[k] = v
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # e.g. a list where a number belongs
+        raise SparseFlowError(f"bad {cls.__name__}: {exc}") from None

@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from .config import EIEConfig
+from .engines import DENSE, EIE, SPARSE24
 from .formats import eie, nm
 
 PIPELINE_FILL = 9  # 2:4 / dense: memory read, three MAC stages, result register, result queue, holding and output registers, done
@@ -54,7 +55,7 @@ def layer_costs(weights: np.ndarray, x_sample: np.ndarray, eie_cfg: EIEConfig, l
     wb = eie_cfg.arith.weight_bits
     m = eie.encode(w, eie_cfg)
     xs = np.asarray(x_sample).reshape(cols, -1)
-    costs = {"eie": {"cycles": float(np.mean([predict_cycles(m, xs[:, b], eie_cfg) for b in range(xs.shape[1])])),
+    costs = {EIE.name: {"cycles": float(np.mean([predict_cycles(m, xs[:, b], eie_cfg) for b in range(xs.shape[1])])),
                      "memory_bits": _eie_memory_bits(m, eie_cfg)}}
     try:
         nm.check_24(w)
@@ -62,9 +63,10 @@ def layer_costs(weights: np.ndarray, x_sample: np.ndarray, eie_cfg: EIEConfig, l
     except ValueError:
         ok24 = False
     if ok24:
-        costs["2:4"] = {"cycles": float(lane_cycles(rows, cols, lanes, 4)),
+        costs[SPARSE24.name] = {"cycles": float(lane_cycles(rows, cols, lanes, SPARSE24.per_cycle)),
                         "memory_bits": rows * (cols // 4) * (2 * wb + 4)}
-    costs["dense"] = {"cycles": float(lane_cycles(rows, cols, lanes, 2)), "memory_bits": rows * cols * wb}
+    costs[DENSE.name] = {"cycles": float(lane_cycles(rows, cols, lanes, DENSE.per_cycle)),
+                         "memory_bits": rows * cols * wb}
     return costs
 
 

@@ -33,6 +33,22 @@ MARKER = ".sparseflow-output"
 VERSION = 1
 
 
+def json_default(o):
+    """``json.dump(..., default=json_default)``: NumPy scalars and arrays as Python numbers and
+    lists, paths as strings; anything else is a programming error (``TypeError``). Every JSON
+    file and ``--json`` report SparseFlow writes goes through it."""
+    import numpy as np
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
 def umask() -> int:
     """The process umask (read without changing it for longer than this call)."""
     old = os.umask(0o22)

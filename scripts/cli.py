@@ -58,21 +58,20 @@ def in_option_terms(exc: Exception, extra: dict | None = None) -> SparseFlowErro
     return SparseFlowError(msg)
 
 
+# The first columns of every per-layer table (compile, run): name, matrix, output positions.
+LAYER_HEAD = f"{'layer':14s} {'matrix':>10s} {'pos':>5s} "
+
+
+def layer_head(l: dict) -> str:
+    """A report layer row's first columns, under :data:`LAYER_HEAD`."""
+    return f"{l['name'][:14]:14s} {l['matrix'][0]:>4d}x{l['matrix'][1]:<5d} {l['positions']:>5d} "
+
+
 def print_json(obj) -> None:
     """The ``--json`` output: one JSON object on stdout."""
-    json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=_json_default)
+    from model.outputs import json_default
+    json.dump(obj, sys.stdout, indent=2, sort_keys=True, default=json_default)
     sys.stdout.write("\n")
-
-
-def _json_default(o):
-    import numpy as np
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def main(argv=None) -> int:

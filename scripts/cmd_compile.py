@@ -29,7 +29,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--finetune-epochs", type=int, default=O.finetune_epochs,
                         help=f"one-shot fine-tuning epochs (default {O.finetune_epochs})")
     parser.add_argument("--lr", type=float, default=O.lr, help=f"Adam learning rate (default {O.lr})")
-    parser.add_argument("--engine", default=O.engine, choices=("auto", "eie", "2:4", "dense"),
+    from model.engines import NAMES
+    parser.add_argument("--engine", default=O.engine, choices=("auto", *NAMES),
                         help="engine per layer: auto = cost model's cheapest (default)")
     parser.add_argument("--pes", type=int, default=O.pes, help=f"EIE PEs = multipliers (default {O.pes})")
     parser.add_argument("--lanes", type=int, default=O.lanes,
@@ -49,7 +50,8 @@ def run(args) -> int:
     from model.graph import load_model
     from model.network.compile import CompileOptions, check_data, compile_network, graph_classes, load_data
     from model.network.folder import check_out_dir, write_compiled
-    from scripts.cli import print_json
+    from model.engines import NAMES, per_engine
+    from scripts.cli import LAYER_HEAD, layer_head, print_json
 
     from model.outputs import check_not_input
     check_not_input(args.out, {"--model": args.model, "--data": args.data}, folder=True)
@@ -79,12 +81,10 @@ def run(args) -> int:
     print(f"{graph.name or args.model} -> {out}  (seed {opts.seed})")
     print(f"accuracy on {rep['samples']['test']} held-out samples: dense float {a['dense_float']:.4f}, "
           f"pruned float {a['pruned_float']:.4f}, integer golden {a['integer_golden']:.4f}")
-    print(f"{'layer':14s} {'matrix':>10s} {'pos':>5s} {'density':>8s} {'shift':>5s} {'engine':>6s} "
-          f"{'cycles/inf (eie / 2:4 / dense, predicted)':>42s}")
+    costs = f"cycles/inf ({' / '.join(NAMES)}, predicted)"
+    print(f"{LAYER_HEAD}{'density':>8s} {'shift':>5s} {'engine':>6s} {costs:>42s}")
     for l in rep["layers"]:
-        c = l["costs"]
-        cyc = " / ".join(f"{c[e]['cycles']:.0f}" if e in c else "-" for e in ("eie", "2:4", "dense"))
-        print(f"{l['name'][:14]:14s} {l['matrix'][0]:>4d}x{l['matrix'][1]:<5d} {l['positions']:>5d} "
-              f"{l['density']:>8.3f} {l['shift']:>5d} {l['engine']:>6s} {cyc:>42s}")
+        cyc = " / ".join(per_engine(l["costs"], lambda c: f"{c['cycles']:.0f}"))
+        print(f"{layer_head(l)}{l['density']:>8.3f} {l['shift']:>5d} {l['engine']:>6s} {cyc:>42s}")
     print(f"predicted cycles per inference on the chosen engines: {rep['predicted_cycles_chosen']:.0f}")
     return 0

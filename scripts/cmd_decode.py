@@ -14,9 +14,10 @@ def add_arguments(parser) -> None:
 def _dtype(img):
     """The narrowest signed dtype that holds every value of the image's format."""
     import numpy as np
+    from model.formats import arith_of, eie
     cfg = img.config
-    bits = cfg.weight_bits if img.format in ("csc", "csr", "bsr") else cfg.arith.weight_bits
-    if img.format == "eie" and cfg.codebook:
+    bits = arith_of(cfg).weight_bits
+    if img.format == eie.EIE.name and cfg.codebook:
         bits = cfg.codebook_bits + 1  # unsigned indices
     return np.int8 if bits <= 8 else np.int16 if bits <= 16 else np.int32
 

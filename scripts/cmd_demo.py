@@ -34,7 +34,7 @@ def add_arguments(p):
 def run(args) -> int:
     from model.nets import parse_hidden
     from scripts.cli import print_json
-    from scripts.demo import DemoOptions, _jsonable, run_demo
+    from scripts.demo import DemoOptions, run_demo
     from scripts.demo_report import summary_lines
 
     opts = DemoOptions(hidden=parse_hidden(args.hidden), sparsity=args.sparsity, method=args.method, schedule=args.schedule,
@@ -45,7 +45,7 @@ def run(args) -> int:
     with claim_dir(args.out, "demo", legacy=_legacy_demo):  # writes into it; refuses a folder it did not write
         result = run_demo(opts, quiet=args.json)
     if args.json:
-        print_json(_jsonable({k: v for k, v in result.items() if k not in ("images",)}))
+        print_json({k: v for k, v in result.items() if k not in ("images",)})
     else:
         print("\n".join(summary_lines(result)))
         secs = result["seconds"]

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 HELP = "encode an integer weight matrix (.npy) into a memory image (hex files + manifest.json)"
 
-FORMATS = ("csc", "csr", "eie", "2:4", "bsr")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--format", required=True, choices=FORMATS, help="sparse format of the image")
+    from model.formats import NAMES
+    parser.add_argument("--format", required=True, choices=NAMES, help="sparse format of the image")
     parser.add_argument("--weights", required=True, metavar="W.npy", help="2-D integer weight matrix (rows = outputs)")
     parser.add_argument("--out", required=True, metavar="DIR", help="image folder to write: new, empty or one SparseFlow wrote (replaced atomically)")
     parser.add_argument("--weight-bits", type=int, default=None, metavar="B",
@@ -28,21 +28,22 @@ def _config(args, shape):
     """The configuration object of the image, sized to hold this matrix."""
     from model.config import Arith, EIEConfig, Sparse24Config
     from model.errors import SparseFlowError
+    from model.formats import bsr, eie, nm
     rows, cols = shape
     fmt = args.format
-    for opt, fmts in (("pes", ("eie",)), ("index_bits", ("eie",)), ("codebook", ("eie",)), ("block", ("bsr",))):
-        if getattr(args, opt) is not None and fmt not in fmts:
-            raise SparseFlowError(f"--{opt.replace('_', '-')} applies only to --format {fmts[0]}")
+    for opt, only in (("pes", eie.EIE), ("index_bits", eie.EIE), ("codebook", eie.EIE), ("block", bsr.BSR)):
+        if getattr(args, opt) is not None and fmt != only.name:
+            raise SparseFlowError(f"--{opt.replace('_', '-')} applies only to --format {only.name}")
     akw = {} if args.weight_bits is None else {"weight_bits": args.weight_bits}
     if getattr(args, "bias", None) is not None:  # the products' sum width unless given
         akw["bias_bits"] = (args.bias_bits if args.bias_bits is not None
-                            else Arith(max_cols=max(4 if fmt == "2:4" else 1, cols), **akw).sum_bits)
+                            else Arith(max_cols=max(4 if fmt == nm.NM24.name else 1, cols), **akw).sum_bits)
     elif getattr(args, "bias_bits", None) is not None:
         raise SparseFlowError("--bias-bits needs --bias")
-    if fmt == "2:4":
+    if fmt == nm.NM24.name:
         return Sparse24Config(arith=Arith(max_cols=max(4, -(-cols // 4) * 4), **akw), max_rows=max(rows, 1))
     arith = Arith(max_cols=max(cols, 1), **akw)
-    if fmt != "eie":
+    if fmt != eie.EIE.name:
         return arith
     kw = {"arith": arith, "max_rows": max(rows, 1)}
     if args.pes is not None:
@@ -56,7 +57,7 @@ def emit(weights, args):
     """Encode ``weights`` as ``args`` ask; return (matrix, config). Nothing is written."""
     import numpy as np
     from model.errors import SparseFlowError
-    from model.formats import bsr, csc, eie, nm
+    from model.formats import bsr, eie, get
     from scripts.npyio import load_npy
     w = np.asarray(weights)
     if w.ndim != 2:
@@ -66,30 +67,29 @@ def emit(weights, args):
     except SparseFlowError as exc:
         from scripts.cli import in_option_terms
         raise in_option_terms(exc) from None
-    fmt = args.format
-    if fmt in ("csc", "csr"):
-        return csc.encode(w, cfg.weight_bits, fmt), cfg
-    if fmt == "bsr":
-        return bsr.encode(w, cfg.weight_bits, bsr.parse_block(args.block or "4x4")), cfg
-    if fmt == "2:4":
-        return nm.encode(w, cfg.arith.weight_bits), cfg
-    book = None
-    if args.codebook is not None:
+    fmt = get(args.format)
+    options = {}  # the format's own options (its encoder's keywords)
+    if fmt is bsr.BSR:
+        options["block"] = bsr.parse_block(args.block or "4x4")
+    if args.codebook is not None:  # eie only (checked by _config)
         book = load_npy(args.codebook, "codebook")
         n = book.shape[0] if book.ndim == 1 else 0
         if n < 2 or n & (n - 1) or n > 256:
             raise SparseFlowError(f"codebook must be 1-D with 2, 4, ... or 256 entries, got shape {book.shape}")
         cfg = cfg.with_(codebook=True, codebook_bits=n.bit_length() - 1)
-    m = eie.encode(w, cfg, book)
-    # Size the entry memory to the busiest PE: the smallest array that holds this matrix.
-    return m, cfg.with_(max_entries=max(1, int(m.entries_per_pe.max(initial=0))))
+        options["codebook"] = book
+    m = fmt.encode(w, cfg, **options)
+    if fmt is eie.EIE:  # size the entry memory to the busiest PE: the smallest array that holds this matrix
+        cfg = cfg.with_(max_entries=max(1, int(m.entries_per_pe.max(initial=0))))
+    return m, cfg
 
 
 def report(manifest: dict, out: str) -> dict:
+    from model.config import config_from_dict
+    from model.formats import arith_of
     from model.images import memory_bytes
     rows, cols = manifest["shape"]
-    cfg = manifest["config"]
-    wb = cfg["weight_bits"] if cfg["type"] == "Arith" else cfg["arith"]["weight_bits"]
+    wb = arith_of(config_from_dict(manifest["config"])).weight_bits
     bits = {n: f["words"] * f["width"] for n, f in manifest["files"].items()}
     dense_bits = rows * cols * wb
     rep = {

@@ -11,7 +11,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", default=None, choices=("native", "cocotb"),
                         help="native (compiled Verilator harness; default on verilator) or cocotb")
     parser.add_argument("--limit", type=int, default=None, help="run the first N test images (default all)")
-    parser.add_argument("--engine", default="compiled", choices=("compiled", "eie", "2:4", "dense"),
+    from model.engines import NAMES
+    parser.add_argument("--engine", default="compiled", choices=("compiled", *NAMES),
                         help="run every layer on this engine instead of the compiled choice")
     parser.add_argument("--compare", type=int, default=20, metavar="N",
                         help="also run each layer on the other engines for the first N images, for their cycles "
@@ -22,11 +23,12 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import numpy as np
 
+    from model.engines import DENSE, ENGINES, NAMES, get as get_engine, per_engine
     from model.errors import SparseFlowError
     from model.network.compile import check_data, load_data
     from model.network.engines import is_24
     from model.network.folder import engine_configs, load_compiled
-    from scripts.cli import print_json
+    from scripts.cli import LAYER_HEAD, layer_head, print_json
     from verif.native import check_backend
     from verif.netrun import prebuild, run_network
 
@@ -44,15 +46,16 @@ def run(args) -> int:
     if args.engine == "compiled":
         engines = [l.engine for l in net.layers]
     else:
-        if args.engine == "2:4":
+        if get_engine(args.engine).needs_24:
             bad = [l.name for l in net.layers if not is_24(l.weight)]
             if bad:
                 raise SparseFlowError(f"layer '{bad[0]}' is not 2:4-sparse: the 2:4 engine cannot run it "
                                       f"(compile with --granularity 2:4)")
         engines = [args.engine] * len(net.layers)
-    compare = {e: args.compare for e in ("eie", "2:4", "dense")} if args.compare else {}
+    compare = {e: args.compare for e in NAMES} if args.compare else {}
     m = net.meta
-    cfgs = engine_configs(net, m.get("pes", 8), m.get("lanes", 4), m.get("fifo_depth", 8),
+    sizes = {"pes": m.get("pes", 8), "lanes": m.get("lanes", 4)}  # CompileOptions' defaults
+    cfgs = engine_configs(net, sizes["pes"], sizes["lanes"], m.get("fifo_depth", 8),
                           kinds=set(engines) | set(compare))
     import sys
     print(f"building the engines ({', '.join(cfgs)}) for {args.sim}/{backend} (cached) ...", file=sys.stderr,
@@ -66,7 +69,7 @@ def run(args) -> int:
     acc_rtl = float(np.mean(res["logits"].argmax(1) == y))
     acc_gold = float(np.mean(res["golden"].argmax(1) == y))
     total = {}
-    for e in ("eie", "2:4", "dense"):
+    for e in NAMES:
         if all(e in l["cycles"] for l in res["layers"]):
             total[e] = sum(l["cycles"][e]["per_inference"] for l in res["layers"])
     chosen = sum(l["cycles"][l["engine"]]["per_inference"] for l in res["layers"])
@@ -75,27 +78,25 @@ def run(args) -> int:
                                                                  if k != "integer_golden"}},
            "mismatches": res["mismatches"], "layers": res["layers"], "cycles_per_inference": chosen,
            "cycles_per_inference_by_engine": total,
-           "multipliers": {"eie": m.get("pes", 8), "2:4": 2 * m.get("lanes", 4), "dense": 2 * m.get("lanes", 4)},
-           "speedup_vs_dense": (total["dense"] / chosen) if "dense" in total and chosen else None,
+           "multipliers": {e.name: e.multipliers(sizes[e.size_option]) for e in ENGINES.values()},
+           "speedup_vs_dense": (total[DENSE.name] / chosen) if DENSE.name in total and chosen else None,
            "seconds": round(res["seconds"], 1)}
     if args.json:
         print_json(out)
     else:
         print(f"{args.dir}: {n} images on {args.sim}/{backend}: golden accuracy {acc_gold:.4f}, RTL accuracy "
               f"{acc_rtl:.4f}, mismatches {res['mismatches']}")
-        print(f"{'layer':14s} {'matrix':>10s} {'pos':>5s} {'engine':>6s} {'cycles/inference: eie':>22s} "
-              f"{'2:4':>10s} {'dense':>10s}  (images)")
+        print(f"{LAYER_HEAD}{'engine':>6s} {'cycles/inference: ' + NAMES[0]:>22s} "
+              + " ".join(f"{e:>10s}" for e in NAMES[1:]) + "  (images)")
         for l in res["layers"]:
             c = l["cycles"]
-            cells = " ".join(f"{c[e]['per_inference']:>10.0f}" if e in c else f"{'-':>10s}"
-                             for e in ("eie", "2:4", "dense"))
-            imgs = "/".join(str(c[e]["images"]) for e in ("eie", "2:4", "dense") if e in c)
-            print(f"{l['name'][:14]:14s} {l['matrix'][0]:>4d}x{l['matrix'][1]:<5d} {l['positions']:>5d} "
-                  f"{l['engine']:>6s} {'':>11s}{cells}  ({imgs})")
+            cells = " ".join(per_engine(c, lambda v: f"{v['per_inference']:>10.0f}", f"{'-':>10s}"))
+            imgs = "/".join(str(c[e]["images"]) for e in NAMES if e in c)
+            print(f"{layer_head(l)}{l['engine']:>6s} {'':>11s}{cells}  ({imgs})")
         if res["mismatches"]:
             bad = [f"{l['name']} ({l['mismatches']})" for l in res["layers"] if l["mismatches"]]
             print(f"MISMATCH: RTL outputs differ from the golden model in {', '.join(bad)}")
         print(f"cycles per inference on the chosen engines: {chosen:.0f}"
-              + (f"; dense engine {total['dense']:.0f}: speed-up {out['speedup_vs_dense']:.2f}x"
+              + (f"; dense engine {total[DENSE.name]:.0f}: speed-up {out['speedup_vs_dense']:.2f}x"
                  if out["speedup_vs_dense"] else ""))
     return 1 if res["mismatches"] else 0

@@ -5,7 +5,8 @@ HELP = "run y = W @ x on a simulated engine (EIE array, 2:4 engine or dense base
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--engine", choices=["eie", "2:4", "dense"], default="eie", help="engine (default eie)")
+    from model.engines import EIE, NAMES
+    parser.add_argument("--engine", choices=NAMES, default=EIE.name, help=f"engine (default {EIE.name})")
     parser.add_argument("--weights", required=True, metavar="W.npy", help="(R, C) integer weight matrix")
     parser.add_argument("--input", required=True, metavar="X.npy", help="(C,) vector or (C, B) batch of vectors")
     parser.add_argument("--out", required=True, metavar="Y.npy", help="results, written once they match the golden model")
@@ -37,6 +38,7 @@ def run(args) -> int:
 
     import numpy as np
     from model.config import Arith, Requant, Sparse24Config
+    from model.engines import DENSE, EIE
     from model.errors import SparseFlowError
     from model.reference import as_int_array
     from scripts.cli import print_json
@@ -51,9 +53,10 @@ def run(args) -> int:
     check_not_input(args.out, {"--weights": args.weights, "--input": args.input, "--bias": args.bias})
     check_file(args.out)
     eie_only, lane_only = ("--pes", "--fifo-depth", "--index-bits"), ("--lanes",)
-    for name in eie_only if args.engine != "eie" else lane_only:
+    is_eie = args.engine == EIE.name
+    for name in eie_only if not is_eie else lane_only:
         if getattr(args, name[2:].replace("-", "_")) is not None:
-            takes = "--lanes" if args.engine != "eie" else "--pes, --fifo-depth and --index-bits"
+            takes = "--lanes" if not is_eie else "--pes, --fifo-depth and --index-bits"
             raise SparseFlowError(f"{name} does not apply to --engine {args.engine}, which takes {takes}")
     defaults = {"pes": 4, "fifo_depth": 8, "index_bits": 4, "lanes": 4}
     for key, v in defaults.items():
@@ -88,7 +91,7 @@ def run(args) -> int:
         import verif.runner
         verif.runner.PROGRESS = lambda msg: print(f"sparseflow: {msg}", file=sys.stderr, flush=True)
     try:
-        if args.engine == "eie":
+        if is_eie:
             from verif.spmv_eie import run_spmv, size_config
             try:
                 cfg = size_config(w, n_pes=args.pes, fifo_depth=args.fifo_depth, index_bits=args.index_bits,
@@ -120,7 +123,7 @@ def run(args) -> int:
                                                  requant=requant, bias_bits=bias_bits))
             except SparseFlowError as exc:
                 raise in_option_terms(exc) from None
-            r = run24(w, x, cfg, sim=args.sim, dense=args.engine == "dense", pacing=args.pacing,
+            r = run24(w, x, cfg, sim=args.sim, dense=args.engine == DENSE.name, pacing=args.pacing,
                       waves=args.waves or None, bias=bias, backend=backend)
             rep.update({"lanes": cfg.lanes, "cycles": r["cycles"], "total_cycles": r.get("total_cycles"),
                         "run_dir": r.get("run_dir")})
@@ -137,7 +140,7 @@ def run(args) -> int:
         return 0
     print(f"{args.engine} on {args.sim} ({backend}): {w.shape[0]}x{w.shape[1]} weights, {len(rep['cycles'])} vector(s); "
           f"results match the golden model -> {args.out}")
-    if args.engine == "eie":
+    if is_eie:
         for b, (c, p, i, e) in enumerate(zip(rep["cycles"], rep["predicted"], rep["ideal"], rep["efficiency"])):
             print(f"  vector {b}: {c} cycles (cycle model {p}), ideal {i:.1f}, load-balance efficiency {e:.3f}")
         print("  PE utilisation (busy / cycles): " + " ".join(f"{u:.2f}" for u in rep["utilisation"]))

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 HELP = "synthesize an engine with its board self-test for iCE40 UP5K or ECP5 85F (Yosys + nextpnr)"
 
-ENGINES = ("eie", "2:4", "dense")
 TARGETS = ("ice40-up5k", "ecp5-85f")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--engine", required=True, choices=ENGINES + ("standin",), metavar="{eie,2:4,dense}",
+    from model.engines import NAMES
+    from rtl.board.cases import STANDIN
+    p.add_argument("--engine", required=True, choices=NAMES + (STANDIN,), metavar="{" + ",".join(NAMES) + "}",
                    help="which engine to build")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--pes", type=int, help="EIE processing elements (default 4)")
@@ -30,20 +31,23 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from model.engines import EIE
     from model.errors import SparseFlowError
+    from rtl.board.cases import STANDIN
     from scripts.cli import print_json
     from verif.synth import synthesize
 
-    if args.engine == "eie" and args.lanes is not None:
+    is_eie = args.engine == EIE.name
+    if is_eie and args.lanes is not None:
         raise SparseFlowError("--lanes is for the 2:4 and dense engines; the EIE array takes --pes")
-    if args.engine != "eie" and args.pes is not None:
+    if not is_eie and args.pes is not None:
         raise SparseFlowError(f"--pes is for the EIE array; the {args.engine} engine takes --lanes")
     size = args.pes if args.pes is not None else args.lanes if args.lanes is not None else 4
-    if args.engine == "standin":
+    if args.engine == STANDIN:
         size = 1
     if size < 1:
-        raise SparseFlowError(f"{'--pes' if args.engine == 'eie' else '--lanes'} must be >= 1, not {size}")
-    if args.fifo_depth is not None and args.engine != "eie":
+        raise SparseFlowError(f"{'--pes' if is_eie else '--lanes'} must be >= 1, not {size}")
+    if args.fifo_depth is not None and not is_eie:
         raise SparseFlowError(f"--fifo-depth is for the EIE array; the {args.engine} engine has no queues")
     if args.freq is not None and not args.freq > 0:
         raise SparseFlowError(f"--freq must be positive, not {args.freq}")

@@ -29,7 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from model.config import Arith, EIEConfig, Requant, Sparse24Config, pow2_ceil
+from model.engines import DENSE, EIE, SPARSE24
 from model.errors import SparseFlowError
+from model.outputs import json_default
 
 
 @dataclass
@@ -130,17 +132,17 @@ def _with_requant(cfg, layer):
 
 def run_layer(engine: str, layer, x: np.ndarray, cfgs: dict, sim: str, backend: str = "cocotb") -> dict:
     """One layer on one engine; returns outputs and per-vector cycles (RTL-checked by the callee)."""
-    if engine == "eie":
+    if engine == EIE.name:
         from model.cyclemodel import ideal_cycles
         from verif.spmv_eie import run_jobs
-        cfg = cfgs["eie"]
+        cfg = cfgs[EIE.name]
         r = run_jobs([(layer.weight, x, Requant(layer.shift, layer.relu))], cfg, sim=sim, backend=backend)[0]
         ideal = [ideal_cycles(layer.weight, x[:, b], cfg.n_pes) for b in range(x.shape[1])]
         return {"y": r["y"], "cycles": r["cycles"], "ideal": ideal, "busy": r["busy"],
                 "multipliers": cfg.n_pes}
     from verif.spmv_sparse24 import run_spmv
     cfg = _with_requant(cfgs[engine], layer)
-    r = run_spmv(layer.weight, x, cfg, sim=sim, dense=(engine == "dense"), backend=backend)
+    r = run_spmv(layer.weight, x, cfg, sim=sim, dense=(engine == DENSE.name), backend=backend)
     return {"y": r["y"], "cycles": r["cycles"], "multipliers": cfg.multipliers}
 
 
@@ -185,7 +187,7 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
     import torch
     from model.costmodel import choose, layer_costs
     from model.data import load_digits
-    from model.formats import eie as eie_fmt, nm
+    from model.formats import get as get_format
     from model.images import write_image
     from model.prune.pipelines import PruneConfig, run, train_dense
     from model.quant import quantize
@@ -202,9 +204,9 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
     dims = (64, *opts.hidden, 10)
     shapes = [(dims[i + 1], dims[i]) for i in range(len(dims) - 1)]
     dense_lanes = max(1, opts.pes // 2)  # N EIE PEs are N multipliers: a dense engine of N/2 lanes
-    cfgs = {"eie": eie_config(shapes, opts, wb, ab),
-            "2:4": lane_config(shapes, opts.lanes, wb, ab),
-            "dense": lane_config(shapes, opts.lanes, wb, ab),
+    cfgs = {EIE.name: eie_config(shapes, opts, wb, ab),
+            SPARSE24.name: lane_config(shapes, opts.lanes, wb, ab),
+            DENSE.name: lane_config(shapes, opts.lanes, wb, ab),
             "dense-eie": lane_config(shapes, dense_lanes, wb, ab)}
     if dense_lanes == opts.lanes:
         del cfgs["dense-eie"]
@@ -233,20 +235,18 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
 
     with stages.stage("emit memory images"):
         images = []
-        for name, q, fmt in (("eie", q_u, "eie"), ("2to4", q_24, "2:4")):
+        for name, q, engine in (("eie", q_u, EIE), ("2to4", q_24, SPARSE24)):
+            fmt, cfg = get_format(engine.image_format), cfgs[engine.name]
             for i, l in enumerate(q.layers):
                 path = out / "images" / f"{name}_layer{i}"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                if fmt == "eie":
-                    summary = write_image(path, eie_fmt.encode(l.weight, cfgs["eie"]), cfgs["eie"])
-                else:
-                    summary = write_image(path, nm.encode(l.weight, wb), cfgs["2:4"])
-                images.append({"path": str(path), "format": fmt, "summary": summary})
+                summary = write_image(path, fmt.encode(l.weight, cfg), cfg)
+                images.append({"path": str(path), "format": fmt.name, "summary": summary})
 
     # Per-layer choice for the 2:4 network, costed on training-set activations (never the test set).
     with stages.stage("per-layer engine choice"):
         calib = q_24.activations(data.x_train[:64].T.astype(np.int64))
-        plain = cfgs["eie"].with_(arith=Arith(wb, ab, max_cols=cfgs["eie"].max_cols))
+        plain = cfgs[EIE.name].with_(arith=Arith(wb, ab, max_cols=cfgs[EIE.name].max_cols))
         choice = []
         for i, l in enumerate(q_24.layers):
             costs = layer_costs(l.weight, calib[i], plain, opts.lanes)
@@ -257,19 +257,21 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
     runs = {}
     sim, be = opts.sim, opts.backend
     with stages.stage(f"RTL: EIE net on the EIE array || 2:4 net on the 2:4 engine ({sim}, {be})"):
-        f_eie = pool.submit(run_network, q_u, ["eie"] * len(q_u.layers), x_test, gold_u, cfgs, sim, stages, "EIE", be)
-        f_24 = pool.submit(run_network, q_24, ["2:4"] * len(q_24.layers), x_test, gold_24, cfgs, sim, stages, "2:4", be)
-        runs["eie"], runs["2:4"] = f_eie.result(), f_24.result()
+        f_eie = pool.submit(run_network, q_u, [EIE.name] * len(q_u.layers), x_test, gold_u, cfgs, sim, stages,
+                            "EIE", be)
+        f_24 = pool.submit(run_network, q_24, [SPARSE24.name] * len(q_24.layers), x_test, gold_24, cfgs, sim,
+                           stages, "2:4", be)
+        runs[EIE.name], runs[SPARSE24.name] = f_eie.result(), f_24.result()
     # The dense engine's timing depends only on the layer shapes (checked below: every vector of
     # a layer takes the same cycles), so it runs the first ``dense_limit`` images only.
     nd = min(opts.dense_limit or (n if be == "native" else 40), n)
     with stages.stage(f"RTL: dense baselines on {nd} images || mixed per-layer engines ({sim}, {be})"):
         f_mixed = pool.submit(run_network, q_24, [c["engine"] for c in choice], x_test, gold_24, cfgs, sim,
                               stages, "mixed", be)
-        runs["dense(2:4 net)"] = run_network(q_24, ["dense"] * len(q_24.layers), x_test[:, :nd],
+        runs["dense(2:4 net)"] = run_network(q_24, [DENSE.name] * len(q_24.layers), x_test[:, :nd],
                                              [g[:, :nd] for g in gold_24], cfgs, sim, stages, "dense", be)
-        cfgs_e = dict(cfgs, dense=cfgs.get("dense-eie", cfgs["dense"]))
-        runs["dense(eie net)"] = run_network(q_u, ["dense"] * len(q_u.layers), x_test[:, :nd],
+        cfgs_e = dict(cfgs, **{DENSE.name: cfgs.get("dense-eie", cfgs[DENSE.name])})
+        runs["dense(eie net)"] = run_network(q_u, [DENSE.name] * len(q_u.layers), x_test[:, :nd],
                                              [g[:, :nd] for g in gold_u], cfgs_e, sim, stages, "dense", be)
         runs["mixed"] = f_mixed.result()
     pool.shutdown()
@@ -293,9 +295,9 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
         "accuracy": {
             "float_dense": unstr.dense_acc,
             "eie": {"float_pruned": unstr.pruned_acc, "integer_golden": q_u.accuracy(x_test, y_test),
-                    "rtl": acc(runs["eie"]["predictions"])},
+                    "rtl": acc(runs[EIE.name]["predictions"])},
             "2:4": {"float_pruned": s24.pruned_acc, "integer_golden": q_24.accuracy(x_test, y_test),
-                    "rtl": acc(runs["2:4"]["predictions"])},
+                    "rtl": acc(runs[SPARSE24.name]["predictions"])},
             "mixed": {"rtl": acc(runs["mixed"]["predictions"])},
         },
         "sparsity": {"eie": unstr.sparsity, "2:4": s24.sparsity},
@@ -306,12 +308,12 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
         "outputs_checked": int(sum(sum(l["shape"][0] * len(l["cycles"]) for l in r["layers"]) for r in runs.values())),
         "dense_images": nd,
         "speedup": {
-            "eie_vs_dense": dense_for_eie / runs["eie"]["cycles_per_inference"],
-            "2:4_vs_dense": runs["dense(2:4 net)"]["cycles_per_inference"] / runs["2:4"]["cycles_per_inference"],
+            "eie_vs_dense": dense_for_eie / runs[EIE.name]["cycles_per_inference"],
+            "2:4_vs_dense": runs["dense(2:4 net)"]["cycles_per_inference"] / runs[SPARSE24.name]["cycles_per_inference"],
             "mixed_vs_dense": runs["dense(2:4 net)"]["cycles_per_inference"] / runs["mixed"]["cycles_per_inference"],
         },
         "eie_efficiency": [
-            (l["ideal_mean"] / l["cycles_mean"]) if l["cycles_mean"] else 1.0 for l in runs["eie"]["layers"]],
+            (l["ideal_mean"] / l["cycles_mean"]) if l["cycles_mean"] else 1.0 for l in runs[EIE.name]["layers"]],
         "choice": choice,
         "images": images,
         "sweep": sweep,
@@ -320,19 +322,5 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
         from scripts.demo_report import write_report
         write_report(out, result, q_u, q_24, cfgs, stages)
     result["seconds"] = dict(stages.seconds, total=stages.total)
-    (out / "summary.json").write_text(json.dumps(_jsonable(result), indent=2) + "\n")
+    (out / "summary.json").write_text(json.dumps(result, indent=2, default=json_default) + "\n")
     return result
-
-
-def _jsonable(o):
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    return o

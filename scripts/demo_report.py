@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model.engines import EIE, NAMES, per_engine
+
 
 def _save(fig, out: Path, name: str, names: list[str]) -> None:
     import matplotlib.pyplot as plt
@@ -42,7 +44,7 @@ def _plots(out: Path, result: dict, q_u, q_24, cfgs) -> list[str]:
     _save(fig, out, "sparsity.png", names)
 
     # Per-PE load of the EIE network (entries incl. padding).
-    cfg = cfgs["eie"]
+    cfg = cfgs[EIE.name]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     _grouped_bars(ax, {f"layer {i}": eie.encode(l.weight, cfg).entries_per_pe for i, l in enumerate(q_u.layers)})
     ax.set_xlabel("PE")
@@ -118,14 +120,14 @@ def write_report(out: Path, result: dict, q_u, q_24, cfgs, stages) -> None:
             ideal = f"{l['ideal_mean']:.1f}" if l["ideal_mean"] is not None else ""
             md.append(f"| {k} | {i} | {l['engine']} | {l['shape'][0]}x{l['shape'][1]} | {l['cycles_mean']:.1f} | "
                       f"{ideal} | {l['multipliers']} | {l['mismatches']} |")
+    names = " / ".join(NAMES)
     md += ["", "## Per-layer engine choice (2:4 network)", "",
            "Predicted by `model.costmodel` on training-set activations; measured = the mixed run's RTL counters.", "",
-           "| layer | engine | predicted cycles (eie / 2:4 / dense) | memory bits (eie / 2:4 / dense) | measured cycles |",
+           f"| layer | engine | predicted cycles ({names}) | memory bits ({names}) | measured cycles |",
            "|---|---|---|---|---|"]
     for c, l in zip(result["choice"], result["runs"]["mixed"]["layers"]):
-        cs = c["costs"]
-        pc = " / ".join(f"{cs[e]['cycles']:.0f}" if e in cs else "-" for e in ("eie", "2:4", "dense"))
-        pm = " / ".join(str(cs[e]["memory_bits"]) if e in cs else "-" for e in ("eie", "2:4", "dense"))
+        pc = " / ".join(per_engine(c["costs"], lambda v: f"{v['cycles']:.0f}"))
+        pm = " / ".join(per_engine(c["costs"], lambda v: str(v["memory_bits"])))
         md.append(f"| {c['layer']} | {c['engine']} | {pc} | {pm} | {l['cycles_mean']:.1f} |")
     md += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
     md += ["", "## Where the time goes", "", "| stage | seconds |", "|---|---|"]

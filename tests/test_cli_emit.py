@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from model import images
+from model.config import config_from_dict
 from scripts.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,7 @@ def test_emit_decode_round_trip(tmp_path, capsys, weights, fmt, extra):
     bits = sum(f["words"] * f["width"] for f in man["files"].values())
     assert rep["compression_ratio"] == pytest.approx(want.size * 8 / bits)
     if fmt == "eie":
-        n = 4 if extra else images.config_from_dict(man["config"]).n_pes
+        n = 4 if extra else config_from_dict(man["config"]).n_pes
         assert len(rep["entries_per_pe"]) == n
         assert sum(rep["entries_per_pe"]) == rep["nnz"] + rep["padding_entries"]
     rc, out, err = run(capsys, "decode", tmp_path / "img", "--out", tmp_path / "back.npy", "--json")

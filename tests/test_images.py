@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from model import images
-from model.config import Arith, EIEConfig, Requant, Sparse24Config
+from model.config import Arith, EIEConfig, Requant, Sparse24Config, config_from_dict, config_to_dict
 from model.errors import SparseFlowError
 from model.formats import bsr, csc, eie, nm
 
@@ -141,14 +141,14 @@ def test_config_dict_round_trip():
     for cfg in (Arith(), Arith(weight_bits=4, act_bits=8, max_cols=64, requant=Requant(3, False)),
                 EIEConfig(n_pes=8, index_bits=3, codebook=True, arith=Arith(requant=Requant(2))),
                 Sparse24Config(lanes=2, max_rows=16, arith=Arith(max_cols=32))):
-        d = images.config_to_dict(cfg)
-        assert images.config_from_dict(json.loads(json.dumps(d))) == cfg
+        d = config_to_dict(cfg)
+        assert config_from_dict(json.loads(json.dumps(d))) == cfg
     with pytest.raises(SparseFlowError, match="unknown EIEConfig field 'bogus'"):
-        images.config_from_dict({"type": "EIEConfig", "bogus": 1})
+        config_from_dict({"type": "EIEConfig", "bogus": 1})
     with pytest.raises(SparseFlowError, match="n_pes must be in 1..256"):
-        images.config_from_dict({"type": "EIEConfig", "n_pes": 0})
+        config_from_dict({"type": "EIEConfig", "n_pes": 0})
     with pytest.raises(SparseFlowError, match="codebook must be true or false"):
-        images.config_from_dict({"type": "EIEConfig", "codebook": 1})
+        config_from_dict({"type": "EIEConfig", "codebook": 1})
 
 
 # --- corruption: every problem is one SparseFlowError naming the file -------------------------

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from model.engines import NAMES, get
 from model.errors import SparseFlowError
 from model.graph import load_model
 from model.network.compile import CompileOptions, compile_network, quantize_graph
@@ -106,11 +107,11 @@ def test_host_ops_integer():
     assert host_op(AvgPool2d("g", None), x, 16)[0, 0, 0, 0] == 0  # -0.5 -> 0
 
 
-@pytest.mark.parametrize("engine", ["eie", "2:4", "dense"])
+@pytest.mark.parametrize("engine", NAMES)
 def test_conv_net_bit_exact_native(engine):
     data = _data((1, 8, 8), 3)
     g = load_model(ConvNet().eval(), (1, 8, 8))
-    gran = "2:4" if engine == "2:4" else "unstructured"
+    gran = "2:4" if get(engine).needs_24 else "unstructured"
     c = compile_network(g, data, CompileOptions(sparsity=0.5, granularity=gran, engine=engine, **FAST))
     from verif.netrun import run_network
     cfgs = engine_configs(c.net, 4, 2)

@@ -7,6 +7,7 @@ import pytest
 from amaranth import Cat, Elaboratable, Module, Signal
 from amaranth.lib import io
 
+from model.engines import NAMES, get
 from model.errors import SparseFlowError
 from scripts import cli
 from scripts.synth import format_table
@@ -160,9 +161,9 @@ def test_cli_bad_input(argv, msg):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine, size", [("eie", 4), ("2:4", 4), ("dense", 4)])
+@pytest.mark.parametrize("engine, size", [(e, 4) for e in NAMES])
 def test_engines_synthesize_ice40_json(engine, size, tmp_path, capsys):
-    flag = "--pes" if engine == "eie" else "--lanes"
+    flag = "--" + get(engine).size_option
     rc = cli.main(["synth", "--engine", engine, flag, str(size), "--target", "ice40-up5k",
                    "--out", str(tmp_path / "o"), "--json"])
     r = json.loads(capsys.readouterr().out)

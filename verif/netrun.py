@@ -23,7 +23,8 @@ import numpy as np
 
 from model.config import Requant
 from model.errors import SparseFlowError
-from model.network.engines import ENGINES, is_24, pad_input, pad_weight
+from model.engines import DENSE, EIE, SPARSE24
+from model.network.engines import is_24, pad_input, pad_weight
 from model.network.intnet import IntLayer, IntNetwork, host_op
 
 
@@ -31,9 +32,9 @@ def run_layer(lay: IntLayer, vec: np.ndarray, engine: str, cfgs: dict, net: IntN
               backend: str) -> tuple[np.ndarray, np.ndarray]:
     """``vec`` (cols, B) through ``lay`` on ``engine``: (outputs (rows, B), cycles per vector (B,)); unchecked."""
     rq = Requant(lay.shift, lay.relu)
-    if engine == "eie":
+    if engine == EIE.name:
         from verif.spmv_eie import run_jobs
-        cfg = cfgs["eie"]
+        cfg = cfgs[EIE.name]
         if cfg.codebook and lay.codebook is not None:
             job = (lay.indices, vec, rq, lay.codebook, lay.bias)
         else:
@@ -44,7 +45,7 @@ def run_layer(lay: IntLayer, vec: np.ndarray, engine: str, cfgs: dict, net: IntN
         return np.asarray(r["y"], dtype=np.int64), np.asarray(r["cycles"], dtype=np.int64)
     from model.formats import nm
     from verif.spmv_sparse24 import make_engine, simulate_engine, toplevel_name
-    dense = engine == "dense"
+    dense = engine == DENSE.name
     cfg = cfgs[engine]
     cfg = cfg.with_(arith=replace(cfg.arith, requant=rq))
     w = pad_weight(lay.weight)
@@ -105,7 +106,7 @@ def run_network(net: IntNetwork, x_int: np.ndarray, cfgs: dict, *, engines: list
                "mismatches": bad, "outputs": int(out.size),
                "cycles": {eng: {"per_inference": float(cyc.sum()) / n, "per_vector": float(cyc.mean()), "images": n}}}
         for ce, cn in (compare or {}).items():
-            if ce == eng or ce not in cfgs or (ce == "2:4" and not is_24(op.weight)):
+            if ce == eng or ce not in cfgs or (ce == SPARSE24.name and not is_24(op.weight)):
                 continue
             m = min(cn, n)
             _say(progress, t0, f"layer {op.name}: comparison on {ce}, {m} images")
@@ -136,14 +137,14 @@ def prebuild(cfgs: dict, sim: str, backend: str = "cocotb") -> None:
     from verif.spmv_eie import TOPLEVEL
     from verif.spmv_sparse24 import make_engine, toplevel_name
     for name, cfg in cfgs.items():
-        if name == "eie":
+        if name == EIE.name:
             dut = EIEArray(build_config(cfg))
             if backend == "native":
                 native.build(dut, toplevel=TOPLEVEL, eie=True, n_pes=cfg.n_pes)
             else:
                 build(dut, toplevel=TOPLEVEL, sim=sim)
         else:
-            dense = name.startswith("dense")
+            dense = name.startswith(DENSE.name)
             if backend == "native":
                 native.build(make_engine(cfg, dense), toplevel=toplevel_name(dense), eie=False)
             else:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from model.config import LaneConfig, Sparse24Config
+from model.engines import DENSE, SPARSE24
 from model.errors import SparseFlowError
 from model.formats import nm
 from model.reference import check_bias, check_spmv_operands, layer
@@ -84,7 +85,7 @@ def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = 
     result = simulate_engine(engine, program, a, rows, sim=sim, pacing=pacing, waves=waves, seed=seed,
                              toplevel=toplevel_name(dense), backend=backend)
     y = result["y"]
-    kind = "dense" if dense else "2:4"
+    kind = (DENSE if dense else SPARSE24).name
     bad = np.argwhere(y != golden)
     if bad.size:
         r, b = (int(v) for v in bad[0])

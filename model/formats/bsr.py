@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import clog2
+from ..config import Arith, clog2
 from ..errors import SparseFlowError
 from ..reference import as_int_array
+from . import COMPRESSED_FILES, compressed_memories, wrap
 
 
 @dataclass
@@ -129,3 +130,54 @@ def decode(m: BSRMatrix) -> np.ndarray:
     brow = np.repeat(np.arange(gr), np.diff(np.asarray(m.indptr, dtype=np.int64)))
     blocks[brow, np.asarray(m.indices, dtype=np.int64)] = m.data
     return blocks.swapaxes(1, 2).reshape(gr * br, gc * bc)[:rows, :cols].copy()
+
+
+class BSRFormat:
+    """BSR as an image format (:class:`model.formats.Format`); an ``Arith`` config."""
+
+    name = "bsr"
+    config_type = Arith
+
+    def owns(self, m) -> bool:
+        return isinstance(m, BSRMatrix)
+
+    def encode(self, weights, cfg: Arith, block=(4, 4), **options) -> BSRMatrix:
+        return encode(weights, cfg.weight_bits, block)
+
+    def decode(self, m: BSRMatrix) -> np.ndarray:
+        return decode(m)
+
+    def check(self, m: BSRMatrix, cfg: Arith) -> None:
+        validate(m)
+        if len(m.data):
+            as_int_array(np.asarray(m.data).reshape(-1), "bsr values", cfg.weight_bits, ndim=(1,))
+
+    def memories(self, m: BSRMatrix, cfg: Arith) -> dict:
+        return compressed_memories(m, cfg.weight_bits)
+
+    def summary(self, m: BSRMatrix, cfg: Arith) -> dict:
+        return {"nnz": m.nnz, "block": list(m.block), "blocks": m.nblocks, "widths": m.widths(cfg.weight_bits)}
+
+    def load(self, rd, cfg: Arith, rows: int, cols: int) -> BSRMatrix:
+        wb = cfg.weight_bits
+        br, bc = rd.int_list("block", 2)
+        wrap(check_block, (br, bc))
+        nb = rd.field("blocks", int, "an integer")
+        if nb < 0:
+            raise rd.fail("blocks must not be negative")
+        gr, gc = -(-rows // br), -(-cols // bc)
+        wd = {"data": wb, "indices": clog2(gc), "indptr": clog2(nb + 1)}
+        rd.expect("widths", wd)
+        rd.expect_files(COMPRESSED_FILES)
+        indptr = rd.read("indptr.hex", wd["indptr"], gr + 1)
+        data = rd.read("data.hex", wb, nb * br * bc, signed=True).reshape(nb, br, bc)
+        m = BSRMatrix((rows, cols), (br, bc), data, rd.read("indices.hex", wd["indices"], nb), indptr)
+        wrap(validate, m)
+        rd.expect("nnz", m.nnz, "the data")
+        return m
+
+    def check_compatible(self, m: BSRMatrix, have: Arith, expect: Arith) -> None:
+        pass  # a weight width is all it needs (checked by the caller)
+
+
+BSR = BSRFormat()

@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import clog2
+from ..config import Arith, clog2
 from ..errors import SparseFlowError
 from ..reference import as_int_array
+from . import COMPRESSED_FILES, compressed_memories, wrap
 from .eie import _as_int_matrix
 
 KINDS = ("csc", "csr")
@@ -141,3 +142,53 @@ def decode(m: CSMatrix) -> np.ndarray:
     else:
         out[major, m.indices] = m.data
     return out
+
+
+class CSFormat:
+    """CSC (``kind='csc'``) or CSR as an image format (:class:`model.formats.Format`); an ``Arith`` config."""
+
+    config_type = Arith
+
+    def __init__(self, kind: str):
+        _check_kind(kind)
+        self.name = kind
+
+    def owns(self, m) -> bool:
+        return isinstance(m, CSMatrix) and m.kind == self.name
+
+    def encode(self, weights, cfg: Arith, **options) -> CSMatrix:
+        return encode(weights, cfg.weight_bits, self.name)
+
+    def decode(self, m: CSMatrix) -> np.ndarray:
+        return decode(m)
+
+    def check(self, m: CSMatrix, cfg: Arith) -> None:
+        validate(m, cfg.weight_bits)
+
+    def memories(self, m: CSMatrix, cfg: Arith) -> dict:
+        return compressed_memories(m, cfg.weight_bits)
+
+    def summary(self, m: CSMatrix, cfg: Arith) -> dict:
+        return {"nnz": m.nnz, "widths": m.widths(cfg.weight_bits)}
+
+    def load(self, rd, cfg: Arith, rows: int, cols: int) -> CSMatrix:
+        wb = cfg.weight_bits
+        nnz = rd.field("nnz", int, "an integer")
+        major, minor = (cols, rows) if self.name == "csc" else (rows, cols)
+        rd.expect_files(COMPRESSED_FILES)
+        if nnz < 0:
+            raise rd.fail("nnz must not be negative")
+        wd = {"data": wb, "indices": clog2(minor), "indptr": clog2(nnz + 1)}
+        rd.expect("widths", wd)
+        indptr = rd.read("indptr.hex", wd["indptr"], major + 1)
+        m = CSMatrix((rows, cols), self.name, rd.read("data.hex", wd["data"], nnz, signed=True),
+                     rd.read("indices.hex", wd["indices"], nnz), indptr)
+        wrap(validate, m, wb)
+        rd.expect("nnz", m.nnz, "the data")
+        return m
+
+    def check_compatible(self, m: CSMatrix, have: Arith, expect: Arith) -> None:
+        pass  # a weight width is all it needs (checked by the caller)
+
+
+CSC, CSR = CSFormat("csc"), CSFormat("csr")

@@ -16,6 +16,7 @@ The encoder is vectorized (no Python loop per non-zero) so that it keeps up with
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -207,3 +208,123 @@ def dense_weights(m: EIEMatrix) -> np.ndarray:
     """The weights the hardware multiplies by (codebook looked up in codebook mode)."""
     d = decode(m)
     return m.codebook[d] if m.codebook is not None else d
+
+
+def check_canonical(m: EIEMatrix, cfg: EIEConfig) -> None:
+    """Raise unless ``m`` is what :func:`encode` produces for ``cfg`` and fits its memories."""
+    rows, cols = m.shape
+    if m.n_pes != cfg.n_pes:
+        raise SparseFlowError(f"matrix is encoded for {m.n_pes} PEs, the configuration has {cfg.n_pes}")
+    ptr = np.asarray(m.ptr, dtype=np.int64)
+    if ptr.shape != (m.n_pes, cols + 1) or len(m.values) != m.n_pes or len(m.zs) != m.n_pes:
+        raise SparseFlowError(f"EIE pointers must be {m.n_pes} x {cols + 1}")
+    for k in range(m.n_pes):
+        p = ptr[k]
+        if p[0] != 0 or np.any(np.diff(p) < 0):
+            raise SparseFlowError(f"PE {k}: column pointers must start at 0 and never decrease")
+        if len(m.values[k]) != p[-1] or len(m.zs[k]) != p[-1]:
+            raise SparseFlowError(f"PE {k}: pointers end at {int(p[-1])} but it holds {len(m.values[k])} entries")
+        z = np.asarray(m.zs[k])
+        if z.size and (z.min() < 0 or z.max() > cfg.max_gap):
+            raise SparseFlowError(f"PE {k}: a relative index is outside 0..{cfg.max_gap}")
+        v = np.asarray(m.values[k])
+        lo, hi = (0, (1 << cfg.codebook_bits) - 1) if cfg.codebook else cfg.arith.weight_range
+        if v.size and (v.min() < lo or v.max() > hi):
+            raise SparseFlowError(f"PE {k}: a value is outside {lo}..{hi}")
+    if cfg.codebook != (m.codebook is not None):
+        raise SparseFlowError("codebook mode of the matrix and of the configuration differ")
+    check_fits(m, cfg)
+    again = encode(decode(m), cfg, m.codebook)
+    for k in range(m.n_pes):
+        if not (np.array_equal(again.values[k], m.values[k]) and np.array_equal(again.zs[k], m.zs[k])):
+            raise SparseFlowError(f"PE {k}: entries are not canonical (padding only where a gap needs it)")
+
+
+def _widths(cfg: EIEConfig) -> dict[str, int]:
+    return {"entry": cfg.entry_bits, "value": cfg.value_bits, "index": cfg.index_bits, "ptr": cfg.ptr_bits}
+
+
+def _nnz(values) -> int:
+    return int(sum(int(np.count_nonzero(v)) for v in values))
+
+
+class EIEFormat:
+    """Interleaved CSC as an image format (:class:`model.formats.Format`); an ``EIEConfig``.
+
+    Files: per PE ``pe{k}_entries.hex`` (``entry_bits``) and ``pe{k}_ptr.hex`` (``ptr_bits``,
+    ``cols + 1`` pointers); in codebook mode ``codebook.hex`` (``weight_bits``)."""
+
+    name = "eie"
+    config_type = EIEConfig
+
+    def owns(self, m) -> bool:
+        return isinstance(m, EIEMatrix)
+
+    def encode(self, weights, cfg: EIEConfig, codebook=None, **options) -> EIEMatrix:
+        return encode(weights, cfg, codebook)
+
+    def decode(self, m: EIEMatrix) -> np.ndarray:
+        return decode(m)
+
+    def check(self, m: EIEMatrix, cfg: EIEConfig) -> None:
+        check_canonical(m, cfg)
+
+    def memories(self, m: EIEMatrix, cfg: EIEConfig) -> dict:
+        files = {}
+        for k in range(m.n_pes):
+            files[f"pe{k}_entries.hex"] = (m.words(cfg, k), cfg.entry_bits, False)
+            files[f"pe{k}_ptr.hex"] = (np.asarray(m.ptr[k]), cfg.ptr_bits, False)
+        if cfg.codebook:
+            files["codebook.hex"] = (np.asarray(m.codebook), cfg.arith.weight_bits, True)
+        return files
+
+    def summary(self, m: EIEMatrix, cfg: EIEConfig) -> dict:
+        return {"nnz": _nnz(m.values), "n_pes": m.n_pes, "entries_per_pe": [int(x) for x in m.entries_per_pe],
+                "padding_entries": m.padding_entries,
+                "codebook": None if m.codebook is None else [int(x) for x in m.codebook], "widths": _widths(cfg)}
+
+    def load(self, rd, cfg: EIEConfig, rows: int, cols: int) -> EIEMatrix:
+        n = cfg.n_pes
+        rd.expect("n_pes", n)
+        if rows > cfg.max_rows or cols > cfg.max_cols:  # before sizing any array by the shape
+            raise rd.fail(f"shape {rows}x{cols} exceeds the configuration's {cfg.max_rows}x{cfg.max_cols}")
+        rd.expect("widths", _widths(cfg))
+        names = {f"pe{k}_{s}.hex" for k in range(n) for s in ("entries", "ptr")}
+        if cfg.codebook:
+            names.add("codebook.hex")
+        rd.expect_files(names)
+        book = None
+        if cfg.codebook:
+            book = rd.read("codebook.hex", cfg.arith.weight_bits, 1 << cfg.codebook_bits, signed=True)
+            rd.expect("codebook", [int(x) for x in book], "the data")
+        elif rd.man.get("codebook") is not None:
+            raise rd.fail("a codebook is listed but the configuration has codebook=false")
+        ptr = np.zeros((n, cols + 1), dtype=np.int64)
+        values, zs = [], []
+        for k in range(n):
+            ptr[k] = rd.read(f"pe{k}_ptr.hex", cfg.ptr_bits, cols + 1)
+            if ptr[k, 0] != 0 or np.any(np.diff(ptr[k]) < 0):
+                raise SparseFlowError(f"pe{k}_ptr.hex: column pointers must start at 0 and never decrease")
+            v, z = EIEMatrix.unpack(rd.read(f"pe{k}_entries.hex", cfg.entry_bits, int(ptr[k, -1])), cfg)
+            values.append(v)
+            zs.append(z)
+        m = EIEMatrix((rows, cols), n, values, zs, ptr, book)
+        try:
+            check_canonical(m, cfg)
+        except SparseFlowError as exc:
+            pe = re.match(r"PE (\d+):", str(exc))  # name the PE's entry file when the error is local
+            raise (SparseFlowError(f"pe{pe.group(1)}_entries.hex: {exc}") if pe else rd.fail(str(exc))) from None
+        rd.expect("entries_per_pe", [int(x) for x in m.entries_per_pe], "the data")
+        rd.expect("padding_entries", m.padding_entries, "the data")
+        rd.expect("nnz", _nnz(values), "the data")
+        return m
+
+    def check_compatible(self, m: EIEMatrix, have: EIEConfig, expect: EIEConfig) -> None:
+        for k in ["n_pes", "index_bits", "codebook"] + (["codebook_bits"] if have.codebook else []):
+            if getattr(have, k) != getattr(expect, k):
+                raise SparseFlowError(
+                    f"image was encoded with {k}={getattr(have, k)}, the expected configuration has {getattr(expect, k)}")
+        check_fits(m, expect)
+
+
+EIE = EIEFormat()

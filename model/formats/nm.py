@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import Sparse24Config
 from ..errors import SparseFlowError
 from ..reference import as_int_array
+from . import to_signed, wrap
 
 N, M = 2, 4
 
@@ -92,3 +94,80 @@ def decode(m: NMMatrix) -> np.ndarray:
     out = np.zeros((rows, cols // M, M), dtype=np.int64)
     np.put_along_axis(out, pos, vals, axis=2)
     return out.reshape(rows, cols)
+
+
+def pack_meta_words(m: NMMatrix) -> np.ndarray:
+    """2:4 metadata words, one per row-group: ``pos1 << 2 | pos0`` (row-major)."""
+    return pack_meta(np.asarray(m.positions).reshape(m.shape[0], m.shape[1] // 2)).reshape(-1)
+
+
+def _check_shape(m: NMMatrix, cfg: Sparse24Config) -> None:
+    rows, cols = m.shape
+    if rows > cfg.max_rows or cols > cfg.max_cols:
+        raise SparseFlowError(
+            f"2:4 matrix is {rows}x{cols}; the engine holds at most {cfg.max_rows}x{cfg.max_cols}")
+
+
+class NMFormat:
+    """2:4 compressed as an image format (:class:`model.formats.Format`); a ``Sparse24Config``.
+
+    Files: ``values.hex`` (one word per row-group, ``v1 << weight_bits | v0``) and ``meta.hex``
+    (one 4-bit word per row-group, :func:`pack_meta_words`), row-major."""
+
+    name = "2:4"
+    config_type = Sparse24Config
+
+    def owns(self, m) -> bool:
+        return isinstance(m, NMMatrix)
+
+    def encode(self, weights, cfg: Sparse24Config, **options) -> NMMatrix:
+        return encode(weights, cfg.arith.weight_bits)
+
+    def decode(self, m: NMMatrix) -> np.ndarray:
+        return decode(m)
+
+    def check(self, m: NMMatrix, cfg: Sparse24Config) -> None:
+        rows, cols = m.shape
+        _check_shape(m, cfg)
+        if np.shape(m.values) != (rows, cols // 2) or np.shape(m.positions) != (rows, cols // 2):
+            raise SparseFlowError(f"2:4 values/positions must have shape {(rows, cols // 2)}")
+        again = encode(decode(m), cfg.arith.weight_bits)
+        if not (np.array_equal(again.values, m.values) and np.array_equal(again.positions, m.positions)):
+            raise SparseFlowError("2:4 matrix is not canonical: a zero value is kept at a position "
+                                  "other than the lowest free one")
+
+    def memories(self, m: NMMatrix, cfg: Sparse24Config) -> dict:
+        wb = cfg.arith.weight_bits
+        v = np.asarray(m.values, dtype=np.int64).reshape(-1, 2)
+        mask = (1 << wb) - 1
+        packed = (v[:, 0] & mask) | ((v[:, 1] & mask) << wb)
+        return {"values.hex": (packed, 2 * wb, False), "meta.hex": (pack_meta_words(m), 4, False)}
+
+    def _widths(self, cfg: Sparse24Config) -> dict[str, int]:
+        wb = cfg.arith.weight_bits
+        return {"values": 2 * wb, "value": wb, "meta": 4}
+
+    def summary(self, m: NMMatrix, cfg: Sparse24Config) -> dict:
+        return {"nnz": int(np.count_nonzero(m.values)), "widths": self._widths(cfg)}
+
+    def load(self, rd, cfg: Sparse24Config, rows: int, cols: int) -> NMMatrix:
+        wb = cfg.arith.weight_bits
+        if cols % M:
+            raise rd.fail(f"a 2:4 image needs a multiple of 4 columns, not {cols}")
+        rd.expect("widths", self._widths(cfg))
+        rd.expect_files({"values.hex", "meta.hex"})
+        groups = rows * (cols // M)
+        packed = rd.read("values.hex", 2 * wb, groups)
+        meta = rd.read("meta.hex", 4, groups)
+        vals = np.stack([to_signed(packed & ((1 << wb) - 1), wb), to_signed(packed >> wb, wb)], axis=1)
+        pos = unpack_meta(meta.reshape(rows, cols // M))
+        m = NMMatrix((rows, cols), vals.reshape(rows, cols // N), pos.reshape(rows, cols // N))
+        wrap(self.check, m, cfg, where="meta.hex")
+        rd.expect("nnz", int(np.count_nonzero(m.values)), "the data")
+        return m
+
+    def check_compatible(self, m: NMMatrix, have: Sparse24Config, expect: Sparse24Config) -> None:
+        _check_shape(m, expect)
+
+
+NM24 = NMFormat()

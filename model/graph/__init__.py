@@ -4,11 +4,11 @@
 ``nn.Module`` (traced with ``torch.fx``), an ``.onnx`` file or a TorchScript ``.pt`` file. See
 ``docs/networks.md`` for what is supported and what is refused.
 """
-from .ir import (ENGINES, AvgPool2d, Conv2d, Flatten, Graph, Linear, MaxPool2d, Node, ReLU, Reshape, Scale,
+from .ir import (AvgPool2d, Conv2d, Flatten, Graph, Linear, MaxPool2d, Node, ReLU, Reshape, Scale,
                  Softmax)
 from .evaluate import evaluate
 from .lower import conv_matrix, im2col
 from .load import load_model
 
-__all__ = ["ENGINES", "AvgPool2d", "Conv2d", "Flatten", "Graph", "Linear", "MaxPool2d", "Node", "ReLU", "Reshape",
+__all__ = ["AvgPool2d", "Conv2d", "Flatten", "Graph", "Linear", "MaxPool2d", "Node", "ReLU", "Reshape",
            "Scale", "Softmax", "evaluate", "conv_matrix", "im2col", "load_model"]

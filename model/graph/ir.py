@@ -28,9 +28,9 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..engines import NAMES as ENGINES  # engines that can run a Linear / Conv2d layer
 from ..errors import SparseFlowError
 
-ENGINES = ("eie", "2:4", "dense")  # engines that can run a Linear / Conv2d layer
 FORMAT = "sparseflow-graph"
 VERSION = 1
 

@@ -28,7 +28,8 @@ import numpy as np
 
 from ..errors import SparseFlowError
 from ..graph.ir import Conv2d, Graph, Linear, ReLU, Scale, Softmax
-from .engines import EIE_ENTRIES, ENGINES, MAX_COLS, MAX_ROWS, eie_config, eie_entries, is_24, layer_costs
+from ..engines import EIE, NAMES as ENGINES, SPARSE24
+from .engines import EIE_ENTRIES, MAX_COLS, MAX_ROWS, eie_config, eie_entries, is_24, layer_costs
 from .intnet import IntLayer, IntNetwork, host_op
 
 DATA_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -84,7 +85,7 @@ class CompileOptions:
             raise SparseFlowError(f"weight sharing bits must be in 1..8, not {self.share_bits}")
         if not 0 < self.percentile <= 100:
             raise SparseFlowError(f"calibration percentile must be in (0, 100], not {self.percentile}")
-        if self.engine == "2:4" and self.granularity != "2:4":
+        if self.engine == SPARSE24.name and self.granularity != "2:4":
             raise SparseFlowError("--engine 2:4 runs 2:4-sparse layers only: add --granularity 2:4 --sparsity 0.5")
 
 
@@ -232,7 +233,7 @@ def quantize_graph(graph: Graph, x_calib: np.ndarray, *, weight_bits: int = 8, a
         conv = isinstance(n, Conv2d)
         lay = IntLayer(n.name, "conv" if conv else "linear", w_int, bias, 0, relu, float(w_scale), in_scale,
                        shapes[i][0], shapes[i][1], n.kernel if conv else (1, 1), n.stride if conv else (1, 1),
-                       n.padding if conv else (0, 0, 0, 0), "eie", cb, idx)
+                       n.padding if conv else (0, 0, 0, 0), EIE.name, cb, idx)
         cols = lay.vectors(x)
         acc = matvec(w_int, cols, Arith(weight_bits, act_bits, max_cols=lay.cols, bias_bits=bias_bits), bias)
         lay.shift = choose_shift(acc, relu, act_bits, percentile)
@@ -373,7 +374,7 @@ def choose_engines(net: IntNetwork, x_sample: np.ndarray, opts: CompileOptions) 
 def check_fit(net: IntNetwork, opts: CompileOptions) -> None:
     """Every EIE layer must fit one PE's entry memory (``opts.eie_entries`` words)."""
     from ..config import Arith, EIEConfig, pow2_ceil
-    eie_layers = [l for l in net.layers if l.engine == "eie"]
+    eie_layers = [l for l in net.layers if l.engine == EIE.name]
     if not eie_layers:
         return
     cfg = EIEConfig(n_pes=opts.pes, max_rows=pow2_ceil(max(l.rows for l in eie_layers)), max_entries=1,

@@ -17,16 +17,17 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import Arith, EIEConfig, Requant, Sparse24Config, pow2_ceil
+from ..engines import DENSE, EIE, SPARSE24
 from ..errors import SparseFlowError
 
-ENGINES = ("eie", "2:4", "dense")
 EIE_ENTRIES = 32768   # default limit of one PE's entry memory (words)
 MAX_COLS = 4096       # widest matrix (inputs per output) an engine build takes
 MAX_ROWS = 4096
 
 
 def padded_cols(cols: int) -> int:
-    return -(-cols // 4) * 4
+    """``cols`` rounded up to the lane engines' group of inputs."""
+    return -(-cols // SPARSE24.col_group) * SPARSE24.col_group
 
 
 def pad_weight(w: np.ndarray) -> np.ndarray:
@@ -85,9 +86,9 @@ def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int) -> dict:
     c_eie = costmodel.layer_costs(w, x_sample, cfg, lanes)
     cfg4 = cfg.with_(arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(padded_cols(layer.cols))))
     c_pad = costmodel.layer_costs(pad_weight(w), pad_input(x_sample), cfg4, lanes)
-    out = {"eie": c_eie["eie"], "dense": c_pad["dense"]}
-    if "2:4" in c_pad:
-        out["2:4"] = c_pad["2:4"]
+    out = {EIE.name: c_eie[EIE.name], DENSE.name: c_pad[DENSE.name]}
+    if SPARSE24.name in c_pad:
+        out[SPARSE24.name] = c_pad[SPARSE24.name]
     p = layer.positions
     return {e: {"cycles": v["cycles"] * p, "cycles_per_vector": v["cycles"], "memory_bits": v["memory_bits"]}
             for e, v in out.items()}

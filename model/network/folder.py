@@ -23,9 +23,8 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
-
 from .. import outputs
+from ..engines import EIE, NAMES, SPARSE24, per_engine
 from ..errors import SparseFlowError
 from .engines import eie_config, lane_config, pad_weight
 from .intnet import IntNetwork
@@ -49,11 +48,11 @@ def engine_configs(net: IntNetwork, pes: int, lanes: int, fifo_depth: int = 8, k
     from .engines import is_24
     kinds = set(kinds or [l.engine for l in net.layers])
     cfgs = {}
-    for e in ("eie", "2:4", "dense"):
-        ls = [l for l in net.layers if e != "2:4" or is_24(l.weight)]
+    for e in NAMES:
+        ls = [l for l in net.layers if e != SPARSE24.name or is_24(l.weight)]
         if e not in kinds or not ls:
             continue
-        if e == "eie":
+        if e == EIE.name:
             cfgs[e] = eie_config(net, ls, pes, fifo_depth, codebook=any(l.codebook is not None for l in ls))
         else:
             cfgs[e] = lane_config(net, ls, lanes)
@@ -63,16 +62,16 @@ def engine_configs(net: IntNetwork, pes: int, lanes: int, fifo_depth: int = 8, k
 def _write_layer_image(path: Path, lay, cfgs: dict, net: IntNetwork) -> dict:
     from ..formats import eie as eie_fmt, nm
     from ..images import write_hex, write_image
-    if lay.engine == "eie":
-        cfg = cfgs["eie"]
+    if lay.engine == EIE.name:
+        cfg = cfgs[EIE.name]
         if cfg.codebook and lay.codebook is not None:
             m = eie_fmt.encode(lay.indices, cfg, lay.codebook)
         else:
             m = eie_fmt.encode(lay.weight, cfg.with_(codebook=False))
             cfg = cfg.with_(codebook=False)
         return write_image(path, m, cfg, bias=lay.bias)
-    if lay.engine == "2:4":
-        cfg = cfgs["2:4"]
+    if lay.engine == SPARSE24.name:
+        cfg = cfgs[SPARSE24.name]
         return write_image(path, nm.encode(pad_weight(lay.weight), net.weight_bits), cfg, bias=lay.bias)
     # dense: the plain matrix, row-major, one weight per word (+ bias)
     path.mkdir(parents=True)
@@ -92,7 +91,7 @@ def write_compiled(compiled, out) -> Path:
     """Write a :class:`~model.network.compile.Compiled` into ``out``: built in a temporary
     sibling and renamed into place (``model.outputs.new_dir``), replacing only a folder
     SparseFlow wrote."""
-    from ..images import config_to_dict
+    from ..config import config_to_dict
     out = Path(out)  # new_dir checks it (before and after the work)
     net, opts = compiled.net, compiled.options
     cfgs = engine_configs(net, opts.pes, opts.lanes, opts.fifo_depth)
@@ -111,9 +110,9 @@ def write_compiled(compiled, out) -> Path:
                "options": compiled.report.get("options", {}), "files": ["network.json", "network.npz",
                                                                          "pruned/graph.json", "pruned/graph.npz",
                                                                          "report.json", "report.md"]}
-        (tmp / "report.json").write_text(json.dumps(compiled.report, indent=2, default=_jd) + "\n")
+        (tmp / "report.json").write_text(json.dumps(compiled.report, indent=2, default=outputs.json_default) + "\n")
         (tmp / "report.md").write_text(report_md(compiled.report))
-        (tmp / MARKER).write_text(json.dumps(man, indent=2, default=_jd) + "\n")
+        (tmp / MARKER).write_text(json.dumps(man, indent=2, default=outputs.json_default) + "\n")
     return out
 
 
@@ -132,30 +131,20 @@ def load_compiled(folder) -> tuple[IntNetwork, dict]:
     return IntNetwork.load(folder), man
 
 
-def _jd(o):
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
 def report_md(r: dict) -> str:
     a = r["accuracy"]
+    names = " / ".join(NAMES)
     lines = [f"# Compiled: {r.get('network') or 'network'}", "",
              f"Seed {r['seed']}; {r['samples']['train']} training / {r['samples']['test']} held-out samples; "
              f"shifts calibrated on {r['samples']['calibration']} training samples.", "",
              "| accuracy | held-out |", "|---|---|",
              f"| dense float | {a['dense_float']:.4f} |", f"| pruned float | {a['pruned_float']:.4f} |",
              f"| integer golden | {a['integer_golden']:.4f} |", "",
-             "| layer | matrix | positions | density | shift | engine | predicted cycles/inference (eie / 2:4 / dense) "
-             "| memory bits (eie / 2:4 / dense) |", "|---|---|---|---|---|---|---|---|"]
+             f"| layer | matrix | positions | density | shift | engine | predicted cycles/inference ({names}) "
+             f"| memory bits ({names}) |", "|---|---|---|---|---|---|---|---|"]
     for l in r["layers"]:
-        c = l["costs"]
-        cyc = " / ".join(f"{c[e]['cycles']:.0f}" if e in c else "-" for e in ("eie", "2:4", "dense"))
-        mem = " / ".join(f"{c[e]['memory_bits']}" if e in c else "-" for e in ("eie", "2:4", "dense"))
+        cyc = " / ".join(per_engine(l["costs"], lambda c: f"{c['cycles']:.0f}"))
+        mem = " / ".join(per_engine(l["costs"], lambda c: f"{c['memory_bits']}"))
         lines.append(f"| {l['name']} | {l['matrix'][0]}x{l['matrix'][1]} | {l['positions']} | {l['density']:.3f} "
                      f"| {l['shift']} | {l['engine']} | {cyc} | {mem} |")
     lines += ["", f"Predicted cycles per inference on the chosen engines: {r['predicted_cycles_chosen']:.0f}", ""]

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Arith, Requant
+from ..engines import EIE
 from ..errors import SparseFlowError
 from ..graph.ir import AvgPool2d, Conv2d, Flatten, Graph, Linear, MaxPool2d, Node, ReLU, Reshape, Softmax, NODE_TYPES
 from ..graph.lower import im2col
@@ -52,7 +53,7 @@ class IntLayer:
     kernel: tuple = (1, 1)         # conv only
     stride: tuple = (1, 1)
     padding: tuple = (0, 0, 0, 0)
-    engine: str = "eie"
+    engine: str = EIE.name
     codebook: np.ndarray | None = None   # 4-bit weight sharing: weight == codebook[indices]
     indices: np.ndarray | None = None
 

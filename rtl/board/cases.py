@@ -12,10 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.config import Arith, EIEConfig, Sparse24Config
+from model.engines import DENSE, EIE, NAMES, SPARSE24, get as get_engine
 from model.errors import SparseFlowError
 from model.reference import layer
 
-ENGINES = ("eie", "2:4", "dense", "standin")
+STANDIN = "standin"  # the synthesis stand-in (rtl.board.standin): a board case, not an engine of the registry
+ENGINES = NAMES + (STANDIN,)
+# The RTL class of each engine of the registry (model.engines), imported when a case is built.
+RTL_CLASSES = {EIE.name: ("rtl.eie.array", "EIEArray"),
+               SPARSE24.name: ("rtl.sparse24.engine", "Sparse24Engine"),
+               DENSE.name: ("rtl.dense.engine", "DenseEngine")}
 MIN_ENTRIES = 256
 
 
@@ -51,12 +57,10 @@ class Case:
 
     def build_engine(self):
         """Elaborate-ready engine with the matrix initialised into its memories."""
-        if self.engine == "standin":
+        if self.engine == STANDIN:
             from .standin import StandInEngine
             return StandInEngine(self.arith, self.weights)
-        modname, clsname = {"eie": ("rtl.eie.array", "EIEArray"),
-                            "2:4": ("rtl.sparse24.engine", "Sparse24Engine"),
-                            "dense": ("rtl.dense.engine", "DenseEngine")}[self.engine]
+        modname, clsname = RTL_CLASSES[self.engine]
         try:
             cls = getattr(importlib.import_module(modname), clsname)
         except (ImportError, AttributeError) as exc:
@@ -84,26 +88,28 @@ def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed
               vectors: int = 1, arith: Arith | None = None, fifo_depth: int | None = None) -> Case:
     """A reproducible random case; raises :class:`SparseFlowError` on bad parameters."""
     if engine not in ENGINES:
-        raise SparseFlowError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES[:3])}")
+        raise SparseFlowError(f"unknown engine {engine!r}; choose one of {', '.join(NAMES)}")
     for name, v, lo in (("rows", rows, 1), ("cols", cols, 1), ("vectors", vectors, 1), ("size", size, 1)):
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             raise SparseFlowError(f"{name} must be an integer >= {lo}, not {v!r}")
     if not (isinstance(density, (int, float)) and 0.0 < density <= 1.0):
         raise SparseFlowError(f"density must be in (0, 1], not {density!r}")
-    if engine in ("2:4", "dense") and cols % 4:
-        raise SparseFlowError(f"the {engine} engine needs a multiple of 4 columns, not {cols}")
+    lanes = engine in NAMES and get_engine(engine).lanes  # the 2:4 and dense engines group inputs
+    if lanes and cols % get_engine(engine).col_group:
+        raise SparseFlowError(f"the {engine} engine needs a multiple of {get_engine(engine).col_group} columns, "
+                              f"not {cols}")
     arith = arith or Arith(max_cols=cols)
     if cols > arith.max_cols:
         raise SparseFlowError(f"{cols} columns exceed the configuration's max_cols {arith.max_cols}")
     rng = np.random.default_rng(seed)
     w = _random_matrix(rng, rows, cols, density, arith.weight_bits)
-    if engine in ("2:4", "dense"):
+    if lanes:
         w = _to_24(w)  # the dense baseline runs the same (2:4-pruned) matrix, densely
     lo, hi = arith.act_range
     xs = rng.integers(lo, hi + 1, size=(vectors, cols)).astype(np.int64)
     expected = np.stack([layer(w, x, arith) for x in xs])
 
-    if engine == "eie":
+    if engine == EIE.name:
         from model.formats import eie
         cfg = EIEConfig(n_pes=size, arith=arith, max_rows=rows)
         if fifo_depth is not None:
@@ -116,11 +122,11 @@ def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed
         cfg = cfg.with_(max_entries=max(MIN_ENTRIES, 1 << (max(worst, 1) - 1).bit_length()))
         eie.check_fits(enc, cfg)
         init = enc
-    elif engine == "2:4":
+    elif engine == SPARSE24.name:
         from model.formats import nm
         cfg = Sparse24Config(lanes=size, arith=arith, max_rows=rows)
         init = nm.encode(w, arith.weight_bits)
-    elif engine == "dense":
+    elif engine == DENSE.name:
         cfg = Sparse24Config(lanes=size, arith=arith, max_rows=rows)
         init = w
     else:
