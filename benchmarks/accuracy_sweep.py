@@ -8,7 +8,7 @@ Runs (all on the default 64-128-64-10 MLP, 30 dense epochs, 15 fine-tuning epoch
 * dynamic sparse training at 80/90% (SET random regrowth, RigL gradient regrowth), no dense phase;
 * hardware structures: 2:4 (magnitude, Taylor), 4x4 and 2x2 blocks, channels (one-shot + fine-tune);
 * every row: float dense, float pruned, 8-bit-weight / 16-bit-activation integer network
-  (``model.quant``) and the same with 4-bit EIE weight sharing.
+  (``model.nn.quant``) and the same with 4-bit EIE weight sharing.
 
 Each configuration runs for ``--seeds`` seeds (init, batches, scores); the split is fixed.
 Writes ``accuracy.csv`` (one row per run and seed), ``accuracy.md`` (mean and spread over seeds)
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model.data import load_digits
-from model.prune import PruneConfig, run
-from model.prune.pipelines import train_dense
-from model.quant import quantize, share_weights
+from model.nn.data import load_digits
+from model.nn.prune import PruneConfig, run
+from model.nn.prune.pipelines import train_dense
+from model.nn.quant import quantize, share_weights
 
 REWIND_K = 50
 FIELDS = ["experiment", "schedule", "method", "granularity", "sparsity", "seed", "float_dense",
@@ -81,7 +81,7 @@ def sweep(seeds: int, log) -> list[dict]:
         base = PruneConfig(seed=seed, rewind_step=REWIND_K, progress=False)
         t0 = time.time()
         dense, init, at_k = train_dense(base, data)
-        from model.train import accuracy
+        from model.nn.train import accuracy
         dacc = accuracy(dense, *data.float_test())
         qi, qs = integer_accuracies(dense, data)
         rows.append(dict(experiment="dense", schedule="dense", method="-", granularity="-", sparsity=0.0, seed=seed,
@@ -135,7 +135,7 @@ def write_markdown(agg: list[dict], seeds: int, seconds: float, path: Path) -> N
         "fine-tuning or calibration). Network 64-128-64-10, no biases; 30 dense epochs (Adam 3e-3),",
         "15 fine-tuning epochs (Adam 1e-2); iterative schedules: 4 rounds of 30 epochs (1e-2);",
         "DST: 45 epochs sparse from scratch (3e-3), mask update every 25 steps.",
-        "*integer*: 8-bit weights, 16-bit activations, shifts calibrated on training data (`model.quant`);",
+        "*integer*: 8-bit weights, 16-bit activations, shifts calibrated on training data (`model.nn.quant`);",
         "*+sharing*: the same with a 16-entry (4-bit) EIE codebook per layer. Sparsity: fraction of",
         "zero weights over all layers (channel pruning spares the classifier's rows). Discussion:",
         "[../pruning.md](../pruning.md#what-the-numbers-mean).",

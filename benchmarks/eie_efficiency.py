@@ -5,7 +5,7 @@ Table III: sizes, weight and activation densities), uniformly random matrices wi
 published densities and activation vectors with the published activation density.
 
 * Cycle model grid, FULL-SIZE layers (the cycle model is exact and fast): 4..64 PEs x queue
-  depths 1..16, plain interleaving and the balanced row permutation (``model.balance``):
+  depths 1..16, plain interleaving and the balanced row permutation (``model.hw.balance``):
   cycles, the ideal bound (non-zero work / PEs), efficiency = ideal / cycles over the vectors,
   and ``work_eff`` = mean PE busy / cycles (padding entries counted as work: what is left is
   pure load imbalance and pipeline fill).
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model.balance import balance_rows
-from model.config import Arith, EIEConfig
-from model.cyclemodel import ideal_cycles, simulate_vector
-from model.formats.eie import encode
+from model.hw.balance import balance_rows
+from model.hw.config import Arith, EIEConfig
+from model.hw.cyclemodel import ideal_cycles, simulate_vector
+from model.hw.formats.eie import encode
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "results"
 # name: (rows = outputs, cols = inputs, weight density, activation density)

@@ -21,8 +21,8 @@ import numpy as np
 import scipy
 import scipy.sparse as sp
 
-from model.config import Arith, EIEConfig
-from model.formats import csc, eie
+from model.hw.config import Arith, EIEConfig
+from model.hw.formats import csc, eie
 
 ROOT = Path(__file__).resolve().parents[1]
 

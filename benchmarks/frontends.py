@@ -1,7 +1,7 @@
 """The same trained LeNet through the three front ends: nn.Module (torch.fx), ONNX, TorchScript.
 
 Trains the network exactly as ``sparseflow zoo lenet`` does (seeded, one thread), exports it
-with :func:`model.zoo.export`, imports all three, compares the float graphs on the held-out
+with :func:`model.nn.zoo.export`, imports all three, compares the float graphs on the held-out
 images (max |difference| of the logits), then compiles each with the same options and seed and
 compares the held-out accuracies (dense float / pruned float / integer golden).
 
@@ -26,12 +26,12 @@ def main(argv=None) -> int:
     for a in argv:
         k, v = a.split("=", 1)
         opts[k] = json.loads(v)
-    from model.graph import load_model
-    from model.mnist import INPUT_SHAPE, load_mnist
+    from model.nn.graph import load_model
+    from model.nn.mnist import INPUT_SHAPE, load_mnist
     from model.network.compile import compile_network
     from model.network.compile import CompileOptions
-    from model.train import train
-    from model.zoo import EPOCHS, build, export
+    from model.nn.train import train
+    from model.nn.zoo import EPOCHS, build, export
 
     data = {k: np.array(v) for k, v in load_mnist().items()}
     torch.manual_seed(0)

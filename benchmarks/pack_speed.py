@@ -16,9 +16,9 @@ import warnings
 
 import numpy as np
 
-from model.config import Arith, EIEConfig, Requant, Sparse24Config
-from model.formats import nm
-from model.formats.eie import encode
+from model.hw.config import Arith, EIEConfig, Requant, Sparse24Config
+from model.hw.formats import nm
+from model.hw.formats.eie import encode
 from rtl.common.config import build_config
 from rtl.dense.engine import DenseEngine
 from rtl.sparse24.engine import Sparse24Engine

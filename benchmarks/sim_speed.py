@@ -41,7 +41,7 @@ def _build_time(fn) -> float:
 
 
 def eie_workload(vectors: int, cocotb_vectors: int) -> dict:
-    from model.config import Arith, EIEConfig, Requant
+    from model.hw.config import Arith, EIEConfig, Requant
     from rtl.common.config import build_config
     from rtl.eie.array import EIEArray
     from verif import native
@@ -81,7 +81,7 @@ def threads_point(make_dut, w, x, cfg) -> dict:
     """The same native run built with Verilator ``--threads 2``: loop rate against 1 thread."""
     from verif import native
     from verif.spmv_eie import TOPLEVEL, load_words, packed_inputs
-    from model.formats.eie import encode
+    from model.hw.formats.eie import encode
     print("  EIE 8 PEs: Verilator --threads 2 build and run ...", file=sys.stderr, flush=True)
     rq = cfg.arith.requant
     job = {"load": load_words(encode(w, cfg), cfg, rq), "x": packed_inputs(x, cfg.arith.act_bits), "rows": w.shape[0]}
@@ -98,7 +98,7 @@ def threads_point(make_dut, w, x, cfg) -> dict:
 
 
 def lanes_workload(vectors: int, cocotb_vectors: int) -> dict:
-    from model.config import Arith, Requant, Sparse24Config
+    from model.hw.config import Arith, Requant, Sparse24Config
     from verif import native
     from verif.runner import build
     from verif.spmv_sparse24 import make_engine, run_spmv

@@ -2,7 +2,7 @@
 
 Both engines have ``lanes * 2`` multipliers. For each (shape, lanes) a random 2:4 matrix and a
 batch of input vectors run through both RTL engines (``verif.spmv_sparse24.run_spmv``, scored
-bit-exact against ``model.reference``); the time is the testbench's count of cycles from the
+bit-exact against ``model.hw.reference``); the time is the testbench's count of cycles from the
 first input element accepted to the last result accepted over the whole batch, so pipeline
 fill and drain are included. Throughput per multiplier is dense-equivalent MACs
 (``rows * cols * batch``) per cycle per multiplier; the ratio 2:4 / dense is the speed-up per
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.config import Arith, Requant, Sparse24Config
+from model.hw.config import Arith, Requant, Sparse24Config
 from verif.spmv_sparse24 import run_spmv
 
 # (rows, cols, lanes). rows/lanes >= 4 keeps the engines compute-bound: the input streams one

@@ -107,7 +107,7 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from model.engines import NAMES
+    from model.hw.engines import NAMES
     targets = sorted({r["target"] for r in rows})
     keys = ["logic_cells", "ffs", "bram", "dsp", "fmax_mhz"]
     fig, axes = plt.subplots(len(targets), len(keys), figsize=(4 * len(keys), 3.3 * len(targets)), squeeze=False)
@@ -136,7 +136,7 @@ def markdown(rows: list[dict]) -> str:
     head = ("| target | engine | PEs/lanes | logic cells | FFs | BRAM | DSP | Fmax MHz | goal | cycles | "
             "GMAC/s | dense MAC/s per cell | critical path |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    from model.engines import NAMES
+    from model.hw.engines import NAMES
     order = {e: i for i, e in enumerate(NAMES)}
     for r in sorted(rows, key=lambda r: (r["target"], order.get(r["engine"], 9), int(r["size"]))):
         if r["fits"] != "1":

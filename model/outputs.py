@@ -27,7 +27,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import SparseFlowError
+from model.errors import SparseFlowError
 
 MARKER = ".sparseflow-output"
 VERSION = 1

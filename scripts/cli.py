@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Configuration fields (model.config) -> the options a user types.
+# Configuration fields (model.hw.config) -> the options a user types.
 _OPTIONS = {"n_pes": "--pes", "index_bits": "--index-bits", "fifo_depth": "--fifo-depth", "lanes": "--lanes",
             "weight_bits": "--weight-bits", "act_bits": "--act-bits", "shift": "--shift"}
 

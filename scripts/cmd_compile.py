@@ -7,7 +7,7 @@ HELP = "prune, fine-tune and quantize your network (.onnx/.pt) on DATA.npz; writ
 def add_arguments(parser) -> None:
     from model.network.compile import CompileOptions as O
     from model.network.engines import EIE_ENTRIES
-    from model.prune import GRANULARITIES, METHODS, SCHEDULES, SCOPES
+    from model.nn.prune import GRANULARITIES, METHODS, SCHEDULES, SCOPES
     parser.add_argument("--model", required=True, metavar="NET", help="NET.onnx or a TorchScript NET.pt")
     parser.add_argument("--data", required=True, metavar="DATA.npz", help="x_train, y_train, x_test, y_test")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (new, or a compiled folder)")
@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--finetune-epochs", type=int, default=O.finetune_epochs,
                         help=f"one-shot fine-tuning epochs (default {O.finetune_epochs})")
     parser.add_argument("--lr", type=float, default=O.lr, help=f"Adam learning rate (default {O.lr})")
-    from model.engines import NAMES
+    from model.hw.engines import NAMES
     parser.add_argument("--engine", default=O.engine, choices=("auto", *NAMES),
                         help="engine per layer: auto = cost model's cheapest (default)")
     parser.add_argument("--pes", type=int, default=O.pes, help=f"EIE PEs = multipliers (default {O.pes})")
@@ -47,10 +47,10 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from model.errors import SparseFlowError
-    from model.graph import load_model
+    from model.nn.graph import load_model
     from model.network.compile import CompileOptions, check_data, compile_network, graph_classes, load_data
     from model.network.folder import check_out_dir, write_compiled
-    from model.engines import NAMES, per_engine
+    from model.hw.engines import NAMES, per_engine
     from scripts.cli import LAYER_HEAD, layer_head, print_json
 
     from model.outputs import check_not_input

@@ -18,7 +18,7 @@ def run(args) -> int:
     import numpy as np
 
     from model.errors import SparseFlowError
-    from model.mnist import SPLIT_SEED, load_mnist
+    from model.nn.mnist import SPLIT_SEED, load_mnist
     from scripts.cli import print_json
 
     data = load_mnist()

@@ -14,7 +14,7 @@ def add_arguments(parser) -> None:
 def _dtype(img):
     """The narrowest signed dtype that holds every value of the image's format."""
     import numpy as np
-    from model.formats import arith_of, eie
+    from model.hw.formats import arith_of, eie
     cfg = img.config
     bits = arith_of(cfg).weight_bits
     if img.format == eie.EIE.name and cfg.codebook:
@@ -25,7 +25,7 @@ def _dtype(img):
 def run(args) -> int:
     import numpy as np
     from model.errors import SparseFlowError
-    from model.images import load_image
+    from model.hw.images import load_image
     from scripts.cli import print_json
     from scripts.npyio import save_npy
 

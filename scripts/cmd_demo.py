@@ -32,7 +32,7 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from model.nets import parse_hidden
+    from model.nn.nets import parse_hidden
     from scripts.cli import print_json
     from scripts.demo import DemoOptions, run_demo
     from scripts.demo_report import summary_lines

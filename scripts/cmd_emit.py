@@ -6,7 +6,7 @@ HELP = "encode an integer weight matrix (.npy) into a memory image (hex files + 
 
 
 def add_arguments(parser) -> None:
-    from model.formats import NAMES
+    from model.hw.formats import NAMES
     parser.add_argument("--format", required=True, choices=NAMES, help="sparse format of the image")
     parser.add_argument("--weights", required=True, metavar="W.npy", help="2-D integer weight matrix (rows = outputs)")
     parser.add_argument("--out", required=True, metavar="DIR", help="image folder to write: new, empty or one SparseFlow wrote (replaced atomically)")
@@ -26,9 +26,9 @@ def add_arguments(parser) -> None:
 
 def _config(args, shape):
     """The configuration object of the image, sized to hold this matrix."""
-    from model.config import Arith, EIEConfig, Sparse24Config
+    from model.hw.config import Arith, EIEConfig, Sparse24Config
     from model.errors import SparseFlowError
-    from model.formats import bsr, eie, nm
+    from model.hw.formats import bsr, eie, nm
     rows, cols = shape
     fmt = args.format
     for opt, only in (("pes", eie.EIE), ("index_bits", eie.EIE), ("codebook", eie.EIE), ("block", bsr.BSR)):
@@ -57,7 +57,7 @@ def emit(weights, args):
     """Encode ``weights`` as ``args`` ask; return (matrix, config). Nothing is written."""
     import numpy as np
     from model.errors import SparseFlowError
-    from model.formats import bsr, eie, get
+    from model.hw.formats import bsr, eie, get
     from scripts.npyio import load_npy
     w = np.asarray(weights)
     if w.ndim != 2:
@@ -85,9 +85,9 @@ def emit(weights, args):
 
 
 def report(manifest: dict, out: str) -> dict:
-    from model.config import config_from_dict
-    from model.formats import arith_of
-    from model.images import memory_bytes
+    from model.hw.config import config_from_dict
+    from model.hw.formats import arith_of
+    from model.hw.images import memory_bytes
     rows, cols = manifest["shape"]
     wb = arith_of(config_from_dict(manifest["config"])).weight_bits
     bits = {n: f["words"] * f["width"] for n, f in manifest["files"].items()}
@@ -106,7 +106,7 @@ def report(manifest: dict, out: str) -> dict:
 
 
 def run(args) -> int:
-    from model.images import check_out, write_image
+    from model.hw.images import check_out, write_image
     from model.outputs import check_not_input
     from scripts.cli import print_json
     from scripts.npyio import load_npy

@@ -51,7 +51,7 @@ def _print_refused(exc, as_json: bool) -> None:
     if chain is None or as_json or not (chain.nodes or getattr(exc, "op", None)):
         return
     from model.errors import SparseFlowError
-    from model.graph.ir import Graph
+    from model.nn.graph.ir import Graph
     rows = []
     if chain.nodes:
         try:
@@ -70,8 +70,8 @@ def run(args) -> int:
     import numpy as np
 
     from model.errors import SparseFlowError
-    from model.graph import load_model
-    from model.graph.evaluate import evaluate
+    from model.nn.graph import load_model
+    from model.nn.graph.evaluate import evaluate
     from scripts.cli import print_json
     from scripts.npyio import load_npy, save_npy
 

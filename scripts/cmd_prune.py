@@ -3,7 +3,7 @@
 Writes into ``--out``: ``model.pt`` (checkpoint: hidden sizes, pruned weights, dense and
 initial weights for re-pruning with ``--load``), ``masks.npz`` (one 0/1 array per layer, shaped
 like its weight), ``layer<i>.npy`` (integer weights ``(out, in)`` for ``sparseflow emit
---weights``) + ``layers.json`` (shifts, widths, scales: ``model.quant.QuantizedNet.load`` reads
+--weights``) + ``layers.json`` (shifts, widths, scales: ``model.nn.quant.QuantizedNet.load`` reads
 them back), ``shared/`` (the same for the 4-bit codebook net: ``layer<i>_indices.npy`` and
 ``layer<i>_codebook.npy`` for ``emit --format eie --codebook``) and ``report.json``.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 HELP = "train/load a digits MLP, prune it, fine-tune, quantize; report held-out accuracy"
 
-from model.prune import GRANULARITIES, METHODS, REGROW, SCHEDULES, SCOPES  # torch-free names
+from model.nn.prune import GRANULARITIES, METHODS, REGROW, SCHEDULES, SCOPES  # torch-free names
 
 
 def add_arguments(parser) -> None:
@@ -78,16 +78,15 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from model.data import load_digits
+    from model.nn.data import load_digits
     from model.errors import SparseFlowError
-    from model.nets import MLP, parse_hidden
-    from model.prune import PruneConfig, run as run_pipeline
-    from model.prune.pipelines import config_dict
-    from model.quant import quantize, share_weights
+    from model.nn.nets import MLP, parse_hidden
+    from model.nn.prune import PruneConfig, run as run_pipeline
+    from model.nn.prune.pipelines import config_dict
+    from model.nn.quant import quantize, share_weights
     from scripts.cli import print_json
 
     from model import outputs
-
     t0 = time.time()
     outputs.check_not_input(args.out, {"--load": args.load}, folder=True)
     outputs.check_dir(args.out, legacy=_legacy_prune)
@@ -157,7 +156,7 @@ def _write_outputs(out, hidden, res, rewind_state, cfg, qnet, shared, data, args
     import numpy as np
     import torch
 
-    from model.prune.pipelines import config_dict
+    from model.nn.prune.pipelines import config_dict
 
     xt = data.x_test.T
     torch.save({"hidden": list(hidden), "state_dict": res.model.state_dict(),

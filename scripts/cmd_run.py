@@ -11,7 +11,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", default=None, choices=("native", "cocotb"),
                         help="native (compiled Verilator harness; default on verilator) or cocotb")
     parser.add_argument("--limit", type=int, default=None, help="run the first N test images (default all)")
-    from model.engines import NAMES
+    from model.hw.engines import NAMES
     parser.add_argument("--engine", default="compiled", choices=("compiled", *NAMES),
                         help="run every layer on this engine instead of the compiled choice")
     parser.add_argument("--compare", type=int, default=20, metavar="N",
@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from model.engines import DENSE, ENGINES, NAMES, get as get_engine, per_engine
+    from model.hw.engines import DENSE, ENGINES, NAMES, get as get_engine, per_engine
     from model.errors import SparseFlowError
     from model.network.compile import check_data, load_data
     from model.network.engines import is_24

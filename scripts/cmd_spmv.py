@@ -5,7 +5,7 @@ HELP = "run y = W @ x on a simulated engine (EIE array, 2:4 engine or dense base
 
 
 def add_arguments(parser) -> None:
-    from model.engines import EIE, NAMES
+    from model.hw.engines import EIE, NAMES
     parser.add_argument("--engine", choices=NAMES, default=EIE.name, help=f"engine (default {EIE.name})")
     parser.add_argument("--weights", required=True, metavar="W.npy", help="(R, C) integer weight matrix")
     parser.add_argument("--input", required=True, metavar="X.npy", help="(C,) vector or (C, B) batch of vectors")
@@ -37,10 +37,10 @@ def run(args) -> int:
     import sys
 
     import numpy as np
-    from model.config import Arith, Requant, Sparse24Config
-    from model.engines import DENSE, EIE
+    from model.hw.config import Arith, Requant, Sparse24Config
+    from model.hw.engines import DENSE, EIE
     from model.errors import SparseFlowError
-    from model.reference import as_int_array
+    from model.hw.reference import as_int_array
     from scripts.cli import print_json
     from scripts.npyio import load_npy, save_npy
 
@@ -72,7 +72,7 @@ def run(args) -> int:
         requant = Requant(args.shift or 0, args.relu) if (args.shift is not None or args.relu) else None
         bias, bias_bits = None, None
         if args.bias is not None:
-            from model.config import clog2
+            from model.hw.config import clog2
             bias = load_npy(args.bias, "bias")
             bias_bits = args.bias_bits if args.bias_bits is not None else (
                 args.weight_bits + args.act_bits + clog2(np.shape(w)[1] if np.ndim(w) == 2 else 1))

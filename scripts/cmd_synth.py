@@ -7,7 +7,7 @@ TARGETS = ("ice40-up5k", "ecp5-85f")
 
 
 def add_arguments(p) -> None:
-    from model.engines import NAMES
+    from model.hw.engines import NAMES
     from rtl.board.cases import STANDIN
     p.add_argument("--engine", required=True, choices=NAMES + (STANDIN,), metavar="{" + ",".join(NAMES) + "}",
                    help="which engine to build")
@@ -31,7 +31,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from model.engines import EIE
+    from model.hw.engines import EIE
     from model.errors import SparseFlowError
     from rtl.board.cases import STANDIN
     from scripts.cli import print_json

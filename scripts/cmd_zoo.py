@@ -14,7 +14,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from model.zoo import NETS, write_zoo
+    from model.nn.zoo import NETS, write_zoo
     from scripts.cli import print_json
 
     rep = write_zoo(args.out, NETS, epochs=args.epochs, seed=args.seed, progress=not args.json)

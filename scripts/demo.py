@@ -5,12 +5,12 @@ Stages (each timed, progress on stderr):
 1. train the dense MLP on the digits training split;
 2. prune it twice with the same criterion and fine-tune: unstructured (for the EIE array) and
    2:4 (for the 2:4 engine);
-3. quantize both (``model.quant``: int8 weights, int16 activations, per-layer shifts);
+3. quantize both (``model.nn.quant``: int8 weights, int16 activations, per-layer shifts);
 4. emit each layer's memory image (EIE interleaved CSC; 2:4 compressed) with its manifest;
 5. run every held-out test image through the RTL, layer by layer, each layer's outputs (ReLU and
    requantization done in hardware) feeding the next: the unstructured net on the EIE array, the
    2:4 net on the 2:4 engine, both nets on the dense baseline with the same multipliers;
-6. pick an engine per layer from the cycle and memory model (``model.costmodel``) for the 2:4
+6. pick an engine per layer from the cycle and memory model (``model.hw.costmodel``) for the 2:4
    net, and run that mixed network on the hardware too;
 7. check every output against the golden integer model, and write the report.
 
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.config import Arith, EIEConfig, Requant, Sparse24Config, pow2_ceil
-from model.engines import DENSE, EIE, SPARSE24
+from model.hw.config import Arith, EIEConfig, Requant, Sparse24Config, pow2_ceil
+from model.hw.engines import DENSE, EIE, SPARSE24
 from model.errors import SparseFlowError
 from model.outputs import json_default
 
@@ -56,7 +56,7 @@ class DemoOptions:
                                     # None: all with the native backend, 40 with cocotb
 
     def check(self) -> None:
-        from model.prune.criteria import METHODS
+        from model.nn.prune.criteria import METHODS
         from verif.runner import SIMULATORS
         if self.schedule not in ("oneshot", "iterative", "lth"):
             raise SparseFlowError(f"the demo prunes with oneshot, iterative or lth, not {self.schedule!r}")
@@ -133,7 +133,7 @@ def _with_requant(cfg, layer):
 def run_layer(engine: str, layer, x: np.ndarray, cfgs: dict, sim: str, backend: str = "cocotb") -> dict:
     """One layer on one engine; returns outputs and per-vector cycles (RTL-checked by the callee)."""
     if engine == EIE.name:
-        from model.cyclemodel import ideal_cycles
+        from model.hw.cyclemodel import ideal_cycles
         from verif.spmv_eie import run_jobs
         cfg = cfgs[EIE.name]
         r = run_jobs([(layer.weight, x, Requant(layer.shift, layer.relu))], cfg, sim=sim, backend=backend)[0]
@@ -169,7 +169,7 @@ def run_network(qnet, engines: list[str], x_int: np.ndarray, golden: list[np.nda
 
 def accuracy_sweep(data, dense, init_state, opts: DemoOptions, stages: Stages) -> list[dict]:
     """A small accuracy-vs-sparsity sweep (one-shot + fine-tune) for the report's plot."""
-    from model.prune.pipelines import PruneConfig, run
+    from model.nn.prune.pipelines import PruneConfig, run
     rows = []
     for method in ("magnitude", "taylor", "random"):
         for s in (0.5, 0.8, 0.9, 0.95):
@@ -185,12 +185,12 @@ def accuracy_sweep(data, dense, init_state, opts: DemoOptions, stages: Stages) -
 def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
     opts.check()
     import torch
-    from model.costmodel import choose, layer_costs
-    from model.data import load_digits
-    from model.formats import get as get_format
-    from model.images import write_image
-    from model.prune.pipelines import PruneConfig, run, train_dense
-    from model.quant import quantize
+    from model.hw.costmodel import choose, layer_costs
+    from model.nn.data import load_digits
+    from model.hw.formats import get as get_format
+    from model.hw.images import write_image
+    from model.nn.prune.pipelines import PruneConfig, run, train_dense
+    from model.nn.quant import quantize
 
     torch.set_num_threads(1)
     stages = Stages(quiet)
@@ -200,7 +200,7 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
     x_test = data.x_test[:n].T.astype(np.int64)   # (64, n): columns are images
     y_test = np.asarray(data.y_test[:n])
 
-    wb, ab = 8, 16  # model.quant's defaults: int8 weights, int16 activations
+    wb, ab = 8, 16  # model.nn.quant's defaults: int8 weights, int16 activations
     dims = (64, *opts.hidden, 10)
     shapes = [(dims[i + 1], dims[i]) for i in range(len(dims) - 1)]
     dense_lanes = max(1, opts.pes // 2)  # N EIE PEs are N multipliers: a dense engine of N/2 lanes

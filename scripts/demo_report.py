@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.engines import EIE, NAMES, per_engine
+from model.hw.engines import EIE, NAMES, per_engine
 
 
 def _save(fig, out: Path, name: str, names: list[str]) -> None:
@@ -27,7 +27,7 @@ def _plots(out: Path, result: dict, q_u, q_24, cfgs) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from model.formats import eie
+    from model.hw.formats import eie
 
     names = []
     # Sparsity pattern of every layer, both networks.
@@ -122,7 +122,7 @@ def write_report(out: Path, result: dict, q_u, q_24, cfgs, stages) -> None:
                       f"{ideal} | {l['multipliers']} | {l['mismatches']} |")
     names = " / ".join(NAMES)
     md += ["", "## Per-layer engine choice (2:4 network)", "",
-           "Predicted by `model.costmodel` on training-set activations; measured = the mixed run's RTL counters.", "",
+           "Predicted by `model.hw.costmodel` on training-set activations; measured = the mixed run's RTL counters.", "",
            f"| layer | engine | predicted cycles ({names}) | memory bits ({names}) | measured cycles |",
            "|---|---|---|---|---|"]
     for c, l in zip(result["choice"], result["runs"]["mixed"]["layers"]):

@@ -93,7 +93,7 @@ def _data(data) -> dict:
 def compile(model, data, **options) -> Network:
     """Import ``model`` (an ``nn.Module``, an ``.onnx`` or TorchScript file), prune, fine-tune and
     quantize it on ``data`` (dict or DATA.npz path); see :mod:`model.network.compile`."""
-    from model.graph import load_model
+    from model.nn.graph import load_model
     from model.network.compile import CompileOptions, check_data, compile_network, graph_classes
     d = _data(data)
     shape = tuple(np.asarray(d["x_train"]).shape[1:]) if "x_train" in d else None
@@ -122,5 +122,5 @@ def load(folder) -> Network:
 
 def mnist() -> dict:
     """The MNIST subset (4,000 train / 1,000 test, (1, 28, 28) float32 in [0, 1])."""
-    from model.mnist import load_mnist
+    from model.nn.mnist import load_mnist
     return dict(load_mnist())

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from model import images
-from model.config import Arith, EIEConfig, Requant, Sparse24Config
+from model.hw import images
+from model.hw.config import Arith, EIEConfig, Requant, Sparse24Config
 from model.errors import SparseFlowError
-from model.formats import csc, eie, nm
-from model.reference import layer, matvec
+from model.hw.formats import csc, eie, nm
+from model.hw.reference import layer, matvec
 from rtl.common.requant import Requantizer
 from verif.runner import SIMULATORS, lint, to_verilog
 
@@ -29,7 +29,7 @@ LANE_CFG = Sparse24Config(lanes=3, max_rows=12, arith=Arith(max_cols=12, requant
 
 
 def numpy_layer(w, x, b, shift, relu, act_bits=16):
-    """The contract written out independently of model.reference (Python integers)."""
+    """The contract written out independently of model.hw.reference (Python integers)."""
     acc = np.asarray(w, dtype=object) @ np.asarray(x, dtype=object) + np.asarray(b, dtype=object)[:, None]
     out = np.empty(acc.shape, dtype=np.int64)
     lo, hi = -(1 << (act_bits - 1)), (1 << (act_bits - 1)) - 1
@@ -284,7 +284,7 @@ def _image_cases(rng):
     a = Arith(max_cols=8, bias_bits=20)
     e_cfg = EIEConfig(n_pes=3, index_bits=2, max_rows=7, arith=a)
     s_cfg = Sparse24Config(max_rows=7, arith=a)
-    from model.formats import bsr
+    from model.hw.formats import bsr
     return {"eie": (eie.encode(w, e_cfg), e_cfg), "2:4": (nm.encode(to_24(w), 8), s_cfg),
             "csc": (csc.encode(w, 8, "csc"), a), "csr": (csc.encode(w, 8, "csr"), a),
             "bsr": (bsr.encode(w, 8, (2, 4)), a)}

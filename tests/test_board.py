@@ -67,7 +67,7 @@ def test_make_case_errors(kwargs, msg):
 
 
 def test_case_expected_is_reference():
-    from model.reference import layer
+    from model.hw.reference import layer
     case = make_case("2:4", 2, 8, 16, 0.6, seed=2, vectors=2)
     for x, y in zip(case.xs, case.expected):
         assert (layer(case.weights, x, case.arith) == y).all()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from model import images
-from model.config import config_from_dict
+from model.hw import images
+from model.hw.config import config_from_dict
 from scripts.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

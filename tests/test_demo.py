@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from model.engines import NAMES
+from model.hw.engines import NAMES
 from model.errors import SparseFlowError
 from scripts.demo import DemoOptions, run_demo
 

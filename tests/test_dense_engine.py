@@ -1,13 +1,13 @@
-"""The dense baseline engine on Icarus and Verilator, bit-exact against model.reference, with
+"""The dense baseline engine on Icarus and Verilator, bit-exact against model.hw.reference, with
 random idle and back-pressure; its cycle counts against the 2:4 engine's on the same matrix."""
 import gc
 
 import numpy as np
 import pytest
 
-from model.config import Arith, Requant, Sparse24Config
+from model.hw.config import Arith, Requant, Sparse24Config
 from model.errors import SparseFlowError
-from model.formats import nm
+from model.hw.formats import nm
 from rtl.dense.engine import DenseEngine
 from verif.runner import SIMULATORS, lint, to_verilog
 from verif.spmv_sparse24 import make_engine, run_spmv
@@ -77,7 +77,7 @@ def test_dense_config_is_the_lane_config_and_builds_the_same_engine():
     # The dense baseline needs no 2:4 parameters: a DenseConfig (LaneConfig) with the same
     # lanes, widths and sizes gives the same Verilog as the Sparse24Config it used to take,
     # and one whose max_cols is no multiple of 4 is accepted.
-    from model.config import DenseConfig, LaneConfig
+    from model.hw.config import DenseConfig, LaneConfig
     assert DenseConfig is LaneConfig and isinstance(CFG, LaneConfig)
     lane = DenseConfig(lanes=CFG.lanes, arith=CFG.arith, max_rows=CFG.max_rows)
     assert to_verilog(make_engine(lane, dense=True), "d") == to_verilog(make_engine(CFG, dense=True), "d")

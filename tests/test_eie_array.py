@@ -1,13 +1,13 @@
-"""cocotb regression of the EIE array on Icarus and Verilator, bit-exact against model.reference,
-counters exact against model.cyclemodel. One compiled simulation per configuration runs every
+"""cocotb regression of the EIE array on Icarus and Verilator, bit-exact against model.hw.reference,
+counters exact against model.hw.cyclemodel. One compiled simulation per configuration runs every
 matrix and vector of a test (weights and registers go in through ``load``)."""
 import zlib
 
 import numpy as np
 import pytest
 
-from model.config import Arith, EIEConfig, Requant
-from model.cyclemodel import simulate_vector
+from model.hw.config import Arith, EIEConfig, Requant
+from model.hw.cyclemodel import simulate_vector
 from model.errors import SparseFlowError
 from verif.runner import SIMULATORS
 from verif.spmv_eie import run_jobs, run_spmv, size_config
@@ -144,7 +144,7 @@ def test_size_config_fits_the_matrix():
     w[::7, ::2] = 3
     cfg = size_config(w, n_pes=8, index_bits=2)
     assert (cfg.max_rows, cfg.max_cols, cfg.n_pes) == (128, 64, 8)
-    from model.formats.eie import check_fits, encode
+    from model.hw.formats.eie import check_fits, encode
     check_fits(encode(w, cfg), cfg)
 
 

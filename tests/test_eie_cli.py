@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from model.reference import matvec
-from model.config import Arith
+from model.hw.reference import matvec
+from model.hw.config import Arith
 from scripts.cli import main
 
 

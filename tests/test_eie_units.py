@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from model.balance import balance_rows, pe_loads, unpermute
-from model.config import Arith, EIEConfig, Requant
-from model.cyclemodel import ideal_cycles, predict_cycles, simulate_vector
+from model.hw.balance import balance_rows, pe_loads, unpermute
+from model.hw.config import Arith, EIEConfig, Requant
+from model.hw.cyclemodel import ideal_cycles, predict_cycles, simulate_vector
 from model.errors import SparseFlowError
-from model.formats.eie import encode
-from model.reference import layer
+from model.hw.formats.eie import encode
+from model.hw.reference import layer
 from rtl.common.config import build_config
 from rtl.eie.array import EIEArray
 from rtl.eie.broadcast import Broadcast
@@ -340,7 +340,7 @@ def test_requant_only_configs_share_one_verilog():
 
 
 def test_cycle_model_by_hand():
-    # One PE, queue depth 1; worked out with the rules in model.cyclemodel's docstring.
+    # One PE, queue depth 1; worked out with the rules in model.hw.cyclemodel's docstring.
     cfg = EIEConfig(n_pes=1, fifo_depth=1, max_rows=4, max_entries=8, arith=Arith(max_cols=3))
     # Columns hold 3, 1, 1 entries. T taken, M N->FIFO, R FIFO head, F fire, Q pop, H head->A,
     # X A->B, C walker takes.

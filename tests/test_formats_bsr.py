@@ -5,7 +5,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings, strategies as st
 
 from model.errors import SparseFlowError
-from model.formats import bsr
+from model.hw.formats import bsr
 
 SETTINGS = settings(max_examples=60, deadline=None)
 

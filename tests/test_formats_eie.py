@@ -4,9 +4,9 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings, strategies as st
 
-from model.config import Arith, EIEConfig
+from model.hw.config import Arith, EIEConfig
 from model.errors import SparseFlowError
-from model.formats import eie
+from model.hw.formats import eie
 
 SETTINGS = settings(max_examples=60, deadline=None)
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from model.errors import SparseFlowError
-from model.formats import nm
+from model.hw.formats import nm
 
 SETTINGS = settings(max_examples=60, deadline=None)
 PAIRS = list(itertools.combinations(range(4), 2))

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from model.graph import load_model
-from model.graph.from_onnx import verify_onnx
-from model.mnist import load_mnist
-from model.train import train
-from model.zoo import LeNet5, export, lenet300100
+from model.nn.graph import load_model
+from model.nn.graph.from_onnx import verify_onnx
+from model.nn.mnist import load_mnist
+from model.nn.train import train
+from model.nn.zoo import LeNet5, export, lenet300100
 from scripts.cli import main
 
 # torch 2.13 deprecates torch.jit.trace/script (still supported); the files they write are what we test

@@ -9,9 +9,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from model.errors import SparseFlowError
-from model.graph import load_model
-from model.graph.from_onnx import from_onnx, verify_onnx
-from model.graph.ir import AvgPool2d, Conv2d, Flatten, Linear, Reshape, Scale
+from model.nn.graph import load_model
+from model.nn.graph.from_onnx import from_onnx, verify_onnx
+from model.nn.graph.ir import AvgPool2d, Conv2d, Flatten, Linear, Reshape, Scale
 
 RNG = np.random.default_rng(7)
 W = RNG.standard_normal((5, 6)).astype(np.float32)

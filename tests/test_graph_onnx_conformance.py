@@ -15,8 +15,8 @@ import pytest
 from onnx import numpy_helper
 
 from model.errors import SparseFlowError
-from model.graph.evaluate import evaluate
-from model.graph.from_onnx import from_onnx
+from model.nn.graph.evaluate import evaluate
+from model.nn.graph.from_onnx import from_onnx
 
 ROOT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "pytorch-converted")
 CASES = sorted(d for d in os.listdir(ROOT) if os.path.isfile(os.path.join(ROOT, d, "model.onnx")))

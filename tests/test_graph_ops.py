@@ -13,12 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.engines import NAMES
+from model.hw.engines import NAMES
 from model.errors import SparseFlowError
-from model.graph import Graph, load_model
-from model.graph.from_onnx import verify_onnx
-from model.graph.ir import AvgPool2d, Conv2d, Linear, MaxPool2d, Scale, Softmax
-from model.graph.lower import conv_matrix, im2col
+from model.nn.graph import Graph, load_model
+from model.nn.graph.from_onnx import verify_onnx
+from model.nn.graph.ir import AvgPool2d, Conv2d, Linear, MaxPool2d, Scale, Softmax
+from model.nn.graph.lower import conv_matrix, im2col
 
 # torch 2.13 deprecates torch.jit.trace/script (still supported); the files they write are what we test
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")

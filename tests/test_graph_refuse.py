@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from model.errors import SparseFlowError
-from model.graph import load_model
+from model.nn.graph import load_model
 
 # torch 2.13 deprecates torch.jit.trace/script (still supported); the files they write are what we test
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from model import images
-from model.config import Arith, EIEConfig, Requant, Sparse24Config, config_from_dict, config_to_dict
+from model.hw import images
+from model.hw.config import Arith, EIEConfig, Requant, Sparse24Config, config_from_dict, config_to_dict
 from model.errors import SparseFlowError
-from model.formats import bsr, csc, eie, nm
+from model.hw.formats import bsr, csc, eie, nm
 
 SETTINGS = settings(max_examples=25, deadline=None)
 

@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 import test_eie_array as eie_cases
 import test_sparse24_engine as lane_cases
-from model.config import Arith, EIEConfig, Requant
+from model.hw.config import Arith, EIEConfig, Requant
 from model.errors import SparseFlowError
 from verif import native
 from verif.spmv_eie import run_jobs, run_spmv
@@ -153,7 +153,7 @@ def test_spmv_cli_defaults_to_native_on_verilator(tmp_path, capsys):
                "--out", str(tmp_path / "Y.npy"), "--pes", "3", "--pacing", "0.7", "--json"])
     rep = json.loads(capsys.readouterr().out)
     assert rc == 0 and rep["backend"] == "native" and rep["cycles"] != []
-    from model.reference import matvec
+    from model.hw.reference import matvec
     np.testing.assert_array_equal(np.load(tmp_path / "Y.npy"), matvec(w, x, Arith()))
     rc = main(["spmv", "--weights", str(tmp_path / "W.npy"), "--input", str(tmp_path / "X.npy"),
                "--out", str(tmp_path / "Y2.npy"), "--sim", "icarus", "--backend", "native"])
@@ -186,7 +186,7 @@ def test_bias_native_equals_cocotb():
     _eie_both([(w, x, None, None, b)], size_config(w, n_pes=4, arith=ar), pacing=0.6, out_pacing=0.7, seed=3)
     g = w.reshape(20, 8, 4).copy()
     np.put_along_axis(g, np.argsort(np.abs(g), axis=2)[:, :, :2], 0, axis=2)
-    from model.config import Sparse24Config
+    from model.hw.config import Sparse24Config
     cfg = Sparse24Config(lanes=4, max_rows=32, arith=ar)
     for dense in (False, True):
         _lanes_both(g.reshape(20, 32), x, cfg, dense=dense, bias=b, pacing=0.7, seed=4)
@@ -194,8 +194,8 @@ def test_bias_native_equals_cocotb():
 
 def test_native_engine_with_weights_from_elaboration():
     """FPGA-style engines (weights set at elaboration, no load words) run natively too."""
-    from model.formats import nm
-    from model.reference import layer
+    from model.hw.formats import nm
+    from model.hw.reference import layer
     from rtl.sparse24.engine import Sparse24Engine
     from verif.spmv_sparse24 import simulate_engine
     rng = np.random.default_rng(SEED + 4)

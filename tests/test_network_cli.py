@@ -122,7 +122,7 @@ def test_lenet300100_end_to_end(tmp_path, capsys):
     import json
     d, z, out = tmp_path / "mnist.npz", tmp_path / "zoo", tmp_path / "l300"
     assert main(["data", "mnist", "--out", str(d)]) == 0
-    from model.zoo import write_zoo
+    from model.nn.zoo import write_zoo
     write_zoo(z, ("lenet300100",), progress=False)
     capsys.readouterr()
     assert main(["compile", "--model", str(z / "lenet300100.onnx"), "--data", str(d), "--out", str(out),

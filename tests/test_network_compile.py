@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from model.engines import NAMES, get
+from model.hw.engines import NAMES, get
 from model.errors import SparseFlowError
-from model.graph import load_model
+from model.nn.graph import load_model
 from model.network.compile import CompileOptions, compile_network, quantize_graph
 from model.network.folder import engine_configs, load_compiled, write_compiled
 from model.network.intnet import host_op
@@ -99,7 +99,7 @@ def test_integer_network_tracks_float(compiled_conv):
 
 
 def test_host_ops_integer():
-    from model.graph.ir import AvgPool2d, MaxPool2d
+    from model.nn.graph.ir import AvgPool2d, MaxPool2d
     x = np.arange(-8, 8).reshape(1, 1, 4, 4)
     assert host_op(MaxPool2d("m", (2, 2)), x, 16).tolist() == [[[[-3, -1], [5, 7]]]]
     # average rounds half up: (-8-7-4-3)/4 = -5.5 -> -5

@@ -4,7 +4,7 @@ import pytest
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from model.config import Arith, EIEConfig, Sparse24Config
+from model.hw.config import Arith, EIEConfig, Sparse24Config
 from model.errors import SparseFlowError
 from rtl.common.lanes import LoadTarget, load_layout as lane_load_layout
 from rtl.common.packing import pack

@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from model.formats.nm import check_24
-from model.quant import QuantizedNet
+from model.hw.formats.nm import check_24
+from model.nn.quant import QuantizedNet
 from scripts.cli import main
 
 
@@ -59,7 +59,7 @@ def test_end_to_end_24_run_writes_everything(tmp_path, capsys):
         assert np.all(w[masks[name] == 0] == 0)
         np.testing.assert_array_equal(q.layers[i].weight, w)
         assert (out / "shared" / f"layer{i}_codebook.npy").exists()
-    from model.data import load_digits
+    from model.nn.data import load_digits
     d = load_digits()
     assert q.accuracy(d.x_test.T, d.y_test) == acc["integer"]
 

@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from model.errors import SparseFlowError
-from model.prune import scores
-from model.prune.criteria import magnitude_scores, random_scores, taylor_scores
+from model.nn.prune import scores
+from model.nn.prune.criteria import magnitude_scores, random_scores, taylor_scores
 
 
 def _tiny(seed=0):

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from model.errors import SparseFlowError
-from model.formats.nm import check_24
-from model.prune import make_masks, sparsity_of
-from model.prune.criteria import magnitude_scores
+from model.hw.formats.nm import check_24
+from model.nn.prune import make_masks, sparsity_of
+from model.nn.prune.criteria import magnitude_scores
 
 SHAPES = {"a": (16, 32), "b": (8, 16), "c": (16, 8)}  # sides multiples of 4: targets are whole blocks
 

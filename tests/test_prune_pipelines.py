@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-from model.data import load_digits
+from model.nn.data import load_digits
 from model.errors import SparseFlowError
-from model.formats.nm import check_24
-from model.nets import prunable_layers
-from model.prune import PruneConfig, run
-from model.prune.pipelines import train_dense
+from model.hw.formats.nm import check_24
+from model.nn.nets import prunable_layers
+from model.nn.prune import PruneConfig, run
+from model.nn.prune.pipelines import train_dense
 
 FAST = dict(hidden=(64, 32), epochs=10, finetune_epochs=5, progress=False)
 
@@ -89,8 +89,8 @@ def test_lth_full_run_is_monotone_and_accurate(dense):
 def test_dst_keeps_sparsity_and_changes_the_mask(regrow):
     cfg = PruneConfig(schedule="dst", sparsity=0.7, dst_regrow=regrow, dst_interval=10, **FAST)
     gen = torch.Generator().manual_seed(cfg.seed + 7)  # dst's initial mask, recomputed
-    from model.nets import build_mlp
-    from model.prune import make_masks
+    from model.nn.nets import build_mlp
+    from model.nn.prune import make_masks
     net = build_mlp(cfg.hidden, cfg.seed)
     first = make_masks({n: torch.rand(m.weight.shape, generator=gen) for n, m in prunable_layers(net).items()},
                        "unstructured", 0.7)

@@ -3,15 +3,15 @@ import numpy as np
 import pytest
 import torch
 
-from model.config import Arith, EIEConfig, Requant
-from model.data import load_digits
+from model.hw.config import Arith, EIEConfig, Requant
+from model.nn.data import load_digits
 from model.errors import SparseFlowError
-from model.formats import eie
-from model.nets import build_mlp
-from model.prune import make_masks, magnitude_scores
-from model.quant import QuantizedNet, choose_shift, kmeans_codebook, quantize, quantize_weights, share_weights
-from model.reference import layer as ref_layer
-from model.train import apply_masks, train
+from model.hw.formats import eie
+from model.nn.nets import build_mlp
+from model.nn.prune import make_masks, magnitude_scores
+from model.nn.quant import QuantizedNet, choose_shift, kmeans_codebook, quantize, quantize_weights, share_weights
+from model.hw.reference import layer as ref_layer
+from model.nn.train import apply_masks, train
 
 
 @pytest.fixture(scope="module")
@@ -133,5 +133,5 @@ def test_bad_inputs(trained):
         q.forward_int(d.x_test.T + 0.5)
     with pytest.raises(SparseFlowError, match="shape mismatch"):
         q.forward_int(d.x_test[:, :32].T)
-    with pytest.raises(SparseFlowError, match="integer inference covers model.nets.MLP"):
+    with pytest.raises(SparseFlowError, match="integer inference covers model.nn.nets.MLP"):
         quantize(torch.nn.Sequential(torch.nn.Linear(64, 10, bias=False)), d.x_train)

@@ -1,10 +1,10 @@
-"""rtl.common.requant.Requantizer against model.reference.requantize, in Amaranth's simulator."""
+"""rtl.common.requant.Requantizer against model.hw.reference.requantize, in Amaranth's simulator."""
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from model.config import Arith, Requant
-from model.reference import requantize
+from model.hw.config import Arith, Requant
+from model.hw.reference import requantize
 from rtl.common.requant import Requantizer
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model import images, outputs
+from model.hw import images
+
+from model import outputs
 from model.errors import SparseFlowError
 from scripts.cli import main
 

@@ -1,4 +1,4 @@
-"""The 2:4 engine on Icarus and Verilator, bit-exact against model.reference (run_spmv scores
+"""The 2:4 engine on Icarus and Verilator, bit-exact against model.hw.reference (run_spmv scores
 every result), with random idle on ``x``/``load`` and back-pressure on ``y``; plus elaboration,
 constructor, lint and host-side validation checks that need no simulator."""
 import gc
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.config import Arith, Requant, Sparse24Config
+from model.hw.config import Arith, Requant, Sparse24Config
 from model.errors import SparseFlowError
-from model.formats import nm
+from model.hw.formats import nm
 from rtl.common.config import build_config
 from rtl.sparse24.engine import Sparse24Engine
 from verif.runner import SIMULATORS, lint, to_verilog
@@ -131,7 +131,7 @@ def test_weights_initialised_at_elaboration_icarus():
     x = rng.integers(-2000, 2000, (20, 2))
     eng = Sparse24Engine(CFG, init=nm.encode(w, 8))
     out = simulate_engine(eng, [], x, 7, sim="icarus", toplevel="sparse24_init", pacing=0.7)
-    from model.reference import layer
+    from model.hw.reference import layer
     assert (out["y"] == layer(w, x, CFG.arith)).all()
 
 

@@ -1,7 +1,7 @@
 """SymbiYosys k-induction proof of the 2:4 MAC against the decompressed dense dot product."""
 import pytest
 
-from model.config import Arith
+from model.hw.config import Arith
 from verif.formal.sparse24_mac import run_proof
 
 

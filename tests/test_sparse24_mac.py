@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from model.config import Arith
+from model.hw.config import Arith
 from model.errors import SparseFlowError
-from model.formats import nm
+from model.hw.formats import nm
 from rtl.sparse24.mac import LATENCY, Sparse24MAC
 
 # Constructor-error tests leave half-built components behind; Amaranth warns when they are

@@ -7,7 +7,7 @@ import pytest
 from amaranth import Cat, Elaboratable, Module, Signal
 from amaranth.lib import io
 
-from model.engines import NAMES, get
+from model.hw.engines import NAMES, get
 from model.errors import SparseFlowError
 from scripts import cli
 from scripts.synth import format_table

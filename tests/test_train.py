@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from model.data import INPUT_SCALE, load_digits
+from model.nn.data import INPUT_SCALE, load_digits
 from model.errors import SparseFlowError
-from model.nets import MLP, build_mlp, parse_hidden
-from model.train import accuracy, train
+from model.nn.nets import MLP, build_mlp, parse_hidden
+from model.nn.train import accuracy, train
 
 HIDDEN = (32, 16)
 

@@ -6,7 +6,7 @@ For each job: the load words go in through a paced driver; then a driver streams
 back to back (random idle per ``pacing``) while a sink collects each vector's rows (random
 back-pressure), checks the ``last`` flags and reads the counters after each vector. Results
 and counters go to ``results.npz`` in the run folder; the host (``verif.spmv_eie``) is the
-scoreboard against ``model.reference`` and ``model.cyclemodel``.
+scoreboard against ``model.hw.reference`` and ``model.hw.cyclemodel``.
 """
 import json
 import os

@@ -21,9 +21,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from model.config import Requant
+from model.hw.config import Requant
 from model.errors import SparseFlowError
-from model.engines import DENSE, EIE, SPARSE24
+from model.hw.engines import DENSE, EIE, SPARSE24
 from model.network.engines import is_24, pad_input, pad_weight
 from model.network.intnet import IntLayer, IntNetwork, host_op
 
@@ -43,7 +43,7 @@ def run_layer(lay: IntLayer, vec: np.ndarray, engine: str, cfgs: dict, net: IntN
                 raise SparseFlowError(f"layer '{lay.name}' has no codebook but the EIE build is in codebook mode")
         r = run_jobs([job], cfg, sim=sim, backend=backend, check=False)[0]
         return np.asarray(r["y"], dtype=np.int64), np.asarray(r["cycles"], dtype=np.int64)
-    from model.formats import nm
+    from model.hw.formats import nm
     from verif.spmv_sparse24 import make_engine, simulate_engine, toplevel_name
     dense = engine == DENSE.name
     cfg = cfgs[engine]

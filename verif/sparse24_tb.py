@@ -6,7 +6,7 @@ probabilities and seeds and the path to write the results to. The testbench only
 observes: it loads the weights through ``load`` (with random idle), streams every vector into
 ``x`` (random idle) while a sink takes ``y`` (random back-pressure), checks the stream
 protocol (``last`` on each vector's final row, payloads stable while stalled) and writes the
-results and counters as JSON. The host compares them with ``model.reference`` (scoreboard).
+results and counters as JSON. The host compares them with ``model.hw.reference`` (scoreboard).
 """
 import json
 import os

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from model.config import Arith, EIEConfig, Requant, pow2_ceil
+from model.hw.config import Arith, EIEConfig, Requant, pow2_ceil
 from model.errors import SparseFlowError
-from model.formats.eie import EIEMatrix, check_fits, encode
-from model.reference import as_int_array, check_bias, check_spmv_operands, layer
+from model.hw.formats.eie import EIEMatrix, check_fits, encode
+from model.hw.reference import as_int_array, check_bias, check_spmv_operands, layer
 
 TOPLEVEL = "eie_array"
 
@@ -80,7 +80,7 @@ def _prepare(weights, x, cfg: EIEConfig, codebook=None, bias=None):
     """Validate one job; return (EIEMatrix, x as (C, B) int64, expected (R, B), dense weights, bias)."""
     if cfg.codebook:
         m = encode(weights, cfg, codebook)
-        from model.formats.eie import dense_weights
+        from model.hw.formats.eie import dense_weights
         wd = dense_weights(m)
         _, a = check_spmv_operands(wd, x, cfg.arith)
     else:
@@ -221,14 +221,14 @@ def _run_native(bcfg: EIEConfig, arrays: dict, meta: dict, waves, processes: int
 
 def run_spmv(weights, x, cfg: EIEConfig, sim: str = "verilator", pacing: float = 1.0, waves: bool = False,
              codebook=None, bias=None, **kw) -> dict:
-    """``y = requant(W @ x + bias)`` on the simulated EIE array, checked bit for bit against ``model.reference``.
+    """``y = requant(W @ x + bias)`` on the simulated EIE array, checked bit for bit against ``model.hw.reference``.
 
     ``weights`` (R, C) integers (codebook indices with ``cfg.codebook`` and ``codebook``), ``x``
     (C,) or (C, B), ``bias`` None or (R,) integers (needs ``cfg.arith.bias_bits``). Returns ``dict(y=(R, B), cycles=[per vector], total_cycles, busy=[per vector
     [per PE]], stall, predicted=[cycle model per vector], ideal=[bound per vector], efficiency,
     ...)``. Bad input raises :class:`SparseFlowError`; an RTL/golden mismatch raises RuntimeError.
     """
-    from model.cyclemodel import ideal_cycles, predict_cycles
+    from model.hw.cyclemodel import ideal_cycles, predict_cycles
     job = (weights, x, None, codebook, bias) if codebook is not None or bias is not None else (weights, x)
     r = run_jobs([job], cfg, sim=sim, pacing=pacing, waves=waves or None, **kw)[0]
     m, a2 = r["matrix"], r["x"]

@@ -1,5 +1,5 @@
 """Host side of the 2:4 engine and the dense baseline: ``run_spmv`` (validate, build, simulate,
-score against ``model.reference``).
+score against ``model.hw.reference``).
 
 Both engines are elaborated from :func:`rtl.common.config.build_config`, so one compiled
 simulation per (engine, lanes, widths, sizes) serves every matrix and every layer's requant
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from model.config import LaneConfig, Sparse24Config
-from model.engines import DENSE, SPARSE24
+from model.hw.config import LaneConfig, Sparse24Config
+from model.hw.engines import DENSE, SPARSE24
 from model.errors import SparseFlowError
-from model.formats import nm
-from model.reference import check_bias, check_spmv_operands, layer
+from model.hw.formats import nm
+from model.hw.reference import check_bias, check_spmv_operands, layer
 
 TB_MODULE = "verif.sparse24_tb"
 
@@ -63,7 +63,7 @@ def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = 
     ready on a cycle (1.0: full speed). Returns ``dict(y=(R, B) ndarray, cycles=[per vector,
     from the engine's counter], total_cycles (first input to last output over the batch),
     busy, golden, engine, sim, run_dir)``. Raises :class:`SparseFlowError` on bad input and
-    ``RuntimeError`` if the simulation fails or the RTL differs from ``model.reference.layer``
+    ``RuntimeError`` if the simulation fails or the RTL differs from ``model.hw.reference.layer``
     anywhere (as ``verif.spmv_eie`` does; the CLI exits 1 for those). ``backend``: ``"cocotb"``
     (``verif.sparse24_tb``) or ``"native"`` (``verif.native``, Verilator only; same timing).
     """

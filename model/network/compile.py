@@ -1,10 +1,10 @@
 """Compile your own network: prune + fine-tune, quantize, lower, choose engines, write a folder.
 
-:func:`compile_network` takes a float :class:`~model.graph.ir.Graph` (from
-:func:`model.graph.load_model`) and a data set (``x_train, y_train, x_test, y_test``) and
+:func:`compile_network` takes a float :class:`~model.nn.graph.ir.Graph` (from
+:func:`model.nn.graph.load_model`) and a data set (``x_train, y_train, x_test, y_test``) and
 returns a :class:`Compiled` (the pruned float graph, the :class:`IntNetwork`, the report).
 
-1. **Prune + fine-tune** with ``model.prune.pipelines`` on a :class:`GraphNet` rebuilt from the
+1. **Prune + fine-tune** with ``model.nn.prune.pipelines`` on a :class:`GraphNet` rebuilt from the
    graph, starting from the given (trained) weights: every criterion, granularity, schedule and
    scope; ``conv_sparsity`` gives convolutions their own target (layer scope). 2:4 pads short
    rows (a 25-element 5x5 patch) with zero columns.
@@ -26,11 +26,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..errors import SparseFlowError
-from ..graph.ir import Conv2d, Graph, Linear, ReLU, Scale, Softmax
-from ..engines import EIE, NAMES as ENGINES, SPARSE24
-from .engines import EIE_ENTRIES, MAX_COLS, MAX_ROWS, eie_config, eie_entries, is_24, layer_costs
-from .intnet import IntLayer, IntNetwork, host_op
+from model.errors import SparseFlowError
+from model.nn.graph.ir import Conv2d, Graph, Linear, ReLU, Scale, Softmax
+from model.hw.engines import EIE, NAMES as ENGINES, SPARSE24
+from model.network.engines import EIE_ENTRIES, MAX_COLS, MAX_ROWS, eie_config, eie_entries, is_24, layer_costs
+from model.network.intnet import IntLayer, IntNetwork, host_op
 
 DATA_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -64,8 +64,8 @@ class CompileOptions:
     progress: bool = True
 
     def check(self) -> None:
-        from ..prune.granularity import check_target
-        from ..prune.pipelines import check_pruning
+        from model.nn.prune.granularity import check_target
+        from model.nn.prune.pipelines import check_pruning
         check_pruning(self.method, self.schedule, self.granularity, self.sparsity, self.scope)
         if self.conv_sparsity is not None:
             check_target(self.granularity, self.conv_sparsity, self.scope)
@@ -197,9 +197,9 @@ def quantize_graph(graph: Graph, x_calib: np.ndarray, *, weight_bits: int = 8, a
                    bias_bits: int = 32, percentile: float = 100.0, share_bits: int | None = None,
                    name: str = "") -> IntNetwork:
     """The integer network of ``graph`` (see the module docstring), calibrated on ``x_calib``."""
-    from ..quant import choose_shift, kmeans_codebook, quantize_weights
-    from ..reference import matvec
-    from ..config import Arith
+    from model.nn.quant import choose_shift, kmeans_codebook, quantize_weights
+    from model.hw.reference import matvec
+    from model.hw.config import Arith
     f = input_frac(x_calib, act_bits)
     net = IntNetwork(graph.input_shape, f, [], weight_bits, act_bits, bias_bits, name or graph.name,
                      graph_classes(graph))
@@ -257,7 +257,7 @@ class Compiled:
 
 
 def _float_acc(graph: Graph, x, y) -> float:
-    from ..graph.evaluate import evaluate
+    from model.nn.graph.evaluate import evaluate
     pred = []
     for s in range(0, len(x), 500):
         pred.append(np.argmax(evaluate(graph, x[s:s + 500], dtype=np.float32).reshape(min(500, len(x) - s), -1), 1))
@@ -267,8 +267,8 @@ def _float_acc(graph: Graph, x, y) -> float:
 def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None) -> Compiled:
     """See the module docstring. ``data``: dict with ``x_train, y_train, x_test, y_test``."""
     import torch
-    from ..prune.pipelines import PruneConfig, run as prune_run
-    from .torchnet import GraphNet
+    from model.nn.prune.pipelines import PruneConfig, run as prune_run
+    from model.network.torchnet import GraphNet
 
     opts = opts or CompileOptions()
     opts.check()
@@ -337,8 +337,8 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
 
 def _fresh(graph: Graph, seed: int):
     """A re-initialised GraphNet (dense training / dst from scratch)."""
-    from ..nets import init_weights
-    from .torchnet import GraphNet
+    from model.nn.nets import init_weights
+    from model.network.torchnet import GraphNet
     m = GraphNet(graph)
     init_weights(m, seed)
     return m
@@ -356,7 +356,7 @@ def choose_engines(net: IntNetwork, x_sample: np.ndarray, opts: CompileOptions) 
                 vec = vec[:, np.sort(rng.choice(vec.shape[1], 64, replace=False))]
             costs = layer_costs(op, vec, net, opts.pes, opts.lanes)
             if opts.engine == "auto":
-                from ..costmodel import choose
+                from model.hw.costmodel import choose
                 op.engine = choose(costs)
             else:
                 if opts.engine not in costs:
@@ -373,7 +373,7 @@ def choose_engines(net: IntNetwork, x_sample: np.ndarray, opts: CompileOptions) 
 
 def check_fit(net: IntNetwork, opts: CompileOptions) -> None:
     """Every EIE layer must fit one PE's entry memory (``opts.eie_entries`` words)."""
-    from ..config import Arith, EIEConfig, pow2_ceil
+    from model.hw.config import Arith, EIEConfig, pow2_ceil
     eie_layers = [l for l in net.layers if l.engine == EIE.name]
     if not eie_layers:
         return

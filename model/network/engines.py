@@ -7,7 +7,7 @@ each rounded up to a power of two); shift, ReLU and bias are run-time ``load`` w
 ``cols`` is not a multiple of 4 gets zero columns appended (its inputs get zero rows):
 :func:`padded_cols`.
 
-Costs (:func:`layer_costs`) are ``model.costmodel``'s per-vector numbers times the output
+Costs (:func:`layer_costs`) are ``model.hw.costmodel``'s per-vector numbers times the output
 positions (1 for a Linear layer, ``OH*OW`` for a convolution: one matrix x vector product per
 position). The EIE array's input port takes one activation per cycle, so a convolution costs at
 least ``cols`` cycles per position on it, whatever its sparsity.
@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import Arith, EIEConfig, Requant, Sparse24Config, pow2_ceil
-from ..engines import DENSE, EIE, SPARSE24
-from ..errors import SparseFlowError
+from model.hw.config import Arith, EIEConfig, Requant, Sparse24Config, pow2_ceil
+from model.hw.engines import DENSE, EIE, SPARSE24
+from model.errors import SparseFlowError
 
 EIE_ENTRIES = 32768   # default limit of one PE's entry memory (words)
 MAX_COLS = 4096       # widest matrix (inputs per output) an engine build takes
@@ -41,7 +41,7 @@ def pad_input(x: np.ndarray) -> np.ndarray:
 
 
 def is_24(w: np.ndarray) -> bool:
-    from ..formats import nm
+    from model.hw.formats import nm
     try:
         nm.check_24(pad_weight(w))
         return True
@@ -55,7 +55,7 @@ def _arith(net, cols: int) -> Arith:
 
 def eie_config(net, layers, pes: int, fifo_depth: int = 8, codebook: bool = False) -> EIEConfig:
     """One EIE build for ``layers`` (sized from their shapes and encodings)."""
-    from ..formats import eie
+    from model.hw.formats import eie
     rows = pow2_ceil(max(l.rows for l in layers))
     cols = pow2_ceil(max(l.cols for l in layers))
     cfg = EIEConfig(n_pes=pes, fifo_depth=fifo_depth, max_rows=rows, max_entries=1, arith=_arith(net, cols),
@@ -66,7 +66,7 @@ def eie_config(net, layers, pes: int, fifo_depth: int = 8, codebook: bool = Fals
 
 def eie_entries(layer, cfg: EIEConfig) -> int:
     """Entries (padding included) of the fullest PE when ``layer`` is encoded for ``cfg``."""
-    from ..formats import eie
+    from model.hw.formats import eie
     return int(eie.encode(layer.weight, cfg.with_(codebook=False)).entries_per_pe.max())
 
 
@@ -78,7 +78,7 @@ def lane_config(net, layers, lanes: int) -> Sparse24Config:
 
 def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int) -> dict:
     """``{engine: {"cycles": per image, "cycles_per_vector", "memory_bits"}}`` (2:4 only if 2:4-sparse)."""
-    from .. import costmodel
+    from model.hw import costmodel
     w = layer.weight
     cfg = EIEConfig(n_pes=pes, max_rows=pow2_ceil(layer.rows), max_entries=1,
                     arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(layer.cols)))

@@ -6,7 +6,7 @@
   image, the engine configurations);
 * ``network.json`` + ``network.npz``: the integer network (:class:`IntNetwork`);
 * ``pruned/graph.json`` + ``graph.npz``: the pruned, fine-tuned float network;
-* ``images/<i>_<layer>_<engine>/``: each layer's memory image for its engine (``model.images``:
+* ``images/<i>_<layer>_<engine>/``: each layer's memory image for its engine (``model.hw.images``:
   EIE interleaved CSC or 2:4 compressed, with ``bias.hex``; the dense engine's plain row-major
   ``weights.hex``), each with its own ``manifest.json``;
 * ``report.json`` and ``report.md``.
@@ -23,11 +23,11 @@ import json
 import re
 from pathlib import Path
 
-from .. import outputs
-from ..engines import EIE, NAMES, SPARSE24, per_engine
-from ..errors import SparseFlowError
-from .engines import eie_config, lane_config, pad_weight
-from .intnet import IntNetwork
+from model import outputs
+from model.hw.engines import EIE, NAMES, SPARSE24, per_engine
+from model.errors import SparseFlowError
+from model.network.engines import eie_config, lane_config, pad_weight
+from model.network.intnet import IntNetwork
 
 MARKER = "compiled.json"
 FORMAT = "sparseflow-compiled"
@@ -45,7 +45,7 @@ def engine_configs(net: IntNetwork, pes: int, lanes: int, fifo_depth: int = 8, k
     in ``kinds`` (default: the engines the layers use), sized from the largest layer it can run
     (every layer; for 2:4 the 2:4-sparse ones), so one build serves the network whatever the
     per-layer choice."""
-    from .engines import is_24
+    from model.network.engines import is_24
     kinds = set(kinds or [l.engine for l in net.layers])
     cfgs = {}
     for e in NAMES:
@@ -60,8 +60,8 @@ def engine_configs(net: IntNetwork, pes: int, lanes: int, fifo_depth: int = 8, k
 
 
 def _write_layer_image(path: Path, lay, cfgs: dict, net: IntNetwork) -> dict:
-    from ..formats import eie as eie_fmt, nm
-    from ..images import write_hex, write_image
+    from model.hw.formats import eie as eie_fmt, nm
+    from model.hw.images import write_hex, write_image
     if lay.engine == EIE.name:
         cfg = cfgs[EIE.name]
         if cfg.codebook and lay.codebook is not None:
@@ -91,7 +91,7 @@ def write_compiled(compiled, out) -> Path:
     """Write a :class:`~model.network.compile.Compiled` into ``out``: built in a temporary
     sibling and renamed into place (``model.outputs.new_dir``), replacing only a folder
     SparseFlow wrote."""
-    from ..config import config_to_dict
+    from model.hw.config import config_to_dict
     out = Path(out)  # new_dir checks it (before and after the work)
     net, opts = compiled.net, compiled.options
     cfgs = engine_configs(net, opts.pes, opts.lanes, opts.fifo_depth)

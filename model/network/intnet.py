@@ -4,8 +4,8 @@ Per engine layer (:class:`IntLayer`): int8 weights ``W`` as the ``(out, cols)`` 
 ``Conv2d`` lowered to ``(out, in*kh*kw)``), an optional per-row bias in the accumulator scale
 (signed ``bias_bits``), a power-of-two requantization ``shift`` and a ReLU flag (a ReLU right
 after the layer is fused into the requantizer). One output vector is
-``model.reference.layer(W, x, arith, bias)``; a convolution runs it once per output position on
-the im2col patches of its int16 input (:func:`model.graph.lower.im2col`; zero padding is a zero
+``model.hw.reference.layer(W, x, arith, bias)``; a convolution runs it once per output position on
+the im2col patches of its int16 input (:func:`model.nn.graph.lower.im2col`; zero padding is a zero
 activation because activations are symmetric, zero point 0).
 
 Between layers the host runs, on integers: a ReLU that does not follow a layer (``max(x, 0)``),
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Arith, Requant
-from ..engines import EIE
-from ..errors import SparseFlowError
-from ..graph.ir import AvgPool2d, Conv2d, Flatten, Graph, Linear, MaxPool2d, Node, ReLU, Reshape, Softmax, NODE_TYPES
-from ..graph.lower import im2col
-from ..reference import layer as ref_layer
+from model.hw.config import Arith, Requant
+from model.hw.engines import EIE
+from model.errors import SparseFlowError
+from model.nn.graph.ir import AvgPool2d, Conv2d, Flatten, Graph, Linear, MaxPool2d, Node, ReLU, Reshape, Softmax, NODE_TYPES
+from model.nn.graph.lower import im2col
+from model.hw.reference import layer as ref_layer
 
 FORMAT = "sparseflow-intnet"
 VERSION = 1

@@ -1,6 +1,6 @@
-"""A trainable PyTorch module rebuilt from a :class:`~model.graph.ir.Graph`.
+"""A trainable PyTorch module rebuilt from a :class:`~model.nn.graph.ir.Graph`.
 
-Pruning and fine-tuning (``model.prune.pipelines``) need an ``nn.Module`` whose ``Linear`` and
+Pruning and fine-tuning (``model.nn.prune.pipelines``) need an ``nn.Module`` whose ``Linear`` and
 ``Conv2d`` layers they can mask and train, whatever front end the network came from (an
 ``nn.Module``, ONNX, TorchScript). :class:`GraphNet` holds one ``nn.Linear`` / ``nn.Conv2d`` per
 engine layer of the graph (BatchNorm already folded into them at import, Dropout dropped) and
@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import SparseFlowError
-from ..graph.ir import AvgPool2d, Conv2d, Flatten, Graph, Linear, MaxPool2d, ReLU, Reshape, Scale, Softmax
+from model.errors import SparseFlowError
+from model.nn.graph.ir import AvgPool2d, Conv2d, Flatten, Graph, Linear, MaxPool2d, ReLU, Reshape, Scale, Softmax
 
 
 def _key(name: str, used: set) -> str:
@@ -62,7 +62,7 @@ class GraphNet(nn.Module):
             self.keys.append(k)
 
     def layer_names(self) -> dict[str, str]:
-        """Graph node name -> prunable-layer name (as ``model.nets.prunable_layers`` lists it)."""
+        """Graph node name -> prunable-layer name (as ``model.nn.nets.prunable_layers`` lists it)."""
         return {n.name: f"layers.{k}" for n, k in zip(self.graph.nodes, self.keys) if k is not None}
 
     def forward(self, x):

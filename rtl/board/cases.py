@@ -1,7 +1,7 @@
 """What a board self-test runs: a random matrix of a given shape and density, its input vector(s),
-the expected results from ``model.reference``, and the engine built around it.
+the expected results from ``model.hw.reference``, and the engine built around it.
 
-One :class:`Case` holds the configuration object that both the encoder (``model.formats``) and the
+One :class:`Case` holds the configuration object that both the encoder (``model.hw.formats``) and the
 engine constructor receive, so the ROM images and the RTL can never disagree on a width.
 """
 from __future__ import annotations
@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.config import Arith, EIEConfig, Sparse24Config
-from model.engines import DENSE, EIE, NAMES, SPARSE24, get as get_engine
+from model.hw.config import Arith, EIEConfig, Sparse24Config
+from model.hw.engines import DENSE, EIE, NAMES, SPARSE24, get as get_engine
 from model.errors import SparseFlowError
-from model.reference import layer
+from model.hw.reference import layer
 
 STANDIN = "standin"  # the synthesis stand-in (rtl.board.standin): a board case, not an engine of the registry
 ENGINES = NAMES + (STANDIN,)
-# The RTL class of each engine of the registry (model.engines), imported when a case is built.
+# The RTL class of each engine of the registry (model.hw.engines), imported when a case is built.
 RTL_CLASSES = {EIE.name: ("rtl.eie.array", "EIEArray"),
                SPARSE24.name: ("rtl.sparse24.engine", "Sparse24Engine"),
                DENSE.name: ("rtl.dense.engine", "DenseEngine")}
@@ -31,7 +31,7 @@ class Case:
     size: int            # PEs (eie) or lanes (2:4, dense); 1 for the stand-in
     weights: np.ndarray  # the dense integer matrix the engine computes with
     xs: np.ndarray       # (vectors, cols) inputs
-    expected: np.ndarray  # (vectors, rows) results, model.reference.layer
+    expected: np.ndarray  # (vectors, rows) results, model.hw.reference.layer
     arith: Arith
     cfg: object          # EIEConfig / Sparse24Config / Arith (stand-in)
     init: object         # what the engine constructor takes as init
@@ -110,7 +110,7 @@ def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed
     expected = np.stack([layer(w, x, arith) for x in xs])
 
     if engine == EIE.name:
-        from model.formats import eie
+        from model.hw.formats import eie
         cfg = EIEConfig(n_pes=size, arith=arith, max_rows=rows)
         if fifo_depth is not None:
             cfg = cfg.with_(fifo_depth=fifo_depth)
@@ -123,7 +123,7 @@ def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed
         eie.check_fits(enc, cfg)
         init = enc
     elif engine == SPARSE24.name:
-        from model.formats import nm
+        from model.hw.formats import nm
         cfg = Sparse24Config(lanes=size, arith=arith, max_rows=rows)
         init = nm.encode(w, arith.weight_bits)
     elif engine == DENSE.name:

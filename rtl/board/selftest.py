@@ -1,7 +1,7 @@
 """Built-in self-test around one engine: stream stored inputs in, check outputs against stored results.
 
 The trick is that everything the test needs lives on chip: the input vector(s) and the expected
-results (computed by ``model.reference``) are ROMs initialised at elaboration, so the bitstream
+results (computed by ``model.hw.reference``) are ROMs initialised at elaboration, so the bitstream
 tests itself after configuration with no host. Both ROMs are read through synchronous read ports
 (so they can map to block RAM) from an address register that runs one word ahead: the port reads
 (its enable) only when the word on it was taken, so the word at the current index is always on

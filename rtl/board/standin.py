@@ -11,8 +11,8 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.config import Arith
-from model.reference import as_int_array
+from model.hw.config import Arith
+from model.hw.reference import as_int_array
 from rtl.common.protocol import sample_layout
 from rtl.common.requant import Requantizer
 

@@ -1,7 +1,7 @@
 """The configuration an engine is elaborated from: one Verilog for every layer of a network."""
 from dataclasses import replace
 
-from model.config import EIEConfig, LaneConfig, Requant
+from model.hw.config import EIEConfig, LaneConfig, Requant
 from model.errors import SparseFlowError
 
 

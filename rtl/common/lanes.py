@@ -21,7 +21,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from model.config import LaneConfig, Requant, clog2
+from model.hw.config import LaneConfig, Requant, clog2
 from model.errors import SparseFlowError
 from rtl.common.packing import pack
 from rtl.common.protocol import COUNTER_BITS, Reg, bias_values, register_writes, sample_layout
@@ -85,7 +85,7 @@ class LaneArrayEngine(wiring.Component):
         self._init = None if init is None else self._check_init(init)
         self._bias_init = None
         if bias_init is not None:
-            from model.reference import check_bias
+            from model.hw.reference import check_bias
             if init is None:
                 raise SparseFlowError("bias_init needs init (the matrix it belongs to)")
             self._bias_init = [int(v) for v in check_bias(bias_init, self._matrix_shape(init)[0], a)]

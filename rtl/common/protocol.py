@@ -29,7 +29,7 @@ class Reg(enum.IntEnum, shape=2):
 
 def register_writes(rows: int, cols: int, requant=None) -> list[tuple[Reg, int]]:
     """``(address, value)`` of the register writes that end a load program: rows, cols and,
-    when ``requant`` (a :class:`model.config.Requant`) is given, shift and ReLU."""
+    when ``requant`` (a :class:`model.hw.config.Requant`) is given, shift and ReLU."""
     regs = [(Reg.ROWS, int(rows)), (Reg.COLS, int(cols))]
     if requant is not None:
         regs += [(Reg.SHIFT, int(requant.shift)), (Reg.RELU, int(requant.relu))]
@@ -38,10 +38,10 @@ def register_writes(rows: int, cols: int, requant=None) -> list[tuple[Reg, int]]
 
 def bias_values(bias, rows: int, arith):
     """The per-row bias words of a load program: ``bias`` checked against ``arith``
-    (:func:`model.reference.check_bias`), zeros when None (so no earlier job's bias stays);
+    (:func:`model.hw.reference.check_bias`), zeros when None (so no earlier job's bias stays);
     None when the configuration has no bias (and then ``bias`` must be None)."""
     import numpy as np
-    from model.reference import check_bias
+    from model.hw.reference import check_bias
     b = check_bias(bias, rows, arith)
     if arith.bias_bits is None:
         return None

@@ -1,6 +1,6 @@
 """Output stage shared by every engine: optional bias, ReLU, rounding right shift, saturation.
 
-Implements ``model.reference.requantize`` (see ``model.config`` for the rule). ``shift`` and
+Implements ``model.hw.reference.requantize`` (see ``model.hw.config`` for the rule). ``shift`` and
 ``relu`` are run-time inputs so that one compiled design serves every layer of a network;
 engines hold them in registers written through their load port, reset to the configuration's
 ``Requant`` values.
@@ -9,9 +9,9 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from model.config import Arith
+from model.hw.config import Arith
 
-SHIFT_BITS = 5  # shifts 0..31, the range model.config.Requant accepts
+SHIFT_BITS = 5  # shifts 0..31, the range model.hw.config.Requant accepts
 
 
 class Requantizer(wiring.Component):
@@ -20,7 +20,7 @@ class Requantizer(wiring.Component):
     Ports:
       ``acc``   In(signed(acc_bits)): the accumulator.
       ``bias``  In(signed(bias_bits)): only when ``arith.bias_bits`` is set: added to ``acc``
-                first (``acc_bits`` holds the sum, see ``model.config``); without it the
+                first (``acc_bits`` holds the sum, see ``model.hw.config``); without it the
                 component is exactly the bias-free one.
       ``shift`` In(unsigned(5)): right shift, rounds half up (ignored without requant).
       ``relu``  In(1): clamp negatives to zero first (ignored without requant).

@@ -5,9 +5,9 @@ import numpy as np
 from amaranth import signed
 from amaranth.lib import data
 
-from model.config import LaneConfig
+from model.hw.config import LaneConfig
 from model.errors import SparseFlowError
-from model.reference import as_int_array
+from model.hw.reference import as_int_array
 from rtl.common.lanes import LaneArrayEngine
 
 PAIR = 2
@@ -30,7 +30,7 @@ class DenseEngine(LaneArrayEngine):
 
     GROUP = PAIR
     NAME = "dense"
-    CONFIG = LaneConfig  # (a model.config.DenseConfig; a Sparse24Config is one too)
+    CONFIG = LaneConfig  # (a model.hw.config.DenseConfig; a Sparse24Config is one too)
 
     def __init__(self, cfg: LaneConfig, init: np.ndarray | None = None, *, bias_init=None):
         super().__init__(cfg, init, bias_init=bias_init)

@@ -7,9 +7,9 @@ from amaranth.hdl import Assert
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.config import EIEConfig, Requant, clog2
+from model.hw.config import EIEConfig, Requant, clog2
 from model.errors import SparseFlowError
-from model.formats.eie import EIEMatrix, check_fits
+from model.hw.formats.eie import EIEMatrix, check_fits
 from rtl.common.memory import collision_free_memory
 from rtl.common.protocol import COUNTER_BITS, Reg
 from rtl.common.requant import SHIFT_BITS, Requantizer
@@ -98,7 +98,7 @@ class EIEArray(wiring.Component):
             if (init.codebook is not None) != cfg.codebook:
                 raise SparseFlowError("init and cfg disagree on codebook mode")
         if bias_init is not None:
-            from model.reference import check_bias
+            from model.hw.reference import check_bias
             if init is None:
                 raise SparseFlowError("bias_init needs init (the matrix it belongs to)")
             bias_init = [int(v) for v in check_bias(bias_init, init.shape[0], cfg.arith)]

@@ -8,7 +8,7 @@ import numpy as np
 
 from rtl.common.memory import collision_free_memory
 from rtl.common.pair import PairBuffer
-from model.config import EIEConfig, clog2
+from model.hw.config import EIEConfig, clog2
 from model.errors import SparseFlowError
 
 from .layouts import nz_layout
@@ -43,7 +43,7 @@ class Broadcast(wiring.Component):
     queue's level alone. At one word per cycle the broadcast writes a word two cycles after
     accepting it. A word written at an edge is at the queue head (``q[k].valid``) in the next
     cycle. The queues and the two-word buffer behave as :class:`amaranth.lib.fifo.SyncFIFO`: a
-    full one does not accept a word in the cycle its head is read (``model.cyclemodel`` models
+    full one does not accept a word in the cycle its head is read (``model.hw.cyclemodel`` models
     exactly this).
     """
 

@@ -2,7 +2,7 @@
 from amaranth import signed, unsigned
 from amaranth.lib import data, enum
 
-from model.config import EIEConfig, clog2
+from model.hw.config import EIEConfig, clog2
 from rtl.common.protocol import sample_layout
 
 

@@ -3,7 +3,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.config import EIEConfig
+from model.hw.config import EIEConfig
 from model.errors import SparseFlowError
 from rtl.common.pair import PairBuffer
 

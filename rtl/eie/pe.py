@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 import numpy as np
 
-from model.config import EIEConfig, clog2
+from model.hw.config import EIEConfig, clog2
 from model.errors import SparseFlowError
 from rtl.common.memory import collision_free_memory
 
@@ -61,7 +61,7 @@ class EIEPE(wiring.Component):
 
     A column popped at cycle ``t`` is taken by the walker at ``t + 3`` at the earliest and
     issues from ``t + 4``; the sum of an entry issued at ``t`` is written at the end of
-    ``t + 5``, so the PE is idle at ``t + 6`` after its last issue (``model.cyclemodel`` has
+    ``t + 5``, so the PE is idle at ``t + 6`` after its last issue (``model.hw.cyclemodel`` has
     the exact rules).
     Padding entries carry weight 0 (code 0 in codebook mode) on a real row: added harmlessly.
     """

@@ -5,15 +5,15 @@ import numpy as np
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from model.config import Sparse24Config
+from model.hw.config import Sparse24Config
 from model.errors import SparseFlowError
-from model.formats.nm import NMMatrix
+from model.hw.formats.nm import NMMatrix
 from rtl.common.lanes import LaneArrayEngine
 from rtl.sparse24.mac import KEPT, POS_BITS
 
 
 class Sparse24Engine(LaneArrayEngine):
-    """``y = requant(W @ x)`` for a 2:4-compressed ``W`` (:class:`model.formats.nm.NMMatrix`).
+    """``y = requant(W @ x)`` for a 2:4-compressed ``W`` (:class:`model.hw.formats.nm.NMMatrix`).
 
     Row ``r`` lives in lane ``r % lanes`` at local row ``r // lanes``; a lane's two memories
     (``values``: two signed ``weight_bits`` per word, ``meta``: the group's ``pos0 | pos1 << 2``

@@ -3,7 +3,7 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from model.config import Arith
+from model.hw.config import Arith
 from model.errors import SparseFlowError
 
 GROUP = 4  # activations per group (the "4" of 2:4)
@@ -40,7 +40,7 @@ class Sparse24MAC(wiring.Component):
 
     Metadata semantics (valid or not): each kept weight multiplies the activation at its *own*
     stated position and both products are summed. For valid metadata (``p0 < p1``) that is the
-    dot product with the decompressed group (``model.formats.nm.decode``). Two equal positions
+    dot product with the decompressed group (``model.hw.formats.nm.decode``). Two equal positions
     ``p0 == p1 == p`` give ``(w0 + w1) * act[p]``; descending positions give the same result as
     the swapped, ascending pair. Nothing is flagged: the encoder never emits such metadata.
     """

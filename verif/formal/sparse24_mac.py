@@ -3,7 +3,7 @@
 :class:`MACHarness` wraps :class:`rtl.sparse24.mac.Sparse24MAC`; its inputs are free (top-level
 ports of the proof). Beside the MAC it keeps an independent reference: each group's dot
 product with the *decompressed* weights (``dense[i] = sum of the kept values whose position is
-i``, which is ``model.formats.nm.decode`` for valid metadata) pushed through the same three-stage
+i``, which is ``model.hw.formats.nm.decode`` for valid metadata) pushed through the same three-stage
 timing. With ``platform == "formal"`` it asserts, every cycle, that the MAC's stage flags equal
 the reference's, that its selected activations times their weights sum to the reference group
 product, that its product register sum equals the (delayed) reference group product and that
@@ -26,7 +26,7 @@ from amaranth.back import rtlil
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In
 
-from model.config import Arith
+from model.hw.config import Arith
 from rtl.sparse24.mac import GROUP, KEPT, POS_BITS, Sparse24MAC
 
 TOP = "sparse24_mac_formal"

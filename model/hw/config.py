@@ -1,0 +1,282 @@
+"""The one source of truth for every width, size and format parameter.
+
+The encoder (``model.hw.formats``), the integer reference (``model.hw.reference``), the cycle
+model, the RTL constructors (``rtl/``), the testbenches (``verif/``) and the reports all take
+one of these frozen objects. Nothing else declares a width.
+
+Arithmetic (the contract the RTL must meet bit for bit, see ``model.hw.reference``):
+
+* weights are signed ``weight_bits`` integers (two's complement); activations are signed
+  ``act_bits`` integers;
+* products are exact and are summed in a signed ``acc_bits`` accumulator. ``acc_bits`` must be
+  at least ``weight_bits + act_bits + ceil(log2(max_cols))`` so that no sum over a row can
+  overflow: the accumulator never wraps and never saturates, whatever the summation order;
+* the output stage, when ``requant`` is set, applies ReLU (optional), then an arithmetic right
+  shift by ``shift`` that rounds half up (``(acc + 2**(shift-1)) >> shift``), then saturates to
+  the signed ``act_bits`` range: that is the activation the next layer consumes. Without
+  ``requant`` the raw accumulator is the result;
+* optional per-row bias (``bias_bits`` set; ``None``, the default, builds no bias hardware and
+  changes nothing): row ``i``'s signed ``bias_bits`` bias ``b_i`` is added to its sum in the
+  output stage, before ReLU and the shift: ``y_i = requant(sum_j W_ij x_j + b_i)``. Sizing
+  rule: a ``p``-bit plus a ``q``-bit signed value fits ``max(p, q) + 1`` bits, so with a bias
+  ``acc_bits`` must be at least ``max(weight_bits + act_bits + ceil(log2(max_cols)),
+  bias_bits) + 1`` (one bit more than without, for any bias up to the products' sum width),
+  and ``W @ x + b`` never wraps either. The engines keep the biases in a ``max_rows``-word
+  memory written through their ``load`` port (a bias word kind) and read it beside each
+  result; a job without a bias loads zeros.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+import math
+
+from model.errors import SparseFlowError
+
+
+def _check_int(name: str, value, lo: int, hi: int | None = None) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SparseFlowError(f"{name} must be an integer, not {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        raise SparseFlowError(f"{name} must be {rng}, not {value}")
+
+
+def clog2(n: int) -> int:
+    """Bits to index ``n`` items (at least 1)."""
+    return max(1, math.ceil(math.log2(max(n, 1))))
+
+
+def pow2_ceil(n: int) -> int:
+    """The smallest power of two >= ``n`` (1 for n <= 1): memory sizes that let similar layers share a build."""
+    return 1 << max(0, math.ceil(math.log2(max(n, 1))))
+
+
+@dataclass(frozen=True)
+class Requant:
+    """Output stage between layers: optional ReLU, rounding right shift, saturation."""
+
+    shift: int = 0
+    relu: bool = True
+
+    def __post_init__(self):
+        _check_int("shift", self.shift, 0, 31)
+
+
+@dataclass(frozen=True)
+class Arith:
+    """Fixed-point widths shared by every engine."""
+
+    weight_bits: int = 8
+    act_bits: int = 16
+    acc_bits: int | None = None  # None: the smallest width that cannot overflow
+    max_cols: int = 1024
+    requant: Requant | None = None
+    bias_bits: int | None = None  # None: no bias; else signed per-row bias width (see above)
+
+    def __post_init__(self):
+        _check_int("weight_bits", self.weight_bits, 2, 16)
+        _check_int("act_bits", self.act_bits, 2, 32)
+        _check_int("max_cols", self.max_cols, 1)
+        need = self.sum_bits
+        if self.bias_bits is not None:
+            _check_int("bias_bits", self.bias_bits, 2, 63)
+            need = max(need, self.bias_bits) + 1
+        if self.acc_bits is None:
+            object.__setattr__(self, "acc_bits", need)
+        _check_int("acc_bits", self.acc_bits, need, 64)
+
+    @property
+    def sum_bits(self) -> int:
+        """Width that holds any sum of ``max_cols`` products (``acc_bits`` without a bias)."""
+        return self.weight_bits + self.act_bits + clog2(self.max_cols)
+
+    @property
+    def bias_range(self) -> tuple[int, int]:
+        if self.bias_bits is None:
+            raise SparseFlowError("the configuration has no bias (Arith.bias_bits is None)")
+        return -(1 << (self.bias_bits - 1)), (1 << (self.bias_bits - 1)) - 1
+
+    @property
+    def weight_range(self) -> tuple[int, int]:
+        return -(1 << (self.weight_bits - 1)), (1 << (self.weight_bits - 1)) - 1
+
+    @property
+    def act_range(self) -> tuple[int, int]:
+        return -(1 << (self.act_bits - 1)), (1 << (self.act_bits - 1)) - 1
+
+    @property
+    def acc_range(self) -> tuple[int, int]:
+        return -(1 << (self.acc_bits - 1)), (1 << (self.acc_bits - 1)) - 1
+
+    @property
+    def out_bits(self) -> int:
+        """Width of a result word: the activation width after requantization, else the accumulator."""
+        return self.act_bits if self.requant is not None else self.acc_bits
+
+
+@dataclass(frozen=True)
+class EIEConfig:
+    """An EIE-like PE array.
+
+    Rows of the weight matrix are interleaved over ``n_pes`` PEs (row ``i`` lives on PE
+    ``i % n_pes`` at local row ``i // n_pes``). Each PE stores its entries as
+    ``(value, relative index)`` words of ``entry_bits`` bits, at most ``max_entries`` of them,
+    and ``max_cols + 1`` column pointers. ``fifo_depth`` is the depth of each PE's activation
+    queue. With ``codebook`` the value field is a ``codebook_bits`` index into a shared table of
+    ``2**codebook_bits`` weights whose entry 0 is the zero weight (used by padding entries).
+    """
+
+    n_pes: int = 4
+    arith: Arith = field(default_factory=Arith)
+    index_bits: int = 4
+    fifo_depth: int = 8
+    max_rows: int = 256
+    max_entries: int = 1024
+    codebook: bool = False
+    codebook_bits: int = 4
+
+    def __post_init__(self):
+        _check_int("n_pes", self.n_pes, 1, 256)
+        _check_int("index_bits", self.index_bits, 1, 16)
+        _check_int("fifo_depth", self.fifo_depth, 1, 1024)
+        _check_int("max_rows", self.max_rows, 1)
+        _check_int("max_entries", self.max_entries, 1)
+        _check_int("codebook_bits", self.codebook_bits, 1, 8)
+
+    # Derived sizes: the RTL, the encoder and the image writer all read them from here.
+    @property
+    def max_cols(self) -> int:
+        return self.arith.max_cols
+
+    @property
+    def rows_per_pe(self) -> int:
+        return -(-self.max_rows // self.n_pes)
+
+    @property
+    def value_bits(self) -> int:
+        return self.codebook_bits if self.codebook else self.arith.weight_bits
+
+    @property
+    def entry_bits(self) -> int:
+        """Entry word: relative index in the high ``index_bits``, value (or code) in the low bits."""
+        return self.index_bits + self.value_bits
+
+    @property
+    def max_gap(self) -> int:
+        """Largest run of zeros a relative index can express before padding is needed."""
+        return (1 << self.index_bits) - 1
+
+    @property
+    def ptr_bits(self) -> int:
+        """Column pointers count entries 0..max_entries inclusive."""
+        return clog2(self.max_entries + 1)
+
+    def with_(self, **changes) -> "EIEConfig":
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class LaneConfig:
+    """An engine of ``lanes`` MAC lanes of 2 multipliers each (``rtl.common.lanes``): the dense
+    baseline's configuration (:data:`DenseConfig`) and the base of :class:`Sparse24Config`.
+
+    The weight matrix is ``max_rows x max_cols`` at most; ``lanes`` rows are computed in
+    parallel, row ``r`` on lane ``r % lanes``.
+    """
+
+    lanes: int = 4
+    arith: Arith = field(default_factory=Arith)
+    max_rows: int = 256
+
+    def __post_init__(self):
+        _check_int("lanes", self.lanes, 1, 256)
+        _check_int("max_rows", self.max_rows, 1)
+
+    @property
+    def max_cols(self) -> int:
+        return self.arith.max_cols
+
+    @property
+    def multipliers(self) -> int:
+        return self.lanes * 2
+
+    def with_(self, **changes):
+        return replace(self, **changes)
+
+
+DenseConfig = LaneConfig  # the dense baseline needs nothing beyond the lanes
+
+
+@dataclass(frozen=True)
+class Sparse24Config(LaneConfig):
+    """A 2:4 structured-sparse engine (the dense baseline also accepts one, see :class:`LaneConfig`).
+
+    The weight matrix is ``max_rows x max_cols`` at most, ``max_cols`` a multiple of 4. Each row
+    is stored as ``max_cols/4`` groups of two kept values plus two 2-bit positions. ``lanes``
+    rows are computed in parallel, one 2:4 MAC unit (2 multipliers) per lane.
+    """
+
+    n: int = 2
+    m: int = 4
+
+    def __post_init__(self):
+        super().__post_init__()
+        if (self.n, self.m) != (2, 4):
+            raise SparseFlowError(f"only 2:4 is built in hardware, not {self.n}:{self.m}")
+        if self.arith.max_cols % self.m:
+            raise SparseFlowError(f"max_cols must be a multiple of {self.m}, not {self.arith.max_cols}")
+
+    @property
+    def pos_bits(self) -> int:
+        return clog2(self.m)
+
+    @property
+    def groups_per_row(self) -> int:
+        return self.max_cols // self.m
+
+    @property
+    def multipliers(self) -> int:
+        return self.lanes * self.n
+
+
+# ----------------------------------------------------------------------------------------------
+# Configuration objects <-> JSON data: image manifests, compiled folders and reports all use these.
+
+_CONFIG_TYPES = {c.__name__: c for c in (Arith, Requant, EIEConfig, LaneConfig, Sparse24Config)}
+_NESTED = {"arith": Arith, "requant": Requant}
+
+
+def config_to_dict(cfg) -> dict:
+    """A configuration object (``Arith``, ``EIEConfig``, ``LaneConfig``, ``Sparse24Config``) as plain JSON data."""
+    if type(cfg).__name__ not in _CONFIG_TYPES:
+        raise SparseFlowError(f"not a configuration object: {type(cfg).__name__}")
+    out = {"type": type(cfg).__name__}
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        out[f.name] = config_to_dict(v) if is_dataclass(v) else v
+    return out
+
+
+def config_from_dict(d, _want=None):
+    """Inverse of :func:`config_to_dict`; a missing field takes its default, an unknown one is an error."""
+    if not isinstance(d, dict) or d.get("type") not in _CONFIG_TYPES:
+        raise SparseFlowError(f"config must be an object with a type in {sorted(_CONFIG_TYPES)}")
+    cls = _CONFIG_TYPES[d["type"]]
+    if _want is not None and cls is not _want:
+        raise SparseFlowError(f"config field must be a {_want.__name__}, not {cls.__name__}")
+    names = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for k, v in d.items():
+        if k == "type":
+            continue
+        if k not in names:
+            raise SparseFlowError(f"unknown {cls.__name__} field {k!r}")
+        if k in _NESTED and v is not None:
+            v = config_from_dict(v, _NESTED[k])
+        elif names[k].type in ("bool", bool) and not isinstance(v, bool):
+            raise SparseFlowError(f"{cls.__name__}.{k} must be true or false, not {v!r}")
+        kwargs[k] = v
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # e.g. a list where a number belongs
+        raise SparseFlowError(f"bad {cls.__name__}: {exc}") from None

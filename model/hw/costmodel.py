@@ -1,0 +1,75 @@
+"""Per-layer engine choice: predicted cycles and weight-memory bits of each engine.
+
+For one layer (integer weights ``W``, a sample of its input activations) and an engine budget
+(``n_pes`` EIE PEs; ``lanes`` 2:4/dense lanes), :func:`layer_costs` predicts, per engine:
+
+* ``eie``: cycles from ``model.hw.cyclemodel`` (exact against the RTL's counter, averaged over the
+  sample: it depends on which activations are zero); memory = entry words + column pointers of
+  every PE.
+* ``2:4``: only when ``W`` is 2:4-sparse. The engine streams the ``cols`` inputs in, then runs
+  ``ceil(rows/lanes)`` row blocks of ``cols/4`` group cycles each; memory = per group two
+  ``weight_bits`` values and a 4-bit position nibble.
+* ``dense``: the same schedule with ``cols/2`` pair cycles per block; memory = ``weight_bits``
+  per weight.
+
+A per-row bias (``Arith.bias_bits``) costs no cycle on any engine (it is read beside each
+result and added in the output stage) and the same ``rows x bias_bits`` memory on each, so it
+does not change the choice and is left out.
+
+The 2:4/dense cycle counts are a first-order model (input + compute + a small pipeline fill);
+the demo prints them next to the RTL's counters so their error is visible.
+:func:`choose` takes the fewest cycles, then the least memory.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from model.hw.config import EIEConfig
+from model.hw.engines import DENSE, EIE, SPARSE24
+from model.hw.formats import eie, nm
+
+PIPELINE_FILL = 9  # 2:4 / dense: memory read, three MAC stages, result register, result queue, holding and output registers, done
+
+
+def _eie_memory_bits(m: eie.EIEMatrix, cfg: EIEConfig) -> int:
+    cols = m.shape[1]
+    return int(m.entries_per_pe.sum()) * cfg.entry_bits + m.n_pes * (cols + 1) * cfg.ptr_bits
+
+
+def lane_cycles(rows: int, cols: int, lanes: int, per_cycle: int) -> int:
+    """First-order cycles of the 2:4 (``per_cycle`` = 4) or dense (2) engine for one vector."""
+    return cols + math.ceil(rows / lanes) * math.ceil(cols / per_cycle) + PIPELINE_FILL
+
+
+def layer_costs(weights: np.ndarray, x_sample: np.ndarray, eie_cfg: EIEConfig, lanes: int) -> dict:
+    """``{engine: {"cycles": float, "memory_bits": int}}`` for the engines that can run ``weights``.
+
+    ``x_sample``: ``(cols, n)`` input activations representative of the layer's inputs.
+    """
+    from model.hw.cyclemodel import predict_cycles
+
+    w = np.asarray(weights, dtype=np.int64)
+    rows, cols = w.shape
+    wb = eie_cfg.arith.weight_bits
+    m = eie.encode(w, eie_cfg)
+    xs = np.asarray(x_sample).reshape(cols, -1)
+    costs = {EIE.name: {"cycles": float(np.mean([predict_cycles(m, xs[:, b], eie_cfg) for b in range(xs.shape[1])])),
+                     "memory_bits": _eie_memory_bits(m, eie_cfg)}}
+    try:
+        nm.check_24(w)
+        ok24 = True
+    except ValueError:
+        ok24 = False
+    if ok24:
+        costs[SPARSE24.name] = {"cycles": float(lane_cycles(rows, cols, lanes, SPARSE24.per_cycle)),
+                        "memory_bits": rows * (cols // 4) * (2 * wb + 4)}
+    costs[DENSE.name] = {"cycles": float(lane_cycles(rows, cols, lanes, DENSE.per_cycle)),
+                         "memory_bits": rows * cols * wb}
+    return costs
+
+
+def choose(costs: dict) -> str:
+    """The engine with the fewest predicted cycles; ties go to the smaller memory."""
+    return min(costs, key=lambda e: (costs[e]["cycles"], costs[e]["memory_bits"]))
