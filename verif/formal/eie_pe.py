@@ -201,17 +201,16 @@ def array_config() -> EIEConfig:
                      max_rows=4, max_entries=4)
 
 
-def _zero_net(name: str) -> tuple[str, ...]:
+def _zero_net(top: str, name: str) -> tuple[str, ...]:
     """Yosys commands tying the (flattened) PE register ``name`` to 0: the bypass removed."""
-    sel = f"w:pe.{name}"
-    return (f"select -assert-count 1 {sel}", f"cutpoint -undef {sel}", "setundef -zero")
+    return (f"select -assert-count 1 w:pe.{name}", f"cd {top}", f"connect -set \\pe.{name}  1'0", "cd")
 
 
 def pe_proof(mutant: str | None = None, depth: int = 20) -> Proof:
     if mutant is not None and mutant not in BYPASSES:
         raise ValueError(f"mutant must be one of {BYPASSES}, not {mutant!r}")
     return Proof("eie_pe", PESpec(pe_config()), "bmc", depth,
-                 ("memory_map",) + (_zero_net(mutant) if mutant else ()))
+                 ("memory_map",) + (_zero_net("eie_pe", mutant) if mutant else ()))
 
 
 def flag_proof(mutant: bool = False, depth: int = 2) -> Proof:

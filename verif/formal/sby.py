@@ -62,6 +62,32 @@ class Result:
         return self.log[-3000:]
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (SBY starts smtbmc, and smtbmc yices, in their own process
+    groups, so killing SBY's group alone would leave the solver running)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    for p in [pid, *_descendants(pid)]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def cut(selection: str) -> str:
     """Yosys commands making every net of ``selection`` (e.g. ``w:*sel_act0``) a free value."""
     return f"select -assert-min 1 {selection}\ncutpoint {selection}"
@@ -85,13 +111,12 @@ def run(proof: Proof, workdir: Path, timeout: float = 600) -> Result:
     sby = write(proof, workdir)
     env = tool_env()
     start = time.monotonic()
-    # Own process group, so a timeout also ends the smtbmc/yices children.
     proc = subprocess.Popen([env["SBY"], "-f", sby.name], cwd=workdir, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         log, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        _kill_tree(proc.pid)
         log, _ = proc.communicate()
         return Result("TIMEOUT", time.monotonic() - start, log)
     seconds = time.monotonic() - start
