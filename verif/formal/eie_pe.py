@@ -18,10 +18,11 @@ the cycle before, whose clear is still pending), and ``bank`` does not change wh
 read-out is in flight (a read, or its clear, in that cycle); columns are in range and their
 pointers ascending within ``max_entries``; reset is not asserted after the start.
 
-:class:`FlagSpec` proves the PE's flags by k-induction (every input sequence, any length),
-and :class:`ArrayFlagSpec` the array's (``run``, ``idle_ok``, ``rows == 0/1``, ``one_left``,
-and each PE's) on a whole :class:`rtl.eie.array.EIEArray` with free inputs: the assertions
-the Amaranth simulator checks in the unit tests (``checks=True``), here for every input.
+:class:`FreeInputs` proves by k-induction (every input sequence, any length) the assertions a
+component elaborates itself: the PE's flags (:func:`flag_proof`) and the array's (``run``,
+``idle_ok``, ``rows == 0/1``, ``one_left``, and each PE's; :func:`array_flag_proof`) on a
+whole :class:`rtl.eie.array.EIEArray` with free inputs: the assertions the Amaranth simulator
+checks in the unit tests (``checks=True``), here for every input.
 
 ``mutant``: for PESpec the name of a bypass register (``s_fwd_d``, ``s_fwd_e``, ``s_fwd_f``:
 the entry one, two, three ahead has the same row) forced to 0 in the netlist, i.e. a PE
@@ -149,35 +150,19 @@ class PESpec(wiring.Component):
         return m
 
 
-class FlagSpec(wiring.Component):
-    """EIEPE(cfg, checks=True) with every input free: its own flag assertions, by induction."""
+class FreeInputs(wiring.Component):
+    """``component`` (submodule ``dut``) with every input port free: the proof of the
+    assertions it elaborates itself (``EIEPE``/``EIEArray`` with ``checks=True``)."""
 
-    def __init__(self, cfg: EIEConfig):
-        self.cfg = cfg
-        self._pe = EIEPE(cfg, checks=True)
-        super().__init__({name: In(member.shape) for name, member in _flat_inputs(self._pe)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.pe = self._pe
-        for name, _ in _flat_inputs(self._pe):
-            m.d.comb += _lookup(self._pe, name).eq(getattr(self, name))
-        return m
-
-
-class ArrayFlagSpec(wiring.Component):
-    """EIEArray(cfg, checks=True) with free ``x``, ``load`` and ``y.ready``."""
-
-    def __init__(self, cfg: EIEConfig):
-        self.cfg = cfg
-        self._array = EIEArray(cfg, checks=True)
-        super().__init__({name: In(member.shape) for name, member in _flat_inputs(self._array)})
+    def __init__(self, component: wiring.Component):
+        self._dut = component
+        super().__init__({name: In(member.shape) for name, member in _flat_inputs(component)})
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.array = self._array
-        for name, _ in _flat_inputs(self._array):
-            m.d.comb += _lookup(self._array, name).eq(getattr(self, name))
+        m.submodules.dut = self._dut
+        for name, _ in _flat_inputs(self._dut):
+            m.d.comb += _lookup(self._dut, name).eq(getattr(self, name))
         return m
 
 
@@ -214,10 +199,10 @@ def pe_proof(mutant: str | None = None, depth: int = 20) -> Proof:
 
 
 def flag_proof(mutant: bool = False, depth: int = 2) -> Proof:
-    return Proof("eie_pe_flags", FlagSpec(pe_config()), "prove", depth,
-                 ("memory_map",) + ((cut("w:pe.can_take"),) if mutant else ()))
+    return Proof("eie_pe_flags", FreeInputs(EIEPE(pe_config(), checks=True)), "prove", depth,
+                 ("memory_map",) + ((cut("w:dut.can_take"),) if mutant else ()))
 
 
 def array_flag_proof(mutant: bool = False, depth: int = 2) -> Proof:
-    return Proof("eie_array_flags", ArrayFlagSpec(array_config()), "prove", depth,
-                 ("memory_map",) + ((cut("w:array.rows_zero"),) if mutant else ()))
+    return Proof("eie_array_flags", FreeInputs(EIEArray(array_config(), checks=True)), "prove", depth,
+                 ("memory_map",) + ((cut("w:dut.rows_zero"),) if mutant else ()))

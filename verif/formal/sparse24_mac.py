@@ -103,7 +103,44 @@ class MACHarness(wiring.Component):
         return m
 
 
-class SelectLemma(wiring.Component):
+class _Lemma(wiring.Component):
+    """A MAC (submodule ``mac``) on free inputs; subclasses add the lemma's reference and
+    assertions in :meth:`check`. ``mutant``: the MAC is :class:`_BrokenMAC` of kind
+    ``broken`` (None: the lemma breaks it in the netlist instead, see :func:`lemma`)."""
+
+    broken: str | None = None
+
+    def __init__(self, arith: Arith, mutant: bool = False):
+        self.arith = arith
+        self.mutant = mutant
+        super().__init__({
+            "valid": In(1), "first": In(1), "last": In(1),
+            "act": In(data.ArrayLayout(signed(arith.act_bits), GROUP)),
+            "weight": In(data.ArrayLayout(signed(arith.weight_bits), KEPT)),
+            "pos": In(data.ArrayLayout(unsigned(POS_BITS), KEPT)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        broken = self.broken if self.mutant else None
+        mac = m.submodules.mac = Sparse24MAC(self.arith) if broken is None else _BrokenMAC(self.arith, broken)
+        for name in ("valid", "first", "last", "act", "weight", "pos"):
+            m.d.comb += getattr(mac, name).eq(getattr(self, name))
+        self.check(m, mac, platform)
+        return m
+
+    def check(self, m: Module, mac: Sparse24MAC, platform):
+        raise NotImplementedError
+
+
+def _delayed(m: Module, signals, prefix: str) -> list:
+    """Registered copies of ``signals`` (one cycle later), named ``<prefix>_<i>``."""
+    regs = [Signal.like(sig, name=f"{prefix}_{i}") for i, sig in enumerate(signals)]
+    m.d.sync += [r.eq(sig) for r, sig in zip(regs, signals)]
+    return regs
+
+
+class SelectLemma(_Lemma):
     """Lemma 1 (select), any metadata: one cycle after the MAC takes a group, its stage-1
     registers hold ``(weight[k], act[pos[k]])`` for k = 0, 1 and the group's flags.
 
@@ -111,16 +148,11 @@ class SelectLemma(wiring.Component):
     indexed read. ``mutant``: a broken MAC that pairs weight 0 with ``act[pos[1]]``.
     """
 
-    def __init__(self, arith: Arith, mutant: bool = False):
-        self.arith = arith
-        self.mutant = mutant
-        super().__init__(_mac_inputs(arith))
+    broken = "select"
 
-    def elaborate(self, platform):
-        m = Module()
+    def check(self, m, mac, platform):
         a = self.arith
-        mac = m.submodules.mac = _driven_mac(m, self, a, "select" if self.mutant else None)
-        ref_flags = _delayed_flags(m, self, "ref_s1")
+        ref_flags = _delayed(m, [self.valid, self.first, self.last], "ref_s1")
         ref_w = [Signal(signed(a.weight_bits), name=f"ref_w{k}") for k in range(KEPT)]
         ref_a = [Signal(signed(a.act_bits), name=f"ref_a{k}") for k in range(KEPT)]
         with m.If(self.valid):
@@ -136,28 +168,21 @@ class SelectLemma(wiring.Component):
                 with m.If(mac._flags[0][0]):
                     m.d.comb += [Assert(mac._sel_weight[k] == ref_w[k], "selected weight"),
                                  Assert(mac._sel_act[k] == ref_a[k], "selected activation")]
-        return m
 
 
-class ProductLemma(wiring.Component):
+class ProductLemma(_Lemma):
     """Lemma 2 (product): one cycle after stage 1 holds a group, each product register holds
     the exact signed product ``sel_weight[k] * sel_act[k]`` (the reference multiplies at two
     bits wider than the register, so a truncated or unsigned product fails), and the flags
     move on. ``mutant``: a broken MAC whose first multiplier takes the activation as unsigned.
     """
 
-    def __init__(self, arith: Arith, mutant: bool = False):
-        self.arith = arith
-        self.mutant = mutant
-        super().__init__(_mac_inputs(arith))
+    broken = "product"
 
-    def elaborate(self, platform):
-        m = Module()
+    def check(self, m, mac, platform):
         a = self.arith
-        mac = m.submodules.mac = _driven_mac(m, self, a, "product" if self.mutant else None)
         wide = signed(a.weight_bits + a.act_bits + 2)
-        ref_flags = [Signal(name=f"ref_s2_{f}") for f in ("valid", "first", "last")]
-        m.d.sync += [r.eq(s) for r, s in zip(ref_flags, mac._flags[0])]
+        ref_flags = _delayed(m, mac._flags[0], "ref_s2")
         ref_p = [Signal(wide, name=f"ref_p{k}") for k in range(KEPT)]
         with m.If(mac._flags[0][0]):
             for k in range(KEPT):
@@ -166,10 +191,9 @@ class ProductLemma(wiring.Component):
             m.d.comb += [Assert(mac._flags[1][i] == ref_flags[i], "stage 2 flags") for i in range(3)]
             with m.If(mac._flags[1][0]):
                 m.d.comb += [Assert(mac._prods[k] == ref_p[k], "exact product") for k in range(KEPT)]
-        return m
 
 
-class AccumulateLemma(wiring.Component):
+class AccumulateLemma(_Lemma):
     """Lemma 3 (accumulate): for *any* values in the product registers (the proof cuts them
     loose, see :data:`ACC_CUT`), the carry-save accumulator equals a plain running sum
     ``acc' = (first ? 0 : acc) + prod0 + prod1`` taken on each valid stage-2 group, ``result``
@@ -178,26 +202,16 @@ class AccumulateLemma(wiring.Component):
     ``mutant``: a broken MAC whose carry register is cut loose too (:data:`ACC_BROKEN`).
     """
 
-    def __init__(self, arith: Arith, mutant: bool = False):
-        self.arith = arith
-        self.mutant = mutant
-        super().__init__(_mac_inputs(arith))
-
-    def elaborate(self, platform):
-        m = Module()
-        a = self.arith
-        mac = m.submodules.mac = _driven_mac(m, self, a)
+    def check(self, m, mac, platform):
         s2_valid, s2_first, s2_last = mac._flags[1]
-        ref_acc = Signal(signed(a.acc_bits), name="ref_acc")
-        ref_done = Signal(name="ref_done")
-        m.d.sync += ref_done.eq(s2_valid & s2_last)
+        ref_acc = Signal(signed(self.arith.acc_bits), name="ref_acc")
+        (ref_done,) = _delayed(m, [s2_valid & s2_last], "ref_done")
         with m.If(s2_valid):
             m.d.sync += ref_acc.eq(Mux(s2_first, 0, ref_acc) + mac._prods[0] + mac._prods[1])
         if platform == "formal":
             m.d.comb += [Assert(mac._acc == ref_acc, "accumulator"),
                          Assert(mac.result == ref_acc, "result"),
                          Assert(mac.result_valid == ref_done, "result_valid")]
-        return m
 
 
 # The product registers as free values: the accumulate lemma holds whatever they contain.
@@ -237,15 +251,6 @@ class DecompressLemma(wiring.Component):
         return m
 
 
-def _mac_inputs(arith: Arith) -> dict:
-    return {
-        "valid": In(1), "first": In(1), "last": In(1),
-        "act": In(data.ArrayLayout(signed(arith.act_bits), GROUP)),
-        "weight": In(data.ArrayLayout(signed(arith.weight_bits), KEPT)),
-        "pos": In(data.ArrayLayout(unsigned(POS_BITS), KEPT)),
-    }
-
-
 class _BrokenMAC(Sparse24MAC):
     """A deliberately wrong MAC for the non-vacuity checks (later assignments in the same
     module override the RTL's): ``select``: weight 0 is paired with ``act[pos[1]]``;
@@ -264,20 +269,6 @@ class _BrokenMAC(Sparse24MAC):
             with m.If(self._flags[0][0]):
                 m.d.sync += self._prods[0].eq(self._sel_weight[0] * self._sel_act[0].as_unsigned())
         return m
-
-
-def _driven_mac(m: Module, harness, arith: Arith, broken: str | None = None) -> Sparse24MAC:
-    """A MAC whose inputs are the harness's free inputs (add it as a submodule named ``mac``)."""
-    mac = Sparse24MAC(arith) if broken is None else _BrokenMAC(arith, broken)
-    for name in ("valid", "first", "last", "act", "weight", "pos"):
-        m.d.comb += getattr(mac, name).eq(getattr(harness, name))
-    return mac
-
-
-def _delayed_flags(m: Module, harness, prefix: str) -> list:
-    flags = [Signal(name=f"{prefix}_{f}") for f in ("valid", "first", "last")]
-    m.d.sync += [flags[0].eq(harness.valid), flags[1].eq(harness.first), flags[2].eq(harness.last)]
-    return flags
 
 
 FULL = Arith(weight_bits=8, act_bits=16, max_cols=1024)
