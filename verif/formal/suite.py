@@ -19,12 +19,13 @@ from typing import Callable
 from . import eie_pe, fifo, sparse24_mac
 from .sby import Proof, run
 
-# BMC depths: the broadcast's queues fill (N, the staged pair, a queue of 2) within 10 cycles;
-# the PE's deepest bypass case (three entries ahead, after four memory writes and a pop, then
-# a bank swap and the read-out) needs 16 cycles to reach its read-out.
+# BMC depths: every stage of the broadcast (N, the staged pair, a queue of 2) is full within
+# 7 cycles of reset, so 10 also covers draining it; each cycle more multiplies the solver time.
+# The PE without its three-ahead bypass (s_fwd_f) fails at step 16 (two memory writes, a pop,
+# four entries through the pipeline, the bank swap, the read-out), so the PE proofs run to 18.
 BROADCAST_DEPTH = 10
-BROADCAST_DEPTH_SLOW = 16
-PE_DEPTH = 16
+BROADCAST_DEPTH_SLOW = 12
+PE_DEPTH = 18
 
 
 @dataclass(frozen=True)
