@@ -52,11 +52,24 @@ def pe_config() -> EIEConfig:
                      max_rows=4, max_entries=4)
 
 
+def pe_image(cfg: EIEConfig) -> tuple[list[int], list[int]]:
+    """The memories' contents at reset (entry words, pointers): column 0 holds rows 0, 2 and
+    column 1 rows 2, 0, every weight 1. Popping 0 then 1 updates rows 0, 2, 2, 0 (the same row
+    one and three entries apart), 0 then 0 rows 0, 2, 0, 2 (two apart): every bypass is
+    reached without a memory write, which keeps the bounded proof short. The writes on the
+    ports still change any of it."""
+    vb = cfg.value_bits
+    entries = [(0, 1), (1, 1), (2, 1), (1, 1)]  # (relative index z, weight)
+    return [(z << vb) | w for z, w in entries], [0, 2, 4]
+
+
 class PESpec(wiring.Component):
-    """EIEPE(cfg, checks=True) against a pop-time reference of its accumulators."""
+    """EIEPE(cfg, checks=True) against a pop-time reference of its accumulators, both
+    starting from :func:`pe_image`."""
 
     def __init__(self, cfg: EIEConfig):
         self.cfg = cfg
+        self.words, self.ptr = pe_image(cfg)
         super().__init__({
             "act_valid": In(1), "act_col": In(clog2(cfg.max_cols + 1)), "act_data": In(signed(cfg.arith.act_bits)),
             "ent_we": In(1), "ent_addr": In(clog2(cfg.max_entries)), "ent_data": In(cfg.entry_bits),
@@ -68,7 +81,7 @@ class PESpec(wiring.Component):
         m = Module()
         cfg, a = self.cfg, self.cfg.arith
         rows = cfg.rows_per_pe
-        pe = m.submodules.pe = EIEPE(cfg, checks=True)
+        pe = m.submodules.pe = EIEPE(cfg, self.words, self.ptr, checks=True)
         bank = Signal(name="bank")
         m.d.comb += [
             pe.act.valid.eq(self.act_valid), pe.act.payload.col.eq(self.act_col),
@@ -81,8 +94,10 @@ class PESpec(wiring.Component):
             m.d.sync += bank.eq(~bank)
 
         # Shadow copies of the PE's memories (reset_less, as memories are).
-        ent = [Signal(cfg.entry_bits, name=f"ref_ent{i}", reset_less=True) for i in range(cfg.max_entries)]
-        ptr = [Signal(cfg.ptr_bits, name=f"ref_ptr{j}", reset_less=True) for j in range(cfg.max_cols + 1)]
+        ent = [Signal(cfg.entry_bits, name=f"ref_ent{i}", reset_less=True, init=self.words[i])
+               for i in range(cfg.max_entries)]
+        ptr = [Signal(cfg.ptr_bits, name=f"ref_ptr{j}", reset_less=True, init=self.ptr[j])
+               for j in range(cfg.max_cols + 1)]
         for i in range(cfg.max_entries):
             with m.If(self.ent_we & (self.ent_addr == i)):
                 m.d.sync += ent[i].eq(self.ent_data)

@@ -28,7 +28,7 @@ mode {mode}
 depth {depth}
 
 [engines]
-smtbmc yices
+{engine}
 
 [script]
 read_rtlil {name}.il
@@ -49,6 +49,7 @@ class Proof:
     mode: str = "prove"
     depth: int = 2
     script: tuple[str, ...] = field(default_factory=tuple)
+    engine: str = "smtbmc yices"
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ def write(proof: Proof, workdir: Path) -> Path:
     text = rtlil.convert(proof.harness, name=proof.name, platform="formal", emit_src=False)
     (workdir / f"{proof.name}.il").write_text(text)
     sby = workdir / f"{proof.name}.sby"
-    sby.write_text(SBY.format(name=proof.name, mode=proof.mode, depth=proof.depth, script="\n".join(proof.script)))
+    sby.write_text(SBY.format(name=proof.name, mode=proof.mode, depth=proof.depth, engine=proof.engine,
+                              script="\n".join(proof.script)))
     return sby
 
 

@@ -21,11 +21,12 @@ from .sby import Proof, run
 
 # BMC depths: every stage of the broadcast (N, the staged pair, a queue of 2) is full within
 # 7 cycles of reset, so 10 also covers draining it; each cycle more multiplies the solver time.
-# The PE without its three-ahead bypass (s_fwd_f) fails at step 16 (two memory writes, a pop,
-# four entries through the pipeline, the bank swap, the read-out), so the PE proofs run to 18.
+# A PE without any one of its bypasses fails at step 15, the earliest possible (two pops at
+# cycles 0 and 1, four entries through the pipeline, idle at 13, the bank swap, the read-out
+# at 14 and its data at 15), so the PE proofs run to depth 16.
 BROADCAST_DEPTH = 10
 BROADCAST_DEPTH_SLOW = 12
-PE_DEPTH = 18
+PE_DEPTH = 16
 
 
 @dataclass(frozen=True)
