@@ -30,14 +30,13 @@ without that bypass; for the flag proofs, a flag register cut loose (any value).
 """
 from __future__ import annotations
 
-from amaranth import Module, Mux, ResetSignal, Signal, signed, unsigned
+from amaranth import Module, Mux, ResetSignal, Signal, signed
 from amaranth.hdl import Assert, Assume
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
 from model.config import Arith, EIEConfig, clog2
 from rtl.eie.array import EIEArray
-from rtl.eie.layouts import load_layout, nz_layout
 from rtl.eie.pe import EIEPE
 
 from .sby import Proof, cut

@@ -25,7 +25,7 @@ asserts every cycle that what the design shows equals what the reference holds.
 """
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, unsigned
+from amaranth import Module, Mux, Signal
 from amaranth.hdl import Assert, Assume
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
@@ -166,7 +166,7 @@ class BroadcastSpec(wiring.Component):
                 m.d.comb += Assert(level < capacity, "no more words owed than the broadcast can hold")
                 with m.If(dut.q[k].valid):
                     m.d.comb += [Assert(level != 0, "no spurious word"),
-                                 Assert(Cat(dut.q[k].payload.as_value()) == entries[0], "words in order")]
+                                 Assert(dut.q[k].payload.as_value() == entries[0], "words in order")]
                 with m.If(~dut.pending & ~dut.q[k].valid):
                     m.d.comb += Assert(level == 0, "no word dropped")
         if platform == "formal":

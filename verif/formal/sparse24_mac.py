@@ -9,9 +9,15 @@ the reference's, that its selected activations times their weights sum to the re
 product, that its product register sum equals the (delayed) reference group product and that
 its accumulator equals the reference sum, and that a ``result_valid`` result is the reference
 dot product. The assertions together are 1-inductive, so ``mode prove`` closes for every input
-sequence of any length, not only a bound.
+sequence of any length, not only a bound; but only at small widths (the solver must equate two
+arrangements of multipliers).
 
-``python -m verif.formal.sparse24_mac [workdir]`` runs the proof and prints the SBY status.
+At full width the same theorem is proven as four lemmas, each its own harness (:data:`LEMMAS`:
+select, product, accumulate, decompress; ``docs/formal.md`` shows how they compose), each with
+a broken MAC that must fail it (``mutant=True``).
+
+``python -m verif.formal.sparse24_mac [workdir]`` runs the four lemmas at full width and prints
+each status and time.
 """
 from __future__ import annotations
 
