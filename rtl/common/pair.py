@@ -24,6 +24,9 @@ class PairBuffer(wiring.Component):
 
     def __init__(self, width: int):
         self.width = width
+        # The write and read pointers, created here so the formal proof (verif/formal/fifo.py)
+        # can state its invariant on them.
+        self._w_ptr, self._r_ptr = Signal(name="w_ptr"), Signal(name="r_ptr")
         super().__init__({
             "w_data": In(width), "w_en": In(1), "w_rdy": Out(1, init=1),
             "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
@@ -33,7 +36,7 @@ class PairBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         slots = [Signal(self.width, name=f"slot{i}", reset_less=True) for i in range(2)]  # data only
-        w_ptr, r_ptr = Signal(), Signal()
+        w_ptr, r_ptr = self._w_ptr, self._r_ptr
         push = self.w_en & self.w_rdy
         pop = self.r_en & self.r_rdy
         full = ~self.w_rdy
