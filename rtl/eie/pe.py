@@ -24,7 +24,10 @@ class EIEPE(wiring.Component):
       ``ptr_we``, ``ptr_addr``, ``ptr_data``: write column pointer ``ptr[ptr_addr]``.
       ``codebook`` In(array of 2**codebook_bits signed weights), codebook mode only.
       ``bank``     In(1): the accumulator bank the PE computes into; read-out uses the other one.
-                   Change it only while the PE is idle.
+                   Change it only while the PE is idle and no read-out is in flight: no
+                   ``rd_en`` in that cycle or the one before (whose clear is still pending),
+                   else the read or the clear lands in the wrong bank. The array swaps only
+                   with ``~out_busy``; the formal bypass proof (docs/formal.md) assumes it.
       ``rd_en``, ``rd_addr``, ``rd_data``: read-out of bank ``~bank``, at any time: ``rd_en``
                    reads accumulator ``rd_addr`` into ``rd_data`` at the edge (held while
                    ``rd_en`` is low) and clears that accumulator one cycle later.

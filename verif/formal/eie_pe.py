@@ -35,7 +35,7 @@ from amaranth.hdl import Assert, Assume
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from model.config import Arith, EIEConfig, clog2
+from model.hw.config import Arith, EIEConfig, clog2
 from rtl.eie.array import EIEArray
 from rtl.eie.pe import EIEPE
 

@@ -30,7 +30,7 @@ from amaranth.hdl import Assert, Assume
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
-from model.config import Arith, EIEConfig, clog2
+from model.hw.config import Arith, EIEConfig, clog2
 from rtl.common.pair import PairBuffer
 from rtl.eie.broadcast import Broadcast
 from rtl.eie.layouts import nz_layout

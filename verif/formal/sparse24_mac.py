@@ -230,7 +230,7 @@ class DecompressLemma(wiring.Component):
     """Lemma 4 (decompress), valid metadata, combinational: for each of the six ascending
     position pairs ``p0 < p1`` (one case each, positions constant), ``w0 * act[p0] +
     w1 * act[p1]`` equals the dense dot product ``sum_i dense[i] * act[i]`` of the decompressed
-    group (``dense[i]`` = the kept value at position ``i``, else 0: ``model.formats.nm.decode``).
+    group (``dense[i]`` = the kept value at position ``i``, else 0: ``model.hw.formats.nm.decode``).
     ``mutant``: the dense side decompresses with the positions swapped.
     """
 
