@@ -2,7 +2,6 @@
 every result), with random idle on ``x``/``load`` and back-pressure on ``y``; plus elaboration,
 constructor, lint and host-side validation checks that need no simulator."""
 import gc
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from model.errors import SparseFlowError
 from model.formats import nm
 from rtl.sparse24.core import build_config
 from rtl.sparse24.engine import Sparse24Engine
+from verif.cases import corner_inputs, corner_matrix, random_24  # noqa: F401 (test_native)
 from verif.runner import SIMULATORS, lint, to_verilog
 from verif.spmv_sparse24 import make_engine, run_spmv, simulate_engine
 
@@ -23,7 +23,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable
 # One build per simulator serves every case below (shift/ReLU are run-time registers).
 CFG = Sparse24Config(lanes=3, arith=Arith(weight_bits=8, act_bits=16, max_cols=32, requant=Requant(4, True)),
                      max_rows=16)
-PAIRS = list(itertools.combinations(range(4), 2))
 
 # Verilator -Wall on Amaranth's Verilog: these classes are artefacts of the code generator, not
 # of the design: DECLFILENAME (lint() names the file <top>-<pid>.v), PROCASSINIT (reset values
@@ -35,41 +34,9 @@ WAIVERS = ["-Wno-DECLFILENAME", "-Wno-PROCASSINIT", "-Wno-WIDTHEXPAND", "-Wno-WI
            "-Wno-UNUSEDSIGNAL", "-Wno-CASEINCOMPLETE"]
 
 
-def random_24(rng, rows, cols, wb=8):
-    """A 2:4 matrix whose groups hold 0, 1 or 2 non-zeros at random positions."""
-    lo, hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
-    w = rng.integers(lo, hi + 1, (rows, cols // 4, 4))
-    for r in range(rows):
-        for g in range(cols // 4):
-            keep = rng.choice(4, size=rng.integers(0, 3), replace=False)
-            mask = np.zeros(4, bool)
-            mask[keep] = True
-            w[r, g, ~mask] = 0
-    return w.reshape(rows, cols)
-
-
 def with_requant(shift, relu, cfg=CFG):
     return cfg.with_(arith=Arith(cfg.arith.weight_bits, cfg.arith.act_bits, max_cols=cfg.max_cols,
                                  requant=Requant(shift, relu)))
-
-
-def corner_matrix():
-    """Rows: all kept weights zero; each of the six position pairs at the extremes; -128 on
-    every kept slot; a row that is dense in every other group."""
-    C = 32
-    rows = [np.zeros(C, int)]
-    for p0, p1 in PAIRS:  # adjacent (0,1) (1,2) (2,3) and apart (0,2) (0,3) (1,3)
-        row = np.zeros((C // 4, 4), int)
-        row[:, p0], row[:, p1] = -128, 127
-        rows.append(row.reshape(C))
-    rows.append(np.tile([-128, 0, -128, 0], C // 4))
-    rows.append(np.tile([0, 0, 0, 0, 1, -1, 0, 0], C // 8))
-    return np.array(rows)
-
-
-def corner_inputs():
-    lo, hi = CFG.arith.act_range
-    return np.stack([np.full(32, lo), np.full(32, hi), np.tile([lo, hi], 16), np.arange(32) - 16], axis=1)
 
 
 @pytest.mark.parametrize("sim", SIMULATORS)

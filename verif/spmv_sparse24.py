@@ -120,7 +120,7 @@ def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim
     work = len(program) + x.shape[1] * (cols + blocks * groups + rows + 20)
     if backend == "native":
         return _simulate_native(engine, program, x, rows, toplevel=toplevel, pacing=pacing, waves=waves,
-                                seed=seed, quiet=cols + blocks * groups + rows + 1000)
+                                seed=seed)
     with tempfile.TemporaryDirectory(prefix="sparse24-") as tmp:
         case_path, out_path = Path(tmp) / "case.json", Path(tmp) / "result.json"
         case_path.write_text(json.dumps({
@@ -143,19 +143,28 @@ def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim
     return result
 
 
-def _simulate_native(engine, program, x, rows, *, toplevel, pacing, waves, seed, quiet) -> dict:
+def native_job(engine, program, x, rows) -> tuple[dict, int]:
+    """The native harness job for ``program`` and ``x`` (cols, B), and the watchdog at full
+    speed (cycles without a handshake that mean a hung engine; divide by pacing squared)."""
+    from verif.spmv_eie import packed_inputs
+    if max((int(w).bit_length() for w in program), default=0) > 63:
+        raise SparseFlowError("load words wider than 63 bits do not fit the native harness")
+    cols = x.shape[0]
+    quiet = cols + -(-rows // engine.cfg.lanes) * -(-cols // engine.GROUP) + rows + 1000
+    job = {"load": np.asarray(program, dtype=np.int64), "x": packed_inputs(x, engine.cfg.arith.act_bits),
+           "rows": rows}
+    return job, 4 * quiet
+
+
+def _simulate_native(engine, program, x, rows, *, toplevel, pacing, waves, seed) -> dict:
     """:func:`simulate_engine` on the native harness (same stream timing as the testbench)."""
     from verif import native
     from verif.runner import waves_requested
-    from verif.spmv_eie import packed_inputs
     waves = waves_requested(waves)
     exe = native.build(engine, toplevel=toplevel, eie=False, waves=waves)
-    cfg = engine.cfg
-    if max((int(w).bit_length() for w in program), default=0) > 63:
-        raise SparseFlowError("load words wider than 63 bits do not fit the native harness")
-    job = {"load": np.asarray(program, dtype=np.int64), "x": packed_inputs(x, cfg.arith.act_bits), "rows": rows}
-    (r,), facts = native.run(exe, [job], out_bits=cfg.arith.out_bits, eie=False, pacing=(pacing,) * 3,
-                             seeds=(seed, seed + 1, seed + 2), watchdog=int(4 * quiet / pacing ** 2),
+    job, quiet = native_job(engine, program, x, rows)
+    (r,), facts = native.run(exe, [job], out_bits=engine.cfg.arith.out_bits, eie=False, pacing=(pacing,) * 3,
+                             seeds=(seed, seed + 1, seed + 2), watchdog=int(quiet / pacing ** 2),
                              waves=waves)
     r.update(run_dir=facts["run_dir"], sim_cycles=facts["sim_cycles"], sim_seconds=facts["sim_seconds"])
     return r
