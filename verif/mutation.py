@@ -373,7 +373,7 @@ def mutate_engine(name: str, n: int, seed: int, *, workers: int | None = None, w
                 progress(f"{name}: {k}/{len(picked)} mutants screened")
     rows = [{"index": m.index, "mode": m.mode, "src": m.src, "command": m.command, **outcomes[m.index]}
             for m in picked]
-    return {"engine": name, "mutants": len(picked), "seed": seed, "listed": n, "work": str(work),
+    return {"engine": name, "toplevel": t.toplevel, "mutants": len(picked), "seed": seed, "listed": n, "work": str(work),
             "counts": _counts(rows), "by_src": by_src(rows), "mutations": rows,
             "runs": [r.name for r in t.runs], "build_seconds": round(t_build, 1),
             "screen_seconds": round(time.perf_counter() - t_screen, 1),
@@ -414,8 +414,8 @@ def equivalence(work: Path, m: Mutation, toplevel: str, depth: int = 12) -> str:
     first cycle, as the harness resets), proved with temporal induction, else checked to
     ``depth`` cycles. Returns "proved", "bounded <depth>" (no difference within depth
     cycles of reset) or "differs" (a trace exists: the screen needs a case)."""
-    base = (f"read_rtlil design.il; rename {toplevel} gold; read_rtlil design.il; rename {toplevel} gate; "
-            f"cd gate; {m.command}; cd; miter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter; "
+    base = (f"read_rtlil design.il; {m.command}; rename {toplevel} gate; read_rtlil design.il; "
+            f"rename {toplevel} gold; miter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter; "
             "hierarchy -top miter; memory_map; opt -fast; ")
     common = "-set-init-zero -set-at 1 in_rst 1 -prove trigger 0 -enable_undef -set-def-inputs"
     for attempt, opts in (("proved", f"sat -tempinduct -seq 1 {common} -maxsteps {depth} miter"),
