@@ -112,3 +112,22 @@ def corner_inputs(act_range: tuple[int, int] = (-32768, 32767)) -> np.ndarray:
     """Four 32-element vectors: all minimum, all maximum, alternating, a ramp through zero."""
     lo, hi = act_range
     return np.stack([np.full(32, lo), np.full(32, hi), np.tile([lo, hi], 16), np.arange(32) - 16], axis=1)
+
+
+def lane_backpressure_cases(rng, dense: bool = False, rows: int = 16, cols: int = 32) -> list:
+    """Input at full speed, a slow ``y`` consumer: the result queues fill to their depth while
+    the lanes keep computing. Shifts set each bit of the 5-bit register (0..24), so the high
+    accumulator bits reach a result unsaturated; ReLU on and off. Found by mutation screening: the random
+    cases (all streams at one pacing) never filled the queues' deeper entries nor used shift
+    bits 3 and 4. Returns ``(weights, x, shift, relu, out_pacing, seed)`` tuples."""
+    def weights(r, c):
+        return rng.integers(-128, 128, (r, c)) if dense else random_24(rng, r, c)
+
+    out = []
+    for k, (shift, relu, amp, out_p) in enumerate([(0, False, 6, 0.15), (6, True, 600, 0.2), (12, False, 32768, 0.25),
+                                                    (17, False, 32768, 0.15), (24, True, 32768, 0.3),
+                                                    (20, False, 32768, 0.2)]):
+        x = rng.integers(-amp, amp, (cols, 4))
+        x[:, 0] = -amp if k % 2 else amp - 1  # one vector at an extreme: the high accumulator bits
+        out.append((weights(rows, cols), x, shift, relu, out_p, k))
+    return out

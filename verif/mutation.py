@@ -43,6 +43,7 @@ import numpy as np
 from model.errors import SparseFlowError
 
 ENGINES = ("eie", "2:4", "dense")
+BACKPRESSURE_SEED = 31  # the seed of the regression's back-pressure tests (2:4; dense: + 1)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -130,7 +131,7 @@ def eie_target() -> Target:
     return Target("eie", EIEArray(bcfg), TOPLEVEL, True, cfg.n_pes, cfg.arith.out_bits, runs)
 
 
-def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False):
+def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, out_pacing=None):
     from model.formats import nm
     from model.reference import layer
     from verif.spmv_sparse24 import native_job
@@ -152,12 +153,13 @@ def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False):
                 return f"invariant: per-vector cycles add to {sum(r['cycles'])}, total {r['total_cycles']}"
         return None
 
-    return Run(name, [job], [layer(w, x, cfg.arith)], (pacing,) * 3, (seed, seed + 1, seed + 2),
-               int(quiet / pacing ** 2), check)
+    out_pacing = pacing if out_pacing is None else out_pacing
+    return Run(name, [job], [layer(w, x, cfg.arith)], (pacing, pacing, out_pacing), (seed, seed + 1, seed + 2),
+               int(quiet / min(pacing, out_pacing) ** 2), check)
 
 
 def lane_target(dense: bool) -> Target:
-    from verif.cases import corner_inputs, corner_matrix, random_24
+    from verif.cases import corner_inputs, corner_matrix, lane_backpressure_cases, random_24
     from verif.spmv_sparse24 import make_engine, toplevel_name
     cfg = lane_config()
 
@@ -186,6 +188,11 @@ def lane_target(dense: bool) -> Target:
         x[:, 0] = -32768
         runs.append(_lane_run("dense random, paced 0.5", engine, w, x, rq(0, False), 0.5, 4))
         runs.append(_lane_run("dense small, paced 0.8", engine, w[:4, :8], x[:8], rq(7, True), 0.8, 5))
+    # tests/test_sparse24_engine.py / test_dense_engine.py::test_back_pressure_fills_the_result_queues
+    for w, x, shift, relu, out_p, seed in lane_backpressure_cases(np.random.default_rng(BACKPRESSURE_SEED + dense),
+                                                                  dense):
+        runs.append(_lane_run(f"back-pressure, shift {shift}", engine, w, x, rq(shift, relu), 1.0, seed,
+                              out_pacing=out_p))
     return Target("dense" if dense else "2:4", engine, toplevel_name(dense), False, 1, cfg.arith.out_bits, runs)
 
 

@@ -29,7 +29,7 @@ class EngineTB:
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         self.loader = StreamDriver(dut, "load", dut.clk, Pacer(case["pacing"], seed=seed))
         self.xdrv = StreamDriver(dut, "x", dut.clk, Pacer(case["pacing"], seed=seed + 1))
-        self.ymon = StreamMonitor(dut, "y", dut.clk, Pacer(case["pacing"], seed=seed + 2))
+        self.ymon = StreamMonitor(dut, "y", dut.clk, Pacer(case.get("out_pacing", case["pacing"]), seed=seed + 2))
         self.first_x = None
         self.last_y = None
         self.cycle = 0
