@@ -193,15 +193,13 @@ def test_input_past_max_cols_is_dropped(dense):
     """Elements past ``max_cols`` are dropped (rtl/sparse24/core.py): the result is the matrix
     times the first ``cols`` elements (a case the mutation screen asked for)."""
     from model.reference import layer
-    from verif.cases import OVERLONG_SEED, overlong
-    rng = np.random.default_rng(OVERLONG_SEED)
+    from verif.cases import OVERLONG_SEED, lane_overlong_case
     print(f"seed {OVERLONG_SEED}")
-    w, x = random_24(rng, 7, CFG.max_cols), rng.integers(-32768, 32768, (CFG.max_cols, 2))
+    w, x, long_x = lane_overlong_case()
     cfg = with_requant(9, False)
     eng = make_engine(cfg, dense)
     program = eng.load_program(w if dense else nm.encode(w, 8), cfg.arith.requant)
-    long_x = overlong(x, CFG.max_cols + 5, np.random.default_rng(7))
-    out = simulate_engine(eng, program, long_x, 7, sim="verilator", backend="native",
+    out = simulate_engine(eng, program, long_x, w.shape[0], sim="verilator", backend="native",
                           toplevel="dense_engine" if dense else "sparse24_engine")
     assert (out["y"] == layer(w, x, cfg.arith)).all()
     assert (layer(w, long_x[:CFG.max_cols], cfg.arith) == out["y"]).all() and long_x.shape[0] > CFG.max_cols

@@ -155,3 +155,12 @@ def overlong_jobs(cfg) -> list:
     w = rng.integers(-128, 128, (cfg.max_rows, cfg.max_cols)) * (rng.random((cfg.max_rows, cfg.max_cols)) < 0.5)
     x = rng.integers(-32768, 32768, (cfg.max_cols, 2))
     return random_jobs(rng, cfg, 2) + [(w[:, :cfg.max_cols // 2], x[:cfg.max_cols // 2]), (w, x)]
+
+
+def lane_overlong_case(rows: int = 16, cols: int = 32, extra: int = 5) -> tuple:
+    """Lane engines: ``(weights, x, x extended past max_cols)``. Full height, so a vector's
+    compute outlasts the next vector's input and the dropped elements would land in the buffer
+    still being read."""
+    rng = np.random.default_rng(OVERLONG_SEED)
+    w, x = random_24(rng, rows, cols), rng.integers(-32768, 32768, (cols, 4))
+    return w, x, overlong(x, cols + extra, rng)

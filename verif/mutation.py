@@ -140,16 +140,14 @@ def eie_target() -> Target:
     return Target("eie", EIEArray(bcfg), TOPLEVEL, True, cfg.n_pes, cfg.arith.out_bits, runs)
 
 
-def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, out_pacing=None, x_length=None):
+def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, out_pacing=None, long_x=None):
     from model.formats import nm
     from model.reference import layer
     from verif.spmv_sparse24 import native_job
     w, x = np.asarray(w), np.asarray(x).reshape(np.shape(w)[1], -1)
     dense = engine.GROUP != 4
     program = engine.load_program(w if dense else nm.encode(w, cfg.arith.weight_bits), cfg.arith.requant)
-    from verif.cases import overlong
-    job, quiet = native_job(engine, program, x if x_length is None else
-                            overlong(x, x_length, np.random.default_rng(seed)), w.shape[0])
+    job, quiet = native_job(engine, program, x if long_x is None else long_x, w.shape[0])  # golden: W @ x
     n_vec, (rows, cols) = x.shape[1], w.shape
 
     def check(results):
@@ -200,10 +198,8 @@ def lane_target(dense: bool) -> Target:
         x[:, 0] = -32768
         runs.append(_lane_run("dense random, paced 0.5", engine, w, x, rq(0, False), 0.5, 4))
         runs.append(_lane_run("dense small, paced 0.8", engine, w[:4, :8], x[:8], rq(7, True), 0.8, 5))
-    rng = np.random.default_rng(cases.OVERLONG_SEED)  # tests/test_sparse24_engine.py::test_input_past_max_cols_is_dropped
-    runs.append(_lane_run("input past max_cols", engine, random_24(rng, 7, cfg.max_cols),
-                          rng.integers(-32768, 32768, (cfg.max_cols, 2)), rq(9, False), 1.0, 7,
-                          x_length=cfg.max_cols + 5))
+    w, x, long_x = cases.lane_overlong_case()  # tests/test_sparse24_engine.py::test_input_past_max_cols_is_dropped
+    runs.append(_lane_run("input past max_cols", engine, w, x, rq(9, False), 1.0, 7, long_x=long_x))
     # tests/test_sparse24_engine.py / test_dense_engine.py::test_back_pressure_fills_the_result_queues
     for w, x, shift, relu, out_p, seed in lane_backpressure_cases(np.random.default_rng(cases.BACKPRESSURE_SEED + dense),
                                                                   dense):
@@ -274,6 +270,40 @@ def mutations(work: Path, n: int, seed: int) -> list[Mutation]:
         tags = [words[k + 1] for k, w in enumerate(words) if w == "-src"]
         out.append(Mutation(i, line.strip(), words[words.index("-mode") + 1], _location(tags)))
     return out
+
+
+def _sigbits(spec: str, widths: dict) -> list:
+    """An RTLIL sigspec as bits, LSB first: "0"/"1"/"x" for constants, None for wire bits."""
+    spec = spec.strip()
+    parts = re.findall(r"\d+'[01xz]+|[\\$][^\s\[\]{}]+(?:\s*\[\d+(?::\d+)?\])?",
+                       spec[1:-1] if spec.startswith("{") else spec)
+    bits = []
+    for part in reversed(parts):  # a concatenation lists its MSB part first
+        if re.fullmatch(r"\d+'[01xz]+", part):
+            bits += list(reversed(part.split("'")[1]))
+            continue
+        m = re.fullmatch(r"(\S+)\s*(?:\[(\d+)(?::(\d+))?\])?", part)
+        hi, lo = m.group(2), m.group(3)
+        n = widths.get(m.group(1), 1) if hi is None else (int(hi) - int(lo) + 1 if lo is not None else 1)
+        bits += [None] * n
+    return bits
+
+
+def constant_noop(design: str, m: Mutation) -> bool:
+    """Whether ``m`` forces a cell input bit to the constant it is already tied to (``const0``
+    on a ``0``, ``const1`` on a ``1``): equivalent by construction."""
+    if m.mode not in ("const0", "const1"):
+        return False
+    words = m.command.split()
+    cell, port, bit = (words[words.index(k) + 1] for k in ("-cell", "-port", "-portbit"))
+    widths = {w[-1]: int(w[w.index("width") + 1]) if "width" in w else 1
+              for w in (ln.split() for ln in design.splitlines() if ln.startswith("  wire "))}
+    body = re.search(r"^  cell \S+ " + re.escape(cell) + r"\n(.*?)^  end$", design, re.S | re.M)
+    conn = body and re.search(r"^    connect \\" + re.escape(port) + r" (.*)$", body.group(1), re.M)
+    if not conn:
+        return False
+    bits = _sigbits(conn.group(1), widths)
+    return int(bit) < len(bits) and bits[int(bit)] == m.mode[-1]
 
 
 def mutsel_width(n: int) -> int:
@@ -397,8 +427,14 @@ def mutate_engine(name: str, n: int, seed: int, *, workers: int | None = None, w
             outcomes[m.index] = out
             if progress and (k % 25 == 0 or k == len(picked)):
                 progress(f"{name}: {k}/{len(picked)} mutants screened")
+    design = (work / "design.il").read_text()
     rows = [{"index": m.index, "mode": m.mode, "src": m.src, "command": m.command, **outcomes[m.index]}
             for m in picked]
+    for m, r in zip(picked, rows):
+        if constant_noop(design, m):
+            if r["status"] != "survived":
+                raise RuntimeError(f"{name}: mutant {m.index} changes nothing but was {r['status']}: {r['why']}")
+            r["equivalent"] = "constant: the input bit is already tied to that value"
     return {"engine": name, "toplevel": t.toplevel, "mutants": len(picked), "seed": seed, "listed": n, "work": str(work),
             "counts": _counts(rows), "by_src": by_src(rows), "mutations": rows,
             "runs": [r.name for r in t.runs], "build_seconds": round(t_build, 1),
