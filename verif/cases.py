@@ -129,13 +129,16 @@ def lane_backpressure_cases(rng, dense: bool = False, rows: int = 16, cols: int 
         return rng.integers(-128, 128, (r, c)) if dense else random_24(rng, r, c)
 
     out = []
-    for k, (shift, relu, amp, out_p, batch) in enumerate([
-            (0, False, 6, 0.15, 4), (6, True, 600, 0.2, 4), (12, False, 32768, 0.25, 4), (17, False, 32768, 0.15, 4),
-            (24, True, 32768, 0.3, 4), (20, False, 32768, 0.2, 4),
-            (9, False, 32768, 0.6, 40)]):  # 40 vectors: the vector counter's and timestamps' higher bits
-        x = rng.integers(-amp, amp, (cols, batch))
+    # Shapes too: row counts around one and two blocks of lanes, column counts that set each
+    # bit of the cols register (the sequencer's group counts and flags are derived from them).
+    for k, (shift, relu, amp, out_p, batch, r, c) in enumerate([
+            (0, False, 6, 0.15, 4, rows, cols), (6, True, 600, 0.2, 4, 5, 12), (12, False, 32768, 0.25, 4, 13, 24),
+            (17, False, 32768, 0.15, 4, 4, 8), (24, True, 32768, 0.3, 4, 11, 28), (20, False, 32768, 0.2, 4, 7, 20),
+            (9, False, 32768, 0.6, 40, rows, 16),  # 40 vectors: the vector counter's and timestamps' higher bits
+            (10, False, 32768, 0.05, 12, rows, cols)]):  # every queue full, every timestamp slot in use
+        x = rng.integers(-amp, amp, (c, batch))
         x[:, 0] = -amp if k % 2 else amp - 1  # one vector at an extreme: the high accumulator bits
-        out.append((weights(rows, cols), x, shift, relu, out_p, k))
+        out.append((weights(min(r, rows), min(c, cols)), x[:min(c, cols)], shift, relu, out_p, k))
     return out
 
 
