@@ -40,6 +40,9 @@ def markdown(report: dict) -> str:
         c = e["counts"]
         lines.append(f"| {e['engine']} | {e['mutants']} | {c['killed']} | {c['timed out']} | {c['survived']} | "
                      f"{c['equivalent']} | {c['score']:.1f} % | {e['build_seconds']:.0f} | {e['screen_seconds']:.1f} |")
+    lines.append("\nWhat killed them (the first check that failed): " + "; ".join(
+        f"{e['engine']}: " + ", ".join(f"{k} {v}" for k, v in e["counts"]["killed_by"].items())
+        for e in report["engines"]) + ".")
     for e in report["engines"]:
         lines += [f"\n## {e['engine']}: per RTL location\n", "| src | killed | timed out | survived |",
                   "|---|---:|---:|---:|"]
@@ -83,10 +86,11 @@ def main(argv=None) -> int:
         if args.equiv:
             work = Path(e["work"])
             for m in e["mutations"]:
-                if m["status"] == "survived":
+                if m["status"] == "survived" and not m.get("equivalent"):
                     m["equiv"] = equivalence(work, Mutation(m["index"], m["command"], m["mode"], m["src"]),
                                              e["toplevel"])
-                    m["equivalent"] = m["equiv"] if m["equiv"] == "proved" else None
+                    if m["equiv"] == "proved":
+                        m["equivalent"] = "proved (sat -tempinduct)"
                     print(f"{name}: mutant {m['index']} ({m['src']}): {m['equiv']}", file=sys.stderr)
             e["counts"] = _counts(e["mutations"])
         c = e["counts"]

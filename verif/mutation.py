@@ -457,6 +457,7 @@ def _mkdir(p: Path) -> Path:
 def _counts(rows: list[dict]) -> dict:
     c = {s: sum(r["status"] == s for r in rows) for s in ("killed", "timed out", "survived")}
     c["equivalent"] = sum(r["status"] == "survived" and bool(r.get("equivalent")) for r in rows)
+    c["killed_by"] = {b: sum(r.get("by") == b for r in rows) for b in sorted({r["by"] for r in rows if "by" in r})}
     c["score"] = score(c)
     return c
 
