@@ -9,54 +9,17 @@ import pytest
 from model.hw.config import Arith, EIEConfig, Requant
 from model.hw.cyclemodel import simulate_vector
 from model.errors import SparseFlowError
+from verif.cases import counter_mismatch, directed_jobs, random_jobs, requant_jobs  # noqa: F401 (test_native)
 from verif.runner import SIMULATORS
 from verif.spmv_eie import run_jobs, run_spmv, size_config
 
 BASE = EIEConfig(n_pes=4, index_bits=2, fifo_depth=2, max_rows=24, max_entries=256, arith=Arith(max_cols=24))
 
 
-def random_jobs(rng, cfg, count, batch=3):
-    jobs = []
-    lo, hi = cfg.arith.weight_range
-    alo, ahi = cfg.arith.act_range
-    for _ in range(count):
-        r, c = int(rng.integers(1, cfg.max_rows + 1)), int(rng.integers(1, cfg.max_cols + 1))
-        w = rng.integers(lo, hi + 1, (r, c)) * (rng.random((r, c)) < rng.choice([0.05, 0.2, 0.5, 0.9]))
-        x = rng.integers(alo, ahi + 1, (c, batch)) * (rng.random((c, batch)) < rng.choice([0.1, 0.4, 0.8, 1.0]))
-        jobs.append((w, x))
-    return jobs
-
-
-def directed_jobs(rng, cfg):
-    R, C = cfg.max_rows, cfg.max_cols
-    lo, hi = cfg.arith.weight_range
-    alo, ahi = cfg.arith.act_range
-    jobs = []
-    w = rng.integers(lo, hi + 1, (R, C)) * (rng.random((R, C)) < 0.5)
-    w[:, [0, 3, 4, 5, C - 1]] = 0  # empty columns, first and last included
-    jobs.append((w, rng.integers(alo, ahi + 1, (C, 2))))
-    jobs.append((w, np.zeros((C, 1), dtype=int)))  # all-zero activation vector
-    jobs.append((rng.integers(lo, hi + 1, (R // 2, C)) | 1, rng.integers(alo, ahi + 1, (C, 2))))  # fully dense
-    w = np.zeros((R, C), dtype=int)  # local-row gaps longer than max_gap: padding entries
-    w[[0, R - 1], :] = rng.integers(lo, hi + 1, (2, C))
-    w[R // 2, ::3] = hi
-    jobs.append((w, rng.integers(alo, ahi + 1, (C, 2))))
-    jobs.append((rng.integers(lo, hi + 1, (1, C)) | 1, rng.integers(alo, ahi + 1, (C, 2))))  # one row, every column
-    jobs.append((rng.integers(lo, hi + 1, (max(1, cfg.n_pes - 1), 5)), rng.integers(alo, ahi + 1, (5, 2))))  # idle PE
-    ext = np.where(rng.random((R // 2, C)) < 0.5, lo, hi)  # extremes: -128/127 times -32768/32767
-    xe = np.stack([np.full(C, alo), np.full(C, ahi), np.where(np.arange(C) % 2, alo, ahi)], axis=1)
-    jobs.append((ext, xe))
-    jobs.append((np.array([[hi]]), np.array([[ahi, alo, 0]])))  # 1x1
-    return jobs
-
-
 def check_counters(results, cfg):
     for r in results:
-        for b in range(r["x"].shape[1]):
-            p = simulate_vector(r["matrix"], r["x"][:, b], cfg)
-            assert r["cycles"][b] == p["cycles"], (r["matrix"].shape, b)
-            assert r["busy"][b] == p["busy"].tolist()
-            assert r["stall"][b] == p["stall"].tolist()
+        msg = counter_mismatch(r["matrix"], r["x"], cfg, r["cycles"], r["busy"], r["stall"])
+        assert msg is None, (r["matrix"].shape, msg)
 
 
 # name -> (config, simulators run by default). Others are @slow.
@@ -98,14 +61,7 @@ RQ = EIEConfig(n_pes=2, index_bits=3, fifo_depth=1, max_rows=16, max_entries=128
 
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_eie_requant_layers_share_one_build(sim):
-    rng = np.random.default_rng(3)
-    jobs = []
-    for shift, relu in [(0, False), (0, True), (5, False), (9, True), (31, False), (12, False)]:
-        w = rng.integers(-128, 128, (16, 16)) * (rng.random((16, 16)) < 0.6)
-        x = rng.integers(-32768, 32768, (16, 3))
-        jobs.append((w, x, Requant(shift, relu)))
-    jobs.append((np.full((16, 16), 127), np.full((16, 2), 32767), Requant(2, False)))  # saturates high
-    jobs.append((np.full((16, 16), -128), np.full((16, 2), 32767), Requant(1, False)))  # saturates low
+    jobs = requant_jobs(np.random.default_rng(3))
     res = run_jobs(jobs, RQ, sim=sim, pacing=1.0, out_pacing=0.6, load_pacing=0.5, seed=4)
     assert len({r["run_dir"] for r in res}) == 1
     check_counters(res, RQ)
@@ -156,3 +112,24 @@ def test_eie_waves_on_demand(sim, monkeypatch):
     from pathlib import Path
     dumps = [p.name for p in Path(r["run_dir"]).iterdir() if p.suffix in (".fst", ".vcd")]
     assert dumps == ["dump.fst"], dumps
+
+
+def test_input_past_the_columns_is_dropped():
+    """Elements past the loaded matrix's columns (and past ``max_cols``) are dropped
+    (rtl/eie/nonzero.py ``cols``): the results are the matrix times the first ``cols``
+    elements (a case the mutation screen asked for). Native: run_jobs would refuse the shape."""
+    from rtl.eie.array import EIEArray, build_config
+    from verif import native
+    from verif.cases import OVERLONG_SEED, overlong, overlong_jobs
+    from verif.spmv_eie import TOPLEVEL, packed_inputs, prepare_jobs
+    cfg = BASE.with_(arith=Arith(max_cols=24, requant=Requant(4, True)))  # verif.mutation.eie_config
+    print(f"seed {OVERLONG_SEED}")
+    prepared, arrays = prepare_jobs(overlong_jobs(cfg), cfg)
+    rng = np.random.default_rng(6)
+    jobs = [{"load": arrays[f"load_{i}"], "x": packed_inputs(overlong(arrays[f"x_{i}"], cfg.max_cols + 3, rng), 16),
+             "rows": int(arrays[f"rows_{i}"])} for i in range(len(prepared))]
+    exe = native.build(EIEArray(build_config(cfg)), toplevel=TOPLEVEL, eie=True, n_pes=cfg.n_pes)
+    results, _ = native.run(exe, jobs, out_bits=16, eie=True, n_pes=cfg.n_pes)
+    for (m, a2, expect, _, _), r, j in zip(prepared, results, jobs):
+        assert j["x"].shape[1] == cfg.max_cols + 3 > a2.shape[0]
+        np.testing.assert_array_equal(r["y"], expect)

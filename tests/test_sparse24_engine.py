@@ -2,7 +2,6 @@
 every result), with random idle on ``x``/``load`` and back-pressure on ``y``; plus elaboration,
 constructor, lint and host-side validation checks that need no simulator."""
 import gc
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from model.errors import SparseFlowError
 from model.hw.formats import nm
 from rtl.common.config import build_config
 from rtl.sparse24.engine import Sparse24Engine
+from verif.cases import corner_inputs, corner_matrix, random_24  # noqa: F401 (test_native)
 from verif.runner import SIMULATORS, lint, to_verilog
 from verif.spmv_sparse24 import make_engine, run_spmv, simulate_engine
 
@@ -23,7 +23,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable
 # One build per simulator serves every case below (shift/ReLU are run-time registers).
 CFG = Sparse24Config(lanes=3, arith=Arith(weight_bits=8, act_bits=16, max_cols=32, requant=Requant(4, True)),
                      max_rows=16)
-PAIRS = list(itertools.combinations(range(4), 2))
 
 # Verilator -Wall on Amaranth's Verilog: these classes are artefacts of the code generator, not
 # of the design: DECLFILENAME (lint() names the file <top>-<pid>.v), PROCASSINIT (reset values
@@ -35,41 +34,9 @@ WAIVERS = ["-Wno-DECLFILENAME", "-Wno-PROCASSINIT", "-Wno-WIDTHEXPAND", "-Wno-WI
            "-Wno-UNUSEDSIGNAL", "-Wno-CASEINCOMPLETE"]
 
 
-def random_24(rng, rows, cols, wb=8):
-    """A 2:4 matrix whose groups hold 0, 1 or 2 non-zeros at random positions."""
-    lo, hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
-    w = rng.integers(lo, hi + 1, (rows, cols // 4, 4))
-    for r in range(rows):
-        for g in range(cols // 4):
-            keep = rng.choice(4, size=rng.integers(0, 3), replace=False)
-            mask = np.zeros(4, bool)
-            mask[keep] = True
-            w[r, g, ~mask] = 0
-    return w.reshape(rows, cols)
-
-
 def with_requant(shift, relu, cfg=CFG):
     return cfg.with_(arith=Arith(cfg.arith.weight_bits, cfg.arith.act_bits, max_cols=cfg.max_cols,
                                  requant=Requant(shift, relu)))
-
-
-def corner_matrix():
-    """Rows: all kept weights zero; each of the six position pairs at the extremes; -128 on
-    every kept slot; a row that is dense in every other group."""
-    C = 32
-    rows = [np.zeros(C, int)]
-    for p0, p1 in PAIRS:  # adjacent (0,1) (1,2) (2,3) and apart (0,2) (0,3) (1,3)
-        row = np.zeros((C // 4, 4), int)
-        row[:, p0], row[:, p1] = -128, 127
-        rows.append(row.reshape(C))
-    rows.append(np.tile([-128, 0, -128, 0], C // 4))
-    rows.append(np.tile([0, 0, 0, 0, 1, -1, 0, 0], C // 8))
-    return np.array(rows)
-
-
-def corner_inputs():
-    lo, hi = CFG.arith.act_range
-    return np.stack([np.full(32, lo), np.full(32, hi), np.tile([lo, hi], 16), np.arange(32) - 16], axis=1)
 
 
 @pytest.mark.parametrize("sim", SIMULATORS)
@@ -197,3 +164,42 @@ def test_scoreboard_catches_a_wrong_result(monkeypatch):
     monkeypatch.setattr(host, "layer", lambda w, x, arith: np.zeros((4, 1), np.int64) + 12345)
     with pytest.raises(RuntimeError, match=r"^RTL mismatch \(2:4 engine, icarus\): y\[0, 0\] = .*, golden 12345 "):
         host.run_spmv(w, rng.integers(-9, 9, 8), CFG, sim="icarus")
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_back_pressure_fills_the_result_queues(dense):
+    """A slow consumer with the input at full speed, shifts 0..24 (cases from
+    verif.cases.lane_backpressure_cases, added after mutation screening found the result
+    queues' deeper entries and shift bits 3-4 unchecked). Native: one build serves all six."""
+    from verif.cases import lane_backpressure_cases
+    from verif.cases import BACKPRESSURE_SEED
+    seed = BACKPRESSURE_SEED + dense
+    print(f"seed {seed}")
+    lo, hi = CFG.arith.act_range
+    for w, x, shift, relu, out_p, s in lane_backpressure_cases(np.random.default_rng(seed), dense):
+        out = run_spmv(w, x, with_requant(shift, relu), sim="verilator", backend="native", dense=dense,
+                       pacing=1.0, out_pacing=out_p, seed=s)
+        y = out["y"]
+        assert ((y > lo) & (y < hi) & (y != 0)).any(), shift  # results neither all saturated nor all zero
+        if s == 0:  # the same stalls on the cocotb testbench: identical results and counters
+            coc = run_spmv(w, x, with_requant(shift, relu), sim="icarus", dense=dense, pacing=1.0,
+                           out_pacing=out_p, seed=s)
+            for k in ("y", "cycles", "total_cycles", "busy"):
+                assert np.array_equal(np.asarray(out[k]), np.asarray(coc[k])), k
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_input_past_max_cols_is_dropped(dense):
+    """Elements past ``max_cols`` are dropped (rtl/common/lanes.py): the result is the matrix
+    times the first ``cols`` elements (a case the mutation screen asked for)."""
+    from model.hw.reference import layer
+    from verif.cases import OVERLONG_SEED, lane_overlong_case
+    print(f"seed {OVERLONG_SEED}")
+    w, x, long_x = lane_overlong_case()
+    cfg = with_requant(9, False)
+    eng = make_engine(cfg, dense)
+    program = eng.load_program(w if dense else nm.encode(w, 8), cfg.arith.requant)
+    out = simulate_engine(eng, program, long_x, w.shape[0], sim="verilator", backend="native",
+                          toplevel="dense_engine" if dense else "sparse24_engine")
+    assert (out["y"] == layer(w, x, cfg.arith)).all()
+    assert (layer(w, long_x[:CFG.max_cols], cfg.arith) == out["y"]).all() and long_x.shape[0] > CFG.max_cols

@@ -32,7 +32,7 @@ class EngineTB:
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
         self.loader = StreamSource(dut, "load", dut.clk, Pacer(case["pacing"], seed=seed))
         self.xsrc = StreamSource(dut, "x", dut.clk, Pacer(case["pacing"], seed=seed + 1))
-        self.ysink = StreamSink(dut, "y", dut.clk, Pacer(case["pacing"], seed=seed + 2))
+        self.ysink = StreamSink(dut, "y", dut.clk, Pacer(case.get("out_pacing", case["pacing"]), seed=seed + 2))
         self.xmon = StreamMonitor(dut, "x", dut.clk)
         self.ymon = StreamMonitor(dut, "y", dut.clk)
         self.cycle = 0  # clock edges since observe() started

@@ -127,20 +127,7 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
     for name, val in (("pacing", pacing), ("out_pacing", out_pacing), ("load_pacing", load_pacing)):
         if val is not None and not (isinstance(val, (int, float)) and 0.0 < val <= 1.0):
             raise SparseFlowError(f"{name} must be in (0, 1], not {val!r}")
-    prepared, arrays = [], {}
-    for i, job in enumerate(jobs):
-        weights, x = job[0], job[1]
-        rq = job[2] if len(job) > 2 and job[2] is not None else cfg.arith.requant
-        cb = job[3] if len(job) > 3 else None
-        bias = job[4] if len(job) > 4 else None
-        if (rq is None) != (cfg.arith.requant is None):
-            raise SparseFlowError("a job's requant must be set exactly when the configuration's is")
-        jcfg = cfg if rq is None else cfg.with_(arith=replace(cfg.arith, requant=rq))
-        m, a2, expect, wd, b = _prepare(weights, x, jcfg, cb, bias)
-        prepared.append((m, a2, expect, wd, jcfg))
-        arrays[f"load_{i}"] = load_words(m, cfg, rq, b)
-        arrays[f"x_{i}"] = a2
-        arrays[f"rows_{i}"] = np.array(m.shape[0])
+    prepared, arrays = prepare_jobs(jobs, cfg)
     bcfg = build_config(cfg)
     meta = {"n_jobs": len(prepared), "act_bits": cfg.arith.act_bits, "out_bits": cfg.arith.out_bits,
             "n_pes": cfg.n_pes, "pacing": pacing, "out_pacing": out_pacing or pacing,
@@ -178,6 +165,34 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
     return out
 
 
+def prepare_jobs(jobs, cfg: EIEConfig) -> tuple[list[tuple], dict]:
+    """Validate and encode :func:`run_jobs`'s ``jobs``: per job ``(EIEMatrix, x (C, B),
+    expected y (R, B), dense weights, the job's config)``, and the testbench arrays
+    (``load_i``, ``x_i``, ``rows_i``)."""
+    prepared, arrays = [], {}
+    for i, job in enumerate(jobs):
+        weights, x = job[0], job[1]
+        rq = job[2] if len(job) > 2 and job[2] is not None else cfg.arith.requant
+        cb = job[3] if len(job) > 3 else None
+        bias = job[4] if len(job) > 4 else None
+        if (rq is None) != (cfg.arith.requant is None):
+            raise SparseFlowError("a job's requant must be set exactly when the configuration's is")
+        jcfg = cfg if rq is None else cfg.with_(arith=replace(cfg.arith, requant=rq))
+        m, a2, expect, wd, b = _prepare(weights, x, jcfg, cb, bias)
+        prepared.append((m, a2, expect, wd, jcfg))
+        arrays[f"load_{i}"] = load_words(m, cfg, rq, b)
+        arrays[f"x_{i}"] = a2
+        arrays[f"rows_{i}"] = np.array(m.shape[0])
+    return prepared, arrays
+
+
+def native_watchdog(bcfg: EIEConfig, slowest: float) -> int:
+    """Cycles without a handshake after which the native harness calls the array hung: the
+    longest quiet stretch is a vector's compute after its last input, bounded by the entries
+    of one PE; ``slowest`` is the lowest stream pacing."""
+    return int((10_000 + 4 * (bcfg.max_entries + bcfg.max_rows + bcfg.max_cols)) / slowest ** 2)
+
+
 def packed_inputs(x: np.ndarray, act_bits: int) -> np.ndarray:
     """The ``x`` stream words of a (C, B) batch, ``(B, C)``: vector by vector, ``last`` on each
     vector's final element (:func:`rtl.common.protocol.sample_layout`)."""
@@ -201,15 +216,12 @@ def _run_native(bcfg: EIEConfig, arrays: dict, meta: dict, waves, processes: int
         x = arrays[f"x_{i}"]
         jobs.append({"load": arrays[f"load_{i}"], "x": packed_inputs(x, meta["act_bits"]),
                      "rows": int(arrays[f"rows_{i}"])})
-    # No handshake for this long means a hung design (the longest quiet stretch is a vector's
-    # compute after its last input, bounded by the entries of one PE).
-    quiet = 10_000 + 4 * (bcfg.max_entries + bcfg.max_rows + bcfg.max_cols)
     s = meta["seed"]
     slowest = min(meta["load_pacing"], meta["pacing"], meta["out_pacing"])
     results, facts = native.run_split(exe, jobs, processes=1 if waves else processes,
                                       out_bits=meta["out_bits"], eie=True, n_pes=bcfg.n_pes,
                                       pacing=(meta["load_pacing"], meta["pacing"], meta["out_pacing"]),
-                                      seeds=(s + 1, s + 2, s + 3), watchdog=int(quiet / slowest ** 2), waves=waves)
+                                      seeds=(s + 1, s + 2, s + 3), watchdog=native_watchdog(bcfg, slowest), waves=waves)
     res = {}
     for i, r in enumerate(results):
         res.update({f"y_{i}": r["y"], f"cycles_{i}": np.array(r["cycles"]), f"total_{i}": np.array(r["total_cycles"]),

@@ -54,13 +54,15 @@ def check_operands(weights, x, cfg: LaneConfig, dense: bool = False) -> tuple[np
 
 
 def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = False,
-             pacing: float = 1.0, waves: bool | None = None, seed: int = 0, bias=None, backend: str = "cocotb") -> dict:
+             pacing: float = 1.0, waves: bool | None = None, seed: int = 0, bias=None, backend: str = "cocotb",
+             out_pacing: float | None = None) -> dict:
     """Run ``requant(W @ x + bias)`` on the 2:4 engine (or the dense baseline) in ``sim``.
 
     ``weights`` (R, C) integers (2:4-sparse unless ``dense``); ``x`` (C,) or (C, B); ``bias``
     None or (R,) integers (needs ``cfg.arith.bias_bits``; loaded as zeros when None). ``pacing``
     is the probability that the input drivers present data and that the output consumer is
-    ready on a cycle (1.0: full speed). Returns ``dict(y=(R, B) ndarray, cycles=[per vector,
+    ready on a cycle (1.0: full speed); ``out_pacing``, when given, for the output consumer
+    (back-pressure while the input runs at ``pacing``). Returns ``dict(y=(R, B) ndarray, cycles=[per vector,
     from the engine's counter], total_cycles (first input to last output over the batch),
     busy, golden, engine, sim, run_dir)``. Raises :class:`SparseFlowError` on bad input and
     ``RuntimeError`` if the simulation fails or the RTL differs from ``model.hw.reference.layer``
@@ -72,8 +74,9 @@ def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = 
     if sim not in SIMULATORS:
         raise SparseFlowError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
     check_backend(backend, sim)
-    if isinstance(pacing, bool) or not isinstance(pacing, (int, float)) or not 0.0 < pacing <= 1.0:
-        raise SparseFlowError(f"pacing must be in (0, 1], not {pacing!r}")
+    for name, p in (("pacing", pacing), ("out_pacing", pacing if out_pacing is None else out_pacing)):
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
+            raise SparseFlowError(f"{name} must be in (0, 1], not {p!r}")
     w, a = check_operands(weights, x, cfg, dense)
     rows, cols = w.shape
     b = check_bias(bias, rows, cfg.arith)
@@ -83,7 +86,7 @@ def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = 
     golden = layer(w, a, cfg.arith) if b is None else layer(w, a, cfg.arith, b)
 
     result = simulate_engine(engine, program, a, rows, sim=sim, pacing=pacing, waves=waves, seed=seed,
-                             toplevel=toplevel_name(dense), backend=backend)
+                             toplevel=toplevel_name(dense), backend=backend, out_pacing=out_pacing)
     y = result["y"]
     kind = (DENSE if dense else SPARSE24).name
     bad = np.argwhere(y != golden)
@@ -110,19 +113,22 @@ def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = 
 
 
 def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim: str, toplevel: str,
-                    pacing: float = 1.0, waves: bool | None = None, seed: int = 0, backend: str = "cocotb") -> dict:
+                    pacing: float = 1.0, waves: bool | None = None, seed: int = 0, backend: str = "cocotb",
+                    out_pacing: float | None = None) -> dict:
     """Run :mod:`verif.sparse24_tb` (or the native harness) on ``engine``: send ``program``
     through ``load``, then the columns of ``x`` (cols, B); return the raw results (``y`` as
-    (rows, B)), unchecked."""
+    (rows, B)), unchecked. ``out_pacing``: the ``y`` consumer's (default ``pacing``)."""
     from verif.runner import simulate
     cfg = engine.cfg
     cols = x.shape[0]
     groups = -(-cols // engine.GROUP)
     blocks = -(-rows // cfg.lanes)
     work = len(program) + x.shape[1] * (cols + blocks * groups + rows + 20)
+    out_pacing = pacing if out_pacing is None else out_pacing
+    slowest = min(pacing, out_pacing)
     if backend == "native":
-        return _simulate_native(engine, program, x, rows, toplevel=toplevel, pacing=pacing, waves=waves,
-                                seed=seed, quiet=cols + blocks * groups + rows + 1000)
+        return _simulate_native(engine, program, x, rows, toplevel=toplevel, pacing=(pacing, pacing, out_pacing),
+                                waves=waves, seed=seed)
     with tempfile.TemporaryDirectory(prefix="sparse24-") as tmp:
         case_path, out_path = Path(tmp) / "case.json", Path(tmp) / "result.json"
         case_path.write_text(json.dumps({
@@ -132,8 +138,9 @@ def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim
             "act_bits": cfg.arith.act_bits,
             "out_bits": cfg.arith.out_bits,
             "pacing": float(pacing),
+            "out_pacing": float(out_pacing),
             "seed": int(seed),
-            "timeout_cycles": int(work / pacing ** 2 * 4 + 1000),
+            "timeout_cycles": int(work / slowest ** 2 * 4 + 1000),
             "out": str(out_path),
         }))
         # A simulator or testbench failure is not the user's input: RuntimeError (CLI exit 1).
@@ -145,19 +152,29 @@ def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim
     return result
 
 
-def _simulate_native(engine, program, x, rows, *, toplevel, pacing, waves, seed, quiet) -> dict:
-    """:func:`simulate_engine` on the native harness (same stream timing as the testbench)."""
-    from verif import native
-    from verif.runner import waves_requested
+def native_job(engine, program, x, rows) -> tuple[dict, int]:
+    """The native harness job for ``program`` and ``x`` (cols, B), and the watchdog at full
+    speed (cycles without a handshake that mean a hung engine; divide by pacing squared)."""
     from verif.spmv_eie import packed_inputs
-    waves = waves_requested(waves)
-    exe = native.build(engine, toplevel=toplevel, eie=False, waves=waves)
-    cfg = engine.cfg
     if max((int(w).bit_length() for w in program), default=0) > 63:
         raise SparseFlowError("load words wider than 63 bits do not fit the native harness")
-    job = {"load": np.asarray(program, dtype=np.int64), "x": packed_inputs(x, cfg.arith.act_bits), "rows": rows}
-    (r,), facts = native.run(exe, [job], out_bits=cfg.arith.out_bits, eie=False, pacing=(pacing,) * 3,
-                             seeds=(seed, seed + 1, seed + 2), watchdog=int(4 * quiet / pacing ** 2),
+    cols = x.shape[0]
+    quiet = cols + -(-rows // engine.cfg.lanes) * -(-cols // engine.GROUP) + rows + 1000
+    job = {"load": np.asarray(program, dtype=np.int64), "x": packed_inputs(x, engine.cfg.arith.act_bits),
+           "rows": rows}
+    return job, 4 * quiet
+
+
+def _simulate_native(engine, program, x, rows, *, toplevel, pacing, waves, seed) -> dict:
+    """:func:`simulate_engine` on the native harness (same stream timing as the testbench);
+    ``pacing``: (load, x, y)."""
+    from verif import native
+    from verif.runner import waves_requested
+    waves = waves_requested(waves)
+    exe = native.build(engine, toplevel=toplevel, eie=False, waves=waves)
+    job, quiet = native_job(engine, program, x, rows)
+    (r,), facts = native.run(exe, [job], out_bits=engine.cfg.arith.out_bits, eie=False, pacing=pacing,
+                             seeds=(seed, seed + 1, seed + 2), watchdog=int(quiet / min(pacing) ** 2),
                              waves=waves)
     r.update(run_dir=facts["run_dir"], sim_cycles=facts["sim_cycles"], sim_seconds=facts["sim_seconds"])
     return r

@@ -56,17 +56,30 @@ def build(component, *, toplevel: str, eie: bool, n_pes: int = 1, waves: bool = 
     ``threads`` > 1 builds a multi-threaded model (Verilator ``--threads``); measured in
     ``benchmarks/sim_speed.py``, it does not pay on these designs (see docs/simulation.md).
     """
-    from verif.runner import BUILD_ROOT, _locked, skip_elaboration, to_verilog
-    from verif.tools import tool_env
+    from verif.runner import skip_elaboration, to_verilog
 
     key = getattr(component, "build_key", None)
     memo = (key, toplevel, eie, n_pes, waves, threads) if key is not None else None
     if memo in _BUILT and _BUILT[memo].exists():
         skip_elaboration(component)
         return _BUILT[memo]
-    text = to_verilog(component, toplevel)
+    exe = build_verilog(to_verilog(component, toplevel), toplevel=toplevel, eie=eie, n_pes=n_pes,
+                        waves=waves, threads=threads)
+    if memo is not None:
+        _BUILT[memo] = exe
+    return exe
+
+
+def build_verilog(text: str, *, toplevel: str, eie: bool, n_pes: int = 1, waves: bool = False,
+                  threads: int = 1, mutsel: bool = False) -> Path:
+    """:func:`build` from Verilog text (cached by the text). ``mutsel``: the top module has a
+    ``mutsel`` input (a mutated netlist, :mod:`verif.mutation`), driven from ``run(mutsel=)``."""
     from rtl.common.protocol import COUNTER_BITS
-    defines = [f"-DSF_NPES={n_pes}", f"-DSF_COUNTER_BITS={COUNTER_BITS}"] + (["-DSF_EIE"] if eie else []) + (["-DSF_TRACE"] if waves else [])
+    from verif.runner import BUILD_ROOT, _locked
+    from verif.tools import tool_env
+
+    defines = [f"-DSF_NPES={n_pes}", f"-DSF_COUNTER_BITS={COUNTER_BITS}"] + (["-DSF_EIE"] if eie else []) \
+        + (["-DSF_TRACE"] if waves else []) + (["-DSF_MUTSEL"] if mutsel else [])
     extra = ["--threads", str(threads)] if threads > 1 else []
     harness = HARNESS.read_text()
     digest = hashlib.sha256(f"{VERILATOR_FLAGS}{defines}{extra}{harness}{text}".encode()).hexdigest()[:12]
@@ -104,19 +117,20 @@ def build(component, *, toplevel: str, eie: bool, n_pes: int = 1, waves: bool = 
             except KeyboardInterrupt:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
-    if memo is not None:
-        _BUILT[memo] = exe
     return exe
 
 
 def run(exe: Path, jobs: list[dict], *, out_bits: int, eie: bool, n_pes: int = 1,
         pacing: tuple[float, float, float] = (1.0, 1.0, 1.0), seeds: tuple[int, int, int] = (0, 0, 0),
-        watchdog: int = 100_000, waves: bool = False) -> tuple[list[dict], dict]:
+        watchdog: int = 100_000, waves: bool = False, mutsel: int | None = None,
+        timeout: float | None = None) -> tuple[list[dict], dict]:
     """Run the harness on ``jobs`` (dicts with ``load`` words, packed ``x`` words (n_vec, cols),
     ``rows``); ``pacing``/``seeds`` for the load, x and y streams. Returns per-job raw results
     (``y`` (rows, n_vec) and counters) and run facts (``sim_cycles``, ``sim_seconds``).
 
-    A stalled DUT or a protocol error raises ``RuntimeError`` with the harness's message.
+    A stalled DUT or a protocol error raises ``RuntimeError`` with the harness's message
+    (``timeout``: seconds of wall time before the run counts as stalled). ``mutsel``: the
+    mutant to activate in a build with ``mutsel`` (:func:`build_verilog`).
     """
     words = [np.array([len(jobs)], dtype=np.int64)]
     for j in jobs:
@@ -136,7 +150,12 @@ def run(exe: Path, jobs: list[dict], *, out_bits: int, eie: bool, n_pes: int = 1
             cmd += [f"--p-{name}", repr(float(p)), f"--seed-{name}", str(int(s))]
         if waves:
             cmd += ["--waves", str(tmp / "dump.fst")]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if mutsel is not None:
+            cmd += ["--mutsel", str(int(mutsel))]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"native simulation failed: stalled: still running after {timeout} s") from None
         status = (tmp / "status").read_text().strip() if (tmp / "status").exists() else ""
         if proc.returncode != 0 or not status.startswith("ok"):
             msg = status[len("error "):] if status.startswith("error ") else \

@@ -13,6 +13,8 @@
 //   lanes : (at the end of the job) n_log, n_log x (vectors, cycles), vectors, busy, total_cycles
 // A one-line status goes to --status: "ok <sim_cycles> <seconds>" or "error <message>".
 // Exit status: 0 ok, 3 a stream stalled (watchdog) or a protocol error, 2 bad arguments/files.
+// SF_MUTSEL: the DUT has a `mutsel` input (a mutated netlist, verif/mutation.py); --mutsel
+// picks the active mutant (0: the original design).
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -109,6 +111,7 @@ struct Args {
     uint64_t s_load = 0, s_x = 0, s_y = 0;
     int out_bits = 16;
     uint64_t watchdog = 100000;
+    uint64_t mutsel = 0;
 };
 
 static FILE* g_status = nullptr;
@@ -148,6 +151,7 @@ int main(int argc, char** argv) {
         else if (k == "--seed-y") a.s_y = std::strtoull(v.c_str(), nullptr, 10);
         else if (k == "--out-bits") a.out_bits = std::atoi(v.c_str());
         else if (k == "--watchdog") a.watchdog = std::strtoull(v.c_str(), nullptr, 10);
+        else if (k == "--mutsel") a.mutsel = std::strtoull(v.c_str(), nullptr, 10);
         else fail(2, "unknown argument " + k);
     }
     if (!a.status.empty()) g_status = std::fopen(a.status.c_str(), "w");
@@ -188,6 +192,9 @@ int main(int argc, char** argv) {
     const int ob = a.out_bits;
     const int64_t sign = int64_t(1) << (ob - 1);
 
+#ifdef SF_MUTSEL
+    put(dut->mutsel, a.mutsel);  // held for the whole run, reset included
+#endif
     // Reset as the testbenches do: two edges with rst high.
     dut->clk = 0; dut->rst = 1;
     dut->SF_PORT(load, valid) = 0; dut->SF_PORT(x, valid) = 0; dut->SF_PORT(y, ready) = 0;
