@@ -66,10 +66,8 @@ class DemoOptions:
             raise SparseFlowError(f"sparsity must be in [0, 1), not {self.sparsity}")
         if self.sim not in SIMULATORS:
             raise SparseFlowError(f"unknown simulator {self.sim!r}; choose one of {', '.join(SIMULATORS)}")
-        if self.backend is None:
-            self.backend = "native" if self.sim == "verilator" else "cocotb"
         from verif.native import check_backend
-        check_backend(self.backend, self.sim)
+        self.backend = check_backend(self.backend, self.sim)
         for name in ("pes", "lanes", "fifo_depth", "epochs", "dense_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SparseFlowError(f"{name.replace('_', ' ')} must be >= 1, not {getattr(self, name)}")
