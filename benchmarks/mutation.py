@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def markdown(report: dict) -> str:
-    lines = [f"# Mutation screening\n",
+    lines = ["# Mutation screening\n",
              f"Command: `{report['command']}`; seed {report['seed']}; wall time {report['wall_seconds']:.0f} s "
              f"on {report['workers']} workers.\n",
              "Score = (killed + timed out) / (mutants - shown equivalent).\n",

@@ -41,7 +41,7 @@ def _build_time(fn) -> float:
 
 
 def eie_workload(vectors: int, cocotb_vectors: int) -> dict:
-    from model.hw.config import Arith, EIEConfig, Requant
+    from model.hw.config import Arith, Requant
     from rtl.common.config import build_config
     from rtl.eie.array import EIEArray
     from verif import native

@@ -75,14 +75,10 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
-    import numpy as np
-    import torch
-
     from model.nn.data import load_digits
     from model.errors import SparseFlowError
     from model.nn.nets import MLP, parse_hidden
     from model.nn.prune import PruneConfig, run as run_pipeline
-    from model.nn.prune.pipelines import config_dict
     from model.nn.quant import quantize, share_weights
     from scripts.cli import print_json
 

@@ -97,8 +97,8 @@ def summary_lines(result: dict) -> list[str]:
         f"{r['mixed']['cycles_per_inference']:>10.1f}",
         f"{'speed-up vs dense':24s}{sp['eie_vs_dense']:>19.2f}x{sp['2:4_vs_dense']:>9.2f}x{sp['mixed_vs_dense']:>9.2f}x",
         "",
-        f"EIE load-balance efficiency per layer: " + ", ".join(f"{e:.2f}" for e in result["eie_efficiency"]),
-        f"per-layer choice (2:4 net): " + ", ".join(f"L{c['layer']}={c['engine']}" for c in result["choice"]),
+        "EIE load-balance efficiency per layer: " + ", ".join(f"{e:.2f}" for e in result["eie_efficiency"]),
+        "per-layer choice (2:4 net): " + ", ".join(f"L{c['layer']}={c['engine']}" for c in result["choice"]),
         f"RTL outputs checked against the golden integer model: {result['outputs_checked']}, "
         f"mismatches: {result['mismatches']}",
     ]
@@ -108,7 +108,6 @@ def summary_lines(result: dict) -> list[str]:
 def write_report(out: Path, result: dict, q_u, q_24, cfgs, stages) -> None:
     out.mkdir(parents=True, exist_ok=True)
     plots = _plots(out, result, q_u, q_24, cfgs)
-    o = result["options"]
     md = ["# SparseFlow demo report", "", "```", *summary_lines(result), "```", ""]
     md += ["## Configuration", ""]
     md += [f"- `{k}`: `{v}`" for k, v in result["configs"].items()]

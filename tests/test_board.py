@@ -5,7 +5,6 @@ import pytest
 from model.errors import SparseFlowError
 from rtl.board.cases import make_case
 from rtl.board.selftest import OVERHEAD, SelfTest
-from rtl.board.top import make_selftest
 from verif.synth import simulate_selftest
 
 CLK_HZ = 12e6  # the iCEBreaker oscillator: the UART divisor the board build uses

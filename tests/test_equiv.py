@@ -1,5 +1,4 @@
 """verif.equiv: the netlist comparison proves renamed-but-equal designs and catches a change."""
-import pytest
 from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out

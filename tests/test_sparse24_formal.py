@@ -1,5 +1,4 @@
 """SymbiYosys k-induction proof of the 2:4 MAC against the decompressed dense dot product."""
-import pytest
 
 from model.hw.config import Arith
 from verif.formal.sparse24_mac import run_proof

@@ -4,7 +4,7 @@ import subprocess
 import pytest
 
 from verif.tools import tool_env
-from verif.runner import SIMULATORS, build, simulate, to_verilog
+from verif.runner import SIMULATORS, simulate, to_verilog
 from verif.smoke import SmokeAdder
 
 

@@ -18,7 +18,6 @@ returns a :class:`Compiled` (the pruned float graph, the :class:`IntNetwork`, th
 """
 from __future__ import annotations
 
-import copy
 import math
 import sys
 import time
@@ -27,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from model.errors import SparseFlowError
-from model.nn.graph.ir import Conv2d, Graph, Linear, ReLU, Scale, Softmax
+from model.nn.graph.ir import Conv2d, Graph, ReLU, Scale
 from model.hw.engines import EIE, NAMES as ENGINES, SPARSE24
-from model.network.engines import EIE_ENTRIES, MAX_COLS, MAX_ROWS, eie_config, eie_entries, is_24, layer_costs
+from model.network.engines import EIE_ENTRIES, MAX_COLS, MAX_ROWS, eie_entries, is_24, layer_costs
 from model.network.intnet import IntLayer, IntNetwork, host_op
 
 DATA_KEYS = ("x_train", "y_train", "x_test", "y_test")

@@ -55,7 +55,6 @@ def _arith(net, cols: int) -> Arith:
 
 def eie_config(net, layers, pes: int, fifo_depth: int = 8, codebook: bool = False) -> EIEConfig:
     """One EIE build for ``layers`` (sized from their shapes and encodings)."""
-    from model.hw.formats import eie
     rows = pow2_ceil(max(l.rows for l in layers))
     cols = pow2_ceil(max(l.cols for l in layers))
     cfg = EIEConfig(n_pes=pes, fifo_depth=fifo_depth, max_rows=rows, max_entries=1, arith=_arith(net, cols),

@@ -28,7 +28,7 @@ import numpy as np
 from model.hw.config import Arith, Requant
 from model.hw.engines import EIE
 from model.errors import SparseFlowError
-from model.nn.graph.ir import AvgPool2d, Conv2d, Flatten, Graph, Linear, MaxPool2d, Node, ReLU, Reshape, Softmax, NODE_TYPES
+from model.nn.graph.ir import AvgPool2d, Flatten, MaxPool2d, Node, ReLU, Reshape, Softmax, NODE_TYPES
 from model.nn.graph.lower import im2col
 from model.hw.reference import layer as ref_layer
 

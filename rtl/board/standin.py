@@ -6,7 +6,6 @@ the real engines (``rtl/eie``, ``rtl/sparse24``, ``rtl/dense``).
 """
 from __future__ import annotations
 
-import numpy as np
 from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out

@@ -5,7 +5,7 @@ Implements ``model.hw.reference.requantize`` (see ``model.hw.config`` for the ru
 engines hold them in registers written through their load port, reset to the configuration's
 ``Requant`` values.
 """
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
