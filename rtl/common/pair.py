@@ -26,7 +26,9 @@ class PairBuffer(wiring.Component):
         self.width = width
         # The write and read pointers, created here so the formal proof (verif/formal/fifo.py)
         # can state its invariant on them.
-        self._w_ptr, self._r_ptr = Signal(name="w_ptr"), Signal(name="r_ptr")
+        # Named as the Verilog always had them (the write pointer anonymous): an unchanged
+        # netlist keeps nextpnr's placement, and the measured Fmax, as they were.
+        self._w_ptr, self._r_ptr = Signal(), Signal(name="r_ptr")
         super().__init__({
             "w_data": In(width), "w_en": In(1), "w_rdy": Out(1, init=1),
             "r_data": Out(width), "r_en": In(1), "r_rdy": Out(1),
