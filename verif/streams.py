@@ -80,9 +80,9 @@ class StreamSource(_StreamEnd):
     async def send(self, words) -> None:
         words = list(words)
 
-        def idle(k):  # payload while valid is low: another word (verif/native/harness.cpp does the same)
+        def idle(k):  # payload while valid is low: two words XORed (as verif/native/harness.cpp)
             self.valid.value = 0
-            self.payload.value = int(words[(k * 7 + 3) % len(words)])
+            self.payload.value = int(words[(k * 7 + 3) % len(words)]) ^ int(words[(k * 5 + 1) % len(words)])
 
         for k, word in enumerate(words):
             while not self.pacer.go():

@@ -87,10 +87,13 @@ struct Source {
     explicit Source(Pacer p) : pacer(p) {}
     void start(const int64_t* w, size_t count) { words = w; n = count; next = 0; }
     bool busy() const { return next < n; }
-    // The payload while valid is low (idle, and after the last word): another word of the
-    // stream, so a design that takes a word without valid, or reads the payload outside a
+    // The payload while valid is low (idle, and after the last word): two words of the stream
+    // XORed (in range, but not a word of the stream: a repeated load word would be a harmless
+    // rewrite), so a design that takes a word without valid, or reads the payload outside a
     // transfer, gets a wrong one (found by mutation screening: a held last word hid it).
-    uint64_t idle_payload() const { return n ? static_cast<uint64_t>(words[(next * 7 + 3) % n]) : 0; }
+    uint64_t idle_payload() const {
+        return n ? static_cast<uint64_t>(words[(next * 7 + 3) % n] ^ words[(next * 5 + 1) % n]) : 0;
+    }
     // Called once per cycle before the DUT settles: decide what to drive this cycle.
     void drive() {
         if (!valid && next < n && pacer.go()) { valid = true; payload = static_cast<uint64_t>(words[next]); }
