@@ -118,7 +118,8 @@ def test_input_past_the_columns_is_dropped():
     """Elements past the loaded matrix's columns (and past ``max_cols``) are dropped
     (rtl/eie/nonzero.py ``cols``): the results are the matrix times the first ``cols``
     elements (a case the mutation screen asked for). Native: run_jobs would refuse the shape."""
-    from rtl.eie.array import EIEArray, build_config
+    from rtl.common.config import build_config
+    from rtl.eie.array import EIEArray
     from verif import native
     from verif.cases import OVERLONG_SEED, overlong, overlong_jobs
     from verif.spmv_eie import TOPLEVEL, packed_inputs, prepare_jobs
