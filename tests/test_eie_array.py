@@ -134,3 +134,16 @@ def test_input_past_the_columns_is_dropped():
     for (m, a2, expect, _, _), r, j in zip(prepared, results, jobs):
         assert j["x"].shape[1] == cfg.max_cols + 3 > a2.shape[0]
         np.testing.assert_array_equal(r["y"], expect)
+
+
+def test_vector_counter_over_many_vectors():
+    """4100 vectors in one run: ``vectors`` counts each (run_jobs checks it after every vector
+    against the vectors sent), so its bits up to 12 move (verif.cases.many_vectors_case,
+    added after mutation screening). Native: the cocotb testbench would take minutes."""
+    from verif.cases import MANY_VECTORS, MANY_VECTORS_SEED, many_vectors_case
+    from verif.spmv_eie import run_jobs
+    print(f"seed {MANY_VECTORS_SEED}")
+    cfg = BASE.with_(arith=Arith(max_cols=24, requant=Requant(4, True)))  # verif.mutation.eie_config
+    w, x = many_vectors_case()
+    r = run_jobs([(w[:1], x[:, :3]), (w, x)], cfg, backend="native", processes=1)
+    assert r[1]["vectors"][-1] == MANY_VECTORS + 3 and r[1]["y"].shape == (2, MANY_VECTORS)

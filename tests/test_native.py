@@ -24,7 +24,7 @@ SEED = 20261129
 
 
 def _same_eie(a, b):
-    for k in ("y", "cycles", "total_cycles", "busy", "stall"):
+    for k in ("y", "cycles", "total_cycles", "busy", "stall", "vectors"):
         assert np.array_equal(np.asarray(a[k]), np.asarray(b[k])), k
 
 

@@ -203,3 +203,15 @@ def test_input_past_max_cols_is_dropped(dense):
                           toplevel="dense_engine" if dense else "sparse24_engine")
     assert (out["y"] == layer(w, x, cfg.arith)).all()
     assert (layer(w, long_x[:CFG.max_cols], cfg.arith) == out["y"]).all() and long_x.shape[0] > CFG.max_cols
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_vector_counter_over_many_vectors(dense):
+    """4100 vectors in one run: ``vectors`` ends at the batch size (run_spmv checks it) and
+    logs one step per vector, so its bits up to 12 move (verif.cases.many_vectors_case, added
+    after mutation screening)."""
+    from verif.cases import MANY_VECTORS, MANY_VECTORS_SEED, many_vectors_case
+    print(f"seed {MANY_VECTORS_SEED}")
+    w, x = many_vectors_case()
+    out = run_spmv(w, x, with_requant(0, False), sim="verilator", backend="native", dense=dense)
+    assert len(out["cycles"]) == MANY_VECTORS and out["y"].shape == (2, MANY_VECTORS)

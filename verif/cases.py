@@ -167,3 +167,19 @@ def lane_overlong_case(rows: int = 16, cols: int = 32, extra: int = 5) -> tuple:
     rng = np.random.default_rng(OVERLONG_SEED)
     w, x = random_24(rng, rows, cols), rng.integers(-32768, 32768, (cols, 4))
     return w, x, overlong(x, cols + extra, rng)
+
+
+# ---- many vectors: the vector counter's higher bits -----------------------------------------
+MANY_VECTORS_SEED = 51
+MANY_VECTORS = 4100  # > 2^12: the vector counter's bits 0..12 each move
+
+
+def many_vectors_case(cols: int = 4, count: int = MANY_VECTORS) -> tuple:
+    """``(weights (2, cols), x (cols, count))``: a tiny matrix and thousands of vectors, so
+    the vector counter (``vectors``, 32 bits) counts past 2^12 in one run. Found by mutation
+    screening: the regression's batches of at most 40 vectors never set bit 6 and up.
+    2:4-valid (one non-zero per group), so it serves every engine."""
+    rng = np.random.default_rng(MANY_VECTORS_SEED)
+    w = np.zeros((2, cols), dtype=int)
+    w[0, ::4], w[1, 1::4] = 3, -2
+    return w, rng.integers(-100, 100, (cols, count))

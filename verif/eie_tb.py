@@ -54,7 +54,7 @@ async def eie_case(dut):
         cols, batch = x.shape
         send = cocotb.start_soon(xsrc.send(packed_inputs(x, act_bits).reshape(-1).tolist()))
         y = np.zeros((rows, batch), dtype=np.int64)
-        cyc, tot, busy, stall = [], [], [], []
+        cyc, tot, busy, stall, vecs = [], [], [], [], []
         for b in range(batch):
             got = await ysink.receive(rows, timeout_cycles=200 * (rows + cols) + 10_000)
             lasts = [w >> out_bits for w in got]
@@ -67,11 +67,12 @@ async def eie_case(dut):
             tot.append(int(dut.total_cycles.value))
             busy.append(_counters(dut.busy, n))
             stall.append(_counters(dut.stall, n))
+            vecs.append(int(dut.vectors.value))
             await RisingEdge(dut.clk)
         await send
         results.update({f"y_{i}": y, f"cycles_{i}": np.array(cyc), f"total_{i}": np.array(tot),
                         f"busy_{i}": np.array(busy).reshape(batch, n),
-                        f"stall_{i}": np.array(stall).reshape(batch, n)})
+                        f"stall_{i}": np.array(stall).reshape(batch, n), f"vectors_{i}": np.array(vecs)})
     sim_cycles = int((get_sim_time("ns") - t_sim) // 10)
     tb_meta = {"sim_seconds": time.perf_counter() - t_wall, "sim_cycles": sim_cycles,
                "vectors": int(dut.vectors.value)}

@@ -100,6 +100,12 @@ def _eie_run(name, jobs, cfg, bcfg, pacing, seed, model, x_length=None):
               "rows": int(arrays[f"rows_{i}"])} for i, x in enumerate(xs)]
 
     def check(results):
+        done = 0  # tests/test_eie_array.py (verif.spmv_eie.run_jobs): the vector counter, per vector
+        for r in results:
+            want = list(range(done + 1, done + len(r["cycles"]) + 1))
+            if r["vectors"] != want:
+                return f"invariant: vector counter {r['vectors']}, expected {want}"
+            done += len(want)
         if model is None:
             return None
         for (m, a2, _, _, jcfg), r in zip(prepared, results):
@@ -142,6 +148,8 @@ def eie_target() -> Target:
         # tests/test_eie_array.py::test_input_past_the_columns_is_dropped
         _eie_run("input past the columns", cases.overlong_jobs(cfg), cfg, bcfg, (1.0, 1.0, 1.0), 6, None,
                  x_length=cfg.max_cols + 3),
+        # tests/test_eie_array.py::test_vector_counter_over_many_vectors (no cycle model: 4100 vectors)
+        _eie_run("many vectors", [cases.many_vectors_case()], cfg, bcfg, (1.0, 1.0, 1.0), 7, None),
     ]
     return Target("eie", EIEArray(bcfg), TOPLEVEL, True, cfg.n_pes, cfg.arith.out_bits, runs)
 
@@ -208,6 +216,8 @@ def lane_target(dense: bool) -> Target:
         runs.append(_lane_run("dense small, paced 0.8", engine, w[:4, :8], x[:8], rq(7, True), 0.8, 5))
     w, x, long_x = cases.lane_overlong_case()  # tests/test_sparse24_engine.py::test_input_past_max_cols_is_dropped
     runs.append(_lane_run("input past max_cols", engine, w, x, rq(9, False), 1.0, 7, long_x=long_x))
+    w, x = cases.many_vectors_case()  # tests/test_sparse24_engine.py::test_vector_counter_over_many_vectors
+    runs.append(_lane_run("many vectors", engine, w, x, rq(0, False), 1.0, 8))
     # tests/test_sparse24_engine.py / test_dense_engine.py::test_back_pressure_fills_the_result_queues
     for w, x, shift, relu, out_p, seed in lane_backpressure_cases(np.random.default_rng(cases.BACKPRESSURE_SEED + dense),
                                                                   dense):

@@ -155,8 +155,13 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
             r, b = (int(v) for v in np.argwhere(y != expect)[0])
             raise RuntimeError(f"{sim}: EIE RTL disagrees with the golden model (job {i}, vector {b}, row {r}): "
                                f"got {int(y[r, b])}, expected {int(expect[r, b])}; run folder {run_dir}")
+        vectors = res[f"vectors_{i}"].tolist()
+        done = sum(p[1].shape[1] for p in prepared[:i])
+        if check and vectors != list(range(done + 1, done + y.shape[1] + 1)):
+            raise RuntimeError(f"{sim}: EIE vector counter {vectors} after the vectors of job {i}, expected "
+                               f"{done + 1}..{done + y.shape[1]}; run folder {run_dir}")
         out.append({
-            "y": y, "cycles": res[f"cycles_{i}"].tolist(), "total_cycles": res[f"total_{i}"].tolist(),
+            "y": y, "cycles": res[f"cycles_{i}"].tolist(), "vectors": vectors, "total_cycles": res[f"total_{i}"].tolist(),
             "busy": res[f"busy_{i}"].tolist(), "stall": res[f"stall_{i}"].tolist(),
             "matrix": m, "x": a2, "weights": wd, "cfg": jcfg,
             "sim": sim, "backend": backend, "run_dir": str(run_dir) if run_dir else None, "sim_seconds": tb_meta["sim_seconds"],
@@ -226,7 +231,7 @@ def _run_native(bcfg: EIEConfig, arrays: dict, meta: dict, waves, processes: int
     for i, r in enumerate(results):
         res.update({f"y_{i}": r["y"], f"cycles_{i}": np.array(r["cycles"]), f"total_{i}": np.array(r["total_cycles"]),
                     f"busy_{i}": np.array(r["busy"]).reshape(-1, bcfg.n_pes),
-                    f"stall_{i}": np.array(r["stall"]).reshape(-1, bcfg.n_pes)})
+                    f"stall_{i}": np.array(r["stall"]).reshape(-1, bcfg.n_pes), f"vectors_{i}": np.array(r["vectors"])})
     return res, {"sim_seconds": facts["sim_seconds"], "sim_cycles": facts["sim_cycles"],
                  "processes": facts.get("processes", 1)}, facts["run_dir"]
 

@@ -78,9 +78,15 @@ class StreamSource(_StreamEnd):
         self.sent = 0
 
     async def send(self, words) -> None:
-        for word in words:
+        words = list(words)
+
+        def idle(k):  # payload while valid is low: two words XORed (as verif/native/harness.cpp)
+            self.valid.value = 0
+            self.payload.value = int(words[(k * 7 + 3) % len(words)]) ^ int(words[(k * 5 + 1) % len(words)])
+
+        for k, word in enumerate(words):
             while not self.pacer.go():
-                self.valid.value = 0
+                idle(k)
                 await RisingEdge(self.clk)
             self.valid.value = 1
             self.payload.value = int(word)
@@ -91,7 +97,8 @@ class StreamSource(_StreamEnd):
                 if accepted:
                     break
             self.sent += 1
-        self.valid.value = 0
+        if words:
+            idle(len(words))
 
 
 class StreamSink(_StreamEnd):

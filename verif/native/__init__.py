@@ -171,7 +171,7 @@ def run(exe: Path, jobs: list[dict], *, out_bits: int, eie: bool, n_pes: int = 1
         rows, (n_vec, _) = int(j["rows"]), np.shape(j["x"])
         r = {"y": np.zeros((rows, n_vec), dtype=np.int64)}
         if eie:
-            cyc, tot, busy, stall = [], [], [], []
+            cyc, tot, busy, stall, vecs = [], [], [], [], []
             for b in range(n_vec):
                 r["y"][:, b] = out[pos:pos + rows]
                 pos += rows
@@ -179,8 +179,9 @@ def run(exe: Path, jobs: list[dict], *, out_bits: int, eie: bool, n_pes: int = 1
                 tot.append(int(out[pos + 1]))
                 busy.append(out[pos + 2:pos + 2 + n_pes].tolist())
                 stall.append(out[pos + 2 + n_pes:pos + 2 + 2 * n_pes].tolist())
-                pos += 2 + 2 * n_pes
-            r.update(cycles=cyc, total_cycles=tot, busy=busy, stall=stall)
+                vecs.append(int(out[pos + 2 + 2 * n_pes]))
+                pos += 3 + 2 * n_pes
+            r.update(cycles=cyc, total_cycles=tot, busy=busy, stall=stall, vectors=vecs)
         else:
             r["y"] = out[pos:pos + rows * n_vec].reshape(n_vec, rows).T.copy()
             pos += rows * n_vec
@@ -225,8 +226,13 @@ def run_split(exe: Path, jobs: list[dict], *, processes: int, **kw) -> tuple[lis
     with ThreadPoolExecutor(max_workers=len(parts)) as pool:
         outs = list(pool.map(lambda part: run(exe, [d for _, _, d in part], **kw), parts))
     merged = [None] * len(jobs)
+    before = np.cumsum([0] + [np.shape(j["x"])[0] for j in jobs])  # vectors of the earlier jobs
     for part, (results, _) in zip(parts, outs):
-        for (i, lo, _), r in zip(part, results):
+        local = 0  # vectors this process ran before the chunk
+        for (i, lo, d), r in zip(part, results):
+            # The vector counter counts this process's vectors: shift it to one process's count.
+            r = dict(r, vectors=[v - local + int(before[i]) + int(lo) for v in r["vectors"]])
+            local += np.shape(d["x"])[0]
             merged[i] = merged[i] or []
             merged[i].append((lo, r))
     final = []
@@ -234,7 +240,7 @@ def run_split(exe: Path, jobs: list[dict], *, processes: int, **kw) -> tuple[lis
         chunks.sort(key=lambda c: c[0])
         rs = [r for _, r in chunks]
         final.append({"y": np.concatenate([r["y"] for r in rs], axis=1),
-                      **{k: [v for r in rs for v in r[k]] for k in ("cycles", "total_cycles", "busy", "stall")}})
+                      **{k: [v for r in rs for v in r[k]] for k in ("cycles", "total_cycles", "busy", "stall", "vectors")}})
     facts = {"sim_cycles": sum(f["sim_cycles"] for _, f in outs),
              "sim_seconds": max(f["sim_seconds"] for _, f in outs), "run_dir": None, "processes": len(parts)}
     return final, facts

@@ -9,7 +9,7 @@
 // Input (--in, little-endian int64): n_jobs, then per job: n_load, the load payloads,
 // rows, n_vec, cols, the n_vec*cols packed x payloads (vector by vector).
 // Output (--out, int64): per job, per vector: rows results (sign-extended), then
-//   SF_EIE: cycles, total_cycles, busy[n_pes], stall[n_pes]
+//   SF_EIE: cycles, total_cycles, busy[n_pes], stall[n_pes], vectors
 //   lanes : (at the end of the job) n_log, n_log x (vectors, cycles), vectors, busy, total_cycles
 // A one-line status goes to --status: "ok <sim_cycles> <seconds>" or "error <message>".
 // Exit status: 0 ok, 3 a stream stalled (watchdog) or a protocol error, 2 bad arguments/files.
@@ -87,6 +87,13 @@ struct Source {
     explicit Source(Pacer p) : pacer(p) {}
     void start(const int64_t* w, size_t count) { words = w; n = count; next = 0; }
     bool busy() const { return next < n; }
+    // The payload while valid is low (idle, and after the last word): two words of the stream
+    // XORed (in range, but not a word of the stream: a repeated load word would be a harmless
+    // rewrite), so a design that takes a word without valid, or reads the payload outside a
+    // transfer, gets a wrong one (found by mutation screening: a held last word hid it).
+    uint64_t idle_payload() const {
+        return n ? static_cast<uint64_t>(words[(next * 7 + 3) % n] ^ words[(next * 5 + 1) % n]) : 0;
+    }
     // Called once per cycle before the DUT settles: decide what to drive this cycle.
     void drive() {
         if (!valid && next < n && pacer.go()) { valid = true; payload = static_cast<uint64_t>(words[next]); }
@@ -236,6 +243,7 @@ int main(int argc, char** argv) {
             emit(static_cast<int64_t>(dut->total_cycles));
             for (int k = 0; k < SF_NPES; ++k) emit(static_cast<int64_t>(bits(dut->busy, SF_COUNTER_BITS * k, SF_COUNTER_BITS)));
             for (int k = 0; k < SF_NPES; ++k) emit(static_cast<int64_t>(bits(dut->stall, SF_COUNTER_BITS * k, SF_COUNTER_BITS)));
+            emit(static_cast<int64_t>(dut->vectors));
         };
 #else
         int64_t first_x = -1, last_y = -1, vectors_seen = 0;
@@ -258,9 +266,9 @@ int main(int argc, char** argv) {
             ys.active = x_started && !gap && got_total < rows * n_vec;
             ys.drive();
             dut->SF_PORT(load, valid) = load.valid;
-            if (load.valid) put(dut->SF_PORT(load, payload), load.payload);
+            put(dut->SF_PORT(load, payload), load.valid ? load.payload : load.idle_payload());
             dut->SF_PORT(x, valid) = xs.valid;
-            if (xs.valid) put(dut->SF_PORT(x, payload), xs.payload);
+            put(dut->SF_PORT(x, payload), xs.valid ? xs.payload : xs.idle_payload());
             dut->SF_PORT(y, ready) = ys.ready;
             dut->eval();
             // Sample the handshakes (cocotb's ReadOnly before the edge).
