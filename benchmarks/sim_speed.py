@@ -80,7 +80,8 @@ def eie_workload(vectors: int, cocotb_vectors: int) -> dict:
 def threads_point(make_dut, w, x, cfg) -> dict:
     """The same native run built with Verilator ``--threads 2``: loop rate against 1 thread."""
     from verif import native
-    from verif.spmv_eie import TOPLEVEL, load_words, packed_inputs
+    from rtl.common.protocol import packed_inputs
+    from verif.spmv_eie import TOPLEVEL, load_words
     from model.hw.formats.eie import encode
     print("  EIE 8 PEs: Verilator --threads 2 build and run ...", file=sys.stderr, flush=True)
     rq = cfg.arith.requant

@@ -122,7 +122,8 @@ def test_input_past_the_columns_is_dropped():
     from rtl.eie.array import EIEArray
     from verif import native
     from verif.cases import OVERLONG_SEED, overlong, overlong_jobs
-    from verif.spmv_eie import TOPLEVEL, packed_inputs, prepare_jobs
+    from rtl.common.protocol import packed_inputs
+    from verif.spmv_eie import TOPLEVEL, prepare_jobs
     cfg = BASE.with_(arith=Arith(max_cols=24, requant=Requant(4, True)))  # verif.mutation.eie_config
     print(f"seed {OVERLONG_SEED}")
     prepared, arrays = prepare_jobs(overlong_jobs(cfg), cfg)

@@ -18,8 +18,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
-from rtl.common.protocol import COUNTER_BITS
-from verif.spmv_eie import packed_inputs
+from rtl.common.protocol import COUNTER_BITS, packed_inputs
 from verif.streams import Pacer, StreamSink, StreamSource, unpack_signed
 
 

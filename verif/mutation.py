@@ -91,7 +91,8 @@ def _eie_run(name, jobs, cfg, bcfg, pacing, seed, model, x_length=None):
     predicts ("all" at full-speed input, "busy" otherwise, None: none); ``x_length``: send
     every vector extended to this many elements (:func:`verif.cases.overlong`)."""
     from verif.cases import counter_mismatch, overlong
-    from verif.spmv_eie import native_watchdog, packed_inputs, prepare_jobs
+    from rtl.common.protocol import packed_inputs
+    from verif.spmv_eie import native_watchdog, prepare_jobs
     prepared, arrays = prepare_jobs(jobs, cfg)
     rng = np.random.default_rng(seed)
     xs = [arrays[f"x_{i}"] if x_length is None else overlong(arrays[f"x_{i}"], x_length, rng)

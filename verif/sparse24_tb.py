@@ -17,7 +17,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from verif.spmv_eie import packed_inputs
+from rtl.common.protocol import packed_inputs
 from verif.streams import Pacer, StreamMonitor, StreamSink, StreamSource, unpack_signed
 
 

@@ -21,6 +21,7 @@ from model.hw.config import Arith, EIEConfig, Requant, pow2_ceil
 from model.errors import SparseFlowError
 from model.hw.formats.eie import EIEMatrix, check_fits, encode
 from model.hw.reference import as_int_array, check_bias, check_spmv_operands, layer
+from rtl.common.protocol import packed_inputs
 
 TOPLEVEL = "eie_array"
 
@@ -198,13 +199,6 @@ def native_watchdog(bcfg: EIEConfig, slowest: float) -> int:
     return int((10_000 + 4 * (bcfg.max_entries + bcfg.max_rows + bcfg.max_cols)) / slowest ** 2)
 
 
-def packed_inputs(x: np.ndarray, act_bits: int) -> np.ndarray:
-    """The ``x`` stream words of a (C, B) batch, ``(B, C)``: vector by vector, ``last`` on each
-    vector's final element (:func:`rtl.common.protocol.sample_layout`)."""
-    from rtl.common.packing import pack
-    from rtl.common.protocol import sample_layout
-    x = np.asarray(x, dtype=np.int64).T
-    return pack(sample_layout(act_bits), data=x, last=np.arange(x.shape[1]) == x.shape[1] - 1)
 
 
 def _run_native(bcfg: EIEConfig, arrays: dict, meta: dict, waves, processes: int = 1

@@ -155,7 +155,7 @@ def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim
 def native_job(engine, program, x, rows) -> tuple[dict, int]:
     """The native harness job for ``program`` and ``x`` (cols, B), and the watchdog at full
     speed (cycles without a handshake that mean a hung engine; divide by pacing squared)."""
-    from verif.spmv_eie import packed_inputs
+    from rtl.common.protocol import packed_inputs
     if max((int(w).bit_length() for w in program), default=0) > 63:
         raise SparseFlowError("load words wider than 63 bits do not fit the native harness")
     cols = x.shape[0]

@@ -18,6 +18,15 @@ def sample_layout(bits: int) -> data.StructLayout:
     return data.StructLayout({"data": signed(bits), "last": 1})
 
 
+def packed_inputs(x, act_bits: int):
+    """The ``x`` stream words of a (C, B) batch, ``(B, C)``: vector by vector, ``last`` on each
+    vector's final element (:func:`sample_layout`). Every engine's input port takes these."""
+    import numpy as np
+    from rtl.common.packing import pack
+    x = np.asarray(x, dtype=np.int64).T
+    return pack(sample_layout(bits=act_bits), data=x, last=np.arange(x.shape[1]) == x.shape[1] - 1)
+
+
 class Reg(enum.IntEnum, shape=2):
     """Run-time register addresses (``addr`` of a register write). ``SHIFT``/``RELU`` feed the
     requantizer (:class:`rtl.common.requant.Requantizer`), so they matter only with ``requant``."""
