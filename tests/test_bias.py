@@ -248,20 +248,12 @@ def test_eie_bias_matches_reference_and_cycle_model(sim):
     assert len(res) == 4  # (each result is checked against the reference inside run_jobs)
 
 
-def to_24(w):
-    """Keep the two largest-magnitude weights of each group of four."""
-    g = np.array(w).reshape(w.shape[0], -1, 4)
-    order = np.argsort(-np.abs(g), axis=2, kind="stable")
-    np.put_along_axis(g, order[:, :, 2:], 0, axis=2)
-    return g.reshape(w.shape)
-
-
 @pytest.mark.parametrize("dense", [False, True], ids=["2:4", "dense"])
 @pytest.mark.parametrize("sim", SIMULATORS)
 def test_lane_engines_bias_match_reference(sim, dense):
     from verif.spmv_sparse24 import run_spmv
     rng = np.random.default_rng(24 + dense)
-    w_of = (lambda w: w) if dense else to_24
+    w_of = (lambda w: w) if dense else nm.keep_largest_24
     cases = corner_cases(rng, 12, 12, w_of) + random_cases(rng, 12, 12, w_of, 2)
     dirs = set()
     for i, (w, x, b, rq) in enumerate(cases):
@@ -285,7 +277,7 @@ def _image_cases(rng):
     e_cfg = EIEConfig(n_pes=3, index_bits=2, max_rows=7, arith=a)
     s_cfg = Sparse24Config(max_rows=7, arith=a)
     from model.hw.formats import bsr
-    return {"eie": (eie.encode(w, e_cfg), e_cfg), "2:4": (nm.encode(to_24(w), 8), s_cfg),
+    return {"eie": (eie.encode(w, e_cfg), e_cfg), "2:4": (nm.encode(nm.keep_largest_24(w), 8), s_cfg),
             "csc": (csc.encode(w, 8, "csc"), a), "csr": (csc.encode(w, 8, "csr"), a),
             "bsr": (bsr.encode(w, 8, (2, 4)), a)}
 
@@ -368,7 +360,7 @@ def test_cli_emit_decode_and_spmv_with_bias(tmp_path):
             assert p.stderr.startswith(f"sparseflow: error: {msg}"), p.stderr
     p = _cli("decode", str(tmp_path / "img"), "--out", str(tmp_path / "W3.npy"), cwd=root)
     assert p.returncode == 0
-    np.save(tmp_path / "W24.npy", to_24(np.pad(w, ((0, 0), (0, 0)))))
+    np.save(tmp_path / "W24.npy", nm.keep_largest_24(np.pad(w, ((0, 0), (0, 0)))))
     p = _cli("emit", "--format", "2:4", "--weights", str(tmp_path / "W24.npy"), "--out", str(tmp_path / "i24"), cwd=root)
     p = _cli("decode", str(tmp_path / "i24"), "--out", str(tmp_path / "W4.npy"), "--bias-out",
              str(tmp_path / "B4.npy"), cwd=root)
@@ -405,7 +397,7 @@ def test_lane_bias_at_elaboration_icarus(dense):
     from verif.spmv_sparse24 import simulate_engine
     rng = np.random.default_rng(32)
     cfg = LANE_CFG.with_(arith=Arith(max_cols=12, requant=Requant(4, False), bias_bits=BB))
-    w = to_24(rng.integers(-128, 128, (7, 12)))
+    w = nm.keep_largest_24(rng.integers(-128, 128, (7, 12)))
     b = rng.integers(-(1 << 20), 1 << 20, 7)
     x = rng.integers(-2000, 2000, (12, 2))
     eng = DenseEngine(cfg, init=w, bias_init=b) if dense else Sparse24Engine(cfg, init=nm.encode(w, 8), bias_init=b)

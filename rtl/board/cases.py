@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from model.hw.config import Arith, EIEConfig, Sparse24Config
+from model.hw.formats import nm
 from model.hw.engines import DENSE, EIE, NAMES, SPARSE24, get as get_engine
 from model.errors import SparseFlowError
 from model.hw.reference import layer
@@ -75,15 +76,6 @@ def _random_matrix(rng, rows, cols, density, bits):
     return np.where(rng.random((rows, cols)) < density, vals, 0).astype(np.int64)
 
 
-def _to_24(w):
-    """Keep at most two non-zeros per group of four (the two largest magnitudes)."""
-    rows, cols = w.shape
-    g = w.reshape(rows, cols // 4, 4).copy()
-    order = np.argsort(-np.abs(g), axis=2, kind="stable")
-    np.put_along_axis(g, order[:, :, 2:], 0, axis=2)
-    return g.reshape(rows, cols)
-
-
 def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed: int = 1,
               vectors: int = 1, arith: Arith | None = None, fifo_depth: int | None = None) -> Case:
     """A reproducible random case; raises :class:`SparseFlowError` on bad parameters."""
@@ -104,7 +96,7 @@ def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed
     rng = np.random.default_rng(seed)
     w = _random_matrix(rng, rows, cols, density, arith.weight_bits)
     if lanes:
-        w = _to_24(w)  # the dense baseline runs the same (2:4-pruned) matrix, densely
+        w = nm.keep_largest_24(w)  # the dense baseline runs the same (2:4-pruned) matrix, densely
     lo, hi = arith.act_range
     xs = rng.integers(lo, hi + 1, size=(vectors, cols)).astype(np.int64)
     expected = np.stack([layer(w, x, arith) for x in xs])
@@ -123,7 +115,6 @@ def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed
         eie.check_fits(enc, cfg)
         init = enc
     elif engine == SPARSE24.name:
-        from model.hw.formats import nm
         cfg = Sparse24Config(lanes=size, arith=arith, max_rows=rows)
         init = nm.encode(w, arith.weight_bits)
     elif engine == DENSE.name:

@@ -54,6 +54,16 @@ def unpack_meta(meta: np.ndarray) -> np.ndarray:
     return out
 
 
+def keep_largest_24(w) -> np.ndarray:
+    """A copy of ``w`` (columns a multiple of 4) with the two largest-magnitude weights of each
+    group of four kept, the first on ties: a 2:4 matrix from any matrix."""
+    w = np.array(w)
+    g = w.reshape(w.shape[0], -1, M)
+    order = np.argsort(-np.abs(g), axis=2, kind="stable")
+    np.put_along_axis(g, order[:, :, N:], 0, axis=2)
+    return w
+
+
 def check_24(w: np.ndarray) -> None:
     """Raise naming the first group (row-major) that holds more than two non-zeros."""
     rows, cols = w.shape
