@@ -85,6 +85,21 @@ def counter_mismatch(matrix, x, cfg: EIEConfig, cycles, busy, stall) -> str | No
     return None
 
 
+def busy_mismatch(matrix, x, cfg: EIEConfig, busy) -> str | None:
+    """``busy`` of every vector against the cycle model (it holds at any stream pacing), as a
+    message; None when they agree."""
+    want = [simulate_vector(matrix, x[:, b], cfg)["busy"].tolist() for b in range(x.shape[1])]
+    got = [list(b) for b in busy]
+    return None if got == want else f"busy {got}, cycle model {want}"
+
+
+def vector_counter_mismatch(vectors, done: int) -> str | None:
+    """The EIE ``vectors`` counter read after each vector of a job, against ``done`` earlier
+    vectors of the run plus one per vector; None when it counts right."""
+    want = list(range(done + 1, done + len(vectors) + 1))
+    return None if list(vectors) == want else f"vector counter {list(vectors)}, expected {want}"
+
+
 # ---- 2:4 and dense lane engines ------------------------------------------------------------
 def random_24(rng, rows: int, cols: int, wb: int = 8) -> np.ndarray:
     """A 2:4 matrix whose groups hold 0, 1 or 2 non-zeros at random positions."""

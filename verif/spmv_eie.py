@@ -22,6 +22,7 @@ from model.errors import SparseFlowError
 from model.hw.formats.eie import EIEMatrix, check_fits, encode
 from model.hw.reference import as_int_array, check_bias, check_spmv_operands, layer
 from rtl.common.protocol import packed_inputs
+from verif.cases import vector_counter_mismatch
 
 TOPLEVEL = "eie_array"
 
@@ -157,10 +158,9 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
             raise RuntimeError(f"{sim}: EIE RTL disagrees with the golden model (job {i}, vector {b}, row {r}): "
                                f"got {int(y[r, b])}, expected {int(expect[r, b])}; run folder {run_dir}")
         vectors = res[f"vectors_{i}"].tolist()
-        done = sum(p[1].shape[1] for p in prepared[:i])
-        if check and vectors != list(range(done + 1, done + y.shape[1] + 1)):
-            raise RuntimeError(f"{sim}: EIE vector counter {vectors} after the vectors of job {i}, expected "
-                               f"{done + 1}..{done + y.shape[1]}; run folder {run_dir}")
+        bad = check and vector_counter_mismatch(vectors, sum(p[1].shape[1] for p in prepared[:i]))
+        if bad:
+            raise RuntimeError(f"{sim}: EIE {bad} after the vectors of job {i}; run folder {run_dir}")
         out.append({
             "y": y, "cycles": res[f"cycles_{i}"].tolist(), "vectors": vectors, "total_cycles": res[f"total_{i}"].tolist(),
             "busy": res[f"busy_{i}"].tolist(), "stall": res[f"stall_{i}"].tolist(),
