@@ -19,6 +19,16 @@ does not change the choice and is left out.
 The 2:4/dense cycle counts are a first-order model (input + compute + a small pipeline fill);
 the demo prints them next to the RTL's counters so their error is visible.
 :func:`choose` takes the fewest cycles, then the least memory.
+
+**Relative-index width** (EIE array, per layer): a gap of more than ``2**index_bits - 1`` zero
+rows costs padding entries, which take entry memory *and* a PE cycle each; a wider index costs
+bits on every entry. :func:`index_width_costs` encodes the layer at each width of
+:data:`INDEX_WIDTHS` and predicts its entry + pointer memory and its cycles (cycle model, exact
+against the RTL); :func:`choose_index_bits` takes the smallest memory x cycles product (the
+area-time product: a PE's entry memory is most of its area, and padding is both), ties to the
+narrower width. :func:`eie_bits_per_nonzero` is the format's storage per real non-zero weight,
+padding included, next to :data:`EIE_PAPER_BITS_PER_NONZERO` (EIE's entry: a 4-bit shared-weight
+index and a 4-bit relative index, padding not counted).
 """
 from __future__ import annotations
 
@@ -30,12 +40,54 @@ from model.hw.config import EIEConfig
 from model.hw.engines import DENSE, EIE, SPARSE24
 from model.hw.formats import eie, nm
 
+INDEX_WIDTHS = (2, 3, 4, 5, 6, 7, 8)  # relative-index widths the per-layer choice considers
+INDEX_SAMPLE = 16  # input vectors the width choice averages its cycles over
+EIE_PAPER_BITS_PER_NONZERO = 8  # EIE (Han et al., ISCA 2016): 4-bit weight index + 4-bit relative index
 PIPELINE_FILL = 9  # 2:4 / dense: memory read, three MAC stages, result register, result queue, holding and output registers, done
 
 
 def _eie_memory_bits(m: eie.EIEMatrix, cfg: EIEConfig) -> int:
     cols = m.shape[1]
     return int(m.entries_per_pe.sum()) * cfg.entry_bits + m.n_pes * (cols + 1) * cfg.ptr_bits
+
+
+def eie_bits_per_nonzero(m: eie.EIEMatrix, cfg: EIEConfig, *, pointers: bool = False) -> float:
+    """Entry-memory bits per real non-zero weight of ``m`` encoded for ``cfg``: every entry
+    (padding included) costs ``cfg.entry_bits``; with ``pointers`` the column pointers are
+    counted too. Compare with :data:`EIE_PAPER_BITS_PER_NONZERO` (entries only)."""
+    nnz = int(sum(int(np.count_nonzero(v)) for v in m.values))
+    bits = int(m.entries_per_pe.sum()) * cfg.entry_bits
+    if pointers:
+        bits += m.n_pes * (m.shape[1] + 1) * cfg.ptr_bits
+    return bits / max(nnz, 1)
+
+
+def index_width_costs(weights, x_sample, cfg: EIEConfig, widths=INDEX_WIDTHS) -> dict:
+    """``{index_bits: {"cycles", "memory_bits", "entries", "max_entries", "padding_entries",
+    "bits_per_nonzero"}}`` for the layer ``weights`` (only its non-zero pattern matters; codebook
+    indices work too) on the array ``cfg`` (its ``n_pes`` and ``value_bits``); ``cycles`` is the
+    cycle model's mean over the first :data:`INDEX_SAMPLE` vectors of ``x_sample`` (``(cols,
+    n)``)."""
+    from model.hw.cyclemodel import predict_cycles
+    pattern = (np.asarray(weights) != 0).astype(np.int8)
+    cols = pattern.shape[1]
+    xs = np.asarray(x_sample).reshape(cols, -1)[:, :INDEX_SAMPLE]
+    out = {}
+    for b in widths:
+        c = cfg.with_(index_bits=b)
+        m = eie.encode(pattern, c.with_(codebook=False))
+        # max_entries must hold the fullest PE for the memory figure (pointer width) to be real
+        c = c.with_(max_entries=max(int(m.entries_per_pe.max(initial=1)), 1))
+        out[b] = {"cycles": float(np.mean([predict_cycles(m, xs[:, j], c) for j in range(xs.shape[1])])),
+                  "memory_bits": _eie_memory_bits(m, c), "entries": int(m.entries_per_pe.sum()),
+                  "max_entries": int(m.entries_per_pe.max(initial=0)), "padding_entries": m.padding_entries,
+                  "bits_per_nonzero": round(eie_bits_per_nonzero(m, c), 3)}
+    return out
+
+
+def choose_index_bits(costs: dict) -> int:
+    """The width of :func:`index_width_costs` with the smallest memory x cycles; ties to the narrower."""
+    return min(costs, key=lambda b: (costs[b]["memory_bits"] * max(costs[b]["cycles"], 1.0), b))
 
 
 def lane_cycles(rows: int, cols: int, lanes: int, per_cycle: int) -> int:
