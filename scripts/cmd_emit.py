@@ -58,7 +58,6 @@ def emit(weights, args):
     import numpy as np
     from model.errors import SparseFlowError
     from model.hw.formats import bsr, eie, get
-    from scripts.npyio import load_npy
     w = np.asarray(weights)
     if w.ndim != 2:
         raise SparseFlowError(f"weights must be 2-D, got shape {w.shape}")
@@ -72,11 +71,9 @@ def emit(weights, args):
     if fmt is bsr.BSR:
         options["block"] = bsr.parse_block(args.block or "4x4")
     if args.codebook is not None:  # eie only (checked by _config)
-        book = load_npy(args.codebook, "codebook")
-        n = book.shape[0] if book.ndim == 1 else 0
-        if n < 2 or n & (n - 1) or n > 256:
-            raise SparseFlowError(f"codebook must be 1-D with 2, 4, ... or 256 entries, got shape {book.shape}")
-        cfg = cfg.with_(codebook=True, codebook_bits=n.bit_length() - 1)
+        from scripts.npyio import load_codebook
+        book, bits = load_codebook(args.codebook, cfg.arith.weight_bits)
+        cfg = cfg.with_(codebook=True, codebook_bits=bits)
         options["codebook"] = book
     m = fmt.encode(w, cfg, **options)
     if fmt is eie.EIE:  # size the entry memory to the busiest PE: the smallest array that holds this matrix

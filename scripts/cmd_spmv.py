@@ -12,7 +12,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="Y.npy", help="results, written once they match the golden model")
     parser.add_argument("--pes", type=int, default=None, metavar="N", help="EIE: processing elements (default 4)")
     parser.add_argument("--fifo-depth", type=int, default=None, metavar="D", help="EIE: activation queue depth (default 8)")
-    parser.add_argument("--index-bits", type=int, default=None, metavar="B", help="EIE: relative index bits (default 4)")
+    parser.add_argument("--index-bits", default=None, metavar="B",
+                        help="EIE: relative index bits, or auto: the cost model's width for this matrix and input "
+                             "(fewest memory bits x cycles, model.hw.costmodel.choose_index_bits; default auto)")
+    parser.add_argument("--codebook", default=None, metavar="CB.npy",
+                        help="EIE weight sharing: 2, 4, ... 256 shared weights (entry 0 = 0); W.npy then holds "
+                             "codebook indices and the array runs in codebook mode")
     parser.add_argument("--lanes", type=int, default=None, metavar="L", help="2:4/dense: lanes (default 4)")
     parser.add_argument("--weight-bits", type=int, default=8, metavar="BITS", help="weight width (default 8)")
     parser.add_argument("--act-bits", type=int, default=16, metavar="BITS", help="activation width (default 16)")
@@ -50,22 +55,29 @@ def run(args) -> int:
     from model.outputs import check_file, check_not_input
     from scripts.cli import in_option_terms
 
-    check_not_input(args.out, {"--weights": args.weights, "--input": args.input, "--bias": args.bias})
+    check_not_input(args.out, {"--weights": args.weights, "--input": args.input, "--bias": args.bias,
+                               "--codebook": args.codebook})
     check_file(args.out)
-    eie_only, lane_only = ("--pes", "--fifo-depth", "--index-bits"), ("--lanes",)
+    eie_only, lane_only = ("--pes", "--fifo-depth", "--index-bits", "--codebook"), ("--lanes",)
     is_eie = args.engine == EIE.name
     for name in eie_only if not is_eie else lane_only:
         if getattr(args, name[2:].replace("-", "_")) is not None:
-            takes = "--lanes" if not is_eie else "--pes, --fifo-depth and --index-bits"
+            takes = "--lanes" if not is_eie else "--pes, --fifo-depth, --index-bits and --codebook"
             raise SparseFlowError(f"{name} does not apply to --engine {args.engine}, which takes {takes}")
-    defaults = {"pes": 4, "fifo_depth": 8, "index_bits": 4, "lanes": 4}
+    defaults = {"pes": 4, "fifo_depth": 8, "index_bits": "auto", "lanes": 4}
     for key, v in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, v)
     w = load_npy(args.weights, "weights")
     x = load_npy(args.input, "input")
-    for name, v in (("--pes", args.pes), ("--fifo-depth", args.fifo_depth), ("--index-bits", args.index_bits),
-                    ("--lanes", args.lanes)):
+    if args.index_bits != "auto":
+        try:
+            args.index_bits = int(args.index_bits)
+        except ValueError:
+            raise SparseFlowError(f"--index-bits must be an integer or auto, not {args.index_bits!r}") from None
+        if not 1 <= args.index_bits <= 16:
+            raise SparseFlowError(f"--index-bits must be in 1..16, not {args.index_bits}")
+    for name, v in (("--pes", args.pes), ("--fifo-depth", args.fifo_depth), ("--lanes", args.lanes)):
         if v < 1:
             raise SparseFlowError(f"{name} must be >= 1, not {v}")
     try:
@@ -81,7 +93,17 @@ def run(args) -> int:
         arith = Arith(weight_bits=args.weight_bits, act_bits=args.act_bits, requant=requant, bias_bits=bias_bits)
     except SparseFlowError as exc:
         raise in_option_terms(exc) from None
-    w = as_int_array(w, "weights", arith.weight_bits, ndim=(2,))
+    codebook = None
+    if args.codebook is not None:
+        from scripts.npyio import load_codebook
+        codebook, cb_bits = load_codebook(args.codebook, arith.weight_bits)
+        w = as_int_array(w, "codebook indices", 32, ndim=(2,))
+        if w.size and (w.min() < 0 or w.max() >= len(codebook)):
+            r, c = (int(i) for i in np.argwhere((w < 0) | (w >= len(codebook)))[0])
+            raise SparseFlowError(f"weights {args.weights}: codebook indices must be in 0..{len(codebook) - 1}; "
+                                  f"[{r}, {c}] = {int(w[r, c])}")
+    else:
+        w = as_int_array(w, "weights", arith.weight_bits, ndim=(2,))
     vector = np.asarray(x).ndim == 1
     rep = {"engine": args.engine, "sim": args.sim, "backend": backend, "weights": list(w.shape),
            "input": list(np.shape(x))}
@@ -92,24 +114,36 @@ def run(args) -> int:
         verif.runner.PROGRESS = lambda msg: print(f"sparseflow: {msg}", file=sys.stderr, flush=True)
     try:
         if is_eie:
-            from verif.spmv_eie import run_spmv, size_config
+            from model.hw.costmodel import EIE_PAPER_BITS_PER_NONZERO, eie_bits_per_nonzero
+            from verif.spmv_eie import choose_index_width, run_spmv, size_config
             try:
+                widths = None
+                if args.index_bits == "auto":
+                    args.index_bits, widths = choose_index_width(
+                        w, x, n_pes=args.pes, arith=arith, codebook_bits=cb_bits if codebook is not None else None)
                 cfg = size_config(w, n_pes=args.pes, fifo_depth=args.fifo_depth, index_bits=args.index_bits,
-                                  arith=arith)
+                                  arith=arith, codebook_bits=cb_bits if codebook is not None else None)
             except SparseFlowError as exc:
                 raise in_option_terms(exc) from None
             r = run_spmv(w, x, cfg, sim=args.sim, pacing=args.pacing, waves=args.waves or None, bias=bias,
-                         backend=backend)
+                         codebook=codebook, backend=backend)
             cyc = np.asarray(r["cycles"], dtype=float)
             busy = np.asarray(r["busy"], dtype=float)  # (B, n_pes)
             rep.update({
                 "pes": cfg.n_pes, "fifo_depth": cfg.fifo_depth, "index_bits": cfg.index_bits,
+                "index_bits_chosen_by": "cost model" if widths else "--index-bits",
+                "bits_per_nonzero": round(eie_bits_per_nonzero(r["matrix"], cfg), 3),
+                "eie_paper_bits_per_nonzero": EIE_PAPER_BITS_PER_NONZERO,
+                "padding_entries": r["matrix"].padding_entries,
+                "codebook_bits": cfg.codebook_bits if cfg.codebook else None,
                 "config": {"max_rows": cfg.max_rows, "max_cols": cfg.max_cols, "max_entries": cfg.max_entries},
                 "cycles": r["cycles"], "total_cycles": r["total_cycles"], "predicted": r["predicted"],
                 "ideal": r["ideal"], "efficiency": r["efficiency"],
                 "utilisation": (busy.sum(axis=0) / max(cyc.sum(), 1)).tolist(),
                 "stall": r["stall"], "run_dir": r["run_dir"],
             })
+            if widths:
+                rep["index_widths"] = {str(b): c for b, c in widths.items()}
         else:
             try:
                 from verif.spmv_sparse24 import run_spmv as run24
@@ -141,6 +175,10 @@ def run(args) -> int:
     print(f"{args.engine} on {args.sim} ({backend}): {w.shape[0]}x{w.shape[1]} weights, {len(rep['cycles'])} vector(s); "
           f"results match the golden model -> {args.out}")
     if is_eie:
+        how = "chosen by the cost model" if rep["index_bits_chosen_by"] == "cost model" else "--index-bits"
+        book = f", {rep['codebook_bits']}-bit codebook" if rep["codebook_bits"] else ""
+        print(f"  {rep['index_bits']}-bit relative indices ({how}){book}: {rep['bits_per_nonzero']:.2f} entry bits per "
+              f"non-zero, {rep['padding_entries']} padding entries (EIE: {EIE_PAPER_BITS_PER_NONZERO})")
         for b, (c, p, i, e) in enumerate(zip(rep["cycles"], rep["predicted"], rep["ideal"], rep["efficiency"])):
             print(f"  vector {b}: {c} cycles (cycle model {p}), ideal {i:.1f}, load-balance efficiency {e:.3f}")
         print("  PE utilisation (busy / cycles): " + " ".join(f"{u:.2f}" for u in rep["utilisation"]))

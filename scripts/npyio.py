@@ -34,6 +34,23 @@ def load_npy(path, what: str) -> np.ndarray:
     return arr
 
 
+def load_codebook(path, weight_bits: int) -> tuple[np.ndarray, int]:
+    """A codebook .npy (EIE weight sharing): ``(weights, codebook_bits)``; 2, 4, ... or 256 signed
+    ``weight_bits`` integers with entry 0 = 0 (the padding entries' weight), else one error line."""
+    from model.hw.reference import as_int_array
+    book = load_npy(path, "codebook")
+    n = book.shape[0] if book.ndim == 1 else 0
+    if n < 2 or n & (n - 1) or n > 256:
+        raise SparseFlowError(f"codebook {path}: must be 1-D with 2, 4, ... or 256 entries, got shape {book.shape}")
+    try:
+        book = as_int_array(book, "codebook", weight_bits, ndim=(1,))
+    except SparseFlowError as exc:
+        raise SparseFlowError(f"codebook {path}: {exc}") from None
+    if book[0] != 0:
+        raise SparseFlowError(f"codebook {path}: entry 0 must be 0 (padding entries use it), not {int(book[0])}")
+    return book, n.bit_length() - 1
+
+
 def save_npy(path, array) -> Path:
     """Write ``array`` to ``path`` safely (``model.outputs``): never a partial .npy, never a replaced special file."""
     return save_npy_safely(path, array)

@@ -56,3 +56,43 @@ def test_spmv_bad_input_is_one_line_exit_2(files, capsys, bad, message):
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and message in err, err
     assert not (tmp / "Y.npy").exists()
+
+
+def test_spmv_codebook_runs_bit_exact(files, capsys):
+    """Weight sharing end to end: indices + codebook -> codebook-mode array, checked against W = cb[idx];
+    the relative-index width is the cost model's (the default) and reported with bits per non-zero."""
+    tmp, w, x = files
+    rng = np.random.default_rng(5)
+    idx = rng.integers(1, 8, w.shape) * (w != 0)
+    cb = np.array([0, -128, -40, -3, 5, 77, 127, 1])
+    np.save(tmp / "I.npy", idx)
+    np.save(tmp / "CB.npy", cb)
+    rc = main(["spmv", "--weights", str(tmp / "I.npy"), "--codebook", str(tmp / "CB.npy"), "--input",
+               str(tmp / "X.npy"), "--out", str(tmp / "Y.npy"), "--pes", "2", "--sim", "icarus", "--json"])
+    assert rc == 0
+    rep = json.loads(capsys.readouterr().out)
+    np.testing.assert_array_equal(np.load(tmp / "Y.npy"), matvec(cb[idx], x, Arith()))
+    assert rep["codebook_bits"] == 3 and rep["cycles"] == rep["predicted"]
+    from model.hw.costmodel import choose_index_bits
+    widths = {int(b): c for b, c in rep["index_widths"].items()}
+    assert rep["index_bits"] == choose_index_bits(widths) and rep["index_bits_chosen_by"] == "cost model"
+    entries = widths[rep["index_bits"]]["entries"]
+    assert rep["bits_per_nonzero"] == pytest.approx(entries * (rep["index_bits"] + 3) / np.count_nonzero(idx), abs=1e-3)
+
+
+@pytest.mark.parametrize("book,weights,message", [
+    ([3, 1, 2, 4], None, "codebook CB.npy: entry 0 must be 0"),
+    ([0, 1, 2], None, "codebook CB.npy: must be 1-D with 2, 4, ... or 256 entries, got shape (3,)"),
+    ([0, 300], None, "codebook CB.npy: codebook[1] = 300 is out of range for 8-bit signed"),
+    ([0, 0.5], None, "codebook CB.npy: codebook must hold integers"),
+    ([0, 1], "neg", "codebook indices must be in 0..1"),
+])
+def test_spmv_bad_codebook_is_one_line_exit_2(files, capsys, book, weights, message):
+    tmp, w, x = files
+    np.save(tmp / "CB.npy", np.array(book))
+    np.save(tmp / "I.npy", -(w != 0).astype(int) if weights == "neg" else (w != 0).astype(int))
+    rc = main(["spmv", "--weights", str(tmp / "I.npy"), "--codebook", str(tmp / "CB.npy"), "--input",
+               str(tmp / "X.npy"), "--out", str(tmp / "Y.npy")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and message in err.replace(str(tmp) + "/", ""), err
+    assert not (tmp / "Y.npy").exists()

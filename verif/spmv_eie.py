@@ -28,11 +28,15 @@ TOPLEVEL = "eie_array"
 
 
 def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int = 4,
-                arith: Arith | None = None) -> EIEConfig:
+                arith: Arith | None = None, codebook_bits: int | None = None) -> EIEConfig:
     """A configuration just big enough for ``weights`` (maxima rounded up to powers of two, so
-    matrices of similar size share a build)."""
+    matrices of similar size share a build). With ``codebook_bits`` the array is in codebook mode
+    and ``weights`` are codebook indices."""
     arith = arith or Arith()
-    w = as_int_array(weights, "weights", arith.weight_bits, ndim=(2,))
+    if codebook_bits is None:
+        w = as_int_array(weights, "weights", arith.weight_bits, ndim=(2,))
+    else:
+        w = as_int_array(weights, "codebook indices", 32, ndim=(2,))
     rows, cols = w.shape
     if rows < 1 or cols < 1:
         raise SparseFlowError(f"weights must have at least one row and column, got shape {w.shape}")
@@ -40,8 +44,22 @@ def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int
                   requant=arith.requant, bias_bits=arith.bias_bits)
     cfg = EIEConfig(n_pes=n_pes, arith=arith, index_bits=index_bits, fifo_depth=fifo_depth,
                     max_rows=pow2_ceil(rows), max_entries=1)
-    need = int(encode(w, cfg).entries_per_pe.max())  # padding depends on index_bits and n_pes
-    return cfg.with_(max_entries=pow2_ceil(max(need, 1)))
+    # padding depends on index_bits and n_pes, not on the values: the pattern sizes the memory
+    need = int(encode((w != 0).astype(np.int8), cfg).entries_per_pe.max())
+    cfg = cfg.with_(max_entries=pow2_ceil(max(need, 1)))
+    return cfg if codebook_bits is None else cfg.with_(codebook=True, codebook_bits=codebook_bits)
+
+
+def choose_index_width(weights, x, *, n_pes: int, arith: Arith | None = None,
+                       codebook_bits: int | None = None) -> tuple[int, dict]:
+    """The cost model's relative-index width for ``weights`` (indices with ``codebook_bits``) on
+    ``x`` (``model.hw.costmodel.choose_index_bits``) and the per-width costs it compared."""
+    from model.hw.costmodel import choose_index_bits, index_width_costs
+    cfg = size_config(weights, n_pes=n_pes, arith=arith, codebook_bits=codebook_bits)
+    pattern = (np.asarray(weights) != 0).astype(np.int8)
+    _, xs = check_spmv_operands(pattern, x, cfg.arith)  # the run's own messages (shape, range, NaN)
+    costs = index_width_costs(pattern, xs.reshape(xs.shape[0], -1), cfg)
+    return choose_index_bits(costs), costs
 
 
 def load_words(m: EIEMatrix, cfg: EIEConfig, requant: Requant | None = None, bias=None) -> np.ndarray:
