@@ -37,6 +37,9 @@ def add_arguments(parser) -> None:
                         help=f"2:4 / dense lanes, 2 multipliers each (default {O.lanes})")
     parser.add_argument("--share-bits", type=int, default=None,
                         help="weight sharing: a 2**B-entry codebook per layer (e.g. 4); default off")
+    parser.add_argument("--index-bits", type=int, default=None,
+                        help="EIE relative-index width of every layer; default: the cost model's per layer "
+                             "(fewest memory bits x cycles)")
     parser.add_argument("--eie-entries", type=int, default=EIE_ENTRIES,
                         help=f"entry memory words of one EIE PE (default {EIE_ENTRIES})")
     parser.add_argument("--calib", type=int, default=O.calib,
@@ -60,7 +63,7 @@ def run(args) -> int:
                           conv_sparsity=args.conv_sparsity, schedule=args.schedule, scope=args.scope, reinit=args.reinit,
                           rounds=args.rounds, epochs=args.epochs, finetune_epochs=args.finetune_epochs, lr=args.lr,
                           finetune_lr=args.lr, engine=args.engine, pes=args.pes, lanes=args.lanes,
-                          share_bits=args.share_bits, eie_entries=args.eie_entries, calib=args.calib,
+                          share_bits=args.share_bits, index_bits=args.index_bits, eie_entries=args.eie_entries, calib=args.calib,
                           seed=args.seed, progress=True)
     opts.check()
     data = load_data(args.data)
@@ -80,11 +83,16 @@ def run(args) -> int:
     a = rep["accuracy"]
     print(f"{graph.name or args.model} -> {out}  (seed {opts.seed})")
     print(f"accuracy on {rep['samples']['test']} held-out samples: dense float {a['dense_float']:.4f}, "
-          f"pruned float {a['pruned_float']:.4f}, integer golden {a['integer_golden']:.4f}")
+          f"pruned float {a['pruned_float']:.4f}, integer golden {a['integer_golden']:.4f}"
+          + (f" (weight sharing, {opts.share_bits}-bit codebooks; without it {a['integer_golden_unshared']:.4f})"
+             if "integer_golden_unshared" in a else ""))
     costs = f"cycles/inf ({' / '.join(NAMES)}, predicted)"
-    print(f"{LAYER_HEAD}{'density':>8s} {'shift':>5s} {'engine':>6s} {costs:>42s}")
+    print(f"{LAYER_HEAD}{'density':>8s} {'shift':>5s} {'engine':>6s} {costs:>42s} {'EIE index':>9s} {'bits/nz':>7s}")
     for l in rep["layers"]:
         cyc = " / ".join(per_engine(l["costs"], lambda c: f"{c['cycles']:.0f}"))
-        print(f"{layer_head(l)}{l['density']:>8.3f} {l['shift']:>5d} {l['engine']:>6s} {cyc:>42s}")
+        print(f"{layer_head(l)}{l['density']:>8.3f} {l['shift']:>5d} {l['engine']:>6s} {cyc:>42s} "
+              f"{l['index_bits']:>9d} {l['bits_per_nonzero']:>7.2f}")
+    print(f"(EIE index: relative-index bits; bits/nz: EIE entry bits per non-zero weight, padding included; "
+          f"EIE's paper: 8)")
     print(f"predicted cycles per inference on the chosen engines: {rep['predicted_cycles_chosen']:.0f}")
     return 0

@@ -23,6 +23,11 @@ def add_arguments(p):
     p.add_argument("--dense-limit", type=int, default=None,
                    help="images run on the dense baselines, whose timing is data-independent "
                         "(default: all with the native backend, 40 with cocotb)")
+    p.add_argument("--share-bits", type=int, default=None, metavar="B",
+                   help="EIE weight sharing: a 2**B-entry codebook per layer of the EIE net, run in codebook "
+                        "mode; the report gives the accuracy with and without (default off)")
+    p.add_argument("--index-bits", type=int, default=None, metavar="B",
+                   help="EIE relative-index width of every layer (default: the cost model's per layer)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--no-sweep", action="store_true", help="skip the accuracy-vs-sparsity sweep")
     p.add_argument("--seed", type=int, default=0)
@@ -40,7 +45,8 @@ def run(args) -> int:
     opts = DemoOptions(hidden=parse_hidden(args.hidden), sparsity=args.sparsity, method=args.method, schedule=args.schedule,
                        scope=args.scope, pes=args.pes,
                        lanes=args.lanes, fifo_depth=args.fifo_depth, sim=args.sim, backend=args.backend, out=Path(args.out),
-                       seed=args.seed, limit=args.limit, dense_limit=args.dense_limit, epochs=args.epochs, sweep=not args.no_sweep)
+                       seed=args.seed, limit=args.limit, dense_limit=args.dense_limit, epochs=args.epochs, sweep=not args.no_sweep,
+                       share_bits=args.share_bits, index_bits=args.index_bits)
     from model.outputs import claim_dir
     with claim_dir(args.out, "demo", legacy=_legacy_demo):  # writes into it; refuses a folder it did not write
         result = run_demo(opts, quiet=args.json)

@@ -5,7 +5,12 @@ Stages (each timed, progress on stderr):
 1. train the dense MLP on the digits training split;
 2. prune it twice with the same criterion and fine-tune: unstructured (for the EIE array) and
    2:4 (for the 2:4 engine);
-3. quantize both (``model.nn.quant``: int8 weights, int16 activations, per-layer shifts);
+3. quantize both (``model.nn.quant``: int8 weights, int16 activations, per-layer shifts); with
+   ``share_bits`` the unstructured net also gets EIE weight sharing (a ``2**share_bits``-entry
+   codebook per layer) and runs on the array in codebook mode; the report gives its held-out
+   accuracy with and without sharing. Each EIE layer's relative-index width is the cost
+   model's (``model.hw.costmodel.choose_index_bits``, on training-set activations) unless
+   ``index_bits`` forces one; the array's index field is as wide as the widest candidate;
 4. emit each layer's memory image (EIE interleaved CSC; 2:4 compressed) with its manifest;
 5. run every held-out test image through the RTL, layer by layer, each layer's outputs (ReLU and
    requantization done in hardware) feeding the next: the unstructured net on the EIE array, the
@@ -54,6 +59,8 @@ class DemoOptions:
     sweep: bool = True             # the small accuracy-vs-sparsity sweep for the report
     dense_limit: int | None = None  # images run on the dense baselines (their timing is data-independent);
                                     # None: all with the native backend, 40 with cocotb
+    share_bits: int | None = None  # EIE weight sharing: codebook bits (None: off)
+    index_bits: int | None = None  # EIE relative-index width of every layer (None: the cost model's per layer)
 
     def check(self) -> None:
         from model.nn.prune.criteria import METHODS
@@ -73,6 +80,10 @@ class DemoOptions:
                 raise SparseFlowError(f"{name.replace('_', ' ')} must be >= 1, not {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
             raise SparseFlowError(f"limit must be >= 1, not {self.limit}")
+        if self.share_bits is not None and not 1 <= self.share_bits <= 8:
+            raise SparseFlowError(f"weight sharing bits must be in 1..8, not {self.share_bits}")
+        if self.index_bits is not None and not 1 <= self.index_bits <= 16:
+            raise SparseFlowError(f"index bits must be in 1..16, not {self.index_bits}")
         if any(h % 4 for h in self.hidden):
             raise SparseFlowError(f"hidden sizes must be multiples of 4 (2:4 groups), not {list(self.hidden)}")
 
@@ -112,10 +123,27 @@ def eie_config(shapes, opts: DemoOptions, weight_bits: int, act_bits: int) -> EI
     Sized from the shapes alone (a PE never holds more than ``rows_per_pe`` entries per column,
     padding included), so the build can start before the network is trained.
     """
+    from model.hw.costmodel import INDEX_WIDTHS
     rows, cols = _max_dims(shapes)
     cfg = EIEConfig(n_pes=opts.pes, fifo_depth=opts.fifo_depth, max_rows=rows, max_entries=1,
-                    arith=Arith(weight_bits, act_bits, max_cols=cols, requant=Requant()))
+                    arith=Arith(weight_bits, act_bits, max_cols=cols, requant=Requant()),
+                    index_bits=opts.index_bits or max(INDEX_WIDTHS), codebook=opts.share_bits is not None,
+                    codebook_bits=opts.share_bits or EIEConfig.codebook_bits)
     return cfg.with_(max_entries=pow2_ceil(cfg.rows_per_pe * cols))
+
+
+def index_widths(q, calib: list[np.ndarray], cfg: EIEConfig, forced: int | None) -> list[dict]:
+    """Per layer of ``q``: the relative-index width (``forced``, else the cost model's on the
+    activations ``calib``) with the per-width costs compared (``model.hw.costmodel``)."""
+    from model.hw.costmodel import INDEX_WIDTHS, choose_index_bits, index_width_costs
+    candidates = (forced,) if forced else tuple(b for b in INDEX_WIDTHS if b <= cfg.index_bits)
+    out = []
+    for i, l in enumerate(q.layers):
+        costs = index_width_costs(l.weight, calib[i], cfg, widths=candidates)
+        bits = choose_index_bits(costs)
+        out.append({"layer": i, "index_bits": bits, "bits_per_nonzero": costs[bits]["bits_per_nonzero"],
+                    "padding_entries": costs[bits]["padding_entries"], "widths": costs})
+    return out
 
 
 def lane_config(shapes, lanes: int, weight_bits: int, act_bits: int) -> Sparse24Config:
@@ -128,13 +156,19 @@ def _with_requant(cfg, layer):
     return cfg.with_(arith=replace(cfg.arith, requant=Requant(layer.shift, layer.relu)))
 
 
-def run_layer(engine: str, layer, x: np.ndarray, cfgs: dict, sim: str, backend: str = "cocotb") -> dict:
-    """One layer on one engine; returns outputs and per-vector cycles (RTL-checked by the callee)."""
+def run_layer(engine: str, layer, x: np.ndarray, cfgs: dict, sim: str, backend: str = "cocotb",
+              index_bits: int | None = None) -> dict:
+    """One layer on one engine; returns outputs and per-vector cycles (RTL-checked by the callee).
+    On the EIE array: encoded at ``index_bits`` (default the build's), from its codebook indices
+    when the build is in codebook mode."""
     if engine == EIE.name:
         from model.hw.cyclemodel import ideal_cycles
         from verif.spmv_eie import run_jobs
         cfg = cfgs[EIE.name]
-        r = run_jobs([(layer.weight, x, Requant(layer.shift, layer.relu))], cfg, sim=sim, backend=backend)[0]
+        rq = Requant(layer.shift, layer.relu)
+        job = ((layer.indices, x, rq, layer.codebook, None, index_bits) if cfg.codebook else
+               (layer.weight, x, rq, None, None, index_bits))
+        r = run_jobs([job], cfg, sim=sim, backend=backend)[0]
         ideal = [ideal_cycles(layer.weight, x[:, b], cfg.n_pes) for b in range(x.shape[1])]
         return {"y": r["y"], "cycles": r["cycles"], "ideal": ideal, "busy": r["busy"],
                 "multipliers": cfg.n_pes}
@@ -145,14 +179,15 @@ def run_layer(engine: str, layer, x: np.ndarray, cfgs: dict, sim: str, backend: 
 
 
 def run_network(qnet, engines: list[str], x_int: np.ndarray, golden: list[np.ndarray], cfgs: dict,
-                sim: str, stages: Stages, label: str, backend: str = "cocotb") -> dict:
-    """Every layer on its engine, RTL outputs feeding the next layer; counts golden mismatches."""
+                sim: str, stages: Stages, label: str, backend: str = "cocotb", widths: list[dict] | None = None) -> dict:
+    """Every layer on its engine, RTL outputs feeding the next layer; counts golden mismatches.
+    ``widths``: :func:`index_widths` of ``qnet`` (EIE layers encoded at their chosen width)."""
     x = x_int
     layers, mismatches = [], 0
     for i, (layer, engine) in enumerate(zip(qnet.layers, engines)):
         stages.say(f"  {label}: layer {i} {layer.weight.shape[0]}x{layer.weight.shape[1]} on {engine}, "
                    f"{x.shape[1]} vectors")
-        r = run_layer(engine, layer, x, cfgs, sim, backend)
+        r = run_layer(engine, layer, x, cfgs, sim, backend, widths[i]["index_bits"] if widths else None)
         bad = int(np.count_nonzero(r["y"] != golden[i + 1]))
         mismatches += bad
         layers.append({"engine": engine, "shape": list(layer.weight.shape), "mismatches": bad,
@@ -188,7 +223,7 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
     from model.hw.formats import get as get_format
     from model.hw.images import write_image
     from model.nn.prune.pipelines import PruneConfig, run, train_dense
-    from model.nn.quant import quantize
+    from model.nn.quant import quantize, share_weights
 
     torch.set_num_threads(1)
     stages = Stages(quiet)
@@ -226,29 +261,43 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
         with stages.stage("accuracy sweep"):
             sweep = accuracy_sweep(data, dense, init_state, opts, stages)
     with stages.stage("quantize"):
-        q_u = quantize(unstr.model, data.x_train, weight_bits=wb, act_bits=ab)
+        q_plain = quantize(unstr.model, data.x_train, weight_bits=wb, act_bits=ab)
+        # with sharing the EIE net is the codebook net (shifts recalibrated), else the plain one
+        q_u = q_plain if opts.share_bits is None else share_weights(q_plain, data.x_train, bits=opts.share_bits)
         q_24 = quantize(s24.model, data.x_train, weight_bits=wb, act_bits=ab)
         gold_u = q_u.activations(x_test)
         gold_24 = q_24.activations(x_test)
 
+    # Per-layer choices (relative-index width; engine for the 2:4 network), costed on
+    # training-set activations (never the test set).
+    with stages.stage("per-layer index width and engine choice"):
+        x_cal = data.x_train[:64].T.astype(np.int64)
+        widths = index_widths(q_u, q_u.activations(x_cal), cfgs[EIE.name], opts.index_bits)
+        calib = q_24.activations(x_cal)
+        plain = cfgs[EIE.name].with_(arith=Arith(wb, ab, max_cols=cfgs[EIE.name].max_cols), codebook=False)
+        widths_24 = index_widths(q_24, calib, plain, opts.index_bits)
+        choice = []
+        for i, l in enumerate(q_24.layers):
+            costs = layer_costs(l.weight, calib[i], plain.with_(index_bits=widths_24[i]["index_bits"]), opts.lanes)
+            if cfgs[EIE.name].codebook:  # the array is built in codebook mode; this net has no codebooks
+                del costs[EIE.name]
+            choice.append({"layer": i, "costs": costs, "engine": choose(costs)})
+
     with stages.stage("emit memory images"):
+        from model.hw.formats import eie as eie_fmt
         images = []
         for name, q, engine in (("eie", q_u, EIE), ("2to4", q_24, SPARSE24)):
             fmt, cfg = get_format(engine.image_format), cfgs[engine.name]
             for i, l in enumerate(q.layers):
                 path = out / "images" / f"{name}_layer{i}"
                 path.parent.mkdir(parents=True, exist_ok=True)
-                summary = write_image(path, fmt.encode(l.weight, cfg), cfg)
+                if engine is EIE:
+                    lcfg = cfg.with_(index_bits=widths[i]["index_bits"])
+                    m = eie_fmt.encode(l.indices, lcfg, l.codebook) if cfg.codebook else eie_fmt.encode(l.weight, lcfg)
+                    summary = write_image(path, m, lcfg)
+                else:
+                    summary = write_image(path, fmt.encode(l.weight, cfg), cfg)
                 images.append({"path": str(path), "format": fmt.name, "summary": summary})
-
-    # Per-layer choice for the 2:4 network, costed on training-set activations (never the test set).
-    with stages.stage("per-layer engine choice"):
-        calib = q_24.activations(data.x_train[:64].T.astype(np.int64))
-        plain = cfgs[EIE.name].with_(arith=Arith(wb, ab, max_cols=cfgs[EIE.name].max_cols))
-        choice = []
-        for i, l in enumerate(q_24.layers):
-            costs = layer_costs(l.weight, calib[i], plain, opts.lanes)
-            choice.append({"layer": i, "costs": costs, "engine": choose(costs)})
 
     with stages.stage("wait for the Verilator builds"):
         builds.result()
@@ -256,7 +305,7 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
     sim, be = opts.sim, opts.backend
     with stages.stage(f"RTL: EIE net on the EIE array || 2:4 net on the 2:4 engine ({sim}, {be})"):
         f_eie = pool.submit(run_network, q_u, [EIE.name] * len(q_u.layers), x_test, gold_u, cfgs, sim, stages,
-                            "EIE", be)
+                            "EIE", be, widths)
         f_24 = pool.submit(run_network, q_24, [SPARSE24.name] * len(q_24.layers), x_test, gold_24, cfgs, sim,
                            stages, "2:4", be)
         runs[EIE.name], runs[SPARSE24.name] = f_eie.result(), f_24.result()
@@ -265,7 +314,7 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
     nd = min(opts.dense_limit or (n if be == "native" else 40), n)
     with stages.stage(f"RTL: dense baselines on {nd} images || mixed per-layer engines ({sim}, {be})"):
         f_mixed = pool.submit(run_network, q_24, [c["engine"] for c in choice], x_test, gold_24, cfgs, sim,
-                              stages, "mixed", be)
+                              stages, "mixed", be, widths_24)
         runs["dense(2:4 net)"] = run_network(q_24, [DENSE.name] * len(q_24.layers), x_test[:, :nd],
                                              [g[:, :nd] for g in gold_24], cfgs, sim, stages, "dense", be)
         cfgs_e = dict(cfgs, **{DENSE.name: cfgs.get("dense-eie", cfgs[DENSE.name])})
@@ -293,7 +342,8 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
         "accuracy": {
             "float_dense": unstr.dense_acc,
             "eie": {"float_pruned": unstr.pruned_acc, "integer_golden": q_u.accuracy(x_test, y_test),
-                    "rtl": acc(runs[EIE.name]["predictions"])},
+                    "rtl": acc(runs[EIE.name]["predictions"]),
+                    **({"integer_golden_unshared": q_plain.accuracy(x_test, y_test)} if opts.share_bits else {})},
             "2:4": {"float_pruned": s24.pruned_acc, "integer_golden": q_24.accuracy(x_test, y_test),
                     "rtl": acc(runs[SPARSE24.name]["predictions"])},
             "mixed": {"rtl": acc(runs["mixed"]["predictions"])},
@@ -313,6 +363,7 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
         "eie_efficiency": [
             (l["ideal_mean"] / l["cycles_mean"]) if l["cycles_mean"] else 1.0 for l in runs[EIE.name]["layers"]],
         "choice": choice,
+        "index_widths": [{k: v for k, v in w.items() if k != "widths"} | {"candidates": w["widths"]} for w in widths],
         "images": images,
         "sweep": sweep,
     }

@@ -46,7 +46,8 @@ def _plots(out: Path, result: dict, q_u, q_24, cfgs) -> list[str]:
     # Per-PE load of the EIE network (entries incl. padding).
     cfg = cfgs[EIE.name]
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    _grouped_bars(ax, {f"layer {i}": eie.encode(l.weight, cfg).entries_per_pe for i, l in enumerate(q_u.layers)})
+    _grouped_bars(ax, {f"layer {i}": eie.encode(l.weight, cfg.with_(codebook=False, index_bits=w["index_bits"])).entries_per_pe
+                       for i, (l, w) in enumerate(zip(q_u.layers, result["index_widths"]))})
     ax.set_xlabel("PE")
     ax.set_ylabel("entries (incl. padding)")
     ax.set_title("EIE: non-zeros per PE (interleaved rows)")
@@ -92,12 +93,17 @@ def summary_lines(result: dict) -> list[str]:
         f"{'float pruned accuracy':24s}{a['eie']['float_pruned']:>20.4f}{a['2:4']['float_pruned']:>10.4f}{'':>10s}",
         f"{'integer golden accuracy':24s}{a['eie']['integer_golden']:>20.4f}{a['2:4']['integer_golden']:>10.4f}"
         f"{a['2:4']['integer_golden']:>10.4f}",
+        *([f"{'  without weight sharing':24s}{a['eie']['integer_golden_unshared']:>20.4f}"
+           f"   ({o['share_bits']}-bit codebooks on the EIE net)"] if "integer_golden_unshared" in a['eie'] else []),
         f"{'RTL accuracy':24s}{a['eie']['rtl']:>20.4f}{a['2:4']['rtl']:>10.4f}{a['mixed']['rtl']:>10.4f}",
         f"{'cycles / inference':24s}{r['eie']['cycles_per_inference']:>20.1f}{r['2:4']['cycles_per_inference']:>10.1f}"
         f"{r['mixed']['cycles_per_inference']:>10.1f}",
         f"{'speed-up vs dense':24s}{sp['eie_vs_dense']:>19.2f}x{sp['2:4_vs_dense']:>9.2f}x{sp['mixed_vs_dense']:>9.2f}x",
         "",
         "EIE load-balance efficiency per layer: " + ", ".join(f"{e:.2f}" for e in result["eie_efficiency"]),
+        "EIE relative-index bits per layer (cost model): " + ", ".join(
+            f"L{w['layer']}={w['index_bits']} ({w['bits_per_nonzero']:.2f} bits/non-zero)" for w in result["index_widths"])
+        + f"; EIE's paper: 8 bits/non-zero",
         "per-layer choice (2:4 net): " + ", ".join(f"L{c['layer']}={c['engine']}" for c in result["choice"]),
         f"RTL outputs checked against the golden integer model: {result['outputs_checked']}, "
         f"mismatches: {result['mismatches']}",

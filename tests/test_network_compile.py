@@ -202,5 +202,11 @@ def test_weight_sharing_runs_in_codebook_mode():
     net = sparseflow.compile(mlp().eval(), data, sparsity=0.5, epochs=1, rounds=1, calib=64, share_bits=4,
                              engine="eie", pes=4, lanes=2)
     assert all(l.codebook is not None for l in net.int.layers)
+    acc = net.report["accuracy"]  # held-out accuracy with and without sharing, both from the golden model
+    plain = sparseflow.compile(mlp().eval(), data, sparsity=0.5, epochs=1, rounds=1, calib=64, engine="eie",
+                               pes=4, lanes=2)
+    assert acc["integer_golden_unshared"] == plain.report["accuracy"]["integer_golden"]
+    for row, l in zip(net.report["layers"], net.int.layers):  # each layer at the cost model's index width
+        assert row["index_bits"] == l.index_bits == row["costs"]["eie"]["index_bits"]
     r = net.run(data["x_test"][:4])
     assert r["mismatches"] == 0 and np.array_equal(r["logits"], net.golden(data["x_test"][:4]))

@@ -36,9 +36,9 @@ def run_layer(lay: IntLayer, vec: np.ndarray, engine: str, cfgs: dict, net: IntN
         from verif.spmv_eie import run_jobs
         cfg = cfgs[EIE.name]
         if cfg.codebook and lay.codebook is not None:
-            job = (lay.indices, vec, rq, lay.codebook, lay.bias)
+            job = (lay.indices, vec, rq, lay.codebook, lay.bias, lay.index_bits)
         else:
-            job = (lay.weight, vec, rq, None, lay.bias)
+            job = (lay.weight, vec, rq, None, lay.bias, lay.index_bits)
             if cfg.codebook:
                 raise SparseFlowError(f"layer '{lay.name}' has no codebook but the EIE build is in codebook mode")
         r = run_jobs([job], cfg, sim=sim, backend=backend, check=False)[0]

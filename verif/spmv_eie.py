@@ -96,8 +96,17 @@ def load_words(m: EIEMatrix, cfg: EIEConfig, requant: Requant | None = None, bia
     return np.concatenate(parts)
 
 
-def _prepare(weights, x, cfg: EIEConfig, codebook=None, bias=None):
-    """Validate one job; return (EIEMatrix, x as (C, B) int64, expected (R, B), dense weights, bias)."""
+def _prepare(weights, x, cfg: EIEConfig, codebook=None, bias=None, index_bits=None):
+    """Validate one job; return (EIEMatrix, x as (C, B) int64, expected (R, B), dense weights, bias).
+
+    ``index_bits``: the job's relative-index width (default the build's). An array built with a
+    wider index field runs it unchanged: an entry word is ``z << value_bits | value`` and a narrow
+    ``z`` is a valid wide one, so one build serves layers encoded at different widths."""
+    if index_bits is not None:
+        if not isinstance(index_bits, int) or not 1 <= index_bits <= cfg.index_bits:
+            raise SparseFlowError(f"a job's relative-index width must be in 1..{cfg.index_bits} (the build's), "
+                                  f"not {index_bits!r}")
+        cfg = cfg.with_(index_bits=index_bits)
     if cfg.codebook:
         m = encode(weights, cfg, codebook)
         from model.hw.formats.eie import dense_weights
@@ -120,9 +129,10 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
              load_pacing: float | None = None, seed: int = 0, waves: bool | None = None,
              check: bool = True, backend: str = "cocotb", processes: int | None = None) -> list[dict]:
     """Simulate several ``(weights, x)`` or ``(weights, x, requant)`` or
-    ``(weights, x, requant, codebook)`` or ``(weights, x, requant, codebook, bias)`` jobs in ONE
-    run of one build (``bias``: one integer per row, only with ``cfg.arith.bias_bits``; a job
-    without one gets zeros).
+    ``(weights, x, requant, codebook)`` or ``(weights, x, requant, codebook, bias)`` or
+    ``(weights, x, requant, codebook, bias, index_bits)`` jobs in ONE run of one build (``bias``:
+    one integer per row, only with ``cfg.arith.bias_bits``; a job without one gets zeros;
+    ``index_bits``: the job's relative-index width, at most the build's, see :func:`_prepare`).
 
     ``pacing``: probability that the input driver offers a word in a cycle (1.0: full speed);
     ``out_pacing``/``load_pacing`` likewise for result ready and load valid (default: ``pacing``).
@@ -199,10 +209,13 @@ def prepare_jobs(jobs, cfg: EIEConfig) -> tuple[list[tuple], dict]:
         rq = job[2] if len(job) > 2 and job[2] is not None else cfg.arith.requant
         cb = job[3] if len(job) > 3 else None
         bias = job[4] if len(job) > 4 else None
+        ib = job[5] if len(job) > 5 else None
         if (rq is None) != (cfg.arith.requant is None):
             raise SparseFlowError("a job's requant must be set exactly when the configuration's is")
         jcfg = cfg if rq is None else cfg.with_(arith=replace(cfg.arith, requant=rq))
-        m, a2, expect, wd, b = _prepare(weights, x, jcfg, cb, bias)
+        m, a2, expect, wd, b = _prepare(weights, x, jcfg, cb, bias, ib)
+        if ib is not None:
+            jcfg = jcfg.with_(index_bits=ib)
         prepared.append((m, a2, expect, wd, jcfg))
         arrays[f"load_{i}"] = load_words(m, cfg, rq, b)
         arrays[f"x_{i}"] = a2

@@ -105,10 +105,11 @@ def layer_costs(weights: np.ndarray, x_sample: np.ndarray, eie_cfg: EIEConfig, l
     w = np.asarray(weights, dtype=np.int64)
     rows, cols = w.shape
     wb = eie_cfg.arith.weight_bits
-    m = eie.encode(w, eie_cfg)
+    m = eie.encode(w, eie_cfg.with_(codebook=False))  # in codebook mode only the entry width changes
     xs = np.asarray(x_sample).reshape(cols, -1)
     costs = {EIE.name: {"cycles": float(np.mean([predict_cycles(m, xs[:, b], eie_cfg) for b in range(xs.shape[1])])),
-                     "memory_bits": _eie_memory_bits(m, eie_cfg)}}
+                     "memory_bits": _eie_memory_bits(m, eie_cfg), "index_bits": eie_cfg.index_bits,
+                     "bits_per_nonzero": round(eie_bits_per_nonzero(m, eie_cfg), 3)}}
     try:
         nm.check_24(w)
         ok24 = True

@@ -12,9 +12,12 @@ returns a :class:`Compiled` (the pruned float graph, the :class:`IntNetwork`, th
    a power-of-two requantization shift per layer calibrated on training images (the smallest
    that keeps their peak accumulator in range), bias rounded to the accumulator scale
    (``w_scale * in_scale``), input scale ``2**-input_frac``; optional ``share_bits`` weight
-   sharing (k-means codebook per layer, entry 0 = 0).
+   sharing (k-means codebook per layer, entry 0 = 0; the report gives the held-out accuracy with
+   and without it).
 3. **Engines**: per layer, ``engine="auto"`` takes the cost model's cheapest (cycles per image
-   over the output positions, then memory; ``model.network.engines``), or a forced engine.
+   over the output positions, then memory; ``model.network.engines``), or a forced engine; and
+   the EIE relative-index width (``model.hw.costmodel.choose_index_bits``: fewest memory bits x
+   cycles), unless ``index_bits`` forces one.
 """
 from __future__ import annotations
 
@@ -56,6 +59,7 @@ class CompileOptions:
     act_bits: int = 16
     bias_bits: int = 32
     share_bits: int | None = None
+    index_bits: int | None = None   # EIE relative-index width of every layer; None: the cost model's per layer
     calib: int = 512                # training images used to calibrate the shifts
     percentile: float = 100.0
     eie_entries: int = EIE_ENTRIES
@@ -80,6 +84,8 @@ class CompileOptions:
                 raise SparseFlowError(f"{k.replace('_', ' ')} must be >= 0, not {getattr(self, k)}")
         if self.pes > 64 or self.lanes > 64:
             raise SparseFlowError("at most 64 PEs / lanes")
+        if self.index_bits is not None and (not isinstance(self.index_bits, int) or not 1 <= self.index_bits <= 8):
+            raise SparseFlowError(f"relative-index bits must be in 1..8, not {self.index_bits!r}")
         if self.share_bits is not None and not 1 <= self.share_bits <= 8:
             raise SparseFlowError(f"weight sharing bits must be in 1..8, not {self.share_bits}")
         if not 0 < self.percentile <= 100:
@@ -310,6 +316,11 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
     acc_dense = _float_acc(graph, data["x_test"], data["y_test"])
     acc_pruned = _float_acc(pruned, data["x_test"], data["y_test"])
     acc_int = float(np.mean(net.predict(data["x_test"]) == data["y_test"]))
+    accuracy = {"dense_float": acc_dense, "pruned_float": acc_pruned, "integer_golden": acc_int}
+    if opts.share_bits:  # the same network without weight sharing: what the codebook costs in accuracy
+        plain = quantize_graph(pruned, x_cal, weight_bits=opts.weight_bits, act_bits=opts.act_bits,
+                               bias_bits=opts.bias_bits, percentile=opts.percentile, name=graph.name)
+        accuracy["integer_golden_unshared"] = float(np.mean(plain.predict(data["x_test"]) == data["y_test"]))
     for lr_, lay in zip(layers_rep, net.layers):
         src = next(l for l in pruned.layers() if l.name == lay.name)
         nz = int(np.count_nonzero(src.matrix()))
@@ -319,7 +330,7 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
         "network": graph.name, "source": graph.source, "seed": opts.seed,
         "options": {k: v for k, v in asdict(opts).items() if k != "progress"},
         "samples": {"train": len(data["x_train"]), "test": len(data["x_test"]), "calibration": ncal},
-        "accuracy": {"dense_float": acc_dense, "pruned_float": acc_pruned, "integer_golden": acc_int},
+        "accuracy": accuracy,
         "sparsity": {k: v for k, v in res.sparsity.items()},
         "input_frac": net.input_frac, "bias_clipped": net.meta.get("bias_clipped", 0),
         "layers": layers_rep,
@@ -353,7 +364,8 @@ def choose_engines(net: IntNetwork, x_sample: np.ndarray, opts: CompileOptions) 
             vec = op.vectors(x)
             if vec.shape[1] > 64:
                 vec = vec[:, np.sort(rng.choice(vec.shape[1], 64, replace=False))]
-            costs = layer_costs(op, vec, net, opts.pes, opts.lanes)
+            costs = layer_costs(op, vec, net, opts.pes, opts.lanes, opts.index_bits)
+            op.index_bits = costs[EIE.name]["index_bits"]
             if opts.engine == "auto":
                 from model.hw.costmodel import choose
                 op.engine = choose(costs)
@@ -363,7 +375,8 @@ def choose_engines(net: IntNetwork, x_sample: np.ndarray, opts: CompileOptions) 
                                           f"(use --granularity 2:4)")
                 op.engine = opts.engine
             rows.append({"name": op.name, "kind": op.kind, "matrix": [op.rows, op.cols], "positions": op.positions,
-                         "engine": op.engine, "costs": costs, "is_24": is_24(op.weight)})
+                         "engine": op.engine, "costs": costs, "is_24": is_24(op.weight),
+                         "index_bits": op.index_bits, "bits_per_nonzero": costs[EIE.name]["bits_per_nonzero"]})
             x = net.layer_forward(op, x)
         else:
             x = host_op(op, x, net.act_bits)

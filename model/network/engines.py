@@ -54,19 +54,29 @@ def _arith(net, cols: int) -> Arith:
 
 
 def eie_config(net, layers, pes: int, fifo_depth: int = 8, codebook: bool = False) -> EIEConfig:
-    """One EIE build for ``layers`` (sized from their shapes and encodings)."""
+    """One EIE build for ``layers`` (sized from their shapes and encodings). Its relative-index
+    field is as wide as the widest layer's chosen width (:func:`layer_eie_config`: a narrower
+    layer's entries are valid words of a wider build)."""
     rows = pow2_ceil(max(l.rows for l in layers))
     cols = pow2_ceil(max(l.cols for l in layers))
+    bits = max((l.index_bits or EIEConfig.index_bits) for l in layers)
+    book = [len(l.codebook).bit_length() - 1 for l in layers if l.codebook is not None]
     cfg = EIEConfig(n_pes=pes, fifo_depth=fifo_depth, max_rows=rows, max_entries=1, arith=_arith(net, cols),
-                    codebook=codebook)
+                    codebook=codebook, index_bits=bits, codebook_bits=max(book, default=EIEConfig.codebook_bits))
     need = max(eie_entries(l, cfg) for l in layers)
     return cfg.with_(max_entries=pow2_ceil(max(need, 1)))
 
 
+def layer_eie_config(cfg: EIEConfig, layer) -> EIEConfig:
+    """The build ``cfg`` as ``layer`` is encoded for it: at the layer's chosen relative-index width."""
+    return cfg if layer.index_bits is None else cfg.with_(index_bits=layer.index_bits)
+
+
 def eie_entries(layer, cfg: EIEConfig) -> int:
-    """Entries (padding included) of the fullest PE when ``layer`` is encoded for ``cfg``."""
+    """Entries (padding included) of the fullest PE when ``layer`` is encoded for ``cfg`` (at its own width)."""
     from model.hw.formats import eie
-    return int(eie.encode(layer.weight, cfg.with_(codebook=False)).entries_per_pe.max())
+    pattern = (layer.weight != 0).astype(np.int8)
+    return int(eie.encode(pattern, layer_eie_config(cfg, layer).with_(codebook=False)).entries_per_pe.max())
 
 
 def lane_config(net, layers, lanes: int) -> Sparse24Config:
@@ -75,12 +85,22 @@ def lane_config(net, layers, lanes: int) -> Sparse24Config:
     return Sparse24Config(lanes=lanes, max_rows=rows, arith=_arith(net, max(cols, 4)))
 
 
-def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int) -> dict:
-    """``{engine: {"cycles": per image, "cycles_per_vector", "memory_bits"}}`` (2:4 only if 2:4-sparse)."""
+def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int, index_bits: int | None = None) -> dict:
+    """``{engine: {"cycles": per image, "cycles_per_vector", "memory_bits"}}`` (2:4 only if 2:4-sparse).
+
+    The EIE entry also has ``index_bits``, the relative-index width its figures are for: the
+    cost model's choice (``model.hw.costmodel.choose_index_bits``) unless ``index_bits`` is given,
+    and ``bits_per_nonzero`` (entry bits per non-zero weight, padding included; codebook indices
+    when the layer shares weights)."""
     from model.hw import costmodel
     w = layer.weight
+    book = None if layer.codebook is None else len(layer.codebook).bit_length() - 1
     cfg = EIEConfig(n_pes=pes, max_rows=pow2_ceil(layer.rows), max_entries=1,
-                    arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(layer.cols)))
+                    arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(layer.cols)),
+                    codebook=book is not None, codebook_bits=book or EIEConfig.codebook_bits)
+    if index_bits is None:
+        index_bits = costmodel.choose_index_bits(costmodel.index_width_costs(w, x_sample, cfg))
+    cfg = cfg.with_(index_bits=index_bits)
     cfg = cfg.with_(max_entries=pow2_ceil(max(eie_entries(layer, cfg), 1)))
     c_eie = costmodel.layer_costs(w, x_sample, cfg, lanes)
     cfg4 = cfg.with_(arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(padded_cols(layer.cols))))
@@ -89,5 +109,6 @@ def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int) -> dict:
     if SPARSE24.name in c_pad:
         out[SPARSE24.name] = c_pad[SPARSE24.name]
     p = layer.positions
-    return {e: {"cycles": v["cycles"] * p, "cycles_per_vector": v["cycles"], "memory_bits": v["memory_bits"]}
+    return {e: {"cycles": v["cycles"] * p, "cycles_per_vector": v["cycles"], "memory_bits": v["memory_bits"],
+                **{k: v[k] for k in ("index_bits", "bits_per_nonzero") if k in v}}
             for e, v in out.items()}

@@ -26,7 +26,7 @@ from pathlib import Path
 from model import outputs
 from model.hw.engines import EIE, NAMES, SPARSE24, per_engine
 from model.errors import SparseFlowError
-from model.network.engines import eie_config, lane_config, pad_weight
+from model.network.engines import eie_config, lane_config, layer_eie_config, pad_weight
 from model.network.intnet import IntNetwork
 
 MARKER = "compiled.json"
@@ -63,7 +63,7 @@ def _write_layer_image(path: Path, lay, cfgs: dict, net: IntNetwork) -> dict:
     from model.hw.formats import eie as eie_fmt, nm
     from model.hw.images import write_hex, write_image
     if lay.engine == EIE.name:
-        cfg = cfgs[EIE.name]
+        cfg = layer_eie_config(cfgs[EIE.name], lay)
         if cfg.codebook and lay.codebook is not None:
             m = eie_fmt.encode(lay.indices, cfg, lay.codebook)
         else:
@@ -139,13 +139,20 @@ def report_md(r: dict) -> str:
              f"shifts calibrated on {r['samples']['calibration']} training samples.", "",
              "| accuracy | held-out |", "|---|---|",
              f"| dense float | {a['dense_float']:.4f} |", f"| pruned float | {a['pruned_float']:.4f} |",
-             f"| integer golden | {a['integer_golden']:.4f} |", "",
-             f"| layer | matrix | positions | density | shift | engine | predicted cycles/inference ({names}) "
-             f"| memory bits ({names}) |", "|---|---|---|---|---|---|---|---|"]
+             f"| integer golden | {a['integer_golden']:.4f} |"]
+    if "integer_golden_unshared" in a:
+        lines[-1] = f"| integer golden, weight sharing ({r['options'].get('share_bits')}-bit codebooks) | {a['integer_golden']:.4f} |"
+        lines.append(f"| integer golden, without sharing | {a['integer_golden_unshared']:.4f} |")
+    lines += ["", f"| layer | matrix | positions | density | shift | engine | predicted cycles/inference ({names}) "
+              f"| memory bits ({names}) | EIE index bits | EIE bits/non-zero |", "|---|---|---|---|---|---|---|---|---|---|"]
     for l in r["layers"]:
         cyc = " / ".join(per_engine(l["costs"], lambda c: f"{c['cycles']:.0f}"))
         mem = " / ".join(per_engine(l["costs"], lambda c: f"{c['memory_bits']}"))
         lines.append(f"| {l['name']} | {l['matrix'][0]}x{l['matrix'][1]} | {l['positions']} | {l['density']:.3f} "
-                     f"| {l['shift']} | {l['engine']} | {cyc} | {mem} |")
-    lines += ["", f"Predicted cycles per inference on the chosen engines: {r['predicted_cycles_chosen']:.0f}", ""]
+                     f"| {l['shift']} | {l['engine']} | {cyc} | {mem} | {l.get('index_bits', 4)} "
+                     f"| {l.get('bits_per_nonzero', float('nan')):.2f} |")
+    lines += ["", f"Predicted cycles per inference on the chosen engines: {r['predicted_cycles_chosen']:.0f}",
+              "EIE index bits: the relative-index width of the layer's entries (the cost model's fewest memory "
+              "bits x cycles); bits/non-zero: its entry bits per non-zero weight, padding included (EIE's paper: 8).",
+              ""]
     return "\n".join(lines)

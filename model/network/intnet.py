@@ -56,6 +56,7 @@ class IntLayer:
     engine: str = EIE.name
     codebook: np.ndarray | None = None   # 4-bit weight sharing: weight == codebook[indices]
     indices: np.ndarray | None = None
+    index_bits: int | None = None        # EIE relative-index width chosen for this layer (None: the build's)
 
     @property
     def rows(self) -> int:
@@ -199,7 +200,7 @@ class IntNetwork:
                             "in_scale": o.in_scale, "in_shape": list(o.in_shape), "out_shape": list(o.out_shape),
                             "kernel": list(o.kernel), "stride": list(o.stride), "padding": list(o.padding),
                             "engine": o.engine, "codebook": None if o.codebook is None else o.codebook.tolist(),
-                            "nonzeros": int(np.count_nonzero(o.weight))})
+                            "nonzeros": int(np.count_nonzero(o.weight)), "index_bits": o.index_bits})
             else:
                 ops.append({"op": o.op, "name": o.name, **o.attrs()})
         return {"format": FORMAT, "version": VERSION, "name": self.name, "input_shape": list(self.input_shape),
@@ -244,7 +245,8 @@ class IntNetwork:
                         bool(od["relu"]), float(od["w_scale"]), float(od["in_scale"]), tuple(od["in_shape"]),
                         tuple(od["out_shape"]), tuple(od["kernel"]), tuple(od["stride"]), tuple(od["padding"]),
                         od["engine"], None if cb is None else np.asarray(cb, dtype=np.int64),
-                        arrays[f"{i}.indices"].astype(np.int64) if f"{i}.indices" in arrays else None))
+                        arrays[f"{i}.indices"].astype(np.int64) if f"{i}.indices" in arrays else None,
+                        od.get("index_bits")))
                 else:
                     typ = NODE_TYPES[od.pop("op")]
                     ops.append(typ(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in od.items()}))
