@@ -8,7 +8,8 @@ import pytest
 
 from model.hw.config import Arith, EIEConfig, Requant
 from model.errors import SparseFlowError
-from verif.cases import busy_mismatch, counter_mismatch, directed_jobs, random_jobs, requant_jobs  # noqa: F401 (test_native)
+from verif.cases import (busy_mismatch, codebook_jobs, counter_mismatch, directed_jobs, random_jobs,  # noqa: F401
+                         requant_jobs)  # (test_native imports some of these from here)
 from verif.runner import SIMULATORS
 from verif.spmv_eie import run_jobs, run_spmv, size_config
 
@@ -66,6 +67,28 @@ def test_eie_requant_layers_share_one_build(sim):
     check_counters(res, RQ)
     res = run_jobs(jobs[:3], RQ, sim=sim, pacing=0.7, out_pacing=0.8, seed=5)  # random idle on x too
     assert res[-2]["y"].max() == 32767 and res[-1]["y"].min() == -32768
+
+
+CB = EIEConfig(n_pes=3, index_bits=3, fifo_depth=2, max_rows=16, max_entries=128, codebook=True, codebook_bits=3,
+               arith=Arith(max_cols=12))
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+def test_eie_codebook_mode(sim):
+    """Weight sharing end to end on the RTL: codebook and indices through ``load``, results equal
+    ``layer(codebook[indices] @ x)``, counters equal the cycle model, jobs at narrower index widths."""
+    print("seed 15")
+    jobs = codebook_jobs(np.random.default_rng(15), CB)
+    res = run_jobs(jobs, CB, sim=sim, pacing=1.0, out_pacing=0.6, load_pacing=0.7, seed=6)
+    assert len({r["run_dir"] for r in res}) == 1  # one build for every codebook and width
+    for r, job in zip(res, jobs):
+        np.testing.assert_array_equal(r["weights"], job[3][job[0]])  # the array multiplied by codebook[indices]
+        assert r["cfg"].index_bits == (job[5] or CB.index_bits)
+        assert int(r["matrix"].zs[0].max(initial=0)) <= r["cfg"].max_gap
+    check_counters(res, CB)
+    res = run_jobs(jobs[-2:], CB, sim=sim, pacing=0.6, out_pacing=0.7, seed=7)  # random idle on x too
+    for r in res:
+        assert busy_mismatch(r["matrix"], r["x"], CB, r["busy"]) is None
 
 
 @pytest.mark.slow

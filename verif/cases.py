@@ -57,6 +57,25 @@ def directed_jobs(rng, cfg: EIEConfig) -> list:
     return jobs
 
 
+def codebook_jobs(rng, cfg: EIEConfig) -> list:
+    """Codebook-mode jobs ``(indices, x, None, codebook, None, index_bits)`` for an array built
+    with ``cfg.codebook``: the directed and random matrices of :func:`directed_jobs` /
+    :func:`random_jobs` as index patterns (so the same corners: empty columns, padding, dense,
+    one row, idle PE, 1x1), each with its own codebook (the extreme weights included, so one
+    build runs every layer's table), half of them encoded with a narrower relative index than
+    the build's (``model.network.engines.layer_eie_config``: the per-layer width)."""
+    n = 1 << cfg.codebook_bits
+    lo, hi = cfg.arith.weight_range
+    jobs = []
+    for j, (w, x) in enumerate(directed_jobs(rng, cfg) + random_jobs(rng, cfg, 2)):
+        book = np.concatenate([[0], rng.integers(lo, hi + 1, n - 1)])
+        book[1:3] = (lo, hi)
+        idx = np.where(np.asarray(w) != 0, rng.integers(1, n, np.shape(w)), 0)
+        bits = None if j % 2 else int(rng.integers(1, cfg.index_bits + 1))
+        jobs.append((idx, x, None, book, None, bits))
+    return jobs
+
+
 def requant_jobs(rng, n: int = 16) -> list:
     """(weights, x, Requant) jobs over the shift/ReLU range, then saturation high and low
     (n x n, 8-bit weights, 16-bit inputs)."""
