@@ -55,6 +55,7 @@ class Run:
     seeds: tuple
     watchdog: int
     check: object = None  # callable(results) -> message or None: models and invariants
+    idle: int = 0  # idle cycles after reset, before the first job (verif.native.run)
 
 
 @dataclass
@@ -148,17 +149,22 @@ def eie_target() -> Target:
                  x_length=cfg.max_cols + 3),
         # tests/test_eie_array.py::test_vector_counter_over_many_vectors (no cycle model: 4100 vectors)
         _eie_run("many vectors", [cases.many_vectors_case()], cfg, bcfg, (1.0, 1.0, 1.0), 7, None),
+        # tests/test_eie_array.py::test_dense_matrix_fills_every_pe (round 3)
+        _eie_run("dense matrix, x full speed", cases.eie_dense_jobs(cfg), cfg, bcfg, (1.0, 1.0, 1.0), 8, "all"),
     ]
     return Target("eie", EIEArray(bcfg), TOPLEVEL, True, cfg.n_pes, cfg.arith.out_bits, runs)
 
 
-def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, out_pacing=None, long_x=None):
+def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, out_pacing=None, long_x=None,
+              program_order=None):
     from model.hw.formats import nm
     from model.hw.reference import layer
     from verif.spmv_sparse24 import native_job
     w, x = np.asarray(w), np.asarray(x).reshape(np.shape(w)[1], -1)
     dense = engine.GROUP != 4
     program = engine.load_program(w if dense else nm.encode(w, cfg.arith.weight_bits), cfg.arith.requant)
+    if program_order is not None:
+        program = program_order(program)
     job, quiet = native_job(engine, program, x if long_x is None else long_x, w.shape[0])  # golden: W @ x
     n_vec, (rows, cols) = x.shape[1], w.shape
 
@@ -177,6 +183,19 @@ def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, ou
     out_pacing = pacing if out_pacing is None else out_pacing
     return Run(name, [job], [layer(w, x, cfg.arith)], (pacing, pacing, out_pacing), (seed, seed + 1, seed + 2),
                int(quiet / min(pacing, out_pacing) ** 2), check)
+
+
+def _lane_sequence_run(name, engine, parts, pacing, seed, same_cycles=False):
+    """A run of several jobs with no reset between them (:func:`verif.spmv_sparse24.sequence_jobs`);
+    ``same_cycles``: every vector's ``cycles`` must be equal (vectors that never overlap)."""
+    from verif.cases import lane_sequence_mismatch
+    from verif.spmv_sparse24 import sequence_jobs
+    jobs, golden, quiet = sequence_jobs(engine, parts)
+
+    def check(results):
+        return lane_sequence_mismatch(results, jobs, same_cycles)
+
+    return Run(name, jobs, golden, pacing, (seed, seed + 1, seed + 2), int(quiet / min(pacing) ** 2), check)
 
 
 def lane_target(dense: bool) -> Target:
@@ -216,11 +235,32 @@ def lane_target(dense: bool) -> Target:
     runs.append(_lane_run("input past max_cols", engine, w, x, rq(9, False), 1.0, 7, long_x=long_x))
     w, x = cases.many_vectors_case()  # tests/test_sparse24_engine.py::test_vector_counter_over_many_vectors
     runs.append(_lane_run("many vectors", engine, w, x, rq(0, False), 1.0, 8))
+    # tests/test_sparse24_engine.py::test_cases_from_mutation_screening (round 3)
+    w, x = cases.requant_window_case()
+    runs.append(_lane_run("requant window, shift 0", engine, w, x, rq(0, False), 1.0, 9))
+    w, x = cases.registers_first_case()
+    runs.append(_lane_run("registers written SHIFT first", engine, w, x, rq(3, False), 0.8, 10,
+                          program_order=cases.registers_first))
+    if dense:
+        for k, (w, x) in enumerate(cases.narrow_dense_cases(np.random.default_rng(cases.LONG_RUN_SEED))):
+            runs.append(_lane_run(f"{w.shape[1]}-column dense, paced", engine, w, x, rq(2, False), 0.4, 11 + k,
+                                  out_pacing=0.5))
+    # tests/test_sparse24_engine.py::test_job_sequences_without_reset
+    for k, (name, parts) in enumerate(cases.lane_sequence_cases(np.random.default_rng(cases.LONG_RUN_SEED),
+                                                                dense).items()):
+        runs.append(_lane_sequence_run(name, engine, parts, (1.0, 1.0, 1.0), 20 + k, same_cycles=name == "idle gaps"))
     # tests/test_sparse24_engine.py / test_dense_engine.py::test_back_pressure_fills_the_result_queues
     for w, x, shift, relu, out_p, seed in lane_backpressure_cases(np.random.default_rng(cases.BACKPRESSURE_SEED + dense),
                                                                   dense):
         runs.append(_lane_run(f"back-pressure, shift {shift}", engine, w, x, rq(shift, relu), 1.0, seed,
                               out_pacing=out_p))
+    # Last (only the mutants every other run misses get this far): seconds each.
+    # tests/test_sparse24_engine.py::test_long_runs_move_the_counters_middle_bits (slow)
+    for k, (name, w, x) in enumerate(cases.lane_long_cases(dense)):
+        runs.append(_lane_run(name, engine, w, x, rq(0, False), 1.0, 30 + k))
+    w, x = cases.lane_idle_case(dense)
+    runs.append(_lane_run("after 2^25 idle cycles", engine, w, x, rq(5, False), 1.0, 32, full_speed_checks=True))
+    runs[-1].idle = cases.LANE_IDLE_CYCLES
     return Target("dense" if dense else "2:4", engine, toplevel_name(dense), False, 1, cfg.arith.out_bits, runs)
 
 
@@ -333,7 +373,7 @@ def mutated_verilog(work: Path, muts: list[Mutation]) -> str:
 def run_once(t: Target, exe: Path, mutsel: int | None, run: Run, timeout: float) -> list[dict]:
     from verif import native
     results, _ = native.run(exe, run.jobs, out_bits=t.out_bits, eie=t.eie, n_pes=t.n_pes, pacing=run.pacing,
-                            seeds=run.seeds, watchdog=run.watchdog, mutsel=mutsel, timeout=timeout)
+                            seeds=run.seeds, watchdog=run.watchdog, mutsel=mutsel, timeout=timeout, idle=run.idle)
     return results
 
 
