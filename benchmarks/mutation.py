@@ -33,13 +33,20 @@ def markdown(report: dict) -> str:
     lines = ["# Mutation screening\n",
              f"Command: `{report['command']}`; seed {report['seed']}; wall time {report['wall_seconds']:.0f} s "
              f"on {report['workers']} workers.\n",
-             "Score = (killed + timed out) / (mutants - shown equivalent).\n",
-             "| engine | mutants | killed | timed out | survived | shown equivalent | score | build s | screen s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "Score = (killed + timed out) / (mutants - shown equivalent). Shown equivalent: by a machine "
+             "check (a constant input, or a formal equivalence proof) or by a short argument "
+             "(`verif/equivalent_mutants.py`, docs/verification.md); the last score column subtracts "
+             "the machine-checked ones only.\n",
+             "| engine | mutants | killed | timed out | survived | shown equivalent (checked + argued) | score "
+             "| score, checked only | build s | screen s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in report["engines"]:
         c = e["counts"]
+        chk = c.get("equivalent_checked", c["equivalent"])
         lines.append(f"| {e['engine']} | {e['mutants']} | {c['killed']} | {c['timed out']} | {c['survived']} | "
-                     f"{c['equivalent']} | {c['score']:.1f} % | {e['build_seconds']:.0f} | {e['screen_seconds']:.1f} |")
+                     f"{c['equivalent']} ({chk} + {c['equivalent'] - chk}) | {c['score']:.1f} % | "
+                     f"{c.get('score_checked_only', c['score']):.1f} % | {e['build_seconds']:.0f} | "
+                     f"{e['screen_seconds']:.1f} |")
     lines.append("\nWhat killed them (the first check that failed): " + "; ".join(
         f"{e['engine']}: " + ", ".join(f"{k} {v}" for k, v in e["counts"]["killed_by"].items())
         for e in report["engines"]) + ".")
@@ -90,9 +97,11 @@ def main(argv=None) -> int:
                     m["equiv"] = equivalence(work, Mutation(m["index"], m["command"], m["mode"], m["src"]),
                                              e["toplevel"])
                     if m["equiv"] == "proved":
-                        m["equivalent"] = "proved (sat -tempinduct)"
+                        m["equivalent"], m["equiv_method"] = "formal: equiv_make/equiv_simple/equiv_induct", "formal"
                     print(f"{name}: mutant {m['index']} ({m['src']}): {m['equiv']}", file=sys.stderr)
-            e["counts"] = _counts(e["mutations"])
+        from verif.equivalent_mutants import mark  # the triaged survivors: formal proofs and arguments
+        mark(e)
+        e["counts"] = _counts(e["mutations"])
         c = e["counts"]
         print(f"{name}: killed {c['killed']}, timed out {c['timed out']}, survived {c['survived']} "
               f"(equivalent {c['equivalent']}): score {c['score']} %", file=sys.stderr)

@@ -11,7 +11,7 @@ SEED = 1
 @pytest.fixture(scope="module")
 def lanes_report(tmp_path_factory):
     # A dozen mutants of the 2:4 engine: one netlist, one native build, one screen per mutant.
-    return mutation.mutate_engine("2:4", 12, SEED, workers=2, work=tmp_path_factory.mktemp("mut"))
+    return mutation.mutate_engine("2:4", 12, SEED, workers=2, work=tmp_path_factory.mktemp("mut"), long_runs=False)
 
 
 def test_report_adds_up_and_kills(lanes_report):
@@ -34,7 +34,7 @@ def test_mutsel_zero_is_the_design_and_a_known_fault_is_killed(lanes_report):
     and the judge names the golden model for a corrupted result."""
     from verif import native
     work = mutation.Path(lanes_report["work"])
-    t = mutation.target("2:4")
+    t = mutation.target("2:4", long_runs=False)
     muts = mutation.mutations(work, 12, SEED)
     exe = native.build_verilog(mutation.mutated_verilog(work, muts), toplevel=t.toplevel, eie=False, mutsel=True)
     ref = mutation.reference_run(t, exe, 0)

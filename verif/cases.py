@@ -150,7 +150,10 @@ def lane_backpressure_cases(rng, dense: bool = False, rows: int = 16, cols: int 
             (0, False, 6, 0.15, 4, rows, cols), (6, True, 600, 0.2, 4, 5, 12), (12, False, 32768, 0.25, 4, 13, 24),
             (17, False, 32768, 0.15, 4, 4, 8), (24, True, 32768, 0.3, 4, 11, 28), (20, False, 32768, 0.2, 4, 7, 20),
             (9, False, 32768, 0.6, 40, rows, 16),  # 40 vectors: the vector counter's and timestamps' higher bits
-            (10, False, 32768, 0.05, 12, rows, cols)]):  # every queue full, every timestamp slot in use
+            (10, False, 32768, 0.05, 12, rows, cols),  # every queue full, every timestamp slot in use
+            # Full queues again, at shift 0 with results unsaturated: every bit of the entries
+            # behind the head reaches an output (dense mutant 84, round 3: entry 2's bit 6).
+            (0, False, 6, 0.05, 12, rows, cols)]):
         x = rng.integers(-amp, amp, (c, batch))
         x[:, 0] = -amp if k % 2 else amp - 1  # one vector at an extreme: the high accumulator bits
         out.append((weights(min(r, rows), min(c, cols)), x[:min(c, cols)], shift, relu, out_p, k))
@@ -325,9 +328,16 @@ def lane_idle_case(dense: bool) -> tuple:
 def eie_dense_jobs(cfg) -> list:
     """EIE: the full matrix dense (every PE holds ``max_rows / n_pes x max_cols`` entries, the
     most a screened configuration allows: PE pointers past bit 7). Found by mutation screening
-    (EIE mutant 198: a PE pointer bit 7 stuck at 0)."""
+    (EIE mutant 198: a PE pointer bit 7 stuck at 0). With requantization in ``cfg``, the same
+    matrix again at shift 0 with small inputs."""
     rng = np.random.default_rng(LONG_RUN_SEED)
     lo, hi = cfg.arith.weight_range
     alo, ahi = cfg.arith.act_range
-    return [(rng.integers(lo, hi + 1, (cfg.max_rows, cfg.max_cols)) | 1,
-             rng.integers(alo, ahi + 1, (cfg.max_cols, 2)))]
+    w = rng.integers(lo, hi + 1, (cfg.max_rows, cfg.max_cols)) | 1
+    jobs = [(w, rng.integers(alo, ahi + 1, (cfg.max_cols, 2)))]
+    if cfg.arith.requant is not None:
+        # Small inputs at shift 0: results unsaturated in both accumulator banks, so every
+        # accumulator bit reaches an output (EIE mutant 162: bit 1 of a bank's write data; the
+        # requant layers' shift-0 results all saturate).
+        jobs.append((w, rng.integers(-300, 300, (cfg.max_cols, 4)), Requant(0, False)))
+    return jobs
