@@ -65,6 +65,29 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def rescore(out: Path) -> int:
+    """Re-apply the equivalence table to a written report (after triage, without screening
+    again: the mutants, their outcomes and the command stay those of the run)."""
+    from verif.equivalent_mutants import mark
+    from verif.mutation import _counts
+    path = out.with_suffix(".json")
+    if not path.exists():
+        print(f"sparseflow: error: no report {path}", file=sys.stderr)
+        return 2
+    report = json.loads(path.read_text())
+    for e in report["engines"]:
+        for m in e["mutations"]:
+            if m.get("equiv_method") in ("formal", "argued"):
+                del m["equivalent"], m["equiv_method"]
+        mark(e)
+        e["counts"] = _counts(e["mutations"])
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    md = markdown(report)
+    out.with_suffix(".md").write_text(md)
+    print(md)
+    return 0
+
+
 def main(argv=None) -> int:
     from verif.mutation import ENGINES, Mutation, _counts, equivalence, mutate_engine
     ap = _Parser(prog="python -m benchmarks.mutation", description=__doc__.splitlines()[0])
@@ -76,7 +99,11 @@ def main(argv=None) -> int:
     ap.add_argument("--equiv", action="store_true", help="formal equivalence check of every survivor")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=DEFAULT_OUT, help="report path without extension")
+    ap.add_argument("--rescore", action="store_true",
+                    help="no screening: apply verif/equivalent_mutants.py to the report at --out again")
     args = ap.parse_args(argv)
+    if args.rescore:
+        return rescore(Path(args.out))
     if args.mutants < 1 or args.mutants > 4095:
         ap.error(f"--mutants must be in 1..4095, not {args.mutants}")
     if args.workers < 1:

@@ -253,7 +253,7 @@ def lane_target(dense: bool) -> Target:
     # tests/test_sparse24_engine.py / test_dense_engine.py::test_back_pressure_fills_the_result_queues
     for w, x, shift, relu, out_p, seed in lane_backpressure_cases(np.random.default_rng(cases.BACKPRESSURE_SEED + dense),
                                                                   dense):
-        runs.append(_lane_run(f"back-pressure, shift {shift}", engine, w, x, rq(shift, relu), 1.0, seed,
+        runs.append(_lane_run(f"back-pressure {seed}, shift {shift}", engine, w, x, rq(shift, relu), 1.0, seed,
                               out_pacing=out_p))
     # Last (only the mutants every other run misses get this far): seconds each.
     # tests/test_sparse24_engine.py::test_long_runs_move_the_counters_middle_bits (slow)
@@ -296,6 +296,9 @@ def target(name: str, long_runs: bool = True) -> Target:
     if name not in ENGINES:
         raise SparseFlowError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
     t = TARGETS[name]() if name in TARGETS else board_target(name)
+    names = [r.name for r in t.runs]
+    if len(set(names)) != len(names):  # the original design's counters are looked up by run name
+        raise RuntimeError(f"{name}: two screening runs share a name: {sorted(n for n in names if names.count(n) > 1)}")
     t.runs = [r for r in t.runs if long_runs or not r.long]
     return t
 
@@ -427,9 +430,13 @@ def judge(t: Target, run: Run, results: list[dict], reference: list[dict] | None
     return None
 
 
-def screen(t: Target, exe: Path, mutsel: int | None, reference: dict | None, timeout: float) -> dict:
-    """Run the screening set on one mutant; stop at the first failing run."""
+def screen(t: Target, exe: Path, mutsel: int | None, reference: dict | None, timeout: float,
+           skip_long: bool = False) -> dict:
+    """Run the screening set on one mutant; stop at the first failing run. ``skip_long``: leave
+    out the long runs (a mutant the equivalence table already shows equivalent)."""
     for run in t.runs:
+        if skip_long and run.long:
+            continue
         try:
             results = run_once(t, exe, mutsel, run, timeout)
         except RuntimeError as e:
@@ -445,7 +452,7 @@ def screen(t: Target, exe: Path, mutsel: int | None, reference: dict | None, tim
     return {"status": "survived"}
 
 
-def reference_run(t: Target, exe: Path, mutsel: int | None, timeout: float = 120) -> dict:
+def reference_run(t: Target, exe: Path, mutsel: int | None, timeout: float | None = None) -> dict:
     """Every run on ``exe`` (``mutsel`` 0 on a mutated build), checked against the golden model
     and the models; returns its results per run (the counters the mutants are held to)."""
     ref = {}
@@ -498,9 +505,16 @@ def mutate_engine(name: str, n: int, seed: int, *, workers: int | None = None, w
     timeout = max(30.0, 50 * (time.perf_counter() - t_ref))
     picked = [m for m in muts if only is None or m.index in only]
     outcomes = {}
+    # The long runs take seconds per mutant: not spent on the mutants the equivalence table
+    # (verif.equivalent_mutants) already shows equivalent; every other run still screens them.
+    from verif.equivalent_mutants import EQUIVALENT, key
+    known = {m.index for m in muts if key(m.command) in EQUIVALENT.get(name, {})}
 
     def one(m):
-        return m, screen(t, exe, m.index, ref, timeout)
+        out = screen(t, exe, m.index, ref, timeout, skip_long=m.index in known)
+        if m.index in known and out["status"] == "survived" and any(r.long for r in t.runs):
+            out["long_runs"] = "skipped: in the equivalence table"
+        return m, out
 
     t_screen = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers or min(os.cpu_count() or 1, 2)) as pool:
