@@ -81,7 +81,7 @@ EQUIVALENT: dict[str, dict[str, tuple[str, str]]] = {
     },
     "dense": {
         r"mutate -mode const0 -module dense_engine -cell $flatten\requant.$32 -port Y -portbit 57":
-            (A, "rounding constant (1 << shift) >> 1 with a 5-bit shift: bits 31 and up are 0"),
+            (F, "rounding constant (1 << shift) >> 1 with a 5-bit shift: bits 31 and up are 0"),
         r"mutate -mode const0 -module dense_engine -cell $390 -port A -portbit 0":
             (F, "wcol < 32 for a 6-bit wcol is ~wcol[5]: bit 0 does not matter"),
         r"mutate -mode cnot1 -module dense_engine -cell $476 -port A -portbit 0 -ctrlbit 2":
