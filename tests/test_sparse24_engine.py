@@ -170,7 +170,7 @@ def test_scoreboard_catches_a_wrong_result(monkeypatch):
 def test_back_pressure_fills_the_result_queues(dense):
     """A slow consumer with the input at full speed, shifts 0..24 (cases from
     verif.cases.lane_backpressure_cases, added after mutation screening found the result
-    queues' deeper entries and shift bits 3-4 unchecked). Native: one build serves all six."""
+    queues' deeper entries and shift bits 3-4 unchecked). Native: one build serves them all."""
     from verif.cases import lane_backpressure_cases
     from verif.cases import BACKPRESSURE_SEED
     seed = BACKPRESSURE_SEED + dense
