@@ -170,3 +170,15 @@ def test_vector_counter_over_many_vectors():
     w, x = many_vectors_case()
     r = run_jobs([(w[:1], x[:, :3]), (w, x)], cfg, backend="native", processes=1)
     assert r[1]["vectors"][-1] == MANY_VECTORS + 3 and r[1]["y"].shape == (2, MANY_VECTORS)
+
+
+@pytest.mark.parametrize("sim", [pytest.param("icarus"), pytest.param("verilator", marks=pytest.mark.slow)])
+def test_dense_matrix_fills_every_pe(sim):
+    """A fully dense max_rows x max_cols matrix: every PE holds its most entries, so PE
+    pointers reach bit 7 (verif.cases.eie_dense_jobs, added after mutation screening: EIE
+    mutant 198). Results exact, counters equal to the cycle model."""
+    from verif.cases import LONG_RUN_SEED, eie_dense_jobs
+    print(f"seed {LONG_RUN_SEED}")
+    jobs = eie_dense_jobs(BASE)
+    assert jobs[0][0].size // BASE.n_pes >= 128
+    check_counters(run_jobs(jobs, BASE, sim=sim, pacing=1.0, out_pacing=1.0, seed=8), BASE)

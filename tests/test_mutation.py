@@ -11,7 +11,7 @@ SEED = 1
 @pytest.fixture(scope="module")
 def lanes_report(tmp_path_factory):
     # A dozen mutants of the 2:4 engine: one netlist, one native build, one screen per mutant.
-    return mutation.mutate_engine("2:4", 12, SEED, workers=2, work=tmp_path_factory.mktemp("mut"))
+    return mutation.mutate_engine("2:4", 12, SEED, workers=2, work=tmp_path_factory.mktemp("mut"), long_runs=False)
 
 
 def test_report_adds_up_and_kills(lanes_report):
@@ -34,7 +34,7 @@ def test_mutsel_zero_is_the_design_and_a_known_fault_is_killed(lanes_report):
     and the judge names the golden model for a corrupted result."""
     from verif import native
     work = mutation.Path(lanes_report["work"])
-    t = mutation.target("2:4")
+    t = mutation.target("2:4", long_runs=False)
     muts = mutation.mutations(work, 12, SEED)
     exe = native.build_verilog(mutation.mutated_verilog(work, muts), toplevel=t.toplevel, eie=False, mutsel=True)
     ref = mutation.reference_run(t, exe, 0)
@@ -61,3 +61,34 @@ def test_cli_rejects_bad_arguments():
                            text=True)
         assert p.returncode == 2 and p.stdout == "", args
         assert p.stderr.count("\n") == 1 and p.stderr.startswith("sparseflow: error: ") and msg in p.stderr, p.stderr
+
+
+def test_every_engine_of_the_registry_has_a_screening_set(monkeypatch):
+    """The screen takes its engines from model.hw.engines; one without its own target gets the
+    board self-test's case (so a new engine is screened, weakly, before it has one)."""
+    from model.hw.engines import NAMES
+    assert mutation.ENGINES == NAMES
+    for name in NAMES:
+        t = mutation.target(name, long_runs=False)
+        assert t.runs and all(not r.long for r in t.runs) and t.name == name
+    assert any(r.long for r in mutation.target("2:4").runs)
+    monkeypatch.delitem(mutation.TARGETS, "dense")
+    t = mutation.target("dense")
+    assert [r.name for r in t.runs] == ["board case, paced 1.0", "board case, paced 0.5"] and not t.eie
+    with pytest.raises(mutation.SparseFlowError, match=r"^unknown engine 'fft'; choose one of eie, 2:4, dense"):
+        mutation.target("fft")
+
+
+def test_equivalent_table_matches_mutations_not_indices():
+    from verif.equivalent_mutants import EQUIVALENT, key, mark
+    cmd, how = next(iter(EQUIVALENT["dense"].items()))
+    rows = [{"index": 7, "command": cmd.replace(" -port", " -src /x/rtl/a.py:1 -port", 1), "status": "survived"},
+            {"index": 8, "command": cmd, "status": "killed"},
+            {"index": 9, "command": cmd + "9", "status": "survived"}]
+    assert key(rows[0]["command"]) == cmd
+    mark({"engine": "dense", "mutations": rows})
+    assert rows[0]["equiv_method"] == how[0] and rows[0]["equivalent"].startswith(how[0] + ": ")
+    assert "equivalent" not in rows[1] and "equivalent" not in rows[2]
+    c = mutation._counts(rows)
+    assert c["equivalent"] == 1 and c["score"] == 50.0
+    assert c["equivalent_checked"] == (how[0] == "formal")

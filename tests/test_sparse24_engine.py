@@ -170,7 +170,7 @@ def test_scoreboard_catches_a_wrong_result(monkeypatch):
 def test_back_pressure_fills_the_result_queues(dense):
     """A slow consumer with the input at full speed, shifts 0..24 (cases from
     verif.cases.lane_backpressure_cases, added after mutation screening found the result
-    queues' deeper entries and shift bits 3-4 unchecked). Native: one build serves all six."""
+    queues' deeper entries and shift bits 3-4 unchecked). Native: one build serves them all."""
     from verif.cases import lane_backpressure_cases
     from verif.cases import BACKPRESSURE_SEED
     seed = BACKPRESSURE_SEED + dense
@@ -215,3 +215,87 @@ def test_vector_counter_over_many_vectors(dense):
     w, x = many_vectors_case()
     out = run_spmv(w, x, with_requant(0, False), sim="verilator", backend="native", dense=dense)
     assert len(out["cycles"]) == MANY_VECTORS and out["y"].shape == (2, MANY_VECTORS)
+
+
+@pytest.mark.parametrize("sim", SIMULATORS)
+@pytest.mark.parametrize("dense", [False, True])
+def test_cases_from_mutation_screening(sim, dense):
+    """Cases added after mutation screening (round 3; verif.cases, the screen runs them too):
+    results at the saturation limits' edges (2:4 mutant 30), a program that writes SHIFT and
+    RELU before ROWS and COLS (dense 102), and for dense one- and two-column matrices with idle
+    cycles between groups (dense 63, 113)."""
+    from model.hw.reference import layer
+    from verif.cases import (LONG_RUN_SEED, narrow_dense_cases, registers_first, registers_first_case,
+                             requant_window_case)
+    print(f"seed {LONG_RUN_SEED}")
+    w, x = requant_window_case()
+    y = run_spmv(w, x, with_requant(0, False), sim=sim, dense=dense)["y"]
+    assert {-32768, -32767, -32737, -32736}.issubset(y[:, 0]) and {32767, 32737, 32736}.issubset(y[:, 1])
+    w, x = registers_first_case()
+    cfg = with_requant(3, False)
+    eng = make_engine(cfg, dense)
+    program = registers_first(eng.load_program(w if dense else nm.encode(w, 8), cfg.arith.requant))
+    out = simulate_engine(eng, program, x, 5, sim=sim, pacing=0.8, toplevel="dense_engine" if dense else "sparse24_engine")
+    assert (out["y"] == layer(w, x, cfg.arith)).all()
+    if dense:
+        for w, x in narrow_dense_cases(np.random.default_rng(LONG_RUN_SEED)):
+            run_spmv(w, x, with_requant(2, False), sim=sim, dense=True, pacing=0.4, out_pacing=0.5)
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_job_sequences_without_reset(dense):
+    """Several jobs in one run, no reset between them (verif.cases.lane_sequence_cases, added
+    after mutation screening): a vector straight from reset with no program, vectors with idle
+    gaps between them (equal ``cycles`` each), a one-row matrix then a three-row one. Native:
+    the cocotb testbench runs one program per simulation."""
+    from verif import native
+    from verif.cases import LONG_RUN_SEED, lane_sequence_cases, lane_sequence_mismatch
+    from verif.spmv_sparse24 import sequence_jobs, toplevel_name
+    print(f"seed {LONG_RUN_SEED}")
+    eng = make_engine(CFG, dense)
+    exe = native.build(eng, toplevel=toplevel_name(dense), eie=False)
+    for name, parts in lane_sequence_cases(np.random.default_rng(LONG_RUN_SEED), dense).items():
+        jobs, golden, quiet = sequence_jobs(eng, parts)
+        results, _ = native.run(exe, jobs, out_bits=16, eie=False, watchdog=quiet)
+        for r, g in zip(results, golden):
+            np.testing.assert_array_equal(r["y"], g, err_msg=name)
+        assert lane_sequence_mismatch(results, jobs, same_cycles=name == "idle gaps") is None, name
+        if name == "from reset":  # full speed: every group of the reset shape issued once
+            groups = CFG.max_cols // eng.GROUP
+            assert results[0]["busy"] == 2 * -(-CFG.max_rows // CFG.lanes) * groups
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dense", [False, True])
+def test_long_runs_move_the_counters_middle_bits(dense):
+    """2^17 + 2^10 vectors, and over 2^21 busy cycles (verif.cases.lane_long_cases, added after
+    mutation screening): results exact, ``vectors`` and ``busy`` right at those widths."""
+    from verif.cases import LONG_RUN_SEED, lane_long_cases
+    print(f"seed {LONG_RUN_SEED}")
+    for name, w, x in lane_long_cases(dense):
+        out = run_spmv(w, x, with_requant(0, False), sim="verilator", backend="native", dense=dense)
+        assert len(out["cycles"]) == x.shape[1], name
+        busy = x.shape[1] * -(-w.shape[0] // CFG.lanes) * (w.shape[1] // (2 if dense else 4))
+        assert out["busy"] == busy and sum(out["cycles"]) == out["total_cycles"], name
+    assert busy > 1 << 21
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dense", [False, True])
+def test_time_counters_past_2_to_the_25(dense):
+    """The same vectors straight after reset and after 2^25 - 64 idle cycles (so their
+    timestamps cross 2^24 and 2^25; verif.cases.lane_idle_case, added after mutation
+    screening): same results, same per-vector ``cycles``."""
+    from verif import native
+    from verif.cases import LANE_IDLE_CYCLES, LONG_RUN_SEED, lane_idle_case
+    from verif.spmv_sparse24 import sequence_jobs, toplevel_name
+    print(f"seed {LONG_RUN_SEED + 1}")
+    w, x = lane_idle_case(dense)
+    eng = make_engine(CFG, dense)
+    exe = native.build(eng, toplevel=toplevel_name(dense), eie=False)
+    jobs, (golden,), quiet = sequence_jobs(eng, [(w, x, True)])
+    (r0,), _ = native.run(exe, jobs, out_bits=16, eie=False, watchdog=quiet)
+    (r1,), facts = native.run(exe, jobs, out_bits=16, eie=False, watchdog=quiet, idle=LANE_IDLE_CYCLES)
+    for r in (r0, r1):
+        np.testing.assert_array_equal(r["y"], golden)
+    assert r1["cycles"] == r0["cycles"] and len(r1["cycles"]) == x.shape[1] and r1["busy"] == r0["busy"]

@@ -169,7 +169,10 @@ def lane_backpressure_cases(rng, dense: bool = False, rows: int = 16, cols: int 
             (0, False, 6, 0.15, 4, rows, cols), (6, True, 600, 0.2, 4, 5, 12), (12, False, 32768, 0.25, 4, 13, 24),
             (17, False, 32768, 0.15, 4, 4, 8), (24, True, 32768, 0.3, 4, 11, 28), (20, False, 32768, 0.2, 4, 7, 20),
             (9, False, 32768, 0.6, 40, rows, 16),  # 40 vectors: the vector counter's and timestamps' higher bits
-            (10, False, 32768, 0.05, 12, rows, cols)]):  # every queue full, every timestamp slot in use
+            (10, False, 32768, 0.05, 12, rows, cols),  # every queue full, every timestamp slot in use
+            # Full queues again, at shift 0 with results unsaturated: every bit of the entries
+            # behind the head reaches an output (dense mutant 84, round 3: entry 2's bit 6).
+            (0, False, 6, 0.05, 12, rows, cols)]):
         x = rng.integers(-amp, amp, (c, batch))
         x[:, 0] = -amp if k % 2 else amp - 1  # one vector at an extreme: the high accumulator bits
         out.append((weights(min(r, rows), min(c, cols)), x[:min(c, cols)], shift, relu, out_p, k))
@@ -200,6 +203,11 @@ def lane_overlong_case(rows: int = 16, cols: int = 32, extra: int = 5) -> tuple:
     still being read."""
     rng = np.random.default_rng(OVERLONG_SEED)
     w, x = random_24(rng, rows, cols), rng.integers(-32768, 32768, (cols, 4))
+    # Every row reads column 0: dropped input that landed on the other buffer's group 0 (2:4
+    # mutant 84, found by mutation screening) would change every row, not only some.
+    for r in range(rows):
+        w[r, 1 + np.flatnonzero(w[r, 1:4])[1:]] = 0  # at most one other non-zero in group 0
+    w[:, 0] = np.where(np.arange(rows) % 2, 77, -91)
     return w, x, overlong(x, cols + extra, rng)
 
 
@@ -217,3 +225,138 @@ def many_vectors_case(cols: int = 4, count: int = MANY_VECTORS) -> tuple:
     w = np.zeros((2, cols), dtype=int)
     w[0, ::4], w[1, 1::4] = 3, -2
     return w, rng.integers(-100, 100, (cols, count))
+
+
+# ---- cases the mutation screen asked for (round 3) ------------------------------------------
+LONG_RUN_SEED = 61
+
+
+def requant_window_case() -> tuple:
+    """``(weights (6, 4), x (4, 2))`` whose results, at shift 0 without ReLU, land on each side
+    of the 16-bit saturation limits: -32769..-32736 and 32736..32769. Found by mutation
+    screening: a saturation compare against -32736 instead of -32768 (2:4 mutant 30) went
+    unnoticed, no case had a result in -32767..-32737. 2:4-valid, so it serves every engine."""
+    k = np.array([-27, 0, 3, 4, -28, -29])  # -32740 + k: -32767, -32740, -32737, -32736, -32768, -32769
+    w = np.zeros((len(k), 4), dtype=int)
+    w[:, 0], w[:, 1] = 1, k
+    x = np.array([[-32740, 32740], [1, -1], [0, 0], [0, 0]])
+    return w, x
+
+
+def registers_first(program: list[int]) -> list[int]:
+    """A lane load program (``load_program``: weights, then ROWS, COLS, SHIFT, RELU) with its
+    register writes reordered to SHIFT, RELU, ROWS, COLS. Any order is legal; found by mutation
+    screening: a COLS write that also wrote SHIFT (dense mutant 102) was repaired by the SHIFT
+    write that always came after it."""
+    return list(program[:-4]) + list(program[-2:]) + list(program[-4:-2])
+
+
+def registers_first_case() -> tuple:
+    """``(weights (5, 12), x (12, 3))`` for a :func:`registers_first` program (shift 3)."""
+    rng = np.random.default_rng(LONG_RUN_SEED)
+    return random_24(rng, 5, 12), rng.integers(-300, 300, (12, 3))
+
+
+def narrow_dense_cases(rng) -> list:
+    """``(weights, x)`` dense matrices of one and two columns (one pair per row: a row ends in
+    the group it starts, so the lane sees ``last`` in idle cycles), several rows and vectors;
+    run with idle cycles between groups (paced input, slow consumer). Found by mutation
+    screening: dense mutants 63 and 113 turn an idle cycle into a valid group, which only a
+    one-group row shows."""
+    return [(rng.integers(-128, 128, (5, 2)), rng.integers(-30000, 30000, (2, 4))),
+            (rng.integers(-128, 128, (4, 1)), rng.integers(-30000, 30000, (1, 3)))]
+
+
+def lane_sequence_cases(rng, dense: bool) -> dict:
+    """Multi-job runs of the lane engines (one harness run, no reset between the jobs), as
+    lists of ``(weights, x, load)`` (``load`` False: no program, the registers as they are).
+    Found by mutation screening:
+
+    * ``"from reset"``: a vector straight from reset with no program (the build's registers:
+      ``max_rows`` x ``max_cols``, weights as initialised), then a normal job (2:4 mutant 196:
+      a register's reset value that every program rewrote).
+    * ``"idle gaps"``: seven vectors, each sent after the previous one's last result, so each
+      vector's start time comes from its own timestamp slot (2:4 mutants 2 and 118: slots out of
+      step, hidden whenever vectors overlap). Lane timing does not depend on the data, so
+      every vector's ``cycles`` must be equal.
+    * ``"one row, then more"``: two vectors of a one-row matrix, then a three-row matrix
+      (dense mutant 133: lane 1 computed junk rows into its queue while ``rows = 1``)."""
+    def weights(r, c):
+        return rng.integers(-128, 128, (r, c)) if dense else random_24(rng, r, c)
+
+    w = weights(7, 12)
+    gaps = [(w, rng.integers(-2000, 2000, (12, 1)), i == 0) for i in range(7)]
+    return {
+        "from reset": [(None, rng.integers(-2000, 2000, (32, 2)), False),
+                       (weights(5, 8), rng.integers(-2000, 2000, (8, 2)), True)],
+        "idle gaps": gaps,
+        "one row, then more": [(weights(1, 8), rng.integers(-2000, 2000, (8, 2)), True),
+                               (weights(3, 8), rng.integers(-2000, 2000, (8, 3)), True)],
+    }
+
+
+def lane_sequence_mismatch(results, jobs, same_cycles=False) -> str | None:
+    """The regression's checks of a lane multi-job run (the counters run on across jobs): one
+    ``cycles`` entry per vector, ``vectors`` counting every vector so far and, with
+    ``same_cycles``, the same ``cycles`` for every vector. None when they hold."""
+    done, cycles = 0, []
+    for j, (r, job) in enumerate(zip(results, jobs)):
+        n_vec = len(job["x"])
+        done += n_vec
+        if r["vectors"] != done or len(r["cycles"]) != n_vec:
+            return f"invariant: job {j}: counted {r['vectors']} vectors ({len(r['cycles'])} logged), expected {done}"
+        cycles += list(r["cycles"])
+    if same_cycles and len(set(cycles)) != 1:
+        return f"invariant: vectors that never overlap took different cycles {cycles}"
+    return None
+
+
+LONG_VECTORS = (1 << 17) + (1 << 10) + 8  # the vector counter's bit 17 set while bit 10 moves
+
+
+def lane_long_cases(dense: bool) -> list:
+    """``(name, weights, x)`` runs long enough for the lane engines' 32-bit counters' middle
+    bits: 2^17 + 2^10 vectors of a tiny matrix (``vectors`` bits up to 17, timestamps past
+    2^19 cycles), and a full 16 x 32 matrix busy for over 2^21 cycles (``busy`` up to bit 21,
+    timestamps past 2^21). Found by mutation screening (2:4 mutants 54, 55, 82; dense 25, 130):
+    the other cases end within a few thousand cycles. Seconds each on the native harness."""
+    rng = np.random.default_rng(LONG_RUN_SEED)
+    w_tiny, _ = many_vectors_case()
+    busy_per_vector = 6 * (32 // (2 if dense else 4))  # 6 blocks of 3 lanes x groups per row
+    n_busy = (1 << 21) // busy_per_vector + 16
+    w = rng.integers(-128, 128, (16, 32)) if dense else random_24(rng, 16, 32)
+    return [("many vectors, 2^17", w_tiny, rng.integers(-100, 100, (4, LONG_VECTORS))),
+            ("busy past 2^21 cycles", w, rng.integers(-3000, 3000, (32, n_busy)))]
+
+
+LANE_IDLE_CYCLES = (1 << 25) - 64  # the jobs then cross 2^25 (and so 2^24) cycles after reset
+
+
+def lane_idle_case(dense: bool) -> tuple:
+    """``(weights (6, 8), x (8, 8))``, run after :data:`LANE_IDLE_CYCLES` idle cycles
+    (``verif.native.run(idle=)``): the vectors' timestamps cross 2^24 and 2^25, so the
+    free-running ``now`` and the times taken from it use bits 24 and 25. Every vector's
+    ``cycles`` must equal those of the same run straight after reset (the time offset changes
+    nothing). Found by mutation screening (dense mutants 7, 45: ``now`` and ``prev_end`` bits
+    that only a run of 2^24 cycles sets)."""
+    rng = np.random.default_rng(LONG_RUN_SEED + 1)
+    w = rng.integers(-128, 128, (6, 8)) if dense else random_24(rng, 6, 8)
+    return w, rng.integers(-3000, 3000, (8, 8))
+
+
+def eie_dense_jobs(cfg) -> list:
+    """EIE: the full matrix dense (every PE holds ``max_rows / n_pes x max_cols`` entries, the
+    most a screened configuration allows: PE pointers past bit 7). Found by mutation screening
+    (EIE mutant 198: a PE pointer bit 7 stuck at 0). With requantization in ``cfg``, the same
+    matrix again at shift 0 with small inputs."""
+    rng = np.random.default_rng(LONG_RUN_SEED)
+    lo, hi = cfg.arith.weight_range
+    alo, ahi = cfg.arith.act_range
+    w = rng.integers(lo, hi + 1, (cfg.max_rows, cfg.max_cols)) | 1
+    jobs = [(w, rng.integers(alo, ahi + 1, (cfg.max_cols, 2)))]
+    if cfg.arith.requant is not None:
+        # Small inputs at shift 0: results unsaturated in both accumulator banks, so every
+        # accumulator bit reaches an output (EIE mutant 162: bit 1 of a bank's write data; the
+        # requant layers' shift-0 results all saturate).
+        jobs.append((w, rng.integers(-300, 300, (cfg.max_cols, 4)), Requant(0, False)))
+    return jobs

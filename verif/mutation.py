@@ -41,7 +41,7 @@ import numpy as np
 
 from model.errors import SparseFlowError
 
-ENGINES = ("eie", "2:4", "dense")
+from model.hw.engines import NAMES as ENGINES  # every engine of the registry is screened
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -55,6 +55,8 @@ class Run:
     seeds: tuple
     watchdog: int
     check: object = None  # callable(results) -> message or None: models and invariants
+    idle: int = 0  # idle cycles after reset, before the first job (verif.native.run)
+    long: bool = False  # seconds per mutant: left out by target(long_runs=False)
 
 
 @dataclass
@@ -148,17 +150,22 @@ def eie_target() -> Target:
                  x_length=cfg.max_cols + 3),
         # tests/test_eie_array.py::test_vector_counter_over_many_vectors (no cycle model: 4100 vectors)
         _eie_run("many vectors", [cases.many_vectors_case()], cfg, bcfg, (1.0, 1.0, 1.0), 7, None),
+        # tests/test_eie_array.py::test_dense_matrix_fills_every_pe (round 3)
+        _eie_run("dense matrix, x full speed", cases.eie_dense_jobs(cfg), cfg, bcfg, (1.0, 1.0, 1.0), 8, "all"),
     ]
     return Target("eie", EIEArray(bcfg), TOPLEVEL, True, cfg.n_pes, cfg.arith.out_bits, runs)
 
 
-def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, out_pacing=None, long_x=None):
+def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, out_pacing=None, long_x=None,
+              program_order=None):
     from model.hw.formats import nm
     from model.hw.reference import layer
     from verif.spmv_sparse24 import native_job
     w, x = np.asarray(w), np.asarray(x).reshape(np.shape(w)[1], -1)
     dense = engine.GROUP != 4
     program = engine.load_program(w if dense else nm.encode(w, cfg.arith.weight_bits), cfg.arith.requant)
+    if program_order is not None:
+        program = program_order(program)
     job, quiet = native_job(engine, program, x if long_x is None else long_x, w.shape[0])  # golden: W @ x
     n_vec, (rows, cols) = x.shape[1], w.shape
 
@@ -177,6 +184,19 @@ def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, ou
     out_pacing = pacing if out_pacing is None else out_pacing
     return Run(name, [job], [layer(w, x, cfg.arith)], (pacing, pacing, out_pacing), (seed, seed + 1, seed + 2),
                int(quiet / min(pacing, out_pacing) ** 2), check)
+
+
+def _lane_sequence_run(name, engine, parts, pacing, seed, same_cycles=False):
+    """A run of several jobs with no reset between them (:func:`verif.spmv_sparse24.sequence_jobs`);
+    ``same_cycles``: every vector's ``cycles`` must be equal (vectors that never overlap)."""
+    from verif.cases import lane_sequence_mismatch
+    from verif.spmv_sparse24 import sequence_jobs
+    jobs, golden, quiet = sequence_jobs(engine, parts)
+
+    def check(results):
+        return lane_sequence_mismatch(results, jobs, same_cycles)
+
+    return Run(name, jobs, golden, pacing, (seed, seed + 1, seed + 2), int(quiet / min(pacing) ** 2), check)
 
 
 def lane_target(dense: bool) -> Target:
@@ -216,20 +236,71 @@ def lane_target(dense: bool) -> Target:
     runs.append(_lane_run("input past max_cols", engine, w, x, rq(9, False), 1.0, 7, long_x=long_x))
     w, x = cases.many_vectors_case()  # tests/test_sparse24_engine.py::test_vector_counter_over_many_vectors
     runs.append(_lane_run("many vectors", engine, w, x, rq(0, False), 1.0, 8))
+    # tests/test_sparse24_engine.py::test_cases_from_mutation_screening (round 3)
+    w, x = cases.requant_window_case()
+    runs.append(_lane_run("requant window, shift 0", engine, w, x, rq(0, False), 1.0, 9))
+    w, x = cases.registers_first_case()
+    runs.append(_lane_run("registers written SHIFT first", engine, w, x, rq(3, False), 0.8, 10,
+                          program_order=cases.registers_first))
+    if dense:
+        for k, (w, x) in enumerate(cases.narrow_dense_cases(np.random.default_rng(cases.LONG_RUN_SEED))):
+            runs.append(_lane_run(f"{w.shape[1]}-column dense, paced", engine, w, x, rq(2, False), 0.4, 11 + k,
+                                  out_pacing=0.5))
+    # tests/test_sparse24_engine.py::test_job_sequences_without_reset
+    for k, (name, parts) in enumerate(cases.lane_sequence_cases(np.random.default_rng(cases.LONG_RUN_SEED),
+                                                                dense).items()):
+        runs.append(_lane_sequence_run(name, engine, parts, (1.0, 1.0, 1.0), 20 + k, same_cycles=name == "idle gaps"))
     # tests/test_sparse24_engine.py / test_dense_engine.py::test_back_pressure_fills_the_result_queues
     for w, x, shift, relu, out_p, seed in lane_backpressure_cases(np.random.default_rng(cases.BACKPRESSURE_SEED + dense),
                                                                   dense):
-        runs.append(_lane_run(f"back-pressure, shift {shift}", engine, w, x, rq(shift, relu), 1.0, seed,
+        runs.append(_lane_run(f"back-pressure {seed}, shift {shift}", engine, w, x, rq(shift, relu), 1.0, seed,
                               out_pacing=out_p))
+    # Last (only the mutants every other run misses get this far): seconds each.
+    # tests/test_sparse24_engine.py::test_long_runs_move_the_counters_middle_bits (slow)
+    for k, (name, w, x) in enumerate(cases.lane_long_cases(dense)):
+        runs.append(_lane_run(name, engine, w, x, rq(0, False), 1.0, 30 + k))
+        runs[-1].long = True
+    # tests/test_sparse24_engine.py::test_time_counters_past_2_to_the_25 (slow)
+    w, x = cases.lane_idle_case(dense)
+    runs.append(_lane_run("after 2^25 idle cycles", engine, w, x, rq(5, False), 1.0, 32, full_speed_checks=True))
+    runs[-1].idle, runs[-1].long = cases.LANE_IDLE_CYCLES, True
     return Target("dense" if dense else "2:4", engine, toplevel_name(dense), False, 1, cfg.arith.out_bits, runs)
 
 
-def target(name: str) -> Target:
-    if name == "eie":
-        return eie_target()
-    if name in ("2:4", "dense"):
-        return lane_target(name == "dense")
-    raise SparseFlowError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+def board_target(name: str) -> Target:
+    """A minimal screening set for an engine of the registry that has no regression cases here
+    yet (a new engine): the board self-test's random case (``rtl.board.cases.make_case``, the
+    weights initialised in the build, no ``load``) at full speed and paced, checked against the
+    golden model and the original design's counters. Weak by design: give the engine its own
+    target from its regression cases (``TARGETS``, docs/verification.md)."""
+    from model.hw.engines import get
+    from rtl.board.cases import make_case
+    from rtl.common.protocol import packed_inputs
+    case = make_case(name, 2, 8, 16, 0.5, seed=1, vectors=6)
+    eie = get(name).per_cycle is None
+    job = {"load": np.zeros(0, dtype=np.int64), "x": packed_inputs(case.xs.T, case.arith.act_bits),
+           "rows": case.shape[0]}
+    runs = [Run(f"board case, paced {p}", [job], [case.expected.T], (1.0, p, p), (k, k + 1, k + 2), 200_000)
+            for k, p in enumerate((1.0, 0.5))]
+    toplevel = re.sub(r"\W", "", name) + "_engine"
+    return Target(name, case.build_engine(), toplevel, eie, case.size if eie else 1, case.arith.out_bits, runs)
+
+
+# The screening set of each engine; an engine of the registry without one gets board_target.
+TARGETS = {"eie": eie_target, "2:4": lambda: lane_target(False), "dense": lambda: lane_target(True)}
+
+
+def target(name: str, long_runs: bool = True) -> Target:
+    """Engine ``name``'s target; ``long_runs`` False leaves out the runs of seconds each (the
+    counters' high bits), for quick checks of the flow."""
+    if name not in ENGINES:
+        raise SparseFlowError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    t = TARGETS[name]() if name in TARGETS else board_target(name)
+    names = [r.name for r in t.runs]
+    if len(set(names)) != len(names):  # the original design's counters are looked up by run name
+        raise RuntimeError(f"{name}: two screening runs share a name: {sorted(n for n in names if names.count(n) > 1)}")
+    t.runs = [r for r in t.runs if long_runs or not r.long]
+    return t
 
 
 # ---- the netlist and its mutations ---------------------------------------------------------
@@ -333,7 +404,7 @@ def mutated_verilog(work: Path, muts: list[Mutation]) -> str:
 def run_once(t: Target, exe: Path, mutsel: int | None, run: Run, timeout: float) -> list[dict]:
     from verif import native
     results, _ = native.run(exe, run.jobs, out_bits=t.out_bits, eie=t.eie, n_pes=t.n_pes, pacing=run.pacing,
-                            seeds=run.seeds, watchdog=run.watchdog, mutsel=mutsel, timeout=timeout)
+                            seeds=run.seeds, watchdog=run.watchdog, mutsel=mutsel, timeout=timeout, idle=run.idle)
     return results
 
 
@@ -359,9 +430,13 @@ def judge(t: Target, run: Run, results: list[dict], reference: list[dict] | None
     return None
 
 
-def screen(t: Target, exe: Path, mutsel: int | None, reference: dict | None, timeout: float) -> dict:
-    """Run the screening set on one mutant; stop at the first failing run."""
+def screen(t: Target, exe: Path, mutsel: int | None, reference: dict | None, timeout: float,
+           skip_long: bool = False) -> dict:
+    """Run the screening set on one mutant; stop at the first failing run. ``skip_long``: leave
+    out the long runs (a mutant the equivalence table already shows equivalent)."""
     for run in t.runs:
+        if skip_long and run.long:
+            continue
         try:
             results = run_once(t, exe, mutsel, run, timeout)
         except RuntimeError as e:
@@ -377,7 +452,7 @@ def screen(t: Target, exe: Path, mutsel: int | None, reference: dict | None, tim
     return {"status": "survived"}
 
 
-def reference_run(t: Target, exe: Path, mutsel: int | None, timeout: float = 120) -> dict:
+def reference_run(t: Target, exe: Path, mutsel: int | None, timeout: float | None = None) -> dict:
     """Every run on ``exe`` (``mutsel`` 0 on a mutated build), checked against the golden model
     and the models; returns its results per run (the counters the mutants are held to)."""
     ref = {}
@@ -401,13 +476,15 @@ def same_results(a: dict, b: dict) -> str | None:
 
 
 def mutate_engine(name: str, n: int, seed: int, *, workers: int | None = None, work: Path | None = None,
-                  only: list[int] | None = None, check_original: bool = True, progress=None) -> dict:
+                  only: list[int] | None = None, check_original: bool = True, progress=None,
+                  long_runs: bool = True) -> dict:
     """Screen ``n`` mutants of engine ``name`` (``mutate -list n -seed seed``); ``only``: screen
-    just these mutant indices (all are still compiled in). Returns the report dict."""
+    just these mutant indices (all are still compiled in); ``long_runs``: see :func:`target`.
+    Returns the report dict."""
     from verif import native
     from verif.runner import BUILD_ROOT
     t0 = time.perf_counter()
-    t = target(name)
+    t = target(name, long_runs)
     work = Path(work) if work else Path(tempfile.mkdtemp(prefix=f"mut-{name.replace(':', '')}-",
                                                              dir=_mkdir(BUILD_ROOT / "mutation")))
     netlist(t, work)
@@ -417,7 +494,7 @@ def mutate_engine(name: str, n: int, seed: int, *, workers: int | None = None, w
     t_build = time.perf_counter() - t0
     ref = reference_run(t, exe, 0)  # sanity: no mutation active = the design, passes everything
     if check_original:  # and behaves exactly as the unmutated build
-        orig = reference_run(t, native.build(target(name).component, toplevel=t.toplevel, eie=t.eie,
+        orig = reference_run(t, native.build(target(name, long_runs).component, toplevel=t.toplevel, eie=t.eie,
                                              n_pes=t.n_pes), None)
         diff = same_results(ref, orig)
         if diff:
@@ -428,9 +505,16 @@ def mutate_engine(name: str, n: int, seed: int, *, workers: int | None = None, w
     timeout = max(30.0, 50 * (time.perf_counter() - t_ref))
     picked = [m for m in muts if only is None or m.index in only]
     outcomes = {}
+    # The long runs take seconds per mutant: not spent on the mutants the equivalence table
+    # (verif.equivalent_mutants) already shows equivalent; every other run still screens them.
+    from verif.equivalent_mutants import EQUIVALENT, key
+    known = {m.index for m in muts if key(m.command) in EQUIVALENT.get(name, {})}
 
     def one(m):
-        return m, screen(t, exe, m.index, ref, timeout)
+        out = screen(t, exe, m.index, ref, timeout, skip_long=m.index in known)
+        if m.index in known and out["status"] == "survived" and any(r.long for r in t.runs):
+            out["long_runs"] = "skipped: in the equivalence table"
+        return m, out
 
     t_screen = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers or min(os.cpu_count() or 1, 2)) as pool:
@@ -461,8 +545,12 @@ def _mkdir(p: Path) -> Path:
 def _counts(rows: list[dict]) -> dict:
     c = {s: sum(r["status"] == s for r in rows) for s in ("killed", "timed out", "survived")}
     c["equivalent"] = sum(r["status"] == "survived" and bool(r.get("equivalent")) for r in rows)
+    # Shown by a machine check (constant_noop, verif.mutation.equivalence) rather than argued.
+    c["equivalent_checked"] = sum(r["status"] == "survived" and bool(r.get("equivalent"))
+                                  and r.get("equiv_method", "constant") in ("constant", "formal") for r in rows)
     c["killed_by"] = {b: sum(r.get("by") == b for r in rows) for b in sorted({r["by"] for r in rows if "by" in r})}
     c["score"] = score(c)
+    c["score_checked_only"] = score(dict(c, equivalent=c["equivalent_checked"]))
     return c
 
 
@@ -482,26 +570,27 @@ def by_src(rows: list[dict]) -> list[dict]:
 
 
 # ---- formal equivalence of a survivor ---------------------------------------------------------
-def equivalence(work: Path, m: Mutation, toplevel: str, depth: int = 20, timeout: float = 60) -> str:
-    """mcy-style check that mutant ``m`` cannot change an output: a miter of the design against
-    the design with ``m`` applied (``miter -equiv``), both from the zero initial state with
-    ``rst`` high in the first cycle (the harness resets), given to Yosys ``sat``: first temporal
-    induction (a proof for every cycle), then a bounded check of ``depth`` cycles. Returns
-    "proved", "bounded <depth>" (no difference within ``depth`` cycles of reset: not a
-    proof), "differs" (``sat`` found a trace: the screen needs a case) or "unknown" (each
-    attempt ran out of ``timeout`` seconds)."""
-    base = (f"read_rtlil design.il; {m.command}; rename {toplevel} gate; read_rtlil design.il; "
-            f"rename {toplevel} gold; miter -equiv -flatten -make_outputs -ignore_gold_x gold gate miter; "
-            "hierarchy -top miter; memory_map; opt -fast; ")
-    common = "-verify -set-init-zero -set-at 1 in_rst 1 -prove trigger 0 -set-def-inputs"
-    verdict = "unknown"
-    for name, opts in (("proved", f"sat -tempinduct {common} -maxsteps {depth} miter"),
-                       (f"bounded {depth}", f"sat -seq {depth} {common} miter")):
-        try:
-            _yosys(base + opts, work, timeout, log=f"equiv{m.index}.log")
-            return name
-        except TimeoutError:
-            continue
-        except RuntimeError:
-            verdict = "differs" if name != "proved" else verdict
-    return verdict
+def equivalence(work: Path, m: Mutation, toplevel: str, depth: int = 2, timeout: float = 600) -> str:
+    """Formal check that mutant ``m`` cannot change an output, with Yosys' equivalence flow:
+    the design (``gold``) and the design with ``m`` applied alone (``gate``), memories mapped
+    to flip-flops, ``equiv_make`` pairs every net and register of the same name,
+    ``equiv_struct`` merges the structurally identical ones, ``equiv_simple -seq depth``
+    proves each pair from its input cone and ``equiv_induct -seq depth`` proves the rest by
+    temporal induction, assuming every pair equal in the cycles before. Both designs start
+    from the same reset values, so "proved" (``equiv_status``: every pair proven) holds for
+    every input sequence: the outputs (paired nets) never differ. Returns "proved",
+    "unproven" (a pair the induction cannot close: a mutant that differs, or one equivalent
+    only on reachable states, which this check does not know) or "timeout"."""
+    script = (f"read_rtlil design.il; {m.command}; rename {toplevel} gate; read_rtlil design.il; "
+              f"rename {toplevel} gold; memory -nomap; memory_map; opt_clean; equiv_make gold gate equiv; "
+              f"hierarchy -top equiv; equiv_struct; equiv_simple -seq {depth}; equiv_induct -seq {depth}; "
+              "equiv_status")
+    from verif.tools import run_yosys
+    try:
+        rc, text = run_yosys(script, work, log=f"equiv{m.index}.log", timeout=timeout)
+    except TimeoutError:
+        return "timeout"
+    found = re.search(r"Of those cells (\d+) are proven and (\d+) are unproven", text)
+    if rc != 0 or not found:
+        raise RuntimeError(f"yosys equivalence check of mutant {m.index} failed (log: {work / f'equiv{m.index}.log'})")
+    return "proved" if found.group(2) == "0" else "unproven"

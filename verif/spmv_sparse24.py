@@ -178,3 +178,30 @@ def _simulate_native(engine, program, x, rows, *, toplevel, pacing, waves, seed)
                              waves=waves)
     r.update(run_dir=facts["run_dir"], sim_cycles=facts["sim_cycles"], sim_seconds=facts["sim_seconds"])
     return r
+
+
+def sequence_jobs(engine, parts, program_order=None) -> tuple[list[dict], list[np.ndarray], int]:
+    """Native harness jobs for one run of several jobs on ``engine`` with no reset between
+    them (``verif.cases.lane_sequence_cases``): ``parts`` are ``(weights, x, load)``; ``load``
+    False sends no program (the registers stay as the last job, or reset, left them);
+    ``weights`` None: the build's reset registers (``max_rows`` x ``max_cols``) and its
+    initial weights (zeros without ``init``). Requantization is ``engine.cfg``'s throughout.
+    ``program_order``: a function applied to each program (e.g. ``verif.cases.registers_first``).
+    Returns ``(jobs, golden y per job, watchdog at full speed)``."""
+    cfg = engine.cfg
+    dense = engine.GROUP != 4
+    jobs, golden, quiet = [], [], 0
+    for w, x, load in parts:
+        x = np.asarray(x).reshape(len(x), -1)
+        if w is None:
+            w = np.zeros((cfg.max_rows, cfg.max_cols), dtype=np.int64)
+        w = np.asarray(w)
+        program = engine.load_program(w if dense else nm.encode(w, cfg.arith.weight_bits), cfg.arith.requant) \
+            if load else []
+        if load and program_order is not None:
+            program = program_order(program)
+        job, q = native_job(engine, program, x, w.shape[0])
+        jobs.append(job)
+        golden.append(layer(w, x, cfg.arith))
+        quiet = max(quiet, q)
+    return jobs, golden, quiet

@@ -123,14 +123,15 @@ def build_verilog(text: str, *, toplevel: str, eie: bool, n_pes: int = 1, waves:
 def run(exe: Path, jobs: list[dict], *, out_bits: int, eie: bool, n_pes: int = 1,
         pacing: tuple[float, float, float] = (1.0, 1.0, 1.0), seeds: tuple[int, int, int] = (0, 0, 0),
         watchdog: int = 100_000, waves: bool = False, mutsel: int | None = None,
-        timeout: float | None = None) -> tuple[list[dict], dict]:
+        timeout: float | None = None, idle: int = 0) -> tuple[list[dict], dict]:
     """Run the harness on ``jobs`` (dicts with ``load`` words, packed ``x`` words (n_vec, cols),
     ``rows``); ``pacing``/``seeds`` for the load, x and y streams. Returns per-job raw results
     (``y`` (rows, n_vec) and counters) and run facts (``sim_cycles``, ``sim_seconds``).
 
     A stalled DUT or a protocol error raises ``RuntimeError`` with the harness's message
     (``timeout``: seconds of wall time before the run counts as stalled). ``mutsel``: the
-    mutant to activate in a build with ``mutsel`` (:func:`build_verilog`).
+    mutant to activate in a build with ``mutsel`` (:func:`build_verilog`). ``idle``: cycles
+    with every stream idle after reset, before the first job (time counters' high bits).
     """
     words = [np.array([len(jobs)], dtype=np.int64)]
     for j in jobs:
@@ -152,6 +153,8 @@ def run(exe: Path, jobs: list[dict], *, out_bits: int, eie: bool, n_pes: int = 1
             cmd += ["--waves", str(tmp / "dump.fst")]
         if mutsel is not None:
             cmd += ["--mutsel", str(int(mutsel))]
+        if idle:
+            cmd += ["--idle", str(int(idle))]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -166,7 +169,7 @@ def run(exe: Path, jobs: list[dict], *, out_bits: int, eie: bool, n_pes: int = 1
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    results, pos = [], 0
+    results, pos, vectors_before = [], 0, 0
     for j in jobs:
         rows, (n_vec, _) = int(j["rows"]), np.shape(j["x"])
         r = {"y": np.zeros((rows, n_vec), dtype=np.int64)}
@@ -188,8 +191,11 @@ def run(exe: Path, jobs: list[dict], *, out_bits: int, eie: bool, n_pes: int = 1
             n_log = int(out[pos])
             log = out[pos + 1:pos + 1 + 2 * n_log].reshape(n_log, 2)
             pos += 1 + 2 * n_log
-            r.update(cycles=log[:, 1].tolist(), vectors=int(out[pos]), busy=int(out[pos + 1]),
+            # The harness logs each move of the counter it sees in the job; a later job of the
+            # run first sees the counter where the previous one left it: not one of its vectors.
+            r.update(cycles=log[log[:, 0] > vectors_before, 1].tolist(), vectors=int(out[pos]), busy=int(out[pos + 1]),
                      total_cycles=int(out[pos + 2]), protocol_errors=[])
+            vectors_before = r["vectors"]
             pos += 3
         results.append(r)
     if pos != len(out):
