@@ -121,9 +121,7 @@ def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim
     from verif.runner import simulate
     cfg = engine.cfg
     cols = x.shape[0]
-    groups = -(-cols // engine.GROUP)
-    blocks = -(-rows // cfg.lanes)
-    work = len(program) + x.shape[1] * (cols + blocks * groups + rows + 20)
+    work = len(program) + x.shape[1] * (cols + issue_bound(engine, rows, cols) + rows + 20)
     out_pacing = pacing if out_pacing is None else out_pacing
     slowest = min(pacing, out_pacing)
     if backend == "native":
@@ -152,6 +150,14 @@ def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim
     return result
 
 
+def issue_bound(engine, rows: int, cols: int) -> int:
+    """Most issue cycles of one vector (a lane engine's row blocks x groups; the BSR engine's
+    memory words): the simulation watchdogs scale with it."""
+    if hasattr(engine, "GROUP"):
+        return -(-rows // engine.cfg.lanes) * -(-cols // engine.GROUP)
+    return engine.cfg.max_words
+
+
 def native_job(engine, program, x, rows) -> tuple[dict, int]:
     """The native harness job for ``program`` and ``x`` (cols, B), and the watchdog at full
     speed (cycles without a handshake that mean a hung engine; divide by pacing squared)."""
@@ -159,7 +165,7 @@ def native_job(engine, program, x, rows) -> tuple[dict, int]:
     if max((int(w).bit_length() for w in program), default=0) > 63:
         raise SparseFlowError("load words wider than 63 bits do not fit the native harness")
     cols = x.shape[0]
-    quiet = cols + -(-rows // engine.cfg.lanes) * -(-cols // engine.GROUP) + rows + 1000
+    quiet = cols + issue_bound(engine, rows, cols) + rows + 1000
     job = {"load": np.asarray(program, dtype=np.int64), "x": packed_inputs(x, engine.cfg.arith.act_bits),
            "rows": rows}
     return job, 4 * quiet
