@@ -34,7 +34,9 @@ def add_arguments(parser) -> None:
                         help="engine per layer: auto = cost model's cheapest (default)")
     parser.add_argument("--pes", type=int, default=O.pes, help=f"EIE PEs = multipliers (default {O.pes})")
     parser.add_argument("--lanes", type=int, default=O.lanes,
-                        help=f"2:4 / dense lanes, 2 multipliers each (default {O.lanes})")
+                        help=f"2:4 / dense / bsr lanes, 2 multipliers each (default {O.lanes})")
+    parser.add_argument("--block", type=int, default=O.block, choices=(2, 4),
+                        help=f"bsr: block size, 2x2 or 4x4 (default {O.block})")
     parser.add_argument("--share-bits", type=int, default=None,
                         help="weight sharing: a 2**B-entry codebook per layer (e.g. 4); default off")
     parser.add_argument("--eie-entries", type=int, default=EIE_ENTRIES,
@@ -59,7 +61,7 @@ def run(args) -> int:
     opts = CompileOptions(method=args.method, granularity=args.granularity, sparsity=args.sparsity,
                           conv_sparsity=args.conv_sparsity, schedule=args.schedule, scope=args.scope, reinit=args.reinit,
                           rounds=args.rounds, epochs=args.epochs, finetune_epochs=args.finetune_epochs, lr=args.lr,
-                          finetune_lr=args.lr, engine=args.engine, pes=args.pes, lanes=args.lanes,
+                          finetune_lr=args.lr, engine=args.engine, pes=args.pes, lanes=args.lanes, block=args.block,
                           share_bits=args.share_bits, eie_entries=args.eie_entries, calib=args.calib,
                           seed=args.seed, progress=True)
     opts.check()

@@ -37,14 +37,15 @@ def size_config(weights, *, lanes: int, block: int, arith) -> BSRConfig:
     rows, cols = np.shape(weights)
     cfg = BSRConfig(lanes=lanes, block=block, max_rows=pow2_ceil(rows),
                     arith=replace(arith, max_cols=max(block, pow2_ceil(cols))))
-    from rtl.bsr.engine import BSREngine
-    n = BSREngine(cfg).words(encode(weights, cfg))
+    from model.hw.bsrcycles import words_per_block_row
+    n = int(words_per_block_row(encode(weights, cfg), cfg).sum())
     return cfg.with_(max_words=max(16, pow2_ceil(n)))
 
 
 def run_spmv(weights, x, cfg: BSRConfig, sim: str = "verilator", pacing: float = 1.0, waves: bool | None = None,
              seed: int = 0, bias=None, backend: str = "cocotb", out_pacing: float | None = None) -> dict:
-    """Run ``requant(W @ x + bias)`` on the block-sparse engine in ``sim`` (as
+    """Run ``requant(W @ x + bias)`` on the block-sparse engine in ``sim`` (``weights``: a dense
+    integer matrix or a :class:`model.hw.formats.bsr.BSRMatrix`, e.g. a loaded image) (as
     :func:`verif.spmv_sparse24.run_spmv`; same arguments and results). Also returns
     ``predicted`` (the cycle model's ``cycles`` of each vector, exact at full speed) and
     ``words`` (issue cycles per vector). ``RuntimeError`` on a result or ``busy`` mismatch."""
@@ -60,6 +61,9 @@ def run_spmv(weights, x, cfg: BSRConfig, sim: str = "verilator", pacing: float =
             raise SparseFlowError(f"{name} must be in (0, 1], not {p!r}")
     if not isinstance(cfg, BSRConfig):
         raise SparseFlowError(f"expected a BSRConfig, not {type(cfg).__name__}")
+    matrix = None
+    if isinstance(weights, bsr.BSRMatrix):  # a BSR image, loaded as it is
+        matrix, weights = weights, bsr.decode(weights)
     w, a = check_spmv_operands(weights, x, cfg.arith)
     if w.shape[0] == 0 or w.shape[1] == 0:
         raise SparseFlowError(f"weights must have at least one row and one column, got shape {w.shape}")
@@ -70,7 +74,7 @@ def run_spmv(weights, x, cfg: BSRConfig, sim: str = "verilator", pacing: float =
     rows = w.shape[0]
     b = check_bias(bias, rows, cfg.arith)
     engine = make_engine(cfg)
-    matrix = encode(w, cfg)
+    matrix = encode(w, cfg) if matrix is None else matrix
     program = engine.load_program(matrix, cfg.arith.requant, b)
     golden = layer(w, a, cfg.arith) if b is None else layer(w, a, cfg.arith, b)
     result = simulate_engine(engine, program, a, rows, sim=sim, pacing=pacing, waves=waves, seed=seed,

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from model.errors import SparseFlowError
 from model.hw.config import BSRConfig, clog2
 from model.hw.formats.bsr import BSRMatrix, validate
-from model.hw.bsrcycles import QUEUE_DEPTH as RESULT_QUEUE_DEPTH
+from model.hw.bsrcycles import QUEUE_DEPTH as RESULT_QUEUE_DEPTH, words_per_block_row
 from rtl.common.lanes import LaneArrayEngine, ResultQueue
 from rtl.common.packing import pack
 from rtl.common.protocol import COUNTER_BITS, Reg, bias_values, register_writes, sample_layout
@@ -68,7 +68,7 @@ def memory_words(matrix: BSRMatrix, cfg: BSRConfig) -> np.ndarray:
     sl = blocks.reshape(len(idx), b, S, c).transpose(0, 2, 1, 3)
     packed = (sl << (wb * np.arange(c))).sum(axis=3)
     per_row = np.diff(ptr) * S
-    words_per_row = np.maximum(1, -(-per_row // U))
+    words_per_row = words_per_block_row(matrix, cfg)
     n = int(words_per_row.sum())
     out = np.zeros((U * b + 1, n), dtype=np.int64)
     ctl = np.zeros(n, dtype=np.int64)
@@ -182,8 +182,7 @@ class BSREngine(wiring.Component):
 
     def words(self, matrix: BSRMatrix) -> int:
         """Memory words (= issue cycles per vector) of ``matrix``."""
-        per_row = np.diff(np.asarray(matrix.indptr)) * self._cfg.slices_per_block
-        return int(np.maximum(1, -(-per_row // self._cfg.units)).sum())
+        return int(words_per_block_row(matrix, self._cfg).sum())
 
     def load_program(self, matrix: BSRMatrix, requant=None, bias=None) -> list[int]:
         """Packed ``load`` payloads: every memory word, the word count, (with ``arith.bias_bits``)
