@@ -58,12 +58,12 @@ def bsr_costs(weights: np.ndarray, cfg: BSRConfig) -> dict:
 
 
 def layer_costs(weights: np.ndarray, x_sample: np.ndarray, eie_cfg: EIEConfig, lanes: int,
-                block: int | None = 4) -> dict:
+                block: int | None = None) -> dict:
     """``{engine: {"cycles": float, "memory_bits": int}}`` for the engines that can run ``weights``.
 
     ``x_sample``: ``(cols, n)`` input activations representative of the layer's inputs.
-    ``block``: the BSR engine's block size (``None``: leave it out; so is a ``lanes`` count
-    whose multipliers do not tile the block).
+    ``block``: the BSR engine's block size (``None``, the default: leave it out, as the digits
+    demo does; so is a ``lanes`` count whose multipliers do not tile the block).
     """
     from model.hw.cyclemodel import predict_cycles
 

@@ -77,14 +77,6 @@ def _random_matrix(rng, rows, cols, density, bits):
     return np.where(rng.random((rows, cols)) < density, vals, 0).astype(np.int64)
 
 
-def block_sparse(rng, rows: int, cols: int, block: int, density: float, bits: int) -> np.ndarray:
-    """A random matrix of ``block x block`` blocks, each non-zero (all its weights) with
-    probability ``density``, else zero: ``density`` is the block density."""
-    keep = rng.random((-(-rows // block), -(-cols // block))) < density
-    mask = np.kron(keep, np.ones((block, block), dtype=bool))[:rows, :cols]
-    return np.where(mask, _random_matrix(rng, rows, cols, 1.0, bits), 0)
-
-
 def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed: int = 1,
               vectors: int = 1, arith: Arith | None = None, fifo_depth: int | None = None,
               block: int | None = None) -> Case:
@@ -110,7 +102,8 @@ def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed
     if engine == BSR.name:
         block = 4 if block is None else block
         cfg = BSRConfig(lanes=size, block=block, arith=arith, max_rows=rows)  # checks lanes and block
-        w = block_sparse(rng, rows, cols, block, density, arith.weight_bits)
+        from model.hw.formats.bsr import random_blocks
+        w = random_blocks(rng, rows, cols, block, density, arith.weight_bits)
     else:
         w = _random_matrix(rng, rows, cols, density, arith.weight_bits)
     if lanes and engine != BSR.name:
