@@ -14,7 +14,7 @@ and the results taken at once:
   for result-queue credit: block row ``j`` issues only after the cycle in which block row
   ``j - QUEUE_DEPTH`` (over the whole batch) had its final row popped;
 * block row ``j``'s sums are in the result queue ``RESULT_DELAY`` cycles after its last word's
-  issue (weight and input reads, product register, accumulator, result register); its rows are
+  issue (weight and input reads, their registers, product register, accumulator, result register); its rows are
   popped one per cycle, in order, each at ``max(previous pop + 1, that time)``;
 * a row's ``y`` transfer is two cycles after its pop (holding register, output register);
   ``cycles`` counts from the later of the vector's first element and the cycle after the
@@ -27,7 +27,7 @@ from collections import deque
 import numpy as np
 
 QUEUE_DEPTH = 4    # block rows the result queue holds (rtl.bsr.engine)
-RESULT_DELAY = 4   # last issue -> result poppable: M (reads), P (products), A (accumulate), queue
+RESULT_DELAY = 5   # last issue -> result poppable: M (reads), R (registered), P (products), A (accumulate), queue
 OUTPUT_DELAY = 2   # pop -> y transfer: holding register, output register
 
 

@@ -274,12 +274,22 @@ class BSREngine(wiring.Component):
         s.images = images
 
     def _datapath(self, m, s):
-        """M: weights and inputs read; P: products registered; A: row sums accumulated; then the
-        finished block row's sums are registered and pushed into the result queue."""
+        """M: weights and inputs read; R: registered; P: products registered; A: row sums
+        accumulated; then the finished block row's sums are registered and pushed into the result
+        queue."""
         cfg, a = s.cfg, s.a
         b, c, U, wb = cfg.block, cfg.slice_cols, cfg.units, a.weight_bits
         m_valid, m_first, m_last = Signal(), Signal(), Signal()
         m.d.sync += [m_valid.eq(s.issue), m_first.eq(s.word.first), m_last.eq(s.word.last)]
+        # R: the memories' outputs registered before the multipliers (a block RAM's clock-to-out
+        # and a DSP multiply do not fit one cycle at the targets' goals).
+        r_valid, r_first, r_last = Signal(), Signal(), Signal()
+        m.d.sync += [r_valid.eq(m_valid), r_first.eq(m_first), r_last.eq(m_last)]
+        xq = []
+        for u in range(U):
+            xr = Signal(data.ArrayLayout(signed(a.act_bits), c), name=f"xq{u}")
+            m.d.sync += xr.eq(s.xports[u].data)
+            xq.append(xr)
         s.mem_w = []
         prods = []  # prods[i]: the products of block row i
         for i in range(b):
@@ -291,13 +301,14 @@ class BSREngine(wiring.Component):
                 wr, rd = mem.write_port(), mem.read_port()
                 s.mem_w.append(wr)
                 m.d.comb += rd.addr.eq(s.f_addr)
-                wv = data.View(data.ArrayLayout(signed(wb), c), rd.data)
+                wv = Signal(data.ArrayLayout(signed(wb), c), name=f"wq{u}_{i}")
+                m.d.sync += wv.eq(rd.data)
                 for k in range(c):
                     p = Signal(signed(wb + a.act_bits), name=f"p{u}_{i}_{k}")
-                    m.d.sync += p.eq(wv[k] * s.xports[u].data[k])
+                    m.d.sync += p.eq(wv[k] * xq[u][k])
                     prods[i].append(p)
         p_valid, p_first, p_last = Signal(), Signal(), Signal()
-        m.d.sync += [p_valid.eq(m_valid), p_first.eq(m_first), p_last.eq(m_last)]
+        m.d.sync += [p_valid.eq(r_valid), p_first.eq(r_first), p_last.eq(r_last)]
         acc = [Signal(signed(a.acc_bits), name=f"acc{i}") for i in range(b)]
         with m.If(p_valid):
             for i in range(b):
@@ -312,11 +323,16 @@ class BSREngine(wiring.Component):
         """Pop the queue's head block row one row per cycle through the requantizer into ``y``."""
         cfg, a, q = s.cfg, s.a, s.queue
         b, rq = cfg.block, a.requant
+        # The pop decision reads registered flags only (its enable fans out to every queue entry):
+        # q_any = the queue holds a block row, final_row = the row to pop next is the vector's
+        # last, i_last = it is its block row's last (isel == block - 1).
         qcount = Signal(range(RESULT_QUEUE_DEPTH + 1))
+        q_any = Signal()
         isel = Signal(range(b))  # the row of the head block row to pop next
+        i_last = Signal()
         orow = Signal(range(cfg.max_rows))  # its row number
-        final_row = Signal()
-        m.d.comb += final_row.eq(orow == s.rows_m1)
+        final_row = Signal(init=int(s.rows_m1.init == 0))
+        s.final_row = final_row
         head = data.View(data.ArrayLayout(signed(a.acc_bits), b), q.r_data)
         h_valid, h_last = Signal(), Signal()
         h_data = Signal(signed(a.acc_bits))
@@ -327,10 +343,12 @@ class BSREngine(wiring.Component):
         take = ~self.y.valid | self.y.ready
         h_take = ~h_valid | take
         pop = Signal()
-        m.d.comb += [pop.eq(h_take & (qcount != 0)),
-                     s.block_out.eq(pop & (final_row | (isel == b - 1))),
+        m.d.comb += [pop.eq(h_take & q_any),
+                     s.block_out.eq(pop & (final_row | i_last)),
                      q.r_en.eq(s.block_out)]
-        m.d.sync += qcount.eq(qcount + q.w_en - q.r_en)
+        q_next = Signal.like(qcount)
+        m.d.comb += q_next.eq(qcount + q.w_en - q.r_en)
+        m.d.sync += [qcount.eq(q_next), q_any.eq(q_next != 0)]
         with m.If(take):
             m.d.sync += self.y.valid.eq(h_valid)
             with m.If(h_valid):
@@ -338,7 +356,9 @@ class BSREngine(wiring.Component):
         with m.If(h_take):
             m.d.sync += [h_valid.eq(pop), h_data.eq(head[isel]), h_last.eq(final_row)]
         with m.If(pop):
-            m.d.sync += [orow.eq(Mux(final_row, 0, orow + 1)), isel.eq(Mux(s.block_out, 0, isel + 1))]
+            m.d.sync += [orow.eq(Mux(final_row, 0, orow + 1)), isel.eq(Mux(s.block_out, 0, isel + 1)),
+                         i_last.eq(~s.block_out & (isel == b - 2)),
+                         final_row.eq(Mux(final_row, s.rows_m1 == 0, orow + 1 == s.rows_m1))]
         s.bias_w = None
         if a.bias_bits is not None:
             # Read at each pop beside the result (held with it); written only while idle.
@@ -364,8 +384,8 @@ class BSREngine(wiring.Component):
         with m.If(fire & (ld.target == BSRLoad.WORDS)):
             m.d.sync += s.nwords_m1.eq(ld.data - 1)
         with m.If(fire & (ld.target == BSRLoad.REG)):
-            with m.If(ld.addr == Reg.ROWS):
-                m.d.sync += s.rows_m1.eq(ld.data - 1)
+            with m.If(ld.addr == Reg.ROWS):  # (loads come while idle: the next row is row 0)
+                m.d.sync += [s.rows_m1.eq(ld.data - 1), s.final_row.eq(ld.data == 1)]
             if rq is not None:  # without requant the raw accumulator is the result
                 with m.If(ld.addr == Reg.SHIFT):
                     m.d.sync += s.shift.eq(ld.data)
