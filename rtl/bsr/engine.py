@@ -207,7 +207,9 @@ class BSREngine(wiring.Component):
         m = Module()
         cfg, a = self._cfg, self._cfg.arith
         c = cfg.slice_cols
-        s = SimpleNamespace(cfg=cfg, a=a, group=c, wpr=cfg.groups_per_vector, gshift=(c - 1).bit_length())
+        # Each input buffer a power of two of groups: a unit's read address is then the buffer
+        # bit next to the group index (no adder between the control memory and the input reads).
+        s = SimpleNamespace(cfg=cfg, a=a, group=c, wpr=1 << group_bits(cfg), gshift=(c - 1).bit_length())
         for stage in (self._registers, self._input_buffer, self._sequencer, self._datapath,
                       self._serializer, self._counters, self._load_port):
             stage(m, s)
@@ -244,29 +246,36 @@ class BSREngine(wiring.Component):
         f_addr = Signal.like(waddr)            # X: its address (the weight memories read it)
         rbuf = Signal()                        # the input buffer the words read
         inflight = Signal(range(RESULT_QUEUE_DEPTH + 1))  # block rows started, not yet fully popped
+        # The stall reads registers only (no memory output in front of the fetch enables):
+        # f_first = the word at X starts a block row (the word before it ended one, or it is a
+        # vector's first), full = inflight == RESULT_QUEUE_DEPTH.
+        f_first, full = Signal(), Signal()
         stall, go, issue = Signal(), Signal(), Signal()
         word = data.View(data.StructLayout({"first": 1, "last": 1, "group": data.ArrayLayout(g, U)}), ctl_r.data)
         block_out = Signal()  # the serializer pops a block row's final result
         m.d.comb += [
-            stall.eq(f_valid & word.first & (inflight == RESULT_QUEUE_DEPTH)),
+            stall.eq(f_valid & f_first & full),
             go.eq(s.rfull & ~fetched_all & ~stall),
             issue.eq(f_valid & ~stall),
             ctl_r.addr.eq(waddr), ctl_r.en.eq(~stall),
             s.v_done.eq(issue & f_end),
         ]
         with m.If(~stall):
-            m.d.sync += [f_valid.eq(go), f_end.eq(waddr == s.nwords_m1), f_addr.eq(waddr)]
+            m.d.sync += [f_valid.eq(go), f_end.eq(waddr == s.nwords_m1), f_addr.eq(waddr),
+                         f_first.eq(~f_valid | word.last)]
         with m.If(go):
             m.d.sync += waddr.eq(Mux(waddr == s.nwords_m1, 0, waddr + 1))
             with m.If(waddr == s.nwords_m1):
                 m.d.sync += fetched_all.eq(1)
         with m.If(s.v_done):
             m.d.sync += [fetched_all.eq(0), rbuf.eq(~rbuf)]
-        m.d.sync += inflight.eq(inflight + (issue & word.first) - block_out)
+        inflight_next = Signal.like(inflight)
+        m.d.comb += inflight_next.eq(inflight + (issue & f_first) - block_out)
+        m.d.sync += [inflight.eq(inflight_next), full.eq(inflight_next == RESULT_QUEUE_DEPTH)]
         # X: each unit reads its input group; the weight memories read the word's address.
         xports = [s.xr] + [s.xbuf.read_port() for _ in range(U - 1)]
         for u, xr in enumerate(xports):
-            m.d.comb += xr.addr.eq(Mux(rbuf, wpr, 0) + word.group[u])
+            m.d.comb += xr.addr.eq(Cat(word.group[u], rbuf))
         with m.If(issue):
             m.d.sync += self.busy.eq(self.busy + 1)
         s.xports, s.f_addr, s.issue, s.word, s.inflight, s.block_out, s.f_valid = \
