@@ -50,15 +50,8 @@ def run_spmv(weights, x, cfg: BSRConfig, sim: str = "verilator", pacing: float =
     ``predicted`` (the cycle model's ``cycles`` of each vector, exact at full speed) and
     ``words`` (issue cycles per vector). ``RuntimeError`` on a result or ``busy`` mismatch."""
     from model.hw.bsrcycles import simulate_batch
-    from verif.native import check_backend
-    from verif.runner import SIMULATORS
-    from verif.spmv_sparse24 import simulate_engine
-    if sim not in SIMULATORS:
-        raise SparseFlowError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
-    check_backend(backend, sim)
-    for name, p in (("pacing", pacing), ("out_pacing", pacing if out_pacing is None else out_pacing)):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
-            raise SparseFlowError(f"{name} must be in (0, 1], not {p!r}")
+    from verif.spmv_sparse24 import check_result, check_run_options, simulate_engine
+    check_run_options(sim, backend, pacing, out_pacing)
     if not isinstance(cfg, BSRConfig):
         raise SparseFlowError(f"expected a BSRConfig, not {type(cfg).__name__}")
     matrix = None
@@ -80,13 +73,7 @@ def run_spmv(weights, x, cfg: BSRConfig, sim: str = "verilator", pacing: float =
     result = simulate_engine(engine, program, a, rows, sim=sim, pacing=pacing, waves=waves, seed=seed,
                              toplevel=TOPLEVEL, backend=backend, out_pacing=out_pacing)
     y = result["y"]
-    bad = np.argwhere(y != golden)
-    if bad.size:
-        r, c = (int(v) for v in bad[0])
-        raise RuntimeError(f"RTL mismatch (bsr engine, {sim}): y[{r}, {c}] = {y[r, c]}, golden "
-                           f"{golden[r, c]} ({len(bad)} of {y.size} results differ)")
-    if len(result["cycles"]) != a.shape[1] or result["vectors"] != a.shape[1]:
-        raise RuntimeError(f"RTL counted {result['vectors']} vectors for a batch of {a.shape[1]}")
+    check_result(result, golden, BSR.name, sim)
     n = engine.words(matrix)
     if result["busy"] != n * a.shape[1]:
         raise RuntimeError(f"busy counter {result['busy']}, expected {n} words x {a.shape[1]} vectors")

@@ -69,14 +69,7 @@ def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = 
     anywhere (as ``verif.spmv_eie`` does; the CLI exits 1 for those). ``backend``: ``"cocotb"``
     (``verif.sparse24_tb``) or ``"native"`` (``verif.native``, Verilator only; same timing).
     """
-    from verif.native import check_backend
-    from verif.runner import SIMULATORS
-    if sim not in SIMULATORS:
-        raise SparseFlowError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
-    check_backend(backend, sim)
-    for name, p in (("pacing", pacing), ("out_pacing", pacing if out_pacing is None else out_pacing)):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
-            raise SparseFlowError(f"{name} must be in (0, 1], not {p!r}")
+    check_run_options(sim, backend, pacing, out_pacing)
     w, a = check_operands(weights, x, cfg, dense)
     rows, cols = w.shape
     b = check_bias(bias, rows, cfg.arith)
@@ -89,13 +82,7 @@ def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = 
                              toplevel=toplevel_name(dense), backend=backend, out_pacing=out_pacing)
     y = result["y"]
     kind = (DENSE if dense else SPARSE24).name
-    bad = np.argwhere(y != golden)
-    if bad.size:
-        r, b = (int(v) for v in bad[0])
-        raise RuntimeError(f"RTL mismatch ({kind} engine, {sim}): y[{r}, {b}] = {y[r, b]}, golden "
-                              f"{golden[r, b]} ({len(bad)} of {y.size} results differ)")
-    if len(result["cycles"]) != a.shape[1] or result["vectors"] != a.shape[1]:
-        raise RuntimeError(f"RTL counted {result['vectors']} vectors for a batch of {a.shape[1]}")
+    check_result(result, golden, kind, sim)
     return {
         "y": y,
         "golden": golden,
@@ -110,6 +97,31 @@ def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = 
         "sim_cycles": result.get("sim_cycles"),
         "sim_seconds": result.get("sim_seconds"),
     }
+
+
+def check_run_options(sim: str, backend: str, pacing, out_pacing) -> None:
+    """One-line errors for a simulator, backend or pacing ``run_spmv`` cannot use."""
+    from verif.native import check_backend
+    from verif.runner import SIMULATORS
+    if sim not in SIMULATORS:
+        raise SparseFlowError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
+    check_backend(backend, sim)
+    for name, p in (("pacing", pacing), ("out_pacing", pacing if out_pacing is None else out_pacing)):
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
+            raise SparseFlowError(f"{name} must be in (0, 1], not {p!r}")
+
+
+def check_result(result: dict, golden: np.ndarray, kind: str, sim: str) -> None:
+    """``RuntimeError`` unless the simulated results equal ``golden`` (R, B) everywhere and the
+    engine counted one vector per column."""
+    y, n = result["y"], golden.shape[1]
+    bad = np.argwhere(y != golden)
+    if bad.size:
+        r, b = (int(v) for v in bad[0])
+        raise RuntimeError(f"RTL mismatch ({kind} engine, {sim}): y[{r}, {b}] = {y[r, b]}, golden "
+                           f"{golden[r, b]} ({len(bad)} of {y.size} results differ)")
+    if len(result["cycles"]) != n or result["vectors"] != n:
+        raise RuntimeError(f"RTL counted {result['vectors']} vectors for a batch of {n}")
 
 
 def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim: str, toplevel: str,
