@@ -10,6 +10,7 @@ from model.errors import SparseFlowError
 from model.hw.bsrcycles import predict_cycles, simulate_batch, words_per_block_row
 from model.hw.config import Arith, BSRConfig, Requant
 from model.hw.formats import bsr
+from model.hw.reference import layer
 from rtl.bsr.engine import CTL_FLAGS, group_bits, memory_words
 from verif.cases import bsr_jobs, bsr_matrix
 from verif.spmv_bsr import encode, run_spmv
@@ -140,3 +141,45 @@ def test_cocotb_backpressure_and_cycles(sim):
     w[4:6] = 0
     x = rng.integers(-32768, 32768, (30, 4))
     _check_jobs(cfg, [(w, x, Requant(12, True))], sim=sim, pacing=0.7, out_pacing=0.15, seed=5)
+
+
+def _cli(*argv):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "scripts.cli", *argv], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--engine", "dense", "--block", "2"], "--block applies only to --engine bsr"),
+    (["--engine", "eie", "--image", "img"], "--image applies only to --engine bsr"),
+    (["--engine", "bsr", "--lanes", "3"], "do not tile 4x4 blocks"),
+    (["--engine", "bsr", "--pes", "2"], "--pes does not apply to --engine bsr"),
+])
+def test_spmv_cli_bad_input(argv, msg, tmp_path):
+    np.save(tmp_path / "w.npy", np.ones((4, 8), dtype=int))
+    np.save(tmp_path / "x.npy", np.ones(8, dtype=int))
+    src = [] if "--image" in argv else ["--weights", str(tmp_path / "w.npy")]
+    out = _cli("spmv", *src, "--input", str(tmp_path / "x.npy"), "--out", str(tmp_path / "y.npy"), *argv)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and msg in lines[0], out.stderr
+
+
+@pytest.mark.slow
+def test_emitted_image_runs_as_loaded(tmp_path):
+    """``emit --format bsr`` (with a bias), then ``spmv --engine bsr --image``: the image's
+    blocks and bias go into the engine as they are, results checked against the golden model."""
+    import json
+    rng = np.random.default_rng(9)
+    w = bsr_matrix(rng, 12, 20, 2, 0.5)
+    x = rng.integers(-1000, 1000, (20, 2))
+    for name, v in (("w", w), ("x", x), ("b", rng.integers(-99, 99, 12))):
+        np.save(tmp_path / f"{name}.npy", v)
+    assert _cli("emit", "--format", "bsr", "--block", "2x2", "--weights", str(tmp_path / "w.npy"),
+                "--bias", str(tmp_path / "b.npy"), "--out", str(tmp_path / "img")).returncode == 0
+    out = _cli("spmv", "--engine", "bsr", "--image", str(tmp_path / "img"), "--input", str(tmp_path / "x.npy"),
+               "--out", str(tmp_path / "y.npy"), "--sim", "icarus", "--json")
+    assert out.returncode == 0, out.stderr
+    rep = json.loads(out.stdout)
+    assert rep["block"] == 2 and rep["cycles"] == rep["predicted"]
+    want = layer(w, x, Arith(max_cols=20, bias_bits=rep["bias_bits"]), np.load(tmp_path / "b.npy"))
+    assert np.array_equal(np.load(tmp_path / "y.npy"), want)
