@@ -183,3 +183,23 @@ def test_emitted_image_runs_as_loaded(tmp_path):
     assert rep["block"] == 2 and rep["cycles"] == rep["predicted"]
     want = layer(w, x, Arith(max_cols=20, bias_bits=rep["bias_bits"]), np.load(tmp_path / "b.npy"))
     assert np.array_equal(np.load(tmp_path / "y.npy"), want)
+
+
+def test_many_vectors_and_input_past_max_cols():
+    """4100 vectors in one run (the vector and busy counters' higher bits move; every count is
+    the cycle model's), then a vector longer than ``max_cols``: the extra elements are dropped
+    (verif.cases.many_vectors_case / lane_overlong_case, as for the lane engines)."""
+    from verif.cases import MANY_VECTORS, lane_overlong_case, many_vectors_case
+    from verif.spmv_sparse24 import simulate_engine
+    from verif.spmv_bsr import TOPLEVEL, make_engine
+    cfg = _cfg(4, 4)
+    w, x = many_vectors_case()
+    out = run_spmv(w, x, cfg, sim="verilator", backend="native")
+    assert len(out["cycles"]) == MANY_VECTORS and list(out["cycles"]) == list(out["predicted"])
+    w, x, long_x = lane_overlong_case()
+    rq = Requant(9, False)
+    rcfg = cfg.with_(arith=replace(cfg.arith, requant=rq))
+    eng = make_engine(rcfg)
+    out = simulate_engine(eng, eng.load_program(encode(w, rcfg), rq), long_x, w.shape[0], sim="verilator",
+                          backend="native", toplevel=TOPLEVEL)
+    assert long_x.shape[0] > cfg.max_cols and (out["y"] == layer(w, x, rcfg.arith)).all()

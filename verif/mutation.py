@@ -233,6 +233,7 @@ def bsr_target() -> Target:
     from model.hw.bsrcycles import simulate_batch
     from model.hw.config import Arith, BSRConfig, Requant
     from model.hw.reference import layer
+    from verif import cases
     from verif.cases import bsr_jobs, bsr_matrix
     from verif.spmv_bsr import TOPLEVEL, encode, make_engine
     from verif.spmv_sparse24 import native_job
@@ -240,24 +241,30 @@ def bsr_target() -> Target:
                     arith=Arith(max_cols=32, requant=Requant(), bias_bits=30))
     engine = make_engine(cfg)
 
-    def run(name, w, x, rq, pacing, seed):
+    def run(name, w, x, rq, pacing, seed, long_x=None):
         rcfg = cfg.with_(arith=replace(cfg.arith, requant=rq))
         bias = np.random.default_rng(seed).integers(-(1 << 20), 1 << 20, w.shape[0])
         m = encode(w, rcfg)
-        job, quiet = native_job(engine, engine.load_program(m, rq, bias), x, w.shape[0])
+        job, quiet = native_job(engine, engine.load_program(m, rq, bias), x if long_x is None else long_x,
+                                w.shape[0])
         want = simulate_batch(m, x.shape[1], rcfg)
 
         def check(results):
             r = results[0]
             if r["vectors"] != x.shape[1] or r["busy"] != want["busy"]:
                 return f"invariant: {r['vectors']} vectors, busy {r['busy']}; expected {x.shape[1]}, {want['busy']}"
-            if pacing == (1.0, 1.0, 1.0) and list(r["cycles"]) != want["cycles"]:
+            if pacing == (1.0, 1.0, 1.0) and long_x is None and list(r["cycles"]) != want["cycles"]:
                 return f"cycle model: cycles {list(r['cycles'])}, model {want['cycles']}"
             return None
         return Run(name, [job], [layer(w, x, rcfg.arith, bias)], pacing, (seed, seed + 1, seed + 2),
                    int(quiet / min(pacing) ** 2), check)
 
     runs = [run(f"job {i}, full speed", w, x, rq, (1.0, 1.0, 1.0), i) for i, (w, x, rq) in enumerate(bsr_jobs(cfg))]
+    # tests/test_bsr_engine.py::test_many_vectors_and_input_past_max_cols
+    w, x = cases.many_vectors_case()
+    runs.append(run("many vectors", w, x, Requant(), (1.0, 1.0, 1.0), 20))
+    w, x, long_x = cases.lane_overlong_case()
+    runs.append(run("input past max_cols", w, x, Requant(9, False), (1.0, 1.0, 1.0), 21, long_x=long_x))
     rng = np.random.default_rng(7)  # tests/test_bsr_engine.py::test_cocotb_backpressure_and_cycles (2x2 there)
     w = bsr_matrix(rng, 14, 30, 4, 0.5)
     w[4:8] = 0
