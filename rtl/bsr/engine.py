@@ -120,11 +120,13 @@ class BSREngine(wiring.Component):
                later of its first input and the previous vector's end to its last result,
                inclusive), the cycles a word was issued to the multipliers, vectors completed.
 
-    Timing (an isolated vector, results taken at once; ``model.hw.bsrcycles`` replays it
-    exactly): the first word is fetched the cycle after the vector's last element is taken,
-    then one word per cycle (control read, then input and weight reads, multiply, accumulate,
-    result register, queue); between two vectors of a batch the fetch loses one cycle. The
-    serializer pops one row per cycle (holding register, then requantizer into ``y``'s register).
+    Timing (``model.hw.bsrcycles`` replays it exactly): the first word is fetched (F: control
+    read) the cycle after the vector's last element is taken and issued a cycle later (X: input
+    and weight reads), then one word per cycle; M (data), R (registered), P (products), A
+    (accumulate), then the block row's sums are registered into the queue: poppable 5 cycles
+    after its last word's issue. Between two vectors of a batch the fetch loses one cycle. The
+    serializer pops one row per cycle (holding register and bias read, then requantizer into
+    ``y``'s register: a result leaves 2 cycles after its pop).
     """
 
     NAME = "bsr"
