@@ -34,7 +34,9 @@ def add_arguments(parser) -> None:
                         help="engine per layer: auto = cost model's cheapest (default)")
     parser.add_argument("--pes", type=int, default=O.pes, help=f"EIE PEs = multipliers (default {O.pes})")
     parser.add_argument("--lanes", type=int, default=O.lanes,
-                        help=f"2:4 / dense lanes, 2 multipliers each (default {O.lanes})")
+                        help=f"2:4 / dense / bsr lanes, 2 multipliers each (default {O.lanes})")
+    parser.add_argument("--block", type=int, default=O.block, choices=(2, 4),
+                        help=f"bsr: block size, 2x2 or 4x4 (default {O.block})")
     parser.add_argument("--share-bits", type=int, default=None,
                         help="weight sharing: a 2**B-entry codebook per layer (e.g. 4); default off")
     parser.add_argument("--index-bits", type=int, default=None,
@@ -62,7 +64,7 @@ def run(args) -> int:
     opts = CompileOptions(method=args.method, granularity=args.granularity, sparsity=args.sparsity,
                           conv_sparsity=args.conv_sparsity, schedule=args.schedule, scope=args.scope, reinit=args.reinit,
                           rounds=args.rounds, epochs=args.epochs, finetune_epochs=args.finetune_epochs, lr=args.lr,
-                          finetune_lr=args.lr, engine=args.engine, pes=args.pes, lanes=args.lanes,
+                          finetune_lr=args.lr, engine=args.engine, pes=args.pes, lanes=args.lanes, block=args.block,
                           share_bits=args.share_bits, index_bits=args.index_bits, eie_entries=args.eie_entries, calib=args.calib,
                           seed=args.seed, progress=True)
     opts.check()
@@ -92,7 +94,7 @@ def run(args) -> int:
         cyc = " / ".join(per_engine(l["costs"], lambda c: f"{c['cycles']:.0f}"))
         print(f"{layer_head(l)}{l['density']:>8.3f} {l['shift']:>5d} {l['engine']:>6s} {cyc:>42s} "
               f"{l['index_bits']:>9d} {l['bits_per_nonzero']:>7.2f}")
-    print(f"(EIE index: relative-index bits; bits/nz: EIE entry bits per non-zero weight, padding included; "
-          f"EIE's paper: 8)")
+    print("(EIE index: relative-index bits; bits/nz: EIE entry bits per non-zero weight, padding included; "
+          "EIE's paper: 8)")
     print(f"predicted cycles per inference on the chosen engines: {rep['predicted_cycles_chosen']:.0f}")
     return 0

@@ -1,13 +1,16 @@
 """``sparseflow spmv``: one sparse matrix x vector(s) on a simulated engine, checked bit for bit."""
 from __future__ import annotations
 
-HELP = "run y = W @ x on a simulated engine (EIE array, 2:4 engine or dense baseline), checked against the golden model"
+HELP = "run y = W @ x on a simulated engine (EIE array, 2:4, dense baseline or block-sparse), checked against the golden model"
 
 
 def add_arguments(parser) -> None:
     from model.hw.engines import EIE, NAMES
     parser.add_argument("--engine", choices=NAMES, default=EIE.name, help=f"engine (default {EIE.name})")
-    parser.add_argument("--weights", required=True, metavar="W.npy", help="(R, C) integer weight matrix")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--weights", metavar="W.npy", help="(R, C) integer weight matrix")
+    src.add_argument("--image", metavar="DIR", help="bsr: a BSR memory image (sparseflow emit --format bsr), "
+                     "loaded into the engine as it is (its block shape sets --block)")
     parser.add_argument("--input", required=True, metavar="X.npy", help="(C,) vector or (C, B) batch of vectors")
     parser.add_argument("--out", required=True, metavar="Y.npy", help="results, written once they match the golden model")
     parser.add_argument("--pes", type=int, default=None, metavar="N", help="EIE: processing elements (default 4)")
@@ -18,7 +21,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--codebook", default=None, metavar="CB.npy",
                         help="EIE weight sharing: 2, 4, ... 256 shared weights (entry 0 = 0); W.npy then holds "
                              "codebook indices and the array runs in codebook mode")
-    parser.add_argument("--lanes", type=int, default=None, metavar="L", help="2:4/dense: lanes (default 4)")
+    parser.add_argument("--lanes", type=int, default=None, metavar="L",
+                        help="2:4/dense/bsr: lanes, 2 multipliers each (default 4)")
+    parser.add_argument("--block", type=int, default=None, choices=(2, 4), help="bsr: block size 2x2 or 4x4 (default 4)")
     parser.add_argument("--weight-bits", type=int, default=8, metavar="BITS", help="weight width (default 8)")
     parser.add_argument("--act-bits", type=int, default=16, metavar="BITS", help="activation width (default 16)")
     parser.add_argument("--shift", type=int, default=None, metavar="S",
@@ -43,7 +48,7 @@ def run(args) -> int:
 
     import numpy as np
     from model.hw.config import Arith, Requant, Sparse24Config
-    from model.hw.engines import DENSE, EIE
+    from model.hw.engines import BSR, DENSE, EIE
     from model.errors import SparseFlowError
     from model.hw.reference import as_int_array
     from scripts.cli import print_json
@@ -55,20 +60,35 @@ def run(args) -> int:
     from model.outputs import check_file, check_not_input
     from scripts.cli import in_option_terms
 
-    check_not_input(args.out, {"--weights": args.weights, "--input": args.input, "--bias": args.bias,
-                               "--codebook": args.codebook})
+    check_not_input(args.out, {"--weights": args.weights, "--image": args.image, "--input": args.input,
+                               "--bias": args.bias, "--codebook": args.codebook})
     check_file(args.out)
     eie_only, lane_only = ("--pes", "--fifo-depth", "--index-bits", "--codebook"), ("--lanes",)
-    is_eie = args.engine == EIE.name
+    is_eie, is_bsr = args.engine == EIE.name, args.engine == BSR.name
     for name in eie_only if not is_eie else lane_only:
         if getattr(args, name[2:].replace("-", "_")) is not None:
             takes = "--lanes" if not is_eie else "--pes, --fifo-depth, --index-bits and --codebook"
             raise SparseFlowError(f"{name} does not apply to --engine {args.engine}, which takes {takes}")
-    defaults = {"pes": 4, "fifo_depth": 8, "index_bits": "auto", "lanes": 4}
+    for name in ("--block", "--image"):
+        if getattr(args, name[2:]) is not None and not is_bsr:
+            raise SparseFlowError(f"{name} applies only to --engine {BSR.name}")
+    image = None
+    if args.image is not None:  # a BSR image, loaded into the engine as it is
+        from model.hw.formats.bsr import decode
+        from model.hw.images import load_image
+        image = load_image(args.image, format=BSR.image_format)
+        br, bc = image.matrix.block
+        if br != bc or br not in (2, 4):
+            raise SparseFlowError(f"--image {args.image} has {br}x{bc} blocks; the bsr engine runs 2x2 or 4x4")
+        if args.block is not None and args.block != br:
+            raise SparseFlowError(f"--block {args.block} but --image {args.image} has {br}x{bc} blocks")
+        args.block = br
+        args.weight_bits = image.config.weight_bits
+    defaults = {"pes": 4, "fifo_depth": 8, "index_bits": "auto", "lanes": 4, "block": 4}
     for key, v in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, v)
-    w = load_npy(args.weights, "weights")
+    w = load_npy(args.weights, "weights") if image is None else decode(image.matrix)
     x = load_npy(args.input, "input")
     if args.index_bits != "auto":
         try:
@@ -83,12 +103,14 @@ def run(args) -> int:
     try:
         requant = Requant(args.shift or 0, args.relu) if (args.shift is not None or args.relu) else None
         bias, bias_bits = None, None
-        if args.bias is not None:
+        if args.bias is None and image is not None and image.bias is not None:
+            bias, bias_bits = image.bias, image.config.bias_bits
+        elif args.bias is not None:
             from model.hw.config import clog2
             bias = load_npy(args.bias, "bias")
             bias_bits = args.bias_bits if args.bias_bits is not None else (
                 args.weight_bits + args.act_bits + clog2(np.shape(w)[1] if np.ndim(w) == 2 else 1))
-        elif args.bias_bits is not None:
+        if args.bias_bits is not None and args.bias is None:
             raise SparseFlowError("--bias-bits needs --bias")
         arith = Arith(weight_bits=args.weight_bits, act_bits=args.act_bits, requant=requant, bias_bits=bias_bits)
     except SparseFlowError as exc:
@@ -144,6 +166,17 @@ def run(args) -> int:
             })
             if widths:
                 rep["index_widths"] = {str(b): c for b, c in widths.items()}
+        elif is_bsr:
+            from verif.spmv_bsr import run_spmv as run_bsr, size_config as bsr_size
+            try:
+                cfg = bsr_size(w, lanes=args.lanes, block=args.block, arith=arith)
+            except SparseFlowError as exc:
+                raise in_option_terms(exc) from None
+            r = run_bsr(w if image is None else image.matrix, x, cfg, sim=args.sim, pacing=args.pacing,
+                        waves=args.waves or None, bias=bias, backend=backend)
+            rep.update({"lanes": cfg.lanes, "block": cfg.block, "multipliers": cfg.multipliers,
+                        "words": r["words"], "cycles": r["cycles"], "predicted": r["predicted"],
+                        "total_cycles": r["total_cycles"], "run_dir": r["run_dir"]})
         else:
             try:
                 from verif.spmv_sparse24 import run_spmv as run24
@@ -182,6 +215,11 @@ def run(args) -> int:
         for b, (c, p, i, e) in enumerate(zip(rep["cycles"], rep["predicted"], rep["ideal"], rep["efficiency"])):
             print(f"  vector {b}: {c} cycles (cycle model {p}), ideal {i:.1f}, load-balance efficiency {e:.3f}")
         print("  PE utilisation (busy / cycles): " + " ".join(f"{u:.2f}" for u in rep["utilisation"]))
+    elif is_bsr:
+        print(f"  {rep['block']}x{rep['block']} blocks, {rep['multipliers']} multipliers, {rep['words']} words "
+              f"(issue cycles) per vector")
+        print("  cycles per vector: " + " ".join(str(c) for c in rep["cycles"])
+              + " (cycle model: " + " ".join(str(c) for c in rep["predicted"]) + ")")
     else:
         print("  cycles per vector: " + " ".join(str(c) for c in rep["cycles"]))
     return 0

@@ -13,12 +13,14 @@ def add_arguments(p) -> None:
                    help="which engine to build")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--pes", type=int, help="EIE processing elements (default 4)")
-    size.add_argument("--lanes", type=int, help="2:4 / dense lanes (default 4)")
+    size.add_argument("--lanes", type=int, help="2:4 / dense / bsr lanes, 2 multipliers each (default 4)")
+    p.add_argument("--block", type=int, choices=(2, 4), help="bsr: block size, 2x2 or 4x4 (default 4)")
     p.add_argument("--fifo-depth", type=int, help="EIE queue depth per PE (default: 2 on ice40-up5k, 8 on ecp5-85f)")
     p.add_argument("--target", required=True, choices=TARGETS, help="FPGA and board")
     p.add_argument("--rows", type=int, default=32, help="matrix rows (default 32)")
     p.add_argument("--cols", type=int, default=32, help="matrix columns (default 32)")
-    p.add_argument("--density", type=float, default=0.25, help="fraction of non-zero weights (default 0.25)")
+    p.add_argument("--density", type=float, default=0.25,
+                   help="fraction of non-zero weights (bsr: of non-zero blocks; default 0.25)")
     p.add_argument("--seed", type=int, default=1, help="random matrix seed (default 1)")
     p.add_argument("--pnr-seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     p.add_argument("--vectors", type=int, default=1, help="input vectors in the self-test (default 1)")
@@ -58,7 +60,7 @@ def run(args) -> int:
         r = synthesize(args.engine, size, args.target, rows=args.rows, cols=args.cols, density=args.density,
                        seed=args.seed, vectors=args.vectors, out=args.out, freq_mhz=args.freq,
                        sim=None if args.sim == "none" else args.sim, fifo_depth=args.fifo_depth,
-                       pnr_seed=args.pnr_seed)
+                       pnr_seed=args.pnr_seed, block=args.block)
     except SparseFlowError as exc:  # name the option the user typed, not the configuration field
         from scripts.cli import in_option_terms
         raise in_option_terms(exc, {"rows": "--rows", "cols": "--cols", "density": "--density",

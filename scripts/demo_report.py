@@ -103,7 +103,7 @@ def summary_lines(result: dict) -> list[str]:
         "EIE load-balance efficiency per layer: " + ", ".join(f"{e:.2f}" for e in result["eie_efficiency"]),
         "EIE relative-index bits per layer (cost model): " + ", ".join(
             f"L{w['layer']}={w['index_bits']} ({w['bits_per_nonzero']:.2f} bits/non-zero)" for w in result["index_widths"])
-        + f"; EIE's paper: 8 bits/non-zero",
+        + "; EIE's paper: 8 bits/non-zero",
         "per-layer choice (2:4 net): " + ", ".join(f"L{c['layer']}={c['engine']}" for c in result["choice"]),
         f"RTL outputs checked against the golden integer model: {result['outputs_checked']}, "
         f"mismatches: {result['mismatches']}",

@@ -61,7 +61,7 @@ class Network:
         engines = None if engine is None else [engine] * len(self.int.layers)
         m = self.int.meta
         cfgs = engine_configs(self.int, m.get("pes", 8), m.get("lanes", 4), m.get("fifo_depth", 8),
-                              kinds=set(engines or self.engines))
+                              kinds=set(engines or self.engines), block=m.get("block", 4))
         res = run_network(self.int, self.int.quantize_input(_batch(x, self.int.input_shape)), cfgs,
                           engines=engines, sim=sim, backend=backend, progress=progress)
         if res["mismatches"]:

@@ -20,7 +20,8 @@ def test_standin_selftest_icarus(corrupt):
 
 
 @pytest.mark.parametrize("engine", ["eie", pytest.param("2:4", marks=pytest.mark.slow),
-                                    pytest.param("dense", marks=pytest.mark.slow)])
+                                    pytest.param("dense", marks=pytest.mark.slow),
+                                    pytest.param("bsr", marks=pytest.mark.slow)])
 def test_engine_selftest_pass_and_fail(engine):
     case = make_case(engine, 2, 8, 16, 0.3, seed=5)
     good = simulate_selftest(case, CLK_HZ, "icarus")

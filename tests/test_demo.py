@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from model.hw.engines import NAMES
+from model.hw.engines import BSR, NAMES
 from model.errors import SparseFlowError
 from scripts.demo import DemoOptions, run_demo
 
@@ -27,7 +27,7 @@ def test_small_demo_is_bit_exact_on_every_engine(tmp_path):
         assert w["bits_per_nonzero"] == cands[w["index_bits"]]["bits_per_nonzero"]
     # Layers on the EIE array, the 2:4 engine and the dense engine each produced checked outputs.
     engines = {l["engine"] for r in result["runs"].values() for l in r["layers"]}
-    assert engines >= set(NAMES)
+    assert engines >= set(NAMES) - {BSR.name}  # (the demo's engines; BSR: benchmarks.bsr_throughput)
     assert result["outputs_checked"] == sum(l["shape"][0] * len(l["cycles"])
                                             for r in result["runs"].values() for l in r["layers"])
     assert result["speedup"]["2:4_vs_dense"] > 1.0

@@ -4,8 +4,9 @@ import pytest
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from model.hw.config import Arith, EIEConfig, Sparse24Config
+from model.hw.config import Arith, BSRConfig, EIEConfig, Sparse24Config
 from model.errors import SparseFlowError
+from rtl.bsr.engine import BSRLoad, load_layout as bsr_load_layout
 from rtl.common.lanes import LoadTarget, load_layout as lane_load_layout
 from rtl.common.packing import pack
 from rtl.common.protocol import Reg, sample_layout
@@ -19,7 +20,7 @@ def _random_fields(layout, rng, n):
     out = {}
     for name, fld in layout:
         shape = fld.shape
-        if isinstance(shape, type) and issubclass(shape, (LoadKind, LoadTarget, Reg)):
+        if isinstance(shape, type) and issubclass(shape, (LoadKind, LoadTarget, Reg, BSRLoad)):
             out[name] = rng.choice([m.value for m in shape], n)
             continue
         s = unsigned(fld.width) if not getattr(shape, "signed", False) else signed(fld.width)
@@ -33,7 +34,7 @@ def _const_bits(layout, fields, i):
     for name, fld in layout:
         v = int(fields[name][i])
         shape = fld.shape
-        vals[name] = shape(v) if isinstance(shape, type) and issubclass(shape, (LoadKind, LoadTarget, Reg)) else v
+        vals[name] = shape(v) if isinstance(shape, type) and issubclass(shape, (LoadKind, LoadTarget, Reg, BSRLoad)) else v
     return layout.const(vals).as_bits()
 
 
@@ -42,6 +43,8 @@ LAYOUTS = {
     "eie load, 1 PE": eie_load_layout(EIEConfig(n_pes=1, max_rows=4, max_entries=8, arith=Arith(max_cols=3))),
     "lane load": lane_load_layout(Sparse24Config(lanes=3, max_rows=12, arith=Arith(max_cols=12, bias_bits=28)), 12, 20),
     "lane load, no bias": lane_load_layout(Sparse24Config(lanes=4, arith=Arith(max_cols=32)), 64, 20),
+    "bsr load": bsr_load_layout(BSRConfig(lanes=4, block=2, max_rows=64, max_words=512,
+                                          arith=Arith(max_cols=128, bias_bits=30))),
     "sample": sample_layout(16),
     "signed fields": data.StructLayout({"a": signed(5), "b": unsigned(7), "c": signed(1), "d": 3}),
 }

@@ -360,3 +360,48 @@ def eie_dense_jobs(cfg) -> list:
         # requant layers' shift-0 results all saturate).
         jobs.append((w, rng.integers(-300, 300, (cfg.max_cols, 4)), Requant(0, False)))
     return jobs
+
+
+# ---- block-sparse (BSR) engine ---------------------------------------------------------------
+BSR_SEED = 61
+
+
+def bsr_matrix(rng, rows: int, cols: int, block: int, density: float, wb: int = 8) -> np.ndarray:
+    """Random blocks at block density ``density``, a tenth of a kept block's weights zero."""
+    from model.hw.formats.bsr import random_blocks
+    return random_blocks(rng, rows, cols, block, density, wb, fill=0.9)
+
+
+def bsr_jobs(cfg, random: int = 4) -> list:
+    """``(weights, x, Requant)`` jobs for the BSR engine ``cfg``: ``random`` of random shape and
+    block density, then the corners: empty block rows (first, middle, last), an all-zero
+    matrix (every block row empty), a fully dense matrix, one non-zero block, 1x1, extreme
+    values (every product at its limit), a partial last block row and block column."""
+    rng = np.random.default_rng(BSR_SEED + cfg.block)
+    b, R, C = cfg.block, cfg.max_rows, cfg.max_cols
+    lo, hi = cfg.arith.weight_range
+    alo, ahi = cfg.arith.act_range
+    jobs = []
+
+    def vec(c, n=2):
+        return rng.integers(alo, ahi + 1, (c, n))
+
+    for _ in range(random):
+        r, c = int(rng.integers(1, R + 1)), int(rng.integers(1, C + 1))
+        shift, relu = int(rng.integers(0, 24)), bool(rng.integers(0, 2))
+        jobs.append((bsr_matrix(rng, r, c, b, rng.choice([0.25, 0.5, 0.75])), vec(c, 3), Requant(shift, relu)))
+    w = bsr_matrix(rng, R, C, b, 0.6)
+    w[:b], w[R // 2 - R // 2 % b:][:b], w[-b:] = 0, 0, 0  # empty block rows: first, middle, last
+    jobs.append((w, vec(C), Requant(6, False)))
+    jobs.append((np.zeros((R, C), dtype=int), vec(C), Requant(0, False)))
+    jobs.append((rng.integers(lo, hi + 1, (R, C)) | 1, vec(C), Requant(14, True)))  # fully dense
+    one = np.zeros((R, C), dtype=int)
+    one[b:2 * b, C - b:] = rng.integers(lo, hi + 1, (b, b))
+    jobs.append((one, vec(C), Requant(3, False)))
+    jobs.append((np.array([[hi]]), np.array([[ahi, alo, 0]]), Requant(0, False)))  # 1x1
+    ext = np.where(rng.random((R, C)) < 0.5, lo, hi)
+    xe = np.stack([np.full(C, alo), np.full(C, ahi), np.where(np.arange(C) % 2, alo, ahi)], axis=1)
+    jobs.append((ext, xe, Requant(31, False)))
+    jobs.append((ext, xe, Requant(20, True)))
+    jobs.append((bsr_matrix(rng, R - 1, C - 1, b, 0.5), vec(C - 1), Requant(9, False)))  # partial blocks
+    return jobs

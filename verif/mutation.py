@@ -286,8 +286,57 @@ def board_target(name: str) -> Target:
     return Target(name, case.build_engine(), toplevel, eie, case.size if eie else 1, case.arith.out_bits, runs)
 
 
+def bsr_target() -> Target:
+    """The block-sparse engine and its screening set: tests/test_bsr_engine.py's configuration
+    and cases (``verif.cases.bsr_jobs`` at full speed, counters held to ``model.hw.bsrcycles``;
+    the back-pressure case with its pacing)."""
+    from dataclasses import replace
+
+    from model.hw.bsrcycles import simulate_batch
+    from model.hw.config import Arith, BSRConfig, Requant
+    from model.hw.reference import layer
+    from verif import cases
+    from verif.cases import bsr_jobs, bsr_matrix
+    from verif.spmv_bsr import TOPLEVEL, encode, make_engine
+    from verif.spmv_sparse24 import native_job
+    cfg = BSRConfig(lanes=4, block=4, max_rows=32, max_words=256,
+                    arith=Arith(max_cols=32, requant=Requant(), bias_bits=30))
+    engine = make_engine(cfg)
+
+    def run(name, w, x, rq, pacing, seed, long_x=None):
+        rcfg = cfg.with_(arith=replace(cfg.arith, requant=rq))
+        bias = np.random.default_rng(seed).integers(-(1 << 20), 1 << 20, w.shape[0])
+        m = encode(w, rcfg)
+        job, quiet = native_job(engine, engine.load_program(m, rq, bias), x if long_x is None else long_x,
+                                w.shape[0])
+        want = simulate_batch(m, x.shape[1], rcfg)
+
+        def check(results):
+            r = results[0]
+            if r["vectors"] != x.shape[1] or r["busy"] != want["busy"]:
+                return f"invariant: {r['vectors']} vectors, busy {r['busy']}; expected {x.shape[1]}, {want['busy']}"
+            if pacing == (1.0, 1.0, 1.0) and long_x is None and list(r["cycles"]) != want["cycles"]:
+                return f"cycle model: cycles {list(r['cycles'])}, model {want['cycles']}"
+            return None
+        return Run(name, [job], [layer(w, x, rcfg.arith, bias)], pacing, (seed, seed + 1, seed + 2),
+                   int(quiet / min(pacing) ** 2), check)
+
+    runs = [run(f"job {i}, full speed", w, x, rq, (1.0, 1.0, 1.0), i) for i, (w, x, rq) in enumerate(bsr_jobs(cfg))]
+    # tests/test_bsr_engine.py::test_many_vectors_and_input_past_max_cols
+    w, x = cases.many_vectors_case()
+    runs.append(run("many vectors", w, x, Requant(), (1.0, 1.0, 1.0), 20))
+    w, x, long_x = cases.lane_overlong_case()
+    runs.append(run("input past max_cols", w, x, Requant(9, False), (1.0, 1.0, 1.0), 21, long_x=long_x))
+    rng = np.random.default_rng(7)  # tests/test_bsr_engine.py::test_cocotb_backpressure_and_cycles (2x2 there)
+    w = bsr_matrix(rng, 14, 30, 4, 0.5)
+    w[4:8] = 0
+    runs.append(run("back-pressure", w, rng.integers(-32768, 32768, (30, 4)), Requant(12, True), (0.7, 0.7, 0.15), 5))
+    return Target("bsr", engine, TOPLEVEL, False, 1, cfg.arith.out_bits, runs)
+
+
 # The screening set of each engine; an engine of the registry without one gets board_target.
-TARGETS = {"eie": eie_target, "2:4": lambda: lane_target(False), "dense": lambda: lane_target(True)}
+TARGETS = {"eie": eie_target, "2:4": lambda: lane_target(False), "dense": lambda: lane_target(True),
+           "bsr": bsr_target}
 
 
 def target(name: str, long_runs: bool = True) -> Target:

@@ -1,7 +1,7 @@
 """Run a compiled integer network on the simulated RTL, layer by layer (``sparseflow run``).
 
 Every engine layer runs on its engine (``verif.spmv_eie.run_jobs`` for the EIE array,
-``verif.spmv_sparse24`` for the 2:4 and dense engines): a Linear layer is one matrix x vector
+``verif.spmv_sparse24`` for the 2:4 and dense engines, ``verif.spmv_bsr`` for the BSR engine): a Linear layer is one matrix x vector
 product per image, a convolution one per output position on the im2col patches of its input
 (built on the host, :meth:`model.network.intnet.IntLayer.vectors`). The engine's outputs (ReLU,
 bias, shift and saturation done in hardware) are reassembled into activations, and the host
@@ -23,7 +23,7 @@ import numpy as np
 
 from model.hw.config import Requant
 from model.errors import SparseFlowError
-from model.hw.engines import DENSE, EIE, SPARSE24
+from model.hw.engines import BSR, DENSE, EIE, SPARSE24
 from model.network.engines import is_24, pad_input, pad_weight
 from model.network.intnet import IntLayer, IntNetwork, host_op
 
@@ -50,10 +50,14 @@ def run_layer(lay: IntLayer, vec: np.ndarray, engine: str, cfgs: dict, net: IntN
     cfg = cfg.with_(arith=replace(cfg.arith, requant=rq))
     w = pad_weight(lay.weight)
     x = pad_input(vec)
-    eng = make_engine(cfg, dense)
-    matrix = w if dense else nm.encode(w, net.weight_bits)
+    if engine == BSR.name:
+        from verif import spmv_bsr
+        eng, matrix, top = spmv_bsr.make_engine(cfg), spmv_bsr.encode(w, cfg), spmv_bsr.TOPLEVEL
+    else:
+        eng, top = make_engine(cfg, dense), toplevel_name(dense)
+        matrix = w if dense else nm.encode(w, net.weight_bits)
     program = eng.load_program(matrix, rq, lay.bias)
-    r = simulate_engine(eng, program, x, lay.rows, sim=sim, toplevel=toplevel_name(dense), backend=backend)
+    r = simulate_engine(eng, program, x, lay.rows, sim=sim, toplevel=top, backend=backend)
     return np.asarray(r["y"], dtype=np.int64), np.asarray(r["cycles"], dtype=np.int64)
 
 
@@ -144,8 +148,13 @@ def prebuild(cfgs: dict, sim: str, backend: str = "cocotb") -> None:
             else:
                 build(dut, toplevel=TOPLEVEL, sim=sim)
         else:
-            dense = name.startswith(DENSE.name)
-            if backend == "native":
-                native.build(make_engine(cfg, dense), toplevel=toplevel_name(dense), eie=False)
+            if name == BSR.name:
+                from verif import spmv_bsr
+                dut, top = spmv_bsr.make_engine(cfg), spmv_bsr.TOPLEVEL
             else:
-                build(make_engine(cfg, dense), toplevel=toplevel_name(dense), sim=sim)
+                dense = name.startswith(DENSE.name)
+                dut, top = make_engine(cfg, dense), toplevel_name(dense)
+            if backend == "native":
+                native.build(dut, toplevel=top, eie=False)
+            else:
+                build(dut, toplevel=top, sim=sim)

@@ -69,14 +69,7 @@ def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = 
     anywhere (as ``verif.spmv_eie`` does; the CLI exits 1 for those). ``backend``: ``"cocotb"``
     (``verif.sparse24_tb``) or ``"native"`` (``verif.native``, Verilator only; same timing).
     """
-    from verif.native import check_backend
-    from verif.runner import SIMULATORS
-    if sim not in SIMULATORS:
-        raise SparseFlowError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
-    check_backend(backend, sim)
-    for name, p in (("pacing", pacing), ("out_pacing", pacing if out_pacing is None else out_pacing)):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
-            raise SparseFlowError(f"{name} must be in (0, 1], not {p!r}")
+    check_run_options(sim, backend, pacing, out_pacing)
     w, a = check_operands(weights, x, cfg, dense)
     rows, cols = w.shape
     b = check_bias(bias, rows, cfg.arith)
@@ -89,13 +82,7 @@ def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = 
                              toplevel=toplevel_name(dense), backend=backend, out_pacing=out_pacing)
     y = result["y"]
     kind = (DENSE if dense else SPARSE24).name
-    bad = np.argwhere(y != golden)
-    if bad.size:
-        r, b = (int(v) for v in bad[0])
-        raise RuntimeError(f"RTL mismatch ({kind} engine, {sim}): y[{r}, {b}] = {y[r, b]}, golden "
-                              f"{golden[r, b]} ({len(bad)} of {y.size} results differ)")
-    if len(result["cycles"]) != a.shape[1] or result["vectors"] != a.shape[1]:
-        raise RuntimeError(f"RTL counted {result['vectors']} vectors for a batch of {a.shape[1]}")
+    check_result(result, golden, kind, sim)
     return {
         "y": y,
         "golden": golden,
@@ -112,6 +99,31 @@ def run_spmv(weights, x, cfg: LaneConfig, sim: str = "verilator", dense: bool = 
     }
 
 
+def check_run_options(sim: str, backend: str, pacing, out_pacing) -> None:
+    """One-line errors for a simulator, backend or pacing ``run_spmv`` cannot use."""
+    from verif.native import check_backend
+    from verif.runner import SIMULATORS
+    if sim not in SIMULATORS:
+        raise SparseFlowError(f"unknown simulator {sim!r}; choose one of {', '.join(SIMULATORS)}")
+    check_backend(backend, sim)
+    for name, p in (("pacing", pacing), ("out_pacing", pacing if out_pacing is None else out_pacing)):
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 < p <= 1.0:
+            raise SparseFlowError(f"{name} must be in (0, 1], not {p!r}")
+
+
+def check_result(result: dict, golden: np.ndarray, kind: str, sim: str) -> None:
+    """``RuntimeError`` unless the simulated results equal ``golden`` (R, B) everywhere and the
+    engine counted one vector per column."""
+    y, n = result["y"], golden.shape[1]
+    bad = np.argwhere(y != golden)
+    if bad.size:
+        r, b = (int(v) for v in bad[0])
+        raise RuntimeError(f"RTL mismatch ({kind} engine, {sim}): y[{r}, {b}] = {y[r, b]}, golden "
+                           f"{golden[r, b]} ({len(bad)} of {y.size} results differ)")
+    if len(result["cycles"]) != n or result["vectors"] != n:
+        raise RuntimeError(f"RTL counted {result['vectors']} vectors for a batch of {n}")
+
+
 def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim: str, toplevel: str,
                     pacing: float = 1.0, waves: bool | None = None, seed: int = 0, backend: str = "cocotb",
                     out_pacing: float | None = None) -> dict:
@@ -121,9 +133,7 @@ def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim
     from verif.runner import simulate
     cfg = engine.cfg
     cols = x.shape[0]
-    groups = -(-cols // engine.GROUP)
-    blocks = -(-rows // cfg.lanes)
-    work = len(program) + x.shape[1] * (cols + blocks * groups + rows + 20)
+    work = len(program) + x.shape[1] * (cols + issue_bound(engine, rows, cols) + rows + 20)
     out_pacing = pacing if out_pacing is None else out_pacing
     slowest = min(pacing, out_pacing)
     if backend == "native":
@@ -152,6 +162,14 @@ def simulate_engine(engine, program: list[int], x: np.ndarray, rows: int, *, sim
     return result
 
 
+def issue_bound(engine, rows: int, cols: int) -> int:
+    """Most issue cycles of one vector (a lane engine's row blocks x groups; the BSR engine's
+    memory words): the simulation watchdogs scale with it."""
+    if hasattr(engine, "GROUP"):
+        return -(-rows // engine.cfg.lanes) * -(-cols // engine.GROUP)
+    return engine.cfg.max_words
+
+
 def native_job(engine, program, x, rows) -> tuple[dict, int]:
     """The native harness job for ``program`` and ``x`` (cols, B), and the watchdog at full
     speed (cycles without a handshake that mean a hung engine; divide by pacing squared)."""
@@ -159,7 +177,7 @@ def native_job(engine, program, x, rows) -> tuple[dict, int]:
     if max((int(w).bit_length() for w in program), default=0) > 63:
         raise SparseFlowError("load words wider than 63 bits do not fit the native harness")
     cols = x.shape[0]
-    quiet = cols + -(-rows // engine.cfg.lanes) * -(-cols // engine.GROUP) + rows + 1000
+    quiet = cols + issue_bound(engine, rows, cols) + rows + 1000
     job = {"load": np.asarray(program, dtype=np.int64), "x": packed_inputs(x, engine.cfg.arith.act_bits),
            "rows": rows}
     return job, 4 * quiet

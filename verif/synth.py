@@ -402,7 +402,8 @@ def simulate_selftest(case, clk_hz: float, sim: str = "icarus", corrupt: bool = 
 def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols: int = 32,
                density: float = 0.25, seed: int = 1, vectors: int = 1, out: Path | None = None,
                freq_mhz: float | None = None, sim: str | None = "icarus", pnr_seed: int = 1,
-               timeout: float | None = None, bitstream: bool = True, fifo_depth: int | None = None) -> dict:
+               timeout: float | None = None, bitstream: bool = True, fifo_depth: int | None = None,
+               block: int | None = None) -> dict:
     """The whole trip for one engine configuration; returns one flat result dictionary.
 
     ``fifo_depth``: the EIE array's queue depth (default: the target's, 2 on the UP5K where the
@@ -417,13 +418,16 @@ def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols:
         fifo_depth = target.eie_fifo_depth if fifo_depth is None else fifo_depth
     elif fifo_depth is not None:
         raise SparseFlowError(f"a queue depth is for the EIE array; the {engine} engine has none")
-    case = make_case(engine, size, rows, cols, density, seed, vectors, fifo_depth=fifo_depth)
+    case = make_case(engine, size, rows, cols, density, seed, vectors, fifo_depth=fifo_depth, block=block)
     _, board_hz = make_platform(target, None)
     result = {"engine": engine, "size": size, "rows": rows, "cols": cols, "density": density,
               "seed": seed, "pnr_seed": pnr_seed, "vectors": vectors, "nnz": int((case.weights != 0).sum()),
               "dense_macs": case.dense_macs, "goal_mhz": target.goal_mhz}
     if engine == "eie":
         result["fifo_depth"] = fifo_depth
+    if block is not None or engine == "bsr":
+        result["block"] = case.cfg.block
+        result["multipliers"] = case.cfg.multipliers
     if sim:
         progress(f"simulating the self-test ({sim})...")
         t0 = time.monotonic()
@@ -433,6 +437,8 @@ def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols:
     selftest = make_selftest(case, board_hz)
     top = BoardTop(selftest, target.pass_led, target.fail_led)
     safe = re.sub(r"\W", "", engine)
+    if "block" in result:
+        safe += f"{case.cfg.block}x{case.cfg.block}"
     out = Path(out) if out else ROOT / "build" / "synth" / f"{target.key}-{safe}-{size}-{rows}x{cols}"
     result.update(run_flow(top, target, out, freq, seed=pnr_seed, timeout=timeout, bitstream=bitstream))
     result["meets_goal"] = result["fmax_mhz"] >= target.goal_mhz

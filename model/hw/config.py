@@ -239,10 +239,55 @@ class Sparse24Config(LaneConfig):
         return self.lanes * self.n
 
 
+@dataclass(frozen=True)
+class BSRConfig(LaneConfig):
+    """The block-sparse engine (``rtl.bsr.engine.BSREngine``): BSR weights of square
+    ``block x block`` blocks (2 or 4), ``2 * lanes`` multipliers (the dense lane engine's count
+    for the same ``lanes``), at most ``max_words`` memory words per matrix.
+
+    The multipliers form ``units`` block slices of ``block`` rows x ``slice_cols`` columns:
+    ``slice_cols = min(block, 2*lanes/block)`` and ``units = 2*lanes / (block*slice_cols)``.
+    One memory word holds ``units`` slices of one block row's non-zero blocks (see
+    ``docs/bsr.md``); the engine runs one word per cycle.
+    """
+
+    block: int = 4
+    max_words: int = 1024
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.block not in (2, 4):
+            raise SparseFlowError(f"block must be 2 or 4, not {self.block}")
+        _check_int("max_words", self.max_words, 1)
+        m, q = 2 * self.lanes, 2 * self.lanes // self.block  # q: multipliers per block row
+        if m % self.block or (self.block % q if q <= self.block else q % self.block):
+            raise SparseFlowError(f"{m} multipliers ({self.lanes} lanes) do not tile {self.block}x{self.block} "
+                                  f"blocks: try lanes {self.block // 2}, {self.block} or {2 * self.block}")
+
+    @property
+    def slice_cols(self) -> int:
+        """Columns of a block one unit multiplies per cycle (1, 2 or 4)."""
+        return min(self.block, 2 * self.lanes // self.block)
+
+    @property
+    def units(self) -> int:
+        """Block slices per memory word (multiplied in parallel)."""
+        return 2 * self.lanes // (self.block * self.slice_cols)
+
+    @property
+    def slices_per_block(self) -> int:
+        return self.block // self.slice_cols
+
+    @property
+    def groups_per_vector(self) -> int:
+        """Input-buffer words (``slice_cols`` activations each) per vector: ``max_cols`` padded to blocks."""
+        return -(-self.max_cols // self.block) * self.slices_per_block
+
+
 # ----------------------------------------------------------------------------------------------
 # Configuration objects <-> JSON data: image manifests, compiled folders and reports all use these.
 
-_CONFIG_TYPES = {c.__name__: c for c in (Arith, Requant, EIEConfig, LaneConfig, Sparse24Config)}
+_CONFIG_TYPES = {c.__name__: c for c in (Arith, Requant, EIEConfig, LaneConfig, Sparse24Config, BSRConfig)}
 _NESTED = {"arith": Arith, "requant": Requant}
 
 

@@ -11,6 +11,9 @@ For one layer (integer weights ``W``, a sample of its input activations) and an 
   ``weight_bits`` values and a 4-bit position nibble.
 * ``dense``: the same schedule with ``cols/2`` pair cycles per block; memory = ``weight_bits``
   per weight.
+* ``bsr``: cycles from ``model.hw.bsrcycles`` (exact against the RTL's counter; they depend on
+  which blocks are non-zero only); memory = its weight words (non-zero blocks' slices, a block
+  row padded to whole words) and control words (``rtl.bsr.engine.memory_words``).
 
 A per-row bias (``Arith.bias_bits``) costs no cycle on any engine (it is read beside each
 result and added in the output stage) and the same ``rows x bias_bits`` memory on each, so it
@@ -36,9 +39,10 @@ import math
 
 import numpy as np
 
-from model.hw.config import EIEConfig
-from model.hw.engines import DENSE, EIE, SPARSE24
-from model.hw.formats import eie, nm
+from model.hw.config import BSRConfig, EIEConfig, clog2
+from model.hw.engines import BSR, DENSE, EIE, SPARSE24
+from model.errors import SparseFlowError
+from model.hw.formats import bsr, eie, nm
 
 INDEX_WIDTHS = (2, 3, 4, 5, 6, 7, 8)  # relative-index widths the per-layer choice considers
 INDEX_SAMPLE = 16  # input vectors the width choice averages its cycles over
@@ -95,10 +99,23 @@ def lane_cycles(rows: int, cols: int, lanes: int, per_cycle: int) -> int:
     return cols + math.ceil(rows / lanes) * math.ceil(cols / per_cycle) + PIPELINE_FILL
 
 
-def layer_costs(weights: np.ndarray, x_sample: np.ndarray, eie_cfg: EIEConfig, lanes: int) -> dict:
+def bsr_costs(weights: np.ndarray, cfg: BSRConfig) -> dict:
+    """``{"cycles": one isolated vector (exact), "memory_bits": weight + control words}`` of
+    ``weights`` on the BSR engine ``cfg`` (its ``block`` and ``lanes``)."""
+    from model.hw.bsrcycles import predict_cycles, words_per_block_row
+    m = bsr.encode(weights, cfg.arith.weight_bits, (cfg.block, cfg.block))
+    words = int(words_per_block_row(m, cfg).sum())
+    word_bits = 2 * cfg.lanes * cfg.arith.weight_bits + 2 + cfg.units * clog2(cfg.groups_per_vector)
+    return {"cycles": float(predict_cycles(m, cfg)), "memory_bits": words * word_bits}
+
+
+def layer_costs(weights: np.ndarray, x_sample: np.ndarray, eie_cfg: EIEConfig, lanes: int,
+                block: int | None = None) -> dict:
     """``{engine: {"cycles": float, "memory_bits": int}}`` for the engines that can run ``weights``.
 
     ``x_sample``: ``(cols, n)`` input activations representative of the layer's inputs.
+    ``block``: the BSR engine's block size (``None``, the default: leave it out, as the digits
+    demo does; so is a ``lanes`` count whose multipliers do not tile the block).
     """
     from model.hw.cyclemodel import predict_cycles
 
@@ -120,6 +137,13 @@ def layer_costs(weights: np.ndarray, x_sample: np.ndarray, eie_cfg: EIEConfig, l
                         "memory_bits": rows * (cols // 4) * (2 * wb + 4)}
     costs[DENSE.name] = {"cycles": float(lane_cycles(rows, cols, lanes, DENSE.per_cycle)),
                          "memory_bits": rows * cols * wb}
+    if block is not None:
+        try:
+            cfg = BSRConfig(lanes=lanes, block=block, arith=eie_cfg.arith, max_rows=max(rows, 1))
+        except SparseFlowError:
+            cfg = None
+        if cfg is not None:
+            costs[BSR.name] = bsr_costs(w, cfg)
     return costs
 
 

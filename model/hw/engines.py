@@ -13,13 +13,15 @@ engine     weight image format     configuration     cycle model (``model.hw.cos
 ``2:4``    ``2:4`` (values+meta)   ``Sparse24Config``  ``lane_cycles``, 4 inputs per lane cycle
 ``dense``  none: plain row-major   ``DenseConfig``     ``lane_cycles``, 2 inputs per lane cycle
            ``weights.hex``
+``bsr``    ``bsr`` (block CSR,     ``BSRConfig``       exact: ``model.hw.bsrcycles`` (one word of
+           2x2 or 4x4 blocks)                          non-zero block slices per cycle)
 =========  ======================  ================  ==========================================
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from model.hw.config import DenseConfig, EIEConfig, LaneConfig, Sparse24Config
+from model.hw.config import BSRConfig, DenseConfig, EIEConfig, LaneConfig, Sparse24Config
 from model.errors import SparseFlowError
 
 
@@ -33,7 +35,8 @@ class Engine:
     ``CompileOptions``). ``per_cycle``: inputs one lane consumes per cycle (``None``: the EIE array,
     whose cycles depend on the data, see ``model.hw.cyclemodel``). ``col_group``: the column
     count must be a multiple of it (lane engines group four inputs; a layer is padded).
-    ``needs_24``: runs 2:4-sparse weights only.
+    ``needs_24``: runs 2:4-sparse weights only. ``options``: build options beyond the size
+    (the BSR engine's ``block``).
     """
 
     name: str
@@ -43,10 +46,12 @@ class Engine:
     per_cycle: int | None
     col_group: int
     needs_24: bool
+    options: tuple[str, ...] = ()
 
     def multipliers(self, size: int) -> int:
-        """Multipliers of a build of ``size`` PEs or lanes (a lane has two)."""
-        return size if self.per_cycle is None else 2 * size
+        """Multipliers of a build of ``size`` PEs or lanes (a lane has two; the BSR engine has
+        as many as the lane engines for the same ``lanes``)."""
+        return size if self.size_option == "pes" else 2 * size
 
     @property
     def lanes(self) -> bool:
@@ -57,9 +62,10 @@ class Engine:
 EIE = Engine("eie", "eie", EIEConfig, "pes", None, 1, False)
 SPARSE24 = Engine("2:4", "2:4", Sparse24Config, "lanes", 4, 4, True)
 DENSE = Engine("dense", None, DenseConfig, "lanes", 2, 4, False)
+BSR = Engine("bsr", "bsr", BSRConfig, "lanes", None, 4, False, ("block",))
 
-ENGINES: dict[str, Engine] = {e.name: e for e in (EIE, SPARSE24, DENSE)}
-NAMES: tuple[str, ...] = tuple(ENGINES)  # ("eie", "2:4", "dense"): the order of every table
+ENGINES: dict[str, Engine] = {e.name: e for e in (EIE, SPARSE24, DENSE, BSR)}
+NAMES: tuple[str, ...] = tuple(ENGINES)  # ("eie", "2:4", "dense", "bsr"): the order of every table
 
 
 def per_engine(values: dict, cell, missing: str = "-") -> list[str]:

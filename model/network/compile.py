@@ -30,7 +30,7 @@ import numpy as np
 
 from model.errors import SparseFlowError
 from model.nn.graph.ir import Conv2d, Graph, ReLU, Scale
-from model.hw.engines import EIE, NAMES as ENGINES, SPARSE24
+from model.hw.engines import BSR, EIE, NAMES as ENGINES, SPARSE24
 from model.network.engines import EIE_ENTRIES, MAX_COLS, MAX_ROWS, eie_entries, is_24, layer_costs
 from model.network.intnet import IntLayer, IntNetwork, host_op
 
@@ -54,6 +54,7 @@ class CompileOptions:
     engine: str = "auto"
     pes: int = 8
     lanes: int = 4
+    block: int = 4                  # the BSR engine's blocks (2x2 or 4x4)
     fifo_depth: int = 8
     weight_bits: int = 8
     act_bits: int = 16
@@ -90,6 +91,11 @@ class CompileOptions:
             raise SparseFlowError(f"weight sharing bits must be in 1..8, not {self.share_bits}")
         if not 0 < self.percentile <= 100:
             raise SparseFlowError(f"calibration percentile must be in (0, 100], not {self.percentile}")
+        if self.block not in (2, 4):
+            raise SparseFlowError(f"block must be 2 or 4, not {self.block!r}")
+        if self.engine == BSR.name:
+            from model.hw.config import BSRConfig
+            BSRConfig(lanes=self.lanes, block=self.block)  # the lanes' multipliers must tile the blocks
         if self.engine == SPARSE24.name and self.granularity != "2:4":
             raise SparseFlowError("--engine 2:4 runs 2:4-sparse layers only: add --granularity 2:4 --sparsity 0.5")
 
@@ -339,7 +345,7 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
         "predicted_cycles_chosen": sum(l["costs"][l["engine"]]["cycles"] for l in layers_rep),
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    net.meta.update(pes=opts.pes, lanes=opts.lanes, fifo_depth=opts.fifo_depth, seed=opts.seed,
+    net.meta.update(pes=opts.pes, lanes=opts.lanes, block=opts.block, fifo_depth=opts.fifo_depth, seed=opts.seed,
                     accuracy=report["accuracy"])
     say(f"accuracy dense {acc_dense:.4f}, pruned float {acc_pruned:.4f}, integer golden {acc_int:.4f}")
     return Compiled(graph, pruned, net, opts, report)
@@ -364,7 +370,7 @@ def choose_engines(net: IntNetwork, x_sample: np.ndarray, opts: CompileOptions) 
             vec = op.vectors(x)
             if vec.shape[1] > 64:
                 vec = vec[:, np.sort(rng.choice(vec.shape[1], 64, replace=False))]
-            costs = layer_costs(op, vec, net, opts.pes, opts.lanes, opts.index_bits)
+            costs = layer_costs(op, vec, net, opts.pes, opts.lanes, opts.index_bits, opts.block)
             op.index_bits = costs[EIE.name]["index_bits"]
             if opts.engine == "auto":
                 from model.hw.costmodel import choose

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.hw.config import Arith, EIEConfig, Requant, Sparse24Config, pow2_ceil
-from model.hw.engines import DENSE, EIE, SPARSE24
+from model.hw.config import Arith, BSRConfig, EIEConfig, Requant, Sparse24Config, pow2_ceil
+from model.hw.engines import BSR, DENSE, EIE, SPARSE24
 from model.errors import SparseFlowError
 
 EIE_ENTRIES = 32768   # default limit of one PE's entry memory (words)
@@ -85,8 +85,23 @@ def lane_config(net, layers, lanes: int) -> Sparse24Config:
     return Sparse24Config(lanes=lanes, max_rows=rows, arith=_arith(net, max(cols, 4)))
 
 
-def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int, index_bits: int | None = None) -> dict:
-    """``{engine: {"cycles": per image, "cycles_per_vector", "memory_bits"}}`` (2:4 only if 2:4-sparse).
+def bsr_config(net, layers, lanes: int, block: int) -> BSRConfig:
+    """One BSR build for ``layers``: rows, columns and memory words of the largest, powers of two."""
+    from model.hw.bsrcycles import words_per_block_row
+    from model.hw.formats import bsr
+    rows = pow2_ceil(max(l.rows for l in layers))
+    cols = pow2_ceil(max(padded_cols(l.cols) for l in layers))
+    cfg = BSRConfig(lanes=lanes, block=block, max_rows=rows, arith=_arith(net, max(cols, 4)))
+    words = max(int(words_per_block_row(bsr.encode(l.weight, net.weight_bits, (block, block)), cfg).sum())
+                for l in layers)
+    return cfg.with_(max_words=pow2_ceil(words))
+
+
+def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int, index_bits: int | None = None,
+                block: int | None = 4) -> dict:
+    """``{engine: {"cycles": per image, "cycles_per_vector", "memory_bits"}}`` (2:4 only if
+    2:4-sparse; BSR with ``block`` x ``block`` blocks unless ``block`` is None or ``lanes``
+    does not tile it).
 
     The EIE entry also has ``index_bits``, the relative-index width its figures are for: the
     cost model's choice (``model.hw.costmodel.choose_index_bits``) unless ``index_bits`` is given,
@@ -102,12 +117,13 @@ def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int, index_bi
         index_bits = costmodel.choose_index_bits(costmodel.index_width_costs(w, x_sample, cfg))
     cfg = cfg.with_(index_bits=index_bits)
     cfg = cfg.with_(max_entries=pow2_ceil(max(eie_entries(layer, cfg), 1)))
-    c_eie = costmodel.layer_costs(w, x_sample, cfg, lanes)
+    c_eie = costmodel.layer_costs(w, x_sample, cfg, lanes, block=None)
     cfg4 = cfg.with_(arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(padded_cols(layer.cols))))
-    c_pad = costmodel.layer_costs(pad_weight(w), pad_input(x_sample), cfg4, lanes)
+    c_pad = costmodel.layer_costs(pad_weight(w), pad_input(x_sample), cfg4, lanes, block=block)
     out = {EIE.name: c_eie[EIE.name], DENSE.name: c_pad[DENSE.name]}
-    if SPARSE24.name in c_pad:
-        out[SPARSE24.name] = c_pad[SPARSE24.name]
+    for e in (SPARSE24.name, BSR.name):
+        if e in c_pad:
+            out[e] = c_pad[e]
     p = layer.positions
     return {e: {"cycles": v["cycles"] * p, "cycles_per_vector": v["cycles"], "memory_bits": v["memory_bits"],
                 **{k: v[k] for k in ("index_bits", "bits_per_nonzero") if k in v}}

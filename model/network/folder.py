@@ -24,9 +24,9 @@ import re
 from pathlib import Path
 
 from model import outputs
-from model.hw.engines import EIE, NAMES, SPARSE24, per_engine
+from model.hw.engines import BSR, EIE, NAMES, SPARSE24, per_engine
 from model.errors import SparseFlowError
-from model.network.engines import eie_config, lane_config, layer_eie_config, pad_weight
+from model.network.engines import bsr_config, eie_config, lane_config, layer_eie_config, pad_weight
 from model.network.intnet import IntNetwork
 
 MARKER = "compiled.json"
@@ -40,8 +40,9 @@ def check_out_dir(out) -> Path:
     return outputs.check_dir(out)
 
 
-def engine_configs(net: IntNetwork, pes: int, lanes: int, fifo_depth: int = 8, kinds=None) -> dict:
-    """``{"eie": EIEConfig, "2:4": Sparse24Config, "dense": Sparse24Config}``: one build per engine kind
+def engine_configs(net: IntNetwork, pes: int, lanes: int, fifo_depth: int = 8, kinds=None, block: int = 4) -> dict:
+    """``{"eie": EIEConfig, "2:4": Sparse24Config, "dense": Sparse24Config, "bsr": BSRConfig}``
+    (BSR with ``block`` x ``block`` blocks): one build per engine kind
     in ``kinds`` (default: the engines the layers use), sized from the largest layer it can run
     (every layer; for 2:4 the 2:4-sparse ones), so one build serves the network whatever the
     per-layer choice."""
@@ -54,6 +55,8 @@ def engine_configs(net: IntNetwork, pes: int, lanes: int, fifo_depth: int = 8, k
             continue
         if e == EIE.name:
             cfgs[e] = eie_config(net, ls, pes, fifo_depth, codebook=any(l.codebook is not None for l in ls))
+        elif e == BSR.name:
+            cfgs[e] = bsr_config(net, ls, lanes, block)
         else:
             cfgs[e] = lane_config(net, ls, lanes)
     return cfgs
@@ -73,6 +76,11 @@ def _write_layer_image(path: Path, lay, cfgs: dict, net: IntNetwork) -> dict:
     if lay.engine == SPARSE24.name:
         cfg = cfgs[SPARSE24.name]
         return write_image(path, nm.encode(pad_weight(lay.weight), net.weight_bits), cfg, bias=lay.bias)
+    if lay.engine == BSR.name:  # the BSR image (sparseflow emit --format bsr) of the padded matrix
+        from model.hw.formats import bsr
+        cfg = cfgs[BSR.name]
+        return write_image(path, bsr.encode(pad_weight(lay.weight), net.weight_bits, (cfg.block, cfg.block)),
+                           cfg.arith, bias=lay.bias)
     # dense: the plain matrix, row-major, one weight per word (+ bias)
     path.mkdir(parents=True)
     w = pad_weight(lay.weight)
@@ -94,7 +102,7 @@ def write_compiled(compiled, out) -> Path:
     from model.hw.config import config_to_dict
     out = Path(out)  # new_dir checks it (before and after the work)
     net, opts = compiled.net, compiled.options
-    cfgs = engine_configs(net, opts.pes, opts.lanes, opts.fifo_depth)
+    cfgs = engine_configs(net, opts.pes, opts.lanes, opts.fifo_depth, block=opts.block)
     with outputs.new_dir(out, "compile") as tmp:
         net.save(tmp)
         compiled.pruned.save(tmp / "pruned")

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.hw.config import Arith, EIEConfig, Sparse24Config
+from model.hw.config import Arith, BSRConfig, EIEConfig, Sparse24Config
 from model.hw.formats import nm
-from model.hw.engines import DENSE, EIE, NAMES, SPARSE24, get as get_engine
+from model.hw.engines import BSR, DENSE, EIE, NAMES, SPARSE24, get as get_engine
 from model.errors import SparseFlowError
 from model.hw.reference import layer
 
@@ -22,14 +22,15 @@ ENGINES = NAMES + (STANDIN,)
 # The RTL class of each engine of the registry (model.hw.engines), imported when a case is built.
 RTL_CLASSES = {EIE.name: ("rtl.eie.array", "EIEArray"),
                SPARSE24.name: ("rtl.sparse24.engine", "Sparse24Engine"),
-               DENSE.name: ("rtl.dense.engine", "DenseEngine")}
+               DENSE.name: ("rtl.dense.engine", "DenseEngine"),
+               BSR.name: ("rtl.bsr.engine", "BSREngine")}
 MIN_ENTRIES = 256
 
 
 @dataclass
 class Case:
     engine: str
-    size: int            # PEs (eie) or lanes (2:4, dense); 1 for the stand-in
+    size: int            # PEs (eie) or lanes (2:4, dense, bsr); 1 for the stand-in
     weights: np.ndarray  # the dense integer matrix the engine computes with
     xs: np.ndarray       # (vectors, cols) inputs
     expected: np.ndarray  # (vectors, rows) results, model.hw.reference.layer
@@ -77,8 +78,10 @@ def _random_matrix(rng, rows, cols, density, bits):
 
 
 def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed: int = 1,
-              vectors: int = 1, arith: Arith | None = None, fifo_depth: int | None = None) -> Case:
-    """A reproducible random case; raises :class:`SparseFlowError` on bad parameters."""
+              vectors: int = 1, arith: Arith | None = None, fifo_depth: int | None = None,
+              block: int | None = None) -> Case:
+    """A reproducible random case; raises :class:`SparseFlowError` on bad parameters. For the
+    BSR engine (``block``: 2 or 4, default 4) ``density`` is the fraction of non-zero blocks."""
     if engine not in ENGINES:
         raise SparseFlowError(f"unknown engine {engine!r}; choose one of {', '.join(NAMES)}")
     for name, v, lo in (("rows", rows, 1), ("cols", cols, 1), ("vectors", vectors, 1), ("size", size, 1)):
@@ -93,9 +96,17 @@ def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed
     arith = arith or Arith(max_cols=cols)
     if cols > arith.max_cols:
         raise SparseFlowError(f"{cols} columns exceed the configuration's max_cols {arith.max_cols}")
+    if block is not None and engine != BSR.name:
+        raise SparseFlowError(f"a block size is for the {BSR.name} engine, not {engine}")
     rng = np.random.default_rng(seed)
-    w = _random_matrix(rng, rows, cols, density, arith.weight_bits)
-    if lanes:
+    if engine == BSR.name:
+        block = 4 if block is None else block
+        cfg = BSRConfig(lanes=size, block=block, arith=arith, max_rows=rows)  # checks lanes and block
+        from model.hw.formats.bsr import random_blocks
+        w = random_blocks(rng, rows, cols, block, density, arith.weight_bits)
+    else:
+        w = _random_matrix(rng, rows, cols, density, arith.weight_bits)
+    if lanes and engine != BSR.name:
         w = nm.keep_largest_24(w)  # the dense baseline runs the same (2:4-pruned) matrix, densely
     lo, hi = arith.act_range
     xs = rng.integers(lo, hi + 1, size=(vectors, cols)).astype(np.int64)
@@ -120,6 +131,13 @@ def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed
     elif engine == DENSE.name:
         cfg = Sparse24Config(lanes=size, arith=arith, max_rows=rows)
         init = w
+    elif engine == BSR.name:
+        from model.hw.formats import bsr
+        init = bsr.encode(w, arith.weight_bits, (block, block))
+        from model.hw.bsrcycles import words_per_block_row
+        # Memories sized like a real layer's (at least 256 words), as the EIE entries below.
+        need = int(words_per_block_row(init, cfg).sum())
+        cfg = cfg.with_(max_words=max(MIN_ENTRIES, 1 << (max(need, 1) - 1).bit_length()))
     else:
         cfg, init = arith, w
     return Case(engine, size, w, xs, expected, arith, cfg, init)

@@ -261,7 +261,7 @@ class LaneArrayEngine(wiring.Component):
                 m.d.sync += [wbuf.eq(~wbuf), wcol.eq(0)]
             with m.Else():
                 m.d.sync += wcol.eq(Mux(wcol == cfg.max_cols, wcol, wcol + 1))
-        s.xr, s.rfull, s.wfull, s.x_done, s.v_done, s.ts_r = xr, rfull, wfull, x_done, v_done, ts_r
+        s.xbuf, s.xr, s.rfull, s.wfull, s.x_done, s.v_done, s.ts_r = xbuf, xr, rfull, wfull, x_done, v_done, ts_r
         s.ts_rptr = ts_rptr
         s.wcol = wcol
 

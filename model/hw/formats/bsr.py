@@ -73,6 +73,19 @@ def check_block(block) -> None:
         raise SparseFlowError(f"block shape must be two integers in 1..256, not {tuple(block)}")
 
 
+def random_blocks(rng, rows: int, cols: int, block: int, density: float, weight_bits: int,
+                  fill: float = 1.0) -> np.ndarray:
+    """A random ``rows x cols`` integer matrix of ``block x block`` blocks, each kept with
+    probability ``density`` (the block density), else zero; a kept block's weights are non-zero
+    with probability ``fill`` (BSR stores the block whole either way)."""
+    lo, hi = -(1 << (weight_bits - 1)), (1 << (weight_bits - 1)) - 1
+    keep = rng.random((-(-rows // block), -(-cols // block))) < density
+    mask = np.kron(keep, np.ones((block, block), dtype=bool))[:rows, :cols]
+    vals = rng.integers(lo, hi, (rows, cols))
+    vals[vals >= 0] += 1  # lo..hi without 0
+    return np.where(mask & (rng.random((rows, cols)) < fill), vals, 0).astype(np.int64)
+
+
 def encode(weights, weight_bits: int, block=(4, 4)) -> BSRMatrix:
     """Compress a dense integer matrix of signed ``weight_bits`` weights to BSR."""
     check_block(block)
