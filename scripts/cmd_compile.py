@@ -7,11 +7,13 @@ HELP = "prune, fine-tune and quantize your network (.onnx/.pt) on DATA.npz; writ
 def add_arguments(parser) -> None:
     from model.network.compile import CompileOptions as O
     from model.network.engines import EIE_ENTRIES
-    from model.nn.prune import GRANULARITIES, METHODS, SCHEDULES, SCOPES
+    from model.nn.prune import GRANULARITIES, METHODS, SCHEDULES, SCOPES, TAYLOR_MODES
     parser.add_argument("--model", required=True, metavar="NET", help="NET.onnx or a TorchScript NET.pt")
     parser.add_argument("--data", required=True, metavar="DATA.npz", help="x_train, y_train, x_test, y_test")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (new, or a compiled folder)")
     parser.add_argument("--method", default=O.method, choices=METHODS, help=f"pruning criterion (default {O.method})")
+    parser.add_argument("--taylor", default=O.taylor, choices=TAYLOR_MODES,
+                        help=f"Taylor form (default {O.taylor}; batch = the old batch-mean form, docs/pruning.md)")
     parser.add_argument("--granularity", default=O.granularity, choices=GRANULARITIES,
                         help=f"pruning granularity (default {O.granularity}; channel = output channels of a conv)")
     parser.add_argument("--sparsity", type=float, default=O.sparsity,
@@ -56,7 +58,7 @@ def run(args) -> int:
     from model.outputs import check_not_input
     check_not_input(args.out, {"--model": args.model, "--data": args.data}, folder=True)
     check_out_dir(args.out)
-    opts = CompileOptions(method=args.method, granularity=args.granularity, sparsity=args.sparsity,
+    opts = CompileOptions(method=args.method, taylor=args.taylor, granularity=args.granularity, sparsity=args.sparsity,
                           conv_sparsity=args.conv_sparsity, schedule=args.schedule, scope=args.scope, reinit=args.reinit,
                           rounds=args.rounds, epochs=args.epochs, finetune_epochs=args.finetune_epochs, lr=args.lr,
                           finetune_lr=args.lr, engine=args.engine, pes=args.pes, lanes=args.lanes,

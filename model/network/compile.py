@@ -37,6 +37,7 @@ DATA_KEYS = ("x_train", "y_train", "x_test", "y_test")
 @dataclass
 class CompileOptions:
     method: str = "magnitude"
+    taylor: str = "example"         # Taylor form (model.nn.prune.criteria): example | batch
     granularity: str = "unstructured"
     sparsity: float = 0.92          # of every Linear layer (and conv, unless conv_sparsity)
     conv_sparsity: float | None = None
@@ -285,7 +286,7 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
     layer_sparsity = None
     if opts.conv_sparsity is not None:
         layer_sparsity = {names[l.name]: opts.conv_sparsity for l in graph.layers() if isinstance(l, Conv2d)}
-    cfg = PruneConfig(method=opts.method, granularity=opts.granularity, sparsity=opts.sparsity,
+    cfg = PruneConfig(method=opts.method, taylor=opts.taylor, granularity=opts.granularity, sparsity=opts.sparsity,
                       schedule=opts.schedule, scope=opts.scope, seed=opts.seed, epochs=opts.epochs,
                       finetune_epochs=opts.finetune_epochs, rounds=opts.rounds, lr=opts.lr,
                       finetune_lr=opts.finetune_lr, progress=opts.progress, layer_sparsity=layer_sparsity,
