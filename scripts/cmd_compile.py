@@ -24,6 +24,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--reinit", action="store_true",
                         help="iterative: re-initialise the kept weights every round (IMP) instead of retraining "
                              "them from their trained values (Deep Compression, the default)")
+    parser.add_argument("--no-shrink", action="store_true",
+                        help="keep pruned (all-zero) rows and their inputs in the compiled matrices")
     parser.add_argument("--scope", default=O.scope, choices=SCOPES, help=f"default {O.scope}")
     parser.add_argument("--rounds", type=int, default=O.rounds, help=f"iterative/lth rounds (default {O.rounds})")
     parser.add_argument("--epochs", type=int, default=O.epochs,
@@ -53,7 +55,7 @@ def run(args) -> int:
     from model.network.compile import CompileOptions, check_data, compile_network, graph_classes, load_data
     from model.network.folder import check_out_dir, write_compiled
     from model.hw.engines import NAMES, per_engine
-    from scripts.cli import LAYER_HEAD, layer_head, print_json
+    from scripts.cli import LAYER_HEAD, layer_head, print_json, shrink_line
 
     from model.outputs import check_not_input
     check_not_input(args.out, {"--model": args.model, "--data": args.data}, folder=True)
@@ -63,7 +65,7 @@ def run(args) -> int:
                           rounds=args.rounds, epochs=args.epochs, finetune_epochs=args.finetune_epochs, lr=args.lr,
                           finetune_lr=args.lr, engine=args.engine, pes=args.pes, lanes=args.lanes,
                           share_bits=args.share_bits, eie_entries=args.eie_entries, calib=args.calib,
-                          seed=args.seed, progress=True)
+                          seed=args.seed, shrink=not args.no_shrink, progress=True)
     opts.check()
     data = load_data(args.data)
     import numpy as np
@@ -88,5 +90,8 @@ def run(args) -> int:
     for l in rep["layers"]:
         cyc = " / ".join(per_engine(l["costs"], lambda c: f"{c['cycles']:.0f}"))
         print(f"{layer_head(l)}{l['density']:>8.3f} {l['shift']:>5d} {l['engine']:>6s} {cyc:>42s}")
+    line = shrink_line(compiled.net.meta.get("shrunk_from"), rep["layers"])
+    if line:
+        print(line)
     print(f"predicted cycles per inference on the chosen engines: {rep['predicted_cycles_chosen']:.0f}")
     return 0

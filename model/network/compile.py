@@ -50,6 +50,7 @@ class CompileOptions:
     lr: float = 1e-3
     finetune_lr: float = 1e-3
     engine: str = "auto"
+    shrink: bool = True             # remove all-zero rows (pruned channels) and their inputs (model.network.shrink)
     pes: int = 8
     lanes: int = 4
     fifo_depth: int = 8
@@ -297,6 +298,14 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
         + (f" (conv {opts.conv_sparsity})" if opts.conv_sparsity is not None else ""))
     res = prune_run(cfg, td, dense=dense, init_state=init_state, build=lambda seed: _fresh(graph, seed))
     pruned = res.model.to_graph()
+    shrunk = []
+    if opts.shrink:
+        from model.network.shrink import shrink_channels
+        pruned, shrunk = shrink_channels(pruned)
+        for r in shrunk:
+            if r["removed_rows"] or r["removed_inputs"]:
+                say(f"shrink {r['name']}: {r['before'][0]}x{r['before'][1]} -> {r['after'][0]}x{r['after'][1]} "
+                    f"({r['removed_rows']} pruned rows removed, {r['removed_inputs']} inputs)")
     say("quantize (int%d weights, int%d activations, power-of-two shifts)" % (opts.weight_bits, opts.act_bits))
     rng = np.random.default_rng(opts.seed)
     ncal = min(opts.calib, len(data["x_train"]))
@@ -316,12 +325,16 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
         nz = int(np.count_nonzero(src.matrix()))
         lr_.update(density=nz / src.matrix().size, nonzeros=nz, shift=lay.shift, relu=lay.relu,
                    bias=lay.bias is not None)
+        sr = next((r for r in shrunk if r["name"] == lay.name), None)
+        if sr is not None and sr["before"] != sr["after"]:
+            lr_["shrunk_from"] = sr["before"]
     report = {
         "network": graph.name, "source": graph.source, "seed": opts.seed,
         "options": {k: v for k, v in asdict(opts).items() if k != "progress"},
         "samples": {"train": len(data["x_train"]), "test": len(data["x_test"]), "calibration": ncal},
         "accuracy": {"dense_float": acc_dense, "pruned_float": acc_pruned, "integer_golden": acc_int},
         "sparsity": {k: v for k, v in res.sparsity.items()},
+        "shrink": shrunk,
         "input_frac": net.input_frac, "bias_clipped": net.meta.get("bias_clipped", 0),
         "layers": layers_rep,
         "predicted_cycles_per_inference": {e: sum(l["costs"][e]["cycles"] for l in layers_rep if e in l["costs"])
@@ -329,6 +342,8 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
         "predicted_cycles_chosen": sum(l["costs"][l["engine"]]["cycles"] for l in layers_rep),
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    if any(r["before"] != r["after"] for r in shrunk):
+        net.meta["shrunk_from"] = {r["name"]: r["before"] for r in shrunk if r["before"] != r["after"]}
     net.meta.update(pes=opts.pes, lanes=opts.lanes, fifo_depth=opts.fifo_depth, seed=opts.seed,
                     accuracy=report["accuracy"])
     say(f"accuracy dense {acc_dense:.4f}, pruned float {acc_pruned:.4f}, integer golden {acc_int:.4f}")
