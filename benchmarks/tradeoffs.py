@@ -107,8 +107,16 @@ def networks(quick: bool, seed: int, work: Path) -> dict:
     return {"digits MLP": (mlp, digits), "LeNet-300-100": (zoo / "lenet300100.onnx", dict(load_mnist()))}
 
 
+def compile_net(model, data: dict, **options):
+    """``sparseflow.compile`` from below the API layer: import, check the data, compile."""
+    from model.nn.graph import load_model
+    from model.network.compile import CompileOptions, check_data, compile_network, graph_classes
+    graph = load_model(model, tuple(np.asarray(data["x_train"]).shape[1:]))
+    data = check_data(data, graph.input_shape, graph_classes(graph))
+    return compile_network(graph, data, CompileOptions(progress=False, **options))
+
+
 def measure_row(net_name, model, data, row, args) -> dict:
-    import sparseflow
     from model.hw.engines import ENGINES
     from model.network.folder import engine_configs
     from verif.netrun import prebuild, run_network
@@ -126,7 +134,7 @@ def measure_row(net_name, model, data, row, args) -> dict:
         kw.update(engine="dense")
     log(f"{net_name} / {label}: compile ({gran}, sparsity {sparsity}, engine {kw['engine']})")
     t0 = time.time()
-    net = sparseflow.compile(model, data, **kw)
+    net = compile_net(model, data, **kw)
     rep = net.report
     out.update(compile_seconds=round(time.time() - t0, 1), sparsity=round(rep["sparsity"]["total"], 4),
                acc_dense_float=rep["accuracy"]["dense_float"], acc_pruned_float=rep["accuracy"]["pruned_float"],
@@ -136,14 +144,14 @@ def measure_row(net_name, model, data, row, args) -> dict:
         log(f"{net_name} / {label}: engine {engine!r} not available on this branch")
         return out
     out["memory_bits"] = sum(l["costs"][engine]["memory_bits"] for l in rep["layers"])
-    m = net.int.meta
-    cfgs = engine_configs(net.int, m.get("pes", 8), m.get("lanes", 4), m.get("fifo_depth", 8), kinds={engine})
+    m = net.net.meta
+    cfgs = engine_configs(net.net, m.get("pes", 8), m.get("lanes", 4), m.get("fifo_depth", 8), kinds={engine})
     n = min(args.images, len(data["x_test"]))
     log(f"{net_name} / {label}: RTL ({engine} x{size}, Verilator native), {n} images")
     t0 = time.time()
     prebuild(cfgs, "verilator", "native")
-    x = net.int.quantize_input(np.asarray(data["x_test"][:n]))
-    res = run_network(net.int, x, cfgs, engines=[engine] * len(net.int.layers), sim="verilator", backend="native",
+    x = net.net.quantize_input(np.asarray(data["x_test"][:n]))
+    res = run_network(net.net, x, cfgs, engines=[engine] * len(net.net.layers), sim="verilator", backend="native",
                       progress=False)
     out.update(cycles=round(sum(l["cycles"][engine]["per_inference"] for l in res["layers"]), 1), images=n,
                mismatches=res["mismatches"], run_seconds=round(time.time() - t0, 1))
@@ -248,7 +256,8 @@ def plot(rows: list[dict], path: Path) -> None:
             bars = ax.bar(x + (i - (len(nets) - 1) / 2) * wdt, np.nan_to_num(vals), wdt, label=net)
             for b, v in zip(bars, vals):
                 if np.isnan(v):
-                    ax.annotate("n/a", (b.get_x() + b.get_width() / 2, 0), ha="center", va="bottom", fontsize=7)
+                    ax.annotate("n/a", (b.get_x() + b.get_width() / 2, 0.01), xycoords=("data", "axes fraction"),
+                                ha="center", va="bottom", fontsize=7)
         ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
         ax.set_title(title)
         ax.grid(alpha=0.3, axis="y")
