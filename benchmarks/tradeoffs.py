@@ -280,12 +280,18 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output folder (default docs/results; quick: build/tradeoffs_quick)")
     p.add_argument("--only", default=None, help="comma-separated row labels (e.g. 'dense,channels')")
+    p.add_argument("--replot", action="store_true", help="redraw tradeoffs.png from the folder's tradeoffs.csv")
     args = p.parse_args(argv)
     args.images = args.images or (5 if args.quick else 100)
     if args.images < 1:
         p.error("--images must be >= 1")
     out = Path(args.out or (ROOT / ("build/tradeoffs_quick" if args.quick else "docs/results")))
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        with open(out / "tradeoffs.csv", newline="") as fh:
+            plot([{k: (v if k in ("network", "row", "granularity", "engine", "shapes") else (float(v) if v not in ("", None) else None))
+                   for k, v in r.items()} for r in csv.DictReader(fh)], out / "tradeoffs.png")
+        return 0
     rows_cfg = [r for r in ROWS if not args.only or r[0] in args.only.split(",")]
     import torch
     torch.set_num_threads(1)
