@@ -122,3 +122,11 @@ def test_channel_pruned_conv_net_shrinks_and_is_bit_exact_on_dense_rtl():
     x = c.net.quantize_input(data["x_test"][:4])
     res = run_network(c.net, x, engine_configs(c.net, 4, 2), sim="verilator", backend="native", progress=False)
     assert res["mismatches"] == 0 and np.array_equal(res["logits"], c.net.logits(x))
+
+
+def test_shrink_line_names_the_shrunken_layers():
+    from scripts.cli import shrink_line
+    layers = [{"name": "fc1", "matrix": [6, 16]}, {"name": "fc2", "matrix": [4, 6]}, {"name": "out", "matrix": [4, 4]}]
+    line = shrink_line({"fc1": [12, 16], "fc2": [8, 12]}, layers)
+    assert line.endswith(": fc1 12x16 -> 6x16, fc2 8x12 -> 4x6")
+    assert shrink_line({}, layers) is None and shrink_line(None, layers) is None
