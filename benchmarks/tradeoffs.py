@@ -34,6 +34,7 @@ import csv
 import dataclasses
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -296,13 +297,16 @@ def main(argv=None) -> int:
     import torch
     torch.set_num_threads(1)
     t0 = time.time()
-    nets = networks(args.quick, args.seed, ROOT / "build" / "tradeoffs")
-    rows = []
-    total = len(nets) * len(rows_cfg)
-    for name, (model, data) in nets.items():
-        for row in rows_cfg:
-            log(f"row {len(rows) + 1}/{total}")
-            rows.append(measure_row(name, model, data, row, args))
+    (ROOT / "build").mkdir(exist_ok=True)
+    # A private folder for the zoo network: two runs side by side must not overwrite each other's.
+    with tempfile.TemporaryDirectory(prefix="tradeoffs-", dir=ROOT / "build") as work:
+        nets = networks(args.quick, args.seed, Path(work))
+        rows = []
+        total = len(nets) * len(rows_cfg)
+        for name, (model, data) in nets.items():
+            for row in rows_cfg:
+                log(f"row {len(rows) + 1}/{total}")
+                rows.append(measure_row(name, model, data, row, args))
     sizes = {r["engine"]: r["size"] for r in rows if r["available"]}
     speedups(rows, synthesis(sizes, args.quick))
     seconds = time.time() - t0
