@@ -2,7 +2,8 @@
 
 Runs (all on the default 64-128-64-10 MLP, 30 dense epochs, 15 fine-tuning epochs):
 
-* one-shot + fine-tune, unstructured, layer-wise: magnitude vs Taylor vs random at 50/80/90/95%;
+* one-shot + fine-tune, unstructured, layer-wise: magnitude vs Taylor vs random at 50/80/90/95%,
+  plus Taylor in its pre-issue-14 form (batch-mean gradient, rows may empty) at 80/90/95%;
 * iterative pruning at 90/95% (4 rounds, 30 retraining epochs each): lottery ticket (rewind to
   init), late rewind (to step 50, about two epochs) and traditional IMP (random re-init);
 * dynamic sparse training at 80/90% (SET random regrowth, RigL gradient regrowth), no dense phase;
@@ -41,6 +42,8 @@ def experiments():
     for s in (0.5, 0.8, 0.9, 0.95):
         for m in ("magnitude", "taylor", "random"):
             yield "criteria", dict(method=m, sparsity=s)
+        if s >= 0.8:
+            yield "criteria", dict(method="taylor", sparsity=s, taylor="batch", keep_rows=False)
     for s in (0.9, 0.95):
         yield "iterative", dict(schedule="lth", sparsity=s)
         yield "iterative", dict(schedule="lth", sparsity=s, rewind_step=REWIND_K)
@@ -64,6 +67,8 @@ def label(kw: dict) -> str:
         return f"LTH rewind to step {kw['rewind_step']}" if kw.get("rewind_step") else "LTH rewind to init"
     if sch == "iterative":
         return "IMP re-init"
+    if kw.get("taylor") == "batch":
+        return "one-shot taylor (batch form)"
     return f"one-shot {kw.get('method', 'magnitude')}"
 
 
@@ -159,7 +164,8 @@ def plot(agg: list[dict], path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
     dense = next(a for a in agg if a["experiment"] == "dense")
     ax1.axhline(dense["float_pruned"], color="k", ls="--", lw=1, label="dense")
-    for name, marker in (("one-shot magnitude", "o"), ("one-shot taylor", "s"), ("one-shot random", "^"),
+    for name, marker in (("one-shot magnitude", "o"), ("one-shot taylor", "s"), ("one-shot taylor (batch form)", "*"),
+                         ("one-shot random", "^"),
                          ("LTH rewind to init", "D"), (f"LTH rewind to step {REWIND_K}", "d"), ("IMP re-init", "x"),
                          ("DST SET", "v"), ("DST RigL", "P")):
         pts = [a for a in agg if a["schedule"] == name and a["granularity"] == "unstructured"]

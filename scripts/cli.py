@@ -62,6 +62,13 @@ def in_option_terms(exc: Exception, extra: dict | None = None) -> SparseFlowErro
 LAYER_HEAD = f"{'layer':14s} {'matrix':>10s} {'pos':>5s} "
 
 
+def shrink_line(shrunk_from: dict, layers: list[dict]) -> str | None:
+    """``shrunk: fc1 300x784 -> 150x784, ...`` for the layers whose pruned channels were removed."""
+    parts = [f"{l['name']} {shrunk_from[l['name']][0]}x{shrunk_from[l['name']][1]} -> {l['matrix'][0]}x{l['matrix'][1]}"
+             for l in layers if l["name"] in (shrunk_from or {})]
+    return ("shrunk (pruned channels and their inputs removed): " + ", ".join(parts)) if parts else None
+
+
 def layer_head(l: dict) -> str:
     """A report layer row's first columns, under :data:`LAYER_HEAD`."""
     return f"{l['name'][:14]:14s} {l['matrix'][0]:>4d}x{l['matrix'][1]:<5d} {l['positions']:>5d} "

@@ -7,11 +7,13 @@ HELP = "prune, fine-tune and quantize your network (.onnx/.pt) on DATA.npz; writ
 def add_arguments(parser) -> None:
     from model.network.compile import CompileOptions as O
     from model.network.engines import EIE_ENTRIES
-    from model.nn.prune import GRANULARITIES, METHODS, SCHEDULES, SCOPES
+    from model.nn.prune import GRANULARITIES, METHODS, SCHEDULES, SCOPES, TAYLOR_MODES
     parser.add_argument("--model", required=True, metavar="NET", help="NET.onnx or a TorchScript NET.pt")
     parser.add_argument("--data", required=True, metavar="DATA.npz", help="x_train, y_train, x_test, y_test")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (new, or a compiled folder)")
     parser.add_argument("--method", default=O.method, choices=METHODS, help=f"pruning criterion (default {O.method})")
+    parser.add_argument("--taylor", default=O.taylor, choices=TAYLOR_MODES,
+                        help=f"Taylor form (default {O.taylor}; batch = the old batch-mean form, docs/pruning.md)")
     parser.add_argument("--granularity", default=O.granularity, choices=GRANULARITIES,
                         help=f"pruning granularity (default {O.granularity}; channel = output channels of a conv)")
     parser.add_argument("--sparsity", type=float, default=O.sparsity,
@@ -22,6 +24,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--reinit", action="store_true",
                         help="iterative: re-initialise the kept weights every round (IMP) instead of retraining "
                              "them from their trained values (Deep Compression, the default)")
+    parser.add_argument("--no-shrink", action="store_true",
+                        help="keep pruned (all-zero) rows and their inputs in the compiled matrices")
     parser.add_argument("--scope", default=O.scope, choices=SCOPES, help=f"default {O.scope}")
     parser.add_argument("--rounds", type=int, default=O.rounds, help=f"iterative/lth rounds (default {O.rounds})")
     parser.add_argument("--epochs", type=int, default=O.epochs,
@@ -56,17 +60,17 @@ def run(args) -> int:
     from model.network.compile import CompileOptions, check_data, compile_network, graph_classes, load_data
     from model.network.folder import check_out_dir, write_compiled
     from model.hw.engines import NAMES, per_engine
-    from scripts.cli import LAYER_HEAD, layer_head, print_json
+    from scripts.cli import LAYER_HEAD, layer_head, print_json, shrink_line
 
     from model.outputs import check_not_input
     check_not_input(args.out, {"--model": args.model, "--data": args.data}, folder=True)
     check_out_dir(args.out)
-    opts = CompileOptions(method=args.method, granularity=args.granularity, sparsity=args.sparsity,
+    opts = CompileOptions(method=args.method, taylor=args.taylor, granularity=args.granularity, sparsity=args.sparsity,
                           conv_sparsity=args.conv_sparsity, schedule=args.schedule, scope=args.scope, reinit=args.reinit,
                           rounds=args.rounds, epochs=args.epochs, finetune_epochs=args.finetune_epochs, lr=args.lr,
                           finetune_lr=args.lr, engine=args.engine, pes=args.pes, lanes=args.lanes, block=args.block,
                           share_bits=args.share_bits, index_bits=args.index_bits, eie_entries=args.eie_entries, calib=args.calib,
-                          seed=args.seed, progress=True)
+                          seed=args.seed, shrink=not args.no_shrink, progress=True)
     opts.check()
     data = load_data(args.data)
     import numpy as np
@@ -96,5 +100,8 @@ def run(args) -> int:
               f"{l['index_bits']:>9d} {l['bits_per_nonzero']:>7.2f}")
     print("(EIE index: relative-index bits; bits/nz: EIE entry bits per non-zero weight, padding included; "
           "EIE's paper: 8)")
+    line = shrink_line(compiled.net.meta.get("shrunk_from"), rep["layers"])
+    if line:
+        print(line)
     print(f"predicted cycles per inference on the chosen engines: {rep['predicted_cycles_chosen']:.0f}")
     return 0

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 HELP = "train/load a digits MLP, prune it, fine-tune, quantize; report held-out accuracy"
 
-from model.nn.prune import GRANULARITIES, METHODS, REGROW, SCHEDULES, SCOPES  # torch-free names
+from model.nn.prune import GRANULARITIES, METHODS, REGROW, SCHEDULES, SCOPES, TAYLOR_MODES  # torch-free names
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--method", default="magnitude", choices=METHODS, help="importance criterion (default magnitude)")
     parser.add_argument("--granularity", default="unstructured", choices=GRANULARITIES,
                         help="what is pruned together (default unstructured)")
+    parser.add_argument("--taylor", default=TAYLOR_MODES[0], choices=TAYLOR_MODES,
+                        help="Taylor form: example = per-example squared, row-normalised (default); "
+                             "batch = |batch-mean gradient x w| (the old form, docs/pruning.md)")
+    parser.add_argument("--no-keep-rows", action="store_true",
+                        help="let unstructured/block pruning empty whole rows (output units); by default each keeps one")
     parser.add_argument("--sparsity", type=float, default=None, metavar="S",
                         help="fraction of weights pruned, in [0, 1) (default 0.8; 0.5 for 2:4)")
     parser.add_argument("--schedule", default="oneshot", choices=SCHEDULES,
@@ -94,7 +99,7 @@ def run(args) -> int:
     cfg = PruneConfig(method=args.method, granularity=args.granularity, sparsity=sparsity, schedule=args.schedule,
                       scope=args.scope, hidden=hidden, seed=args.seed, epochs=args.epochs,
                       finetune_epochs=args.finetune_epochs, rounds=args.rounds, rewind_step=args.rewind_step,
-                      dst_regrow=args.dst_regrow, progress=not args.json)
+                      dst_regrow=args.dst_regrow, taylor=args.taylor, keep_rows=not args.no_keep_rows, progress=not args.json)
     cfg.check()
     if not 2 <= args.weight_bits <= 16 or not 2 <= args.act_bits <= 32:
         raise SparseFlowError("--weight-bits must be in 2..16 and --act-bits in 2..32")

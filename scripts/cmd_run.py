@@ -28,7 +28,7 @@ def run(args) -> int:
     from model.network.compile import check_data, load_data
     from model.network.engines import is_24
     from model.network.folder import engine_configs, load_compiled
-    from scripts.cli import LAYER_HEAD, layer_head, print_json
+    from scripts.cli import LAYER_HEAD, layer_head, print_json, shrink_line
     from verif.native import check_backend
     from verif.netrun import prebuild, run_network
 
@@ -80,7 +80,7 @@ def run(args) -> int:
            "cycles_per_inference_by_engine": total,
            "multipliers": {e.name: e.multipliers(sizes[e.size_option]) for e in ENGINES.values()},
            "speedup_vs_dense": (total[DENSE.name] / chosen) if DENSE.name in total and chosen else None,
-           "seconds": round(res["seconds"], 1)}
+           "shrunk_from": m.get("shrunk_from", {}), "seconds": round(res["seconds"], 1)}
     if args.json:
         print_json(out)
     else:
@@ -93,6 +93,9 @@ def run(args) -> int:
             cells = " ".join(per_engine(c, lambda v: f"{v['per_inference']:>10.0f}", f"{'-':>10s}"))
             imgs = "/".join(str(c[e]["images"]) for e in NAMES if e in c)
             print(f"{layer_head(l)}{l['engine']:>6s} {'':>11s}{cells}  ({imgs})")
+        line = shrink_line(m.get("shrunk_from"), res["layers"])
+        if line:
+            print(line)
         if res["mismatches"]:
             bad = [f"{l['name']} ({l['mismatches']})" for l in res["layers"] if l["mismatches"]]
             print(f"MISMATCH: RTL outputs differ from the golden model in {', '.join(bad)}")

@@ -41,8 +41,8 @@ def test_subprocess_error_has_no_traceback(tmp_path):
 
 def test_end_to_end_24_run_writes_everything(tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["prune", "--out", str(out), "--granularity", "2:4", "--method", "taylor", "--hidden", "32,16",
-               "--epochs", "8", "--finetune-epochs", "3", "--json"])
+    rc = main(["prune", "--out", str(out), "--granularity", "2:4", "--method", "taylor", "--taylor", "batch",
+               "--hidden", "32,16", "--epochs", "8", "--finetune-epochs", "3", "--json"])
     cap = capsys.readouterr()
     assert rc == 0 and cap.err == ""  # --json: no progress lines
     rep = json.loads(cap.out)
@@ -51,6 +51,7 @@ def test_end_to_end_24_run_writes_everything(tmp_path, capsys):
     assert acc["float_dense"] > 0.8 and acc["float_pruned"] > 0.6 and acc["integer"] > 0.6
     assert abs(acc["integer"] - acc["float_pruned"]) <= 0.02
     assert rep["sparsity"]["total"] == 0.5 and len(rep["shifts"]) == 3
+    assert rep["config"]["taylor"] == "batch" and rep["config"]["keep_rows"] is True
     masks = np.load(out / "masks.npz")
     q = QuantizedNet.load(out)
     for i, name in enumerate(("linears.0", "linears.1", "linears.2")):

@@ -143,3 +143,32 @@ def test_bad_targets_are_one_line_errors(gran, sparsity, msg):
 def test_24_needs_multiple_of_four_inputs():
     with pytest.raises(SparseFlowError, match="multiple of 4 inputs"):
         make_masks({"w": torch.rand(4, 6)}, "2:4", 0.5)
+
+
+@pytest.mark.parametrize("gran,b", [("unstructured", 1), ("block2x2", 2), ("block4x4", 4)])
+def test_keep_rows_keeps_every_output_unit_at_the_same_count(gran, b):
+    sc = _scores(5)
+    sc["a"][:8] *= 1e-3  # the first 8 rows score lowest: a plain ranking empties them
+    plain = make_masks(sc, gran, 0.75, exempt=set())
+    kept = make_masks(sc, gran, 0.75, exempt=set(), keep_rows=True)
+    assert (plain["a"].sum(1) == 0).sum() >= 8
+    for name, m in kept.items():
+        assert (m.sum(1) > 0).all(), name
+        rows_b = -(-m.shape[0] // b)
+        if round(0.25 * m.numel() / b**2) >= rows_b:  # the target is unchanged when it leaves a unit per row
+            assert int((m == 0).sum()) == int((plain[name] == 0).sum()), name
+        else:  # 16x8 in 4x4 tiles: 2 tiles kept by the target, 4 block rows: one tile each
+            assert int(m.sum()) == rows_b * b * b
+    # Each rescued row keeps exactly its best unit (one weight, or one tile of its block row).
+    assert int(kept["a"][:8].sum()) == 8 * b
+    # Channel pruning is asked to remove rows: keep_rows does not apply there.
+    ch = make_masks(sc, "channel", 0.5, exempt=set(), keep_rows=True)
+    assert (ch["a"].sum(1) == 0).sum() == 8
+
+
+def test_keep_rows_leaves_rows_emptied_earlier_empty():
+    sc = _scores(6)
+    prev = {n: torch.ones(s) for n, s in SHAPES.items()}
+    prev["b"][0] = 0
+    m = make_masks(sc, "unstructured", 0.5, prev=prev, keep_rows=True)
+    assert m["b"][0].sum() == 0 and (m["b"][1:].sum(1) > 0).all()

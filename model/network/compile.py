@@ -40,6 +40,7 @@ DATA_KEYS = ("x_train", "y_train", "x_test", "y_test")
 @dataclass
 class CompileOptions:
     method: str = "magnitude"
+    taylor: str = "example"         # Taylor form (model.nn.prune.criteria): example | batch
     granularity: str = "unstructured"
     sparsity: float = 0.92          # of every Linear layer (and conv, unless conv_sparsity)
     conv_sparsity: float | None = None
@@ -52,6 +53,7 @@ class CompileOptions:
     lr: float = 1e-3
     finetune_lr: float = 1e-3
     engine: str = "auto"
+    shrink: bool = True             # remove all-zero rows (pruned channels) and their inputs (model.network.shrink)
     pes: int = 8
     lanes: int = 4
     block: int = 4                  # the BSR engine's blocks (2x2 or 4x4)
@@ -297,7 +299,7 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
     layer_sparsity = None
     if opts.conv_sparsity is not None:
         layer_sparsity = {names[l.name]: opts.conv_sparsity for l in graph.layers() if isinstance(l, Conv2d)}
-    cfg = PruneConfig(method=opts.method, granularity=opts.granularity, sparsity=opts.sparsity,
+    cfg = PruneConfig(method=opts.method, taylor=opts.taylor, granularity=opts.granularity, sparsity=opts.sparsity,
                       schedule=opts.schedule, scope=opts.scope, seed=opts.seed, epochs=opts.epochs,
                       finetune_epochs=opts.finetune_epochs, rounds=opts.rounds, lr=opts.lr,
                       finetune_lr=opts.finetune_lr, progress=opts.progress, layer_sparsity=layer_sparsity,
@@ -308,6 +310,14 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
         + (f" (conv {opts.conv_sparsity})" if opts.conv_sparsity is not None else ""))
     res = prune_run(cfg, td, dense=dense, init_state=init_state, build=lambda seed: _fresh(graph, seed))
     pruned = res.model.to_graph()
+    shrunk = []
+    if opts.shrink:
+        from model.network.shrink import shrink_channels
+        pruned, shrunk = shrink_channels(pruned)
+        for r in shrunk:
+            if r["removed_rows"] or r["removed_inputs"]:
+                say(f"shrink {r['name']}: {r['before'][0]}x{r['before'][1]} -> {r['after'][0]}x{r['after'][1]} "
+                    f"({r['removed_rows']} pruned rows removed, {r['removed_inputs']} inputs)")
     say("quantize (int%d weights, int%d activations, power-of-two shifts)" % (opts.weight_bits, opts.act_bits))
     rng = np.random.default_rng(opts.seed)
     ncal = min(opts.calib, len(data["x_train"]))
@@ -332,12 +342,16 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
         nz = int(np.count_nonzero(src.matrix()))
         lr_.update(density=nz / src.matrix().size, nonzeros=nz, shift=lay.shift, relu=lay.relu,
                    bias=lay.bias is not None)
+        sr = next((r for r in shrunk if r["name"] == lay.name), None)
+        if sr is not None and sr["before"] != sr["after"]:
+            lr_["shrunk_from"] = sr["before"]
     report = {
         "network": graph.name, "source": graph.source, "seed": opts.seed,
         "options": {k: v for k, v in asdict(opts).items() if k != "progress"},
         "samples": {"train": len(data["x_train"]), "test": len(data["x_test"]), "calibration": ncal},
         "accuracy": accuracy,
         "sparsity": {k: v for k, v in res.sparsity.items()},
+        "shrink": shrunk,
         "input_frac": net.input_frac, "bias_clipped": net.meta.get("bias_clipped", 0),
         "layers": layers_rep,
         "predicted_cycles_per_inference": {e: sum(l["costs"][e]["cycles"] for l in layers_rep if e in l["costs"])
@@ -345,6 +359,8 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
         "predicted_cycles_chosen": sum(l["costs"][l["engine"]]["cycles"] for l in layers_rep),
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    if any(r["before"] != r["after"] for r in shrunk):
+        net.meta["shrunk_from"] = {r["name"]: r["before"] for r in shrunk if r["before"] != r["after"]}
     net.meta.update(pes=opts.pes, lanes=opts.lanes, block=opts.block, fifo_depth=opts.fifo_depth, seed=opts.seed,
                     accuracy=report["accuracy"])
     say(f"accuracy dense {acc_dense:.4f}, pruned float {acc_pruned:.4f}, integer golden {acc_int:.4f}")

@@ -156,7 +156,8 @@ def report_md(r: dict) -> str:
     for l in r["layers"]:
         cyc = " / ".join(per_engine(l["costs"], lambda c: f"{c['cycles']:.0f}"))
         mem = " / ".join(per_engine(l["costs"], lambda c: f"{c['memory_bits']}"))
-        lines.append(f"| {l['name']} | {l['matrix'][0]}x{l['matrix'][1]} | {l['positions']} | {l['density']:.3f} "
+        was = f" (was {l['shrunk_from'][0]}x{l['shrunk_from'][1]})" if l.get("shrunk_from") else ""
+        lines.append(f"| {l['name']} | {l['matrix'][0]}x{l['matrix'][1]}{was} | {l['positions']} | {l['density']:.3f} "
                      f"| {l['shift']} | {l['engine']} | {cyc} | {mem} | {l.get('index_bits', 4)} "
                      f"| {l.get('bits_per_nonzero', float('nan')):.2f} |")
     lines += ["", f"Predicted cycles per inference on the chosen engines: {r['predicted_cycles_chosen']:.0f}",

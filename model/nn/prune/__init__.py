@@ -14,6 +14,7 @@ GRANULARITIES = ("unstructured", "block2x2", "block4x4", "2:4", "channel")
 SCOPES = ("layer", "global")
 SCHEDULES = ("oneshot", "iterative", "lth", "dst")
 REGROW = ("random", "gradient")
+TAYLOR_MODES = ("example", "batch")  # Taylor saliency: per-example squared (default) or batch-mean gradient
 
 _LAZY = {
     "scores": "criteria", "magnitude_scores": "criteria", "taylor_scores": "criteria", "random_scores": "criteria",
@@ -21,7 +22,7 @@ _LAZY = {
     "PruneConfig": "pipelines", "PruneResult": "pipelines", "run": "pipelines",
 }
 
-__all__ = ["METHODS", "GRANULARITIES", "SCOPES", "SCHEDULES", "REGROW", *_LAZY]
+__all__ = ["METHODS", "GRANULARITIES", "SCOPES", "SCHEDULES", "REGROW", "TAYLOR_MODES", *_LAZY]
 
 
 def __getattr__(name):

@@ -21,6 +21,11 @@ to the target (exact whenever the target is a whole number of units).
 
 ``prev`` masks make pruning monotone (iterative schedules): weights already pruned score
 ``-inf`` and so stay pruned.
+
+``keep_rows`` (``PruneConfig.keep_rows``, on by default there): every output unit (row) of an
+unstructured or block-pruned layer keeps its best unit (weight, or tile of its block row), so no
+layer loses all the weights of an output unless channel pruning asks for it; the target count is
+unchanged (the next-lowest unit goes instead). A row already emptied by ``prev`` stays empty.
 """
 from __future__ import annotations
 
@@ -47,10 +52,23 @@ def check_target(granularity: str, sparsity: float, scope: str = "layer") -> Non
         raise SparseFlowError(f"2:4 sparsity is exactly 0.5, not {sparsity}")
 
 
-def _units(mat: torch.Tensor, granularity: str, reduce: str) -> tuple[torch.Tensor, torch.Tensor, callable]:
+def _protect_rows(s: torch.Tensor) -> torch.Tensor:
+    """``s`` (unit rows, unit cols) with each row's best finite unit raised to ``+inf`` (kept)."""
+    s = s.clone()
+    best = s.argmax(1)
+    r = torch.arange(s.shape[0])
+    live = s[r, best] > -math.inf  # a row emptied earlier (prev) stays empty
+    s[r[live], best[live]] = math.inf
+    return s
+
+
+def _units(mat: torch.Tensor, granularity: str, reduce: str,
+           keep_rows: bool = False) -> tuple[torch.Tensor, torch.Tensor, callable]:
     """(unit scores, unit sizes, expand(unit_keep) -> element keep matrix) for one matrix."""
     rows, cols = mat.shape
     if granularity == "unstructured":
+        if keep_rows and cols:
+            mat = _protect_rows(mat)
         return mat.reshape(-1), torch.ones(mat.numel()), lambda k: k.reshape(rows, cols)
     if granularity == "channel":
         s = mat.sum(1) if reduce == "sum" else mat.mean(1)
@@ -66,6 +84,8 @@ def _units(mat: torch.Tensor, granularity: str, reduce: str) -> tuple[torch.Tens
     sums = tile(pad).sum(2)
     sizes = tile(cnt).sum(2)
     s = sums if reduce == "sum" else sums / sizes
+    if keep_rows and bc:
+        s = _protect_rows(s)
 
     def expand(keep):
         full = keep.reshape(br, bc)[:, None, :, None].expand(br, b, bc, b).reshape(br * b, bc * b)
@@ -80,6 +100,7 @@ def _select(scores: torch.Tensor, sizes: torch.Tensor, target: int) -> torch.Ten
     p = int(torch.argmin((cum - target).abs()))
     keep = torch.ones(len(scores), dtype=torch.bool)
     keep[order[:p]] = False
+    keep[scores == math.inf] = True  # protected (keep_rows), even if the target wanted fewer units
     return keep
 
 
@@ -106,9 +127,11 @@ def mask_24(scores: torch.Tensor, pad: bool = False) -> torch.Tensor:
 def make_masks(scores: dict[str, torch.Tensor], granularity: str, sparsity: float, *,
                scope: str = "layer", prev: dict[str, torch.Tensor] | None = None,
                exempt: set[str] | None = None, reduce: str = "mean", layer_sparsity: dict | None = None,
-               pad24: bool = False) -> dict[str, torch.Tensor]:
+               pad24: bool = False, keep_rows: bool = False) -> dict[str, torch.Tensor]:
     """Masks (name -> float 0/1 tensor shaped like the weight) for the given scores.
 
+    ``keep_rows``: every row keeps at least its best unit (module docstring; not for ``channel``
+    and ``2:4``, where it does not apply).
     ``layer_sparsity``: name -> sparsity overriding ``sparsity`` for those layers (layer scope
     only; e.g. a lower target for convolutions). ``pad24``: see :func:`mask_24`.
     """
@@ -148,7 +171,8 @@ def make_masks(scores: dict[str, torch.Tensor], granularity: str, sparsity: floa
             masks[name] = mask_24(prepared(name), pad=pad24).to(torch.float32)
         return masks
 
-    per = {name: _units(as_matrix(prepared(name)), granularity, reduce) for name in work}
+    per = {name: _units(as_matrix(prepared(name)), granularity, reduce, keep_rows and granularity != "channel")
+           for name in work}
     if scope == "layer":
         for name in work:
             s, sz, expand = per[name]

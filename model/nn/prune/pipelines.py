@@ -33,7 +33,7 @@ from model.nn.data import Digits, load_digits
 from model.errors import SparseFlowError
 from model.nn.nets import DEFAULT_HIDDEN, build_mlp, init_weights, prunable_layers
 from model.nn.train import accuracy, apply_masks, steps_for, train
-from model.nn.prune import METHODS, REGROW, SCHEDULES
+from model.nn.prune import METHODS, REGROW, SCHEDULES, TAYLOR_MODES
 from model.nn.prune.criteria import scores
 from model.nn.prune.granularity import check_target, make_masks, sparsity_of
 
@@ -69,7 +69,10 @@ class PruneConfig:
     dst_end: float = 0.75         # stop updating the mask after this fraction of training
     lr: float = 3e-3              # dense training and dst
     finetune_lr: float = 1e-2     # masked (re)training of oneshot/iterative/lth (see docs/pruning.md)
-    taylor_batches: int = 8
+    taylor: str = "example"       # Taylor form: per-example squared, row-normalised; "batch": the old form
+    taylor_batches: int = 8       # "batch" form: mini-batches of 64
+    taylor_micro: int = 8         # "example" form: examples per gradient (1 = per example)
+    keep_rows: bool = True        # no unstructured/block layer loses all weights of an output unit
     progress: bool = True
     layer_sparsity: dict | None = None  # layer name -> sparsity overriding ``sparsity`` (layer scope)
     pad_24: bool = False          # 2:4 on rows that are not a multiple of 4 long: zero-padded (mask_24)
@@ -78,6 +81,10 @@ class PruneConfig:
 
     def check(self) -> None:
         check_pruning(self.method, self.schedule, self.granularity, self.sparsity, self.scope)
+        if self.taylor not in TAYLOR_MODES:
+            raise SparseFlowError(f"unknown Taylor form {self.taylor!r} (choose from {', '.join(TAYLOR_MODES)})")
+        if self.taylor_micro < 1:
+            raise SparseFlowError(f"Taylor micro-batch must be >= 1 example, not {self.taylor_micro}")
         if self.dst_regrow not in REGROW:
             raise SparseFlowError(f"unknown DST regrowth {self.dst_regrow!r} (choose from {', '.join(REGROW)})")
         for name in ("epochs", "finetune_epochs", "rewind_step"):
@@ -148,11 +155,17 @@ def _round_sparsity(cfg: PruneConfig, r: int, target: float | None = None) -> fl
 
 def _mask_kw(cfg: PruneConfig, r: int | None = None) -> dict:
     """The per-layer targets (round ``r`` of ``rounds``, or the final ones) and 2:4 padding for make_masks."""
-    kw = {"pad24": cfg.pad_24}
+    kw = {"pad24": cfg.pad_24, "keep_rows": cfg.keep_rows}
     if cfg.layer_sparsity:
         kw["layer_sparsity"] = {n: (s if r is None else _round_sparsity(cfg, r, s))
                                 for n, s in cfg.layer_sparsity.items()}
     return kw
+
+
+def _scores(cfg: PruneConfig, model: nn.Module, x, y, seed: int) -> dict:
+    # Channel pruning compares whole rows: no per-row normalisation of the Taylor scores there.
+    return scores(cfg.method, model, x, y, seed=seed, n_batches=cfg.taylor_batches, taylor=cfg.taylor,
+                  micro_batch=cfg.taylor_micro, normalize=cfg.granularity != "channel")
 
 
 def rewind(model: nn.Module, state: dict, masks: dict) -> None:
@@ -167,7 +180,7 @@ def rewind(model: nn.Module, state: dict, masks: dict) -> None:
 def oneshot(cfg: PruneConfig, data: Digits, dense: nn.Module) -> tuple[nn.Module, dict, list]:
     x, y = data.float_train()
     model = copy.deepcopy(dense)
-    sc = scores(cfg.method, model, x, y, seed=cfg.seed, n_batches=cfg.taylor_batches)
+    sc = _scores(cfg, model, x, y, cfg.seed)
     masks = make_masks(sc, cfg.granularity, cfg.sparsity, scope=cfg.scope, **_mask_kw(cfg))
     apply_masks(model, masks)
     hist = [{"stage": "pruned", "test_acc": accuracy(model, *data.float_test())}]
@@ -184,7 +197,7 @@ def iterative(cfg: PruneConfig, data: Digits, dense: nn.Module, reset: dict | No
     hist = []
     for r in range(1, cfg.rounds + 1):
         s = _round_sparsity(cfg, r)
-        sc = scores(cfg.method, model, x, y, seed=cfg.seed + r, n_batches=cfg.taylor_batches)
+        sc = _scores(cfg, model, x, y, cfg.seed + r)
         masks = make_masks(sc, cfg.granularity, s, scope=cfg.scope, prev=masks, **_mask_kw(cfg, r))
         if reset is None:
             if cfg.reinit:
@@ -286,6 +299,9 @@ def config_dict(cfg: PruneConfig) -> dict:
     d.pop("progress")
     for k in ("layer_sparsity", "pad_24"):  # only when used (keeps the digits reports as they were)
         if not d[k]:
+            d.pop(k)
+    if cfg.method != "taylor":
+        for k in ("taylor", "taylor_micro"):
             d.pop(k)
     if d["reinit"]:
         d.pop("reinit")
