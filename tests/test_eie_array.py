@@ -27,6 +27,10 @@ CASES = {
     "pe1_depth1": (BASE.with_(n_pes=1, fifo_depth=1, index_bits=3, max_entries=2048), ("icarus",)),
     "pe8_depth4": (BASE.with_(n_pes=8, fifo_depth=4, max_entries=128), ("icarus",)),
     "pe16_depth1": (BASE.with_(n_pes=16, fifo_depth=1, max_entries=64, index_bits=1), ()),
+    # The scanning front end (K elements per input word, rtl.eie.nonzero.NonZeroScan): K does
+    # not divide max_cols (a padded last word), and 8 x 16 bits + last is a 129-bit x port.
+    "pe4_wide4": (BASE.with_(frontend_width=4, arith=Arith(max_cols=22)), ("icarus",)),
+    "pe2_wide8_depth1": (BASE.with_(n_pes=2, fifo_depth=1, frontend_width=8, max_entries=512), ("verilator",)),
 }
 
 

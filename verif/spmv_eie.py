@@ -133,7 +133,7 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
     bcfg = build_config(cfg)
     meta = {"n_jobs": len(prepared), "act_bits": cfg.arith.act_bits, "out_bits": cfg.arith.out_bits,
             "n_pes": cfg.n_pes, "pacing": pacing, "out_pacing": out_pacing or pacing,
-            "load_pacing": load_pacing or pacing, "seed": seed}
+            "load_pacing": load_pacing or pacing, "seed": seed, "frontend_width": cfg.frontend_width}
     t0 = time.perf_counter()
     if backend == "native":
         full_speed = pacing == 1.0 and (out_pacing or 1.0) == 1.0 and (load_pacing or 1.0) == 1.0
@@ -209,18 +209,21 @@ def _run_native(bcfg: EIEConfig, arrays: dict, meta: dict, waves, processes: int
     from verif.runner import waves_requested
 
     waves = waves_requested(waves)
-    exe = native.build(EIEArray(bcfg), toplevel=TOPLEVEL, eie=True, n_pes=bcfg.n_pes, waves=waves)
+    dut = EIEArray(bcfg)
+    chunks = native.x_chunks(dut)
+    exe = native.build(dut, toplevel=TOPLEVEL, eie=True, n_pes=bcfg.n_pes, waves=waves)
     jobs = []
     for i in range(meta["n_jobs"]):
         x = arrays[f"x_{i}"]
-        jobs.append({"load": arrays[f"load_{i}"], "x": packed_inputs(x, meta["act_bits"]),
+        jobs.append({"load": arrays[f"load_{i}"], "x": packed_inputs(x, meta["act_bits"], bcfg.frontend_width),
                      "rows": int(arrays[f"rows_{i}"])})
     s = meta["seed"]
     slowest = min(meta["load_pacing"], meta["pacing"], meta["out_pacing"])
     results, facts = native.run_split(exe, jobs, processes=1 if waves else processes,
                                       out_bits=meta["out_bits"], eie=True, n_pes=bcfg.n_pes,
                                       pacing=(meta["load_pacing"], meta["pacing"], meta["out_pacing"]),
-                                      seeds=(s + 1, s + 2, s + 3), watchdog=native_watchdog(bcfg, slowest), waves=waves)
+                                      seeds=(s + 1, s + 2, s + 3), watchdog=native_watchdog(bcfg, slowest), waves=waves,
+                                      chunks=chunks)
     res = {}
     for i, r in enumerate(results):
         res.update({f"y_{i}": r["y"], f"cycles_{i}": np.array(r["cycles"]), f"total_{i}": np.array(r["total_cycles"]),
