@@ -13,6 +13,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--pes", type=int, default=None, metavar="N", help="EIE: processing elements (default 4)")
     parser.add_argument("--fifo-depth", type=int, default=None, metavar="D", help="EIE: activation queue depth (default 8)")
     parser.add_argument("--index-bits", type=int, default=None, metavar="B", help="EIE: relative index bits (default 4)")
+    parser.add_argument("--frontend-width", type=int, default=None, metavar="K",
+                        help="EIE: activations per input word, scanned for non-zeros (default 8; 1: the "
+                             "one-element front end)")
     parser.add_argument("--lanes", type=int, default=None, metavar="L", help="2:4/dense: lanes (default 4)")
     parser.add_argument("--weight-bits", type=int, default=8, metavar="BITS", help="weight width (default 8)")
     parser.add_argument("--act-bits", type=int, default=16, metavar="BITS", help="activation width (default 16)")
@@ -52,13 +55,14 @@ def run(args) -> int:
 
     check_not_input(args.out, {"--weights": args.weights, "--input": args.input, "--bias": args.bias})
     check_file(args.out)
-    eie_only, lane_only = ("--pes", "--fifo-depth", "--index-bits"), ("--lanes",)
+    eie_only, lane_only = ("--pes", "--fifo-depth", "--index-bits", "--frontend-width"), ("--lanes",)
     is_eie = args.engine == EIE.name
     for name in eie_only if not is_eie else lane_only:
         if getattr(args, name[2:].replace("-", "_")) is not None:
-            takes = "--lanes" if not is_eie else "--pes, --fifo-depth and --index-bits"
+            takes = "--lanes" if not is_eie else "--pes, --fifo-depth, --index-bits and --frontend-width"
             raise SparseFlowError(f"{name} does not apply to --engine {args.engine}, which takes {takes}")
-    defaults = {"pes": 4, "fifo_depth": 8, "index_bits": 4, "lanes": 4}
+    from model.hw.config import DEFAULT_FRONTEND_WIDTH
+    defaults = {"pes": 4, "fifo_depth": 8, "index_bits": 4, "lanes": 4, "frontend_width": DEFAULT_FRONTEND_WIDTH}
     for key, v in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, v)
@@ -95,7 +99,7 @@ def run(args) -> int:
             from verif.spmv_eie import run_spmv, size_config
             try:
                 cfg = size_config(w, n_pes=args.pes, fifo_depth=args.fifo_depth, index_bits=args.index_bits,
-                                  arith=arith)
+                                  arith=arith, frontend_width=args.frontend_width)
             except SparseFlowError as exc:
                 raise in_option_terms(exc) from None
             r = run_spmv(w, x, cfg, sim=args.sim, pacing=args.pacing, waves=args.waves or None, bias=bias,
@@ -104,6 +108,7 @@ def run(args) -> int:
             busy = np.asarray(r["busy"], dtype=float)  # (B, n_pes)
             rep.update({
                 "pes": cfg.n_pes, "fifo_depth": cfg.fifo_depth, "index_bits": cfg.index_bits,
+                "frontend_width": cfg.frontend_width,
                 "config": {"max_rows": cfg.max_rows, "max_cols": cfg.max_cols, "max_entries": cfg.max_entries},
                 "cycles": r["cycles"], "total_cycles": r["total_cycles"], "predicted": r["predicted"],
                 "ideal": r["ideal"], "efficiency": r["efficiency"],

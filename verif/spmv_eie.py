@@ -28,9 +28,9 @@ TOPLEVEL = "eie_array"
 
 
 def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int = 4,
-                arith: Arith | None = None) -> EIEConfig:
+                arith: Arith | None = None, frontend_width: int = 1) -> EIEConfig:
     """A configuration just big enough for ``weights`` (maxima rounded up to powers of two, so
-    matrices of similar size share a build)."""
+    matrices of similar size share a build); ``frontend_width``: see :class:`EIEConfig`."""
     arith = arith or Arith()
     w = as_int_array(weights, "weights", arith.weight_bits, ndim=(2,))
     rows, cols = w.shape
@@ -39,7 +39,7 @@ def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int
     arith = Arith(weight_bits=arith.weight_bits, act_bits=arith.act_bits, max_cols=pow2_ceil(cols),
                   requant=arith.requant, bias_bits=arith.bias_bits)
     cfg = EIEConfig(n_pes=n_pes, arith=arith, index_bits=index_bits, fifo_depth=fifo_depth,
-                    max_rows=pow2_ceil(rows), max_entries=1)
+                    max_rows=pow2_ceil(rows), max_entries=1, frontend_width=frontend_width)
     need = int(encode(w, cfg).entries_per_pe.max())  # padding depends on index_bits and n_pes
     return cfg.with_(max_entries=pow2_ceil(max(need, 1)))
 

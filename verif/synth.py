@@ -402,11 +402,14 @@ def simulate_selftest(case, clk_hz: float, sim: str = "icarus", corrupt: bool = 
 def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols: int = 32,
                density: float = 0.25, seed: int = 1, vectors: int = 1, out: Path | None = None,
                freq_mhz: float | None = None, sim: str | None = "icarus", pnr_seed: int = 1,
-               timeout: float | None = None, bitstream: bool = True, fifo_depth: int | None = None) -> dict:
+               timeout: float | None = None, bitstream: bool = True, fifo_depth: int | None = None,
+               frontend_width: int | None = None) -> dict:
     """The whole trip for one engine configuration; returns one flat result dictionary.
 
     ``fifo_depth``: the EIE array's queue depth (default: the target's, 2 on the UP5K where the
-    queues' flip-flops are a fifth of the chip, 8 on the ECP5)."""
+    queues' flip-flops are a fifth of the chip, 8 on the ECP5). ``frontend_width``: the EIE
+    array's activations per input word (default ``model.hw.config.DEFAULT_FRONTEND_WIDTH``)."""
+    from model.hw.config import DEFAULT_FRONTEND_WIDTH
     from rtl.board.cases import make_case
     from rtl.board.top import BoardTop, make_selftest
     target = get_target(target_key)
@@ -415,15 +418,20 @@ def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols:
         raise SparseFlowError(f"frequency must be positive, not {freq_mhz}")
     if engine == "eie":
         fifo_depth = target.eie_fifo_depth if fifo_depth is None else fifo_depth
+        frontend_width = DEFAULT_FRONTEND_WIDTH if frontend_width is None else frontend_width
     elif fifo_depth is not None:
         raise SparseFlowError(f"a queue depth is for the EIE array; the {engine} engine has none")
-    case = make_case(engine, size, rows, cols, density, seed, vectors, fifo_depth=fifo_depth)
+    elif frontend_width is not None:
+        raise SparseFlowError(f"a front-end width is for the EIE array; the {engine} engine has none")
+    case = make_case(engine, size, rows, cols, density, seed, vectors, fifo_depth=fifo_depth,
+                     frontend_width=frontend_width)
     _, board_hz = make_platform(target, None)
     result = {"engine": engine, "size": size, "rows": rows, "cols": cols, "density": density,
               "seed": seed, "pnr_seed": pnr_seed, "vectors": vectors, "nnz": int((case.weights != 0).sum()),
               "dense_macs": case.dense_macs, "goal_mhz": target.goal_mhz}
     if engine == "eie":
         result["fifo_depth"] = fifo_depth
+        result["frontend_width"] = frontend_width
     if sim:
         progress(f"simulating the self-test ({sim})...")
         t0 = time.monotonic()

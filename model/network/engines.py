@@ -53,12 +53,13 @@ def _arith(net, cols: int) -> Arith:
     return Arith(net.weight_bits, net.act_bits, max_cols=cols, requant=Requant(), bias_bits=net.bias_bits)
 
 
-def eie_config(net, layers, pes: int, fifo_depth: int = 8, codebook: bool = False) -> EIEConfig:
+def eie_config(net, layers, pes: int, fifo_depth: int = 8, codebook: bool = False,
+               frontend_width: int = 1) -> EIEConfig:
     """One EIE build for ``layers`` (sized from their shapes and encodings)."""
     rows = pow2_ceil(max(l.rows for l in layers))
     cols = pow2_ceil(max(l.cols for l in layers))
     cfg = EIEConfig(n_pes=pes, fifo_depth=fifo_depth, max_rows=rows, max_entries=1, arith=_arith(net, cols),
-                    codebook=codebook)
+                    codebook=codebook, frontend_width=frontend_width)
     need = max(eie_entries(l, cfg) for l in layers)
     return cfg.with_(max_entries=pow2_ceil(max(need, 1)))
 
@@ -75,12 +76,13 @@ def lane_config(net, layers, lanes: int) -> Sparse24Config:
     return Sparse24Config(lanes=lanes, max_rows=rows, arith=_arith(net, max(cols, 4)))
 
 
-def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int) -> dict:
+def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int, frontend_width: int = 1) -> dict:
     """``{engine: {"cycles": per image, "cycles_per_vector", "memory_bits"}}`` (2:4 only if 2:4-sparse)."""
     from model.hw import costmodel
     w = layer.weight
     cfg = EIEConfig(n_pes=pes, max_rows=pow2_ceil(layer.rows), max_entries=1,
-                    arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(layer.cols)))
+                    arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(layer.cols)),
+                    frontend_width=frontend_width)
     cfg = cfg.with_(max_entries=pow2_ceil(max(eie_entries(layer, cfg), 1)))
     c_eie = costmodel.layer_costs(w, x_sample, cfg, lanes)
     cfg4 = cfg.with_(arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(padded_cols(layer.cols))))
