@@ -5,9 +5,9 @@ Table III: sizes, weight and activation densities), uniformly random matrices wi
 published densities and activation vectors with the published activation density.
 
 * Cycle model grid, FULL-SIZE layers (the cycle model is exact and fast): 4..64 PEs x queue
-  depths 1..16, plain interleaving and the balanced row permutation (``model.hw.balance``),
-  for the one-element front end (``frontend_width`` 1, the old one) and the scanning one
-  (``frontend_width`` 8, the default): cycles, the ideal bound (non-zero work / PEs),
+  depths 1..16 for the scanning front end (``frontend_width`` 8, the default); at depth 8
+  also the one-element front end (``frontend_width`` 1, the old one) and the balanced row
+  permutation (``model.hw.balance``): cycles, the ideal bound (non-zero work / PEs),
   efficiency = ideal / cycles over the vectors, and ``work_eff`` = mean PE busy / cycles
   (padding entries counted as work: what is left is pure load imbalance and pipeline fill).
   At depth 8 (interleaved) also front-end widths 4 and 16, and 8-bit relative indices
@@ -57,9 +57,9 @@ LAYERS = {
 PES = (4, 8, 16, 32, 64)
 DEPTHS = (1, 2, 4, 8, 16)
 OLD, NEW = 1, 8  # front-end widths compared: the one-element front end and the default
-# (mapping, frontend_width, index_bits, depths): the full grid for both front ends, and at
-# depth 8 the width sensitivity and the padding-free index width.
-VARIANTS = [(mp, k, 4, DEPTHS) for mp in ("interleaved", "balanced") for k in (OLD, NEW)] + \
+# (mapping, frontend_width, index_bits, depths): every depth for the default front end; at
+# depth 8 the old front end, the balanced rows, the width sensitivity and 8-bit indices.
+VARIANTS = [("interleaved", NEW, 4, DEPTHS), ("interleaved", OLD, 4, (8,)), ("balanced", NEW, 4, (8,))] + \
            [("interleaved", k, 4, (8,)) for k in (4, 16)] + [("interleaved", k, 8, (8,)) for k in (OLD, NEW)]
 EIE_PAPER = 0.87  # EIE (ISCA 2016) Table IV: mean load efficiency
 
@@ -197,13 +197,16 @@ def plot(rows, path):
     pes = sorted({int(r["n_pes"]) for r in rows})
     depths = sorted({int(r["depth"]) for r in rows})
     for i, n in enumerate(pes):
-        for k, ls in ((NEW, "-"), (OLD, ":")):
-            val = [_mean(rows, "efficiency", n_pes=n, depth=d, mapping="interleaved", frontend_width=k, index_bits=4)
+        for key, ls in (("efficiency", "-"), ("work_eff", "--")):
+            val = [_mean(rows, key, n_pes=n, depth=d, mapping="interleaved", frontend_width=NEW, index_bits=4)
                    for d in depths]
-            ax.plot(depths, val, marker="o", ls=ls, color=f"C{i}", label=f"{n} PEs" if k == NEW else None)
+            ax.plot(depths, val, marker="o", ls=ls, color=f"C{i}", label=f"{n} PEs" if key == "efficiency" else None)
+        ax.plot([8], [_mean(rows, "efficiency", n_pes=n, depth=8, mapping="interleaved", frontend_width=OLD,
+                            index_bits=4)], marker="x", ms=9, ls="", color=f"C{i}")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("activation queue depth")
-    ax.set_title(f"interleaved, 4-bit index: solid front end {NEW} wide, dotted 1 (old)")
+    ax.set_title(f"front end {NEW} wide, 4-bit index (x: old front end at depth 8)\n"
+                 "solid ideal / cycles, dashed PE busy / cycles (padding as work)", fontsize=9)
     ax.set_ylabel("ideal / cycles (mean over the 9 layers)")
     ax.legend()
     ax = axes[1]
@@ -213,8 +216,6 @@ def plot(rows, path):
                                 (NEW, 8, "C2-", f"front end {NEW}, 8-bit index")):
         ax.plot(pes, [_mean(rows, "efficiency", n_pes=n, depth=8, mapping="interleaved", frontend_width=k,
                             index_bits=ib) for n in pes], style, marker="o", label=label)
-    ax.plot(pes, [_mean(rows, "work_eff", n_pes=n, depth=8, mapping="interleaved", frontend_width=NEW, index_bits=4)
-                  for n in pes], "C1--", marker=".", label=f"front end {NEW}, 4-bit: PE busy / cycles (padding as work)")
     ax.axhline(0.9, color="grey", ls=":", lw=1)
     ax.axhline(EIE_PAPER, color="red", ls="--", lw=1, label=f"EIE paper ({EIE_PAPER})")
     ax.set_xscale("log", base=2)

@@ -94,22 +94,26 @@ class NonZeroScan(wiring.Component):
     Ports: as :class:`NonZeroDetect`, with ``x`` In(stream {data: K x signed(act_bits), last}):
     the vector in words of ``K`` elements, element ``i`` of word ``w`` being column ``w*K + i``
     (the last word padded with zeros, ``last`` on it). ``accept`` is high in every cycle the
-    detector works on the word at the input queue's head (sends a non-zero on ``nz``, or drops
-    an all-zero word), ``end`` when the vector's last word leaves the queue.
+    detector works on the word at the input queue's head (passes a non-zero on, or drops an
+    all-zero word), ``end`` when the vector's last word leaves the queue.
 
     Timing: ``x`` writes a two-word :class:`rtl.common.pair.PairBuffer` (``x.ready`` a
-    flip-flop), which also stores the ``K`` flags ``data[i] == 0``. Beside its head, a register
-    ``rem`` holds the lanes still to send (non-zero and at a column ``< cols``), with two flags
-    (``rem != 0``, ``rem`` has at most one bit) also kept as flip-flops, so the handshake
-    (``nz.valid``, the queue's read) is a function of flip-flops and ``nz.ready`` only. The
-    lowest lane of ``rem`` goes out on ``nz`` (its column is ``Cat(lane, word number)``: no
-    adder); the word leaves the queue in the cycle its last non-zero goes, or at once when it
-    has none. So a word costs ``max(1, its non-zeros)`` cycles at full speed, a vector
-    ``max(non-zeros, ceil(cols/K))`` at best; the queue keeps up with one word per cycle. The
-    range ``< cols`` comes from a down counter of the columns left (compares with constants
-    only); while ``enable`` is low (only between vectors) it and ``rem`` are reloaded from
-    ``cols`` each cycle, so a ``cols`` written between vectors applies to a first word already
-    waiting. ``cols_init``: the value ``cols`` has at reset.
+    flip-flop), which also stores, computed on the way in, the ``K`` flags ``data[i] != 0``
+    and whether the word has any non-zero and at most one. Beside its head, a register ``rem``
+    holds the non-zero lanes not yet passed on, with "any" and "at most one" as flip-flops
+    (loaded from the stored flags with a new head, updated from ``rem`` alone after each
+    non-zero), so the handshake (the queue's read) is a function of flip-flops and
+    ``nz.ready`` only. The lowest lane of ``rem`` is offered on ``nz`` (its column is
+    ``Cat(lane, word number)``: no adder); the word leaves the queue in the cycle its last
+    non-zero goes, or at once when it has none. So a word costs ``max(1, its non-zeros)``
+    cycles at full speed, a vector ``max(non-zeros, ceil(cols / K))`` at best; the queue
+    keeps up with one word per cycle. A non-zero at a column ``>= cols`` (input past the
+    matrix: the host pads the last word with zeros) takes its cycle with ``nz.valid`` low and
+    is dropped. Which lanes of the head word are at columns ``< cols`` is a registered mask
+    from a down counter of the columns left (compares with constants only); while ``enable``
+    is low (only between vectors) both are reloaded from ``cols`` every cycle, so a ``cols``
+    written between vectors applies to the vector's words already waiting. ``cols_init``:
+    the value ``cols`` has at reset.
     """
 
     def __init__(self, cfg: EIEConfig, cols_init: int | None = None):
@@ -134,47 +138,50 @@ class NonZeroScan(wiring.Component):
         cfg, a_bits, k = self.cfg, self.cfg.arith.act_bits, self.cfg.frontend_width
         lk = clog2(k)
         cb = col_bits(cfg)
-        xq = m.submodules.xq = PairBuffer(width=k * a_bits + 1 + k)
+
+        def at_most_one(v):  # v has at most one bit set
+            return (v & (v - 1)) == 0
+
+        # Stored word: K elements, last, K non-zero flags, "any non-zero", "at most one".
+        xq = m.submodules.xq = PairBuffer(width=k * a_bits + 1 + k + 2)
         lanes_in = [self.x.payload.data[i] for i in range(k)]
+        nz_in = Signal(k)
         m.d.comb += [
+            nz_in.eq(Cat(*(v != 0 for v in lanes_in))),
             self.x.ready.eq(xq.w_rdy),
             xq.w_en.eq(self.x.valid),
-            xq.w_data.eq(Cat(*lanes_in, self.x.payload.last, *(v == 0 for v in lanes_in))),
+            xq.w_data.eq(Cat(*lanes_in, self.x.payload.last, nz_in, nz_in != 0, at_most_one(nz_in))),
         ]
         head = xq.r_data
         last = head[k * a_bits]
+        f0 = k * a_bits + 1  # first flag bit
+        nxt = xq.head_next
 
-        def nonzero(word):  # the K "not zero" flags of a stored word
-            return ~word[k * a_bits + 1:]
-
-        def below(v, c):  # the K flags "v > c + i": lane i is at a column < cols
-            return Cat(*(v > c + i for i in range(k)))
-
-        rem = Signal(k)          # lanes of the head word still to send
-        has = Signal()           # == rem != 0
-        single = Signal()        # == rem has at most one bit set
+        rem = Signal(k)      # non-zero lanes of the head word not yet passed on
+        has = Signal()       # == rem != 0
+        single = Signal()    # == rem has at most one bit set
+        ok = Signal(k)       # lanes of the head word at columns < cols
         left = Signal(cb, init=self.cols_init)  # columns < cols from the head word's first lane on
         word = Signal(max(1, cb - lk))  # the head word's number in the vector
         first = Signal(k)
-        m.d.comb += first.eq(rem & -rem)  # the lowest lane to send (one-hot)
+        m.d.comb += first.eq(rem & -rem)  # the lowest lane to pass on (one-hot)
         lane = Signal(max(1, lk))
         for i in range(k):
             with m.If(first[i]):
                 m.d.comb += lane.eq(i)
-        value = Signal(signed(a_bits))
-        # one-hot select of the lane's data: an OR of ANDs, no priority chain
-        sel = 0
+        sel = 0  # one-hot select of the lane's data: an OR of ANDs, no priority chain
         for i in range(k):
             sel = sel | Mux(first[i], head[i * a_bits:(i + 1) * a_bits], 0)
+        value = Signal(signed(a_bits))
         m.d.comb += value.eq(sel)
 
-        send = Signal()
+        step = Signal()  # the head's lowest remaining non-zero goes (or is dropped) this cycle
         pop = Signal()
         m.d.comb += [
             self.nz.payload.col.eq(Cat(lane, word)),
             self.nz.payload.data.eq(value),
-            self.nz.valid.eq(xq.r_rdy & self.enable & has),
-            send.eq(self.nz.valid & self.nz.ready),
+            step.eq(xq.r_rdy & self.enable & has & self.nz.ready),
+            self.nz.valid.eq(xq.r_rdy & self.enable & has & (first & ok).any()),
             pop.eq(self.enable & (~has | (self.nz.ready & single))),
             xq.r_en.eq(pop),
             self.accept.eq(xq.r_rdy & self.enable & (~has | self.nz.ready)),
@@ -182,29 +189,22 @@ class NonZeroScan(wiring.Component):
             self.waiting.eq(xq.r_rdy),
         ]
         popped = xq.r_rdy & pop
-        # Columns left after this cycle, and the new head's in-range lanes, chosen among
-        # compares with constants made in parallel.
-        left_next = Signal(cb)
-        ok_next = Signal(k)
-        with m.If(~self.enable):  # between vectors: a first word, against the current cols
-            m.d.comb += [left_next.eq(self.cols), ok_next.eq(below(self.cols, 0))]
-        with m.Elif(popped & last):
-            m.d.comb += [left_next.eq(self.cols), ok_next.eq(below(self.cols, 0))]
+
+        def below(v, c):  # the K flags "v > c + i": lane i is at a column < cols
+            return Cat(*(v > c + i for i in range(k)))
+
+        # The columns left and the in-range mask for the head word after this cycle, chosen
+        # among compares with constants made in parallel.
+        with m.If(~self.enable | (popped & last)):  # a vector's first word: the current cols
+            m.d.sync += [left.eq(self.cols), ok.eq(below(self.cols, 0))]
         with m.Elif(popped):
-            m.d.comb += [left_next.eq(Mux(left > k, left - k, 0)), ok_next.eq(below(left, k))]
-        with m.Else():
-            m.d.comb += [left_next.eq(left), ok_next.eq(below(left, 0))]
-        m.d.sync += left.eq(left_next)
+            m.d.sync += [left.eq(Mux(left > k, left - k, 0)), ok.eq(below(left, k))]
         with m.If(popped):
             m.d.sync += word.eq(Mux(last, 0, word + 1))
-        rem_next = Signal(k)
+        # rem and its two flags: from the stored flags with a new head, from rem after a step.
+        rest = rem & ~first
         with m.If(xq.head_load):
-            m.d.comb += rem_next.eq(nonzero(xq.head_next) & ok_next)
-        with m.Elif(~self.enable):
-            m.d.comb += rem_next.eq(nonzero(head) & ok_next)
-        with m.Elif(send):
-            m.d.comb += rem_next.eq(rem & ~first)
-        with m.Else():
-            m.d.comb += rem_next.eq(rem)
-        m.d.sync += [rem.eq(rem_next), has.eq(rem_next != 0), single.eq((rem_next & (rem_next - 1)) == 0)]
+            m.d.sync += [rem.eq(nxt[f0:f0 + k]), has.eq(nxt[f0 + k]), single.eq(nxt[f0 + k + 1])]
+        with m.Elif(step):
+            m.d.sync += [rem.eq(rest), has.eq(rest != 0), single.eq(at_most_one(rest))]
         return m
