@@ -344,9 +344,10 @@ def _array_run(dut, loads, xs, rows, cycles=None):
     return np.array(ys).T
 
 
-def test_array_elaboration_time_init_needs_no_load():
+@pytest.mark.parametrize("k", [1, 4])
+def test_array_elaboration_time_init_needs_no_load(k):
     rng = np.random.default_rng(9)
-    cfg = SMALL.with_(arith=Arith(max_cols=16, requant=Requant(shift=6, relu=True)))
+    cfg = SMALL.with_(arith=Arith(max_cols=16, requant=Requant(shift=6, relu=True)), frontend_width=k)
     w = rng.integers(-128, 128, (11, 9)) * (rng.random((11, 9)) < 0.5)
     xs = [rng.integers(-3000, 3000, 9) for _ in range(2)]
     y = _array_run(EIEArray(cfg, init=encode(w, cfg), checks=True), [], xs, 11)

@@ -160,7 +160,8 @@ class NonZeroScan(wiring.Component):
         rem = Signal(k)      # non-zero lanes of the head word not yet passed on
         has = Signal()       # == rem != 0
         single = Signal()    # == rem has at most one bit set
-        ok = Signal(k)       # lanes of the head word at columns < cols
+        # lanes of the head word at columns < cols (at reset: of a first word, for cols_init)
+        ok = Signal(k, init=sum(1 << i for i in range(k) if self.cols_init > i))
         left = Signal(cb, init=self.cols_init)  # columns < cols from the head word's first lane on
         word = Signal(max(1, cb - lk))  # the head word's number in the vector
         first = Signal(k)
