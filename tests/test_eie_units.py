@@ -31,6 +31,22 @@ def run(dut, *benches):
     sim.run()  # until every testbench returns (the clock is a background process)
 
 
+def _front_end_sink(dut, got, ends, prng, p_ready, cycles):
+    """A testbench taking the front end's ``nz`` with random back-pressure (``ready`` with
+    probability ``p_ready``) for ``cycles`` cycles: ``(col, data)`` of each transfer into
+    ``got``, ``end`` of each ``accept`` cycle into ``ends``."""
+    async def sink(ctx):
+        for _ in range(cycles):
+            ctx.set(dut.nz.ready, prng.random() < p_ready)
+            _, _, valid, ready, col, data, accept, end = await ctx.tick().sample(
+                dut.nz.valid, dut.nz.ready, dut.nz.payload.col, dut.nz.payload.data, dut.accept, dut.end)
+            if valid and ready:
+                got.append((col, data))
+            if accept:
+                ends.append(end)
+    return sink
+
+
 def test_nonzero_detect_numbers_columns_and_skips_zeros():
     cfg = SMALL
     dut = NonZeroDetect(cfg)
@@ -55,18 +71,7 @@ def test_nonzero_detect_numbers_columns_and_skips_zeros():
                 await ctx.tick().until(dut.x.ready)
         ctx.set(dut.x.valid, 0)
 
-    async def sink(ctx):
-        prng = random.Random(2)
-        for _ in range(2000):
-            ctx.set(dut.nz.ready, prng.random() < 0.5)
-            _, _, valid, ready, col, data, accept, end = await ctx.tick().sample(
-                dut.nz.valid, dut.nz.ready, dut.nz.payload.col, dut.nz.payload.data, dut.accept, dut.end)
-            if valid and ready:
-                got.append((col, data))
-            if accept:
-                ends.append(end)
-
-    run(dut, source, sink)
+    run(dut, source, _front_end_sink(dut, got, ends, random.Random(2), 0.5, 2000))
     assert got == want
     assert ends == [int(j == len(vec) - 1) for vec in vecs for j in range(len(vec))]
 
@@ -123,18 +128,7 @@ def test_nonzero_scan_sends_each_non_zero_once_and_one_step_per_empty_word(k):
             while sum(steps) < v + 1:  # this vector's last word has left: cols may change
                 await ctx.tick()
 
-    async def sink(ctx):
-        prng = random.Random(seed + 1)
-        for _ in range(3000):
-            ctx.set(dut.nz.ready, prng.random() < 0.6)
-            _, _, valid, ready, col, data, accept, end = await ctx.tick().sample(
-                dut.nz.valid, dut.nz.ready, dut.nz.payload.col, dut.nz.payload.data, dut.accept, dut.end)
-            if valid and ready:
-                got.append((col, data))
-            if accept:
-                steps.append(end)
-
-    run(dut, source, sink)
+    run(dut, source, _front_end_sink(dut, got, steps, random.Random(seed + 1), 0.6, 3000))
     assert got == want
     assert steps == want_steps
 
@@ -490,7 +484,9 @@ WAIVERS = ["-Wno-DECLFILENAME", "-Wno-PROCASSINIT", "-Wno-WIDTHEXPAND", "-Wno-WI
 
 @pytest.mark.parametrize("codebook", [False, True])
 def test_lint_clean(codebook):
-    cfg = SMALL.with_(n_pes=2 if codebook else 4, arith=Arith(max_cols=16, requant=Requant(3)), codebook=codebook)
+    # the codebook build also has the scanning front end (8 wide)
+    cfg = SMALL.with_(n_pes=2 if codebook else 4, arith=Arith(max_cols=16, requant=Requant(3)), codebook=codebook,
+                      frontend_width=8 if codebook else 1)
     lint(EIEArray(cfg), toplevel="eie_array", waivers=WAIVERS)
 
 

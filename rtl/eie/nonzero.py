@@ -10,6 +10,21 @@ from rtl.common.pair import PairBuffer
 from .layouts import col_bits, elem_layout, nz_layout
 
 
+def _front_end_ports(cfg: EIEConfig) -> dict:
+    """The signature both front ends share (``x`` holds one element or ``frontend_width``)."""
+    if not isinstance(cfg, EIEConfig):
+        raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
+    return {
+        "x": In(stream.Signature(elem_layout(cfg))),
+        "nz": Out(stream.Signature(nz_layout(cfg))),
+        "enable": In(1),
+        "cols": In(col_bits(cfg)),
+        "accept": Out(1),
+        "end": Out(1),
+        "waiting": Out(1),
+    }
+
+
 class NonZeroDetect(wiring.Component):
     """Zero-skipping front end of the array, behind a two-word input queue.
 
@@ -36,18 +51,8 @@ class NonZeroDetect(wiring.Component):
     """
 
     def __init__(self, cfg: EIEConfig):
-        if not isinstance(cfg, EIEConfig):
-            raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
+        super().__init__(_front_end_ports(cfg))
         self.cfg = cfg
-        super().__init__({
-            "x": In(stream.Signature(elem_layout(cfg))),
-            "nz": Out(stream.Signature(nz_layout(cfg))),
-            "enable": In(1),
-            "cols": In(col_bits(cfg)),
-            "accept": Out(1),
-            "end": Out(1),
-            "waiting": Out(1),
-        })
 
     def elaborate(self, platform):
         m = Module()
@@ -117,21 +122,11 @@ class NonZeroScan(wiring.Component):
     """
 
     def __init__(self, cfg: EIEConfig, cols_init: int | None = None):
-        if not isinstance(cfg, EIEConfig):
-            raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
+        super().__init__(_front_end_ports(cfg))
         if cfg.frontend_width < 2:
             raise SparseFlowError("NonZeroScan needs frontend_width >= 2 (1: NonZeroDetect)")
         self.cfg = cfg
         self.cols_init = cfg.max_cols if cols_init is None else cols_init
-        super().__init__({
-            "x": In(stream.Signature(elem_layout(cfg))),
-            "nz": Out(stream.Signature(nz_layout(cfg))),
-            "enable": In(1),
-            "cols": In(col_bits(cfg)),
-            "accept": Out(1),
-            "end": Out(1),
-            "waiting": Out(1),
-        })
 
     def elaborate(self, platform):
         m = Module()
