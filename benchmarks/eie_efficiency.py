@@ -4,15 +4,14 @@ For AlexNet FC6/7/8, VGG-16 FC6/7/8 and NeuralTalk We/Wd/LSTM (Han et al., EIE, 
 Table III: sizes, weight and activation densities), uniformly random matrices with the
 published densities and activation vectors with the published activation density.
 
-* Cycle model grid, FULL-SIZE layers (the cycle model is exact and fast): 4..64 PEs x queue
-  depths 1..16 for the scanning front end (``frontend_width`` 8, the default); at depth 8
-  also the one-element front end (``frontend_width`` 1, the old one) and the balanced row
-  permutation (``model.hw.balance``): cycles, the ideal bound (non-zero work / PEs),
+* Cycle model, FULL-SIZE layers (the cycle model is exact and fast): 4..64 PEs at queue
+  depth 8, the scanning front end (``frontend_width`` 8, the default) beside the one-element
+  one (``frontend_width`` 1, the old one) (``--grid``: also depths 1..16, the balanced row
+  permutation ``model.hw.balance`` and widths 4, 16): cycles, the ideal bound (non-zero work / PEs),
   efficiency = ideal / cycles over the vectors, and ``work_eff`` = mean PE busy / cycles
   (padding entries counted as work: what is left is pure load imbalance and pipeline fill).
-  At depth 8 (interleaved) also front-end widths 4 and 16, and 8-bit relative indices
-  (``index_bits`` 8: almost no padding; memory bits per non-zero in ``bits_per_nz``) to
-  measure what padding costs.
+  Both also with 8-bit relative indices (``index_bits`` 8: almost no padding; memory bits per
+  non-zero in ``bits_per_nz``) to measure what padding costs.
 * RTL validation: a representative subset simulated on the RTL (Verilator, native harness)
   with rows / 4 and columns / 16 so that the builds stay small, plus two layers at FULL size
   on ``--full-pes`` PEs (AlexNet FC8 1000 x 4096 and NeuralTalk We 600 x 4096, ``--no-full``
@@ -57,10 +56,11 @@ LAYERS = {
 PES = (4, 8, 16, 32, 64)
 DEPTHS = (1, 2, 4, 8, 16)
 OLD, NEW = 1, 8  # front-end widths compared: the one-element front end and the default
-# (mapping, frontend_width, index_bits, depths): every depth for the default front end; at
-# depth 8 the old front end, the balanced rows, the width sensitivity and 8-bit indices.
-VARIANTS = [("interleaved", NEW, 4, DEPTHS), ("interleaved", OLD, 4, (8,)), ("balanced", NEW, 4, (8,))] + \
-           [("interleaved", k, 4, (8,)) for k in (4, 16)] + [("interleaved", k, 8, (8,)) for k in (OLD, NEW)]
+# (mapping, frontend_width, index_bits, depths): at depth 8 both front ends with EIE's 4-bit
+# indices and with 8-bit ones (almost no padding: what padding costs).
+VARIANTS = [("interleaved", k, ib, (8,)) for ib in (4, 8) for k in (OLD, NEW)]
+# --grid adds: every depth for the default front end, the balanced rows, widths 4 and 16.
+GRID = [("interleaved", NEW, 4, DEPTHS), ("balanced", NEW, 4, (8,))] + [("interleaved", k, 4, (8,)) for k in (4, 16)]
 EIE_PAPER = 0.87  # EIE (ISCA 2016) Table IV: mean load efficiency
 
 
@@ -108,7 +108,7 @@ def model_grid(layers, pes, depths, vectors, col_scale=1, variants=VARIANTS):
         nnz_in_active = [int(np.count_nonzero(w[:, x[:, b] != 0])) for b in range(x.shape[1])]
         for n in pes:
             ideal = [v / n for v in nnz_in_active]
-            perm = balance_rows(w, n, col_weights=None)
+            perm = balance_rows(w, n, col_weights=None) if any(v[0] == "balanced" for v in variants) else None
             encoded = {}
             for mapping, k, ib, vdepths in variants:
                 wm = w if mapping == "interleaved" else w[perm]
@@ -195,20 +195,18 @@ def plot(rows, path):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
     ax = axes[0]
     pes = sorted({int(r["n_pes"]) for r in rows})
-    depths = sorted({int(r["depth"]) for r in rows})
-    for i, n in enumerate(pes):
-        for key, ls in (("efficiency", "-"), ("work_eff", "--")):
-            val = [_mean(rows, key, n_pes=n, depth=d, mapping="interleaved", frontend_width=NEW, index_bits=4)
-                   for d in depths]
-            ax.plot(depths, val, marker="o", ls=ls, color=f"C{i}", label=f"{n} PEs" if key == "efficiency" else None)
-        ax.plot([8], [_mean(rows, "efficiency", n_pes=n, depth=8, mapping="interleaved", frontend_width=OLD,
-                            index_bits=4)], marker="x", ms=9, ls="", color=f"C{i}")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("activation queue depth")
-    ax.set_title(f"front end {NEW} wide, 4-bit index (x: old front end at depth 8)\n"
-                 "solid ideal / cycles, dashed PE busy / cycles (padding as work)", fontsize=9)
-    ax.set_ylabel("ideal / cycles (mean over the 9 layers)")
-    ax.legend()
+    names = list(dict.fromkeys(r["layer"] for r in rows))
+    big = max(pes)
+    for i, (k, ib, label) in enumerate(((OLD, 4, "front end 1 (old)"), (NEW, 4, f"front end {NEW}"),
+                                        (NEW, 8, f"front end {NEW}, 8-bit index"))):
+        ax.bar(np.arange(len(names)) + (i - 1) * 0.27, [
+            _mean(rows, "efficiency", layer=nm, n_pes=big, depth=8, mapping="interleaved", frontend_width=k,
+                  index_bits=ib) for nm in names], width=0.27, label=label, color=f"C{i}")
+    ax.set_xticks(np.arange(len(names)), names, rotation=30, fontsize=8)
+    ax.set_ylabel("ideal / cycles")
+    ax.set_title(f"per layer, {big} PEs, queue depth 8, interleaved", fontsize=10)
+    ax.axhline(0.9, color="grey", ls=":", lw=1)
+    ax.legend(fontsize=8, loc="lower left")
     ax = axes[1]
     for k, ib, style, label in ((OLD, 4, "C0:", "front end 1 (old), 4-bit index"),
                                 (NEW, 4, "C0-", f"front end {NEW}, 4-bit index"),
@@ -239,6 +237,8 @@ def main(argv=None):
     ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     ap.add_argument("--col-scale", type=int, default=1, help="divide the model grid's columns (default 1: full size)")
     ap.add_argument("--replot", action="store_true", help="only redraw the PNG from the CSV")
+    ap.add_argument("--grid", action="store_true",
+                    help="also every queue depth, the balanced rows and front-end widths 4 and 16")
     args = ap.parse_args(argv)
     if args.replot:
         with open(OUT / "eie_efficiency.csv") as f:
@@ -247,7 +247,8 @@ def main(argv=None):
     layers = ["Alex-8", "VGG-7", "NT-We"] if args.quick else list(LAYERS)
     pes, depths = ((4, 16, 64), (1, 8)) if args.quick else (PES, DEPTHS)
     t0 = time.perf_counter()
-    rows = model_grid(layers, pes, depths, vectors=4, col_scale=args.col_scale)
+    rows = model_grid(layers, pes, depths, vectors=4, col_scale=args.col_scale,
+                      variants=VARIANTS + (GRID if args.grid else []))
     summary = {"model_column_scale": args.col_scale, "rtl_row_scale": 4, "rtl_column_scale": 16,
                "layers": {k: LAYERS[k] for k in layers}}
     if not args.no_rtl:

@@ -82,7 +82,7 @@ def _words(vec, k):
     return [((list(vec[w * k:(w + 1) * k]) + [0] * k)[:k], w == n - 1) for w in range(n)]
 
 
-@pytest.mark.parametrize("k", [2, 4, 8])
+@pytest.mark.parametrize("k", [2, 8])
 def test_nonzero_scan_sends_each_non_zero_once_and_one_step_per_empty_word(k):
     """NonZeroScan: the non-zeros at columns < cols in order with their column numbers, under
     random input gaps and back-pressure; one ``accept`` step per non-zero (a non-zero past
@@ -442,20 +442,21 @@ def test_cycle_model_by_hand():
     p = simulate_vector(w, [1, 1, 1], cfg)
     assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (18, [4], [0])
     assert predict_cycles(w, [0, 0, 0], cfg) == 5  # all zeros: 3 elements, drained, done
-    # Scanning front end, 4 wide: the three columns are one word, its non-zeros go one per
-    # cycle (T = 0, 1, 2): the same 18 cycles as one element per word; 10 zeros are 3 words
-    # (T = 0, 1, 2), not 10 elements.
+    # Scanning front end, 4 wide: the three columns are one word, its non-zeros step one per
+    # cycle into the output register O (S = 0, 1, 2) and reach N one cycle later (T = 1, 2,
+    # 3): one cycle more than one element per word; 10 zeros are 3 words (steps 0, 1, 2), not
+    # 10 elements.
     wide = cfg.with_(frontend_width=4, arith=Arith(max_cols=16))
-    assert predict_cycles(w, [1, 1, 1], wide) == 18
+    assert predict_cycles(w, [1, 1, 1], wide) == 19
     assert predict_cycles(np.zeros((1, 10), dtype=int), np.zeros(10, dtype=int), wide) == 5
     assert predict_cycles(np.zeros((1, 10), dtype=int), np.zeros(10, dtype=int), wide.with_(frontend_width=1)) == 12
-    # Non-zeros at columns 1 and 9 (words 0 and 2): T = 0 and 2 (word 1 passes at 1).
+    # Non-zeros at columns 1 and 9 (words 0 and 2): S = 0 and 2 (word 1 passes at 1), T = 1, 3.
     one = np.zeros((1, 10), dtype=int)
     one[0, 9] = 1
     x = np.zeros(10, dtype=int)
     x[[1, 9]] = 1
-    # c9: T=2 M=3 R=4 F=4 Q=5 H=6 X=7 C=8, issues 9 -> drained 15, done 16 -> 17 cycles
-    assert predict_cycles(one, x, wide) == 17
+    # c9: T=3 M=4 R=5 F=5 Q=6 H=7 X=8 C=9, issues 10 -> drained 16, done 17 -> 18 cycles
+    assert predict_cycles(one, x, wide) == 18
     assert ideal_cycles(w, [1, 0, 1], 2) == 2.0
 
 

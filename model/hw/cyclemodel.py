@@ -9,7 +9,10 @@ It replays the array's timing rules non-zero by non-zero instead of cycle by cyc
   is dropped in one step; the ``i``-th non-zero enters the broadcast's register N when it is
   free or moving on, at the earliest in the cycle after the previous step:
   ``T_i = max(T_prev + 1, M_{i-1})``, where the previous step is the previous non-zero (same
-  word) or the last all-zero word before it; a word leaves with its last non-zero;
+  word) or the last all-zero word before it; a word leaves with its last non-zero; with
+  ``K > 1`` a step moves the non-zero into the front end's output register O, at
+  ``S_i = max(S_prev + 1, T_{i-1})`` (O free or moving on), and O passes it to N at
+  ``T_i = max(S_i + 1, M_{i-1})``; the vector's last step is the last word's;
 * N moves the word into the broadcast's two-word buffer at ``M_i = max(T_i + 1, P_{i-2} + 1)``
   (a full SyncFIFO does not accept a word in the cycle its head is read); the word is the
   buffer's head from ``R_i = max(M_i + 1, P_{i-1} + 1)``; it is written to the queue of each
@@ -79,11 +82,16 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
     nz_cols = np.flatnonzero(x)
     width = cfg.frontend_width
     prev_word = -1
+    s = -1  # width > 1: the front end's step of the latest non-zero (into its register O)
     for j in nz_cols:
         # All-zero words pass at one per cycle, the non-zeros of one word one per cycle; a
         # non-zero waits for N (width 1: each element is a word, zeros pass one per cycle).
         w = j // width
-        t = max(t + max(w - prev_word, 1), moved)
+        if width == 1:
+            t = max(t + max(w - prev_word, 1), moved)
+        else:  # the step waits for O (free, or moving on into N at t); O -> N waits for N
+            s = max(s + max(w - prev_word, 1), t)
+            t = max(s + 1, moved)
         prev_word = w
         need = lengths[:, j] > 0
         slot = pushed % depth
@@ -104,6 +112,8 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
         last_issue = np.where(need, c + L, last_issue)
         q_hist[slot, pes] = np.where(need, q, old)
         pushed += need
+    if width > 1:
+        t = s  # from here on: the front end's steps
     t += -(-cols // width) - 1 - prev_word  # the remaining all-zero words; t: the last word's step
     done = max(t + 1, fire + 1, int((last_issue + PE_DRAIN).max())) + 1  # + the drained register
     busy = lengths[:, nz_cols].sum(axis=1) if len(nz_cols) else np.zeros(n, dtype=np.int64)

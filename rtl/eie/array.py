@@ -287,7 +287,8 @@ class EIEArray(wiring.Component):
         # the whole control): done is seen one cycle after it became true. Once the last element
         # is in, nothing enters, so the registered condition cannot go stale within COMPUTE.
         drained = Signal()
-        m.d.sync += drained.eq((state == Phase.COMPUTE) & seen_last & all_idle & ~bc.pending)
+        front = nzd.pending if s.cfg.frontend_width > 1 else 0  # NonZeroScan's output register
+        m.d.sync += drained.eq((state == Phase.COMPUTE) & seen_last & all_idle & ~bc.pending & ~front)
         done = (state == Phase.COMPUTE) & drained
         finished = Signal()  # the read-out sends its last result this cycle
         swap = ((state == Phase.WAIT) | done) & ~out_busy

@@ -14,7 +14,7 @@ def _front_end_ports(cfg: EIEConfig) -> dict:
     """The signature both front ends share (``x`` holds one element or ``frontend_width``)."""
     if not isinstance(cfg, EIEConfig):
         raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
-    return {
+    ports = {
         "x": In(stream.Signature(elem_layout(cfg))),
         "nz": Out(stream.Signature(nz_layout(cfg))),
         "enable": In(1),
@@ -23,6 +23,9 @@ def _front_end_ports(cfg: EIEConfig) -> dict:
         "end": Out(1),
         "waiting": Out(1),
     }
+    if cfg.frontend_width > 1:
+        ports["pending"] = Out(1)
+    return ports
 
 
 class NonZeroDetect(wiring.Component):
@@ -100,21 +103,23 @@ class NonZeroScan(wiring.Component):
     the vector in words of ``K`` elements, element ``i`` of word ``w`` being column ``w*K + i``
     (the last word padded with zeros, ``last`` on it). ``accept`` is high in every cycle the
     detector works on the word at the input queue's head (passes a non-zero on, or drops an
-    all-zero word), ``end`` when the vector's last word leaves the queue.
+    all-zero word), ``end`` when the vector's last word leaves the queue. ``pending`` Out(1):
+    a non-zero waits in the output register.
 
     Timing: ``x`` writes a two-word :class:`rtl.common.pair.PairBuffer` (``x.ready`` a
     flip-flop), which also stores, computed on the way in, the ``K`` flags ``data[i] != 0``
     and whether the word has any non-zero and at most one. Beside its head, a register ``rem``
     holds the non-zero lanes not yet passed on, with "any" and "at most one" as flip-flops
     (loaded from the stored flags with a new head, updated from ``rem`` alone after each
-    non-zero), so the handshake (the queue's read) is a function of flip-flops and
-    ``nz.ready`` only. The lowest lane of ``rem`` is offered on ``nz`` (its column is
-    ``Cat(lane, word number)``: no adder); the word leaves the queue in the cycle its last
-    non-zero goes, or at once when it has none. So a word costs ``max(1, its non-zeros)``
-    cycles at full speed, a vector ``max(non-zeros, ceil(cols / K))`` at best; the queue
-    keeps up with one word per cycle. A non-zero at a column ``>= cols`` (input past the
-    matrix: the host pads the last word with zeros) takes its cycle with ``nz.valid`` low and
-    is dropped. Which lanes of the head word are at columns ``< cols`` is a registered mask
+    non-zero). Each step moves the lowest lane of ``rem`` (its column ``Cat(lane, word
+    number)``: no adder) into an output register O, which drives ``nz`` (``nz.valid`` a
+    flip-flop) and takes a step whenever it is empty or moving on; so the handshake (the
+    queue's read) is a function of flip-flops and ``nz.ready`` only, and the lane choice ends
+    in O. The word leaves the queue in the cycle its last non-zero goes, or at once when it
+    has none. So a word costs ``max(1, its non-zeros)`` cycles at full speed, a vector
+    ``max(non-zeros, ceil(cols / K))`` at best, plus O's one cycle of latency; the queue keeps
+    up with one word per cycle. A non-zero at a column ``>= cols`` (input past the matrix: the
+    host pads the last word with zeros) takes its step but leaves O empty: it is dropped. Which lanes of the head word are at columns ``< cols`` is a registered mask
     from a down counter of the columns left (compares with constants only); while ``enable``
     is low (only between vectors) both are reloaded from ``cols`` every cycle, so a ``cols``
     written between vectors applies to the vector's words already waiting. ``cols_init``:
@@ -171,19 +176,32 @@ class NonZeroScan(wiring.Component):
         value = Signal(signed(a_bits))
         m.d.comb += value.eq(sel)
 
+        # Output register O between the detector and ``nz``: the lane choice (``rem & -rem``, the
+        # range check, the value multiplexer) ends in flip-flops, and ``nz.valid`` is one. O
+        # takes a step's non-zero when it is empty or moving on (full throughput).
+        o_valid = Signal()
+        o_ready = Signal()
+        o_col = Signal.like(self.nz.payload.col, reset_less=True)
+        o_data = Signal(signed(a_bits), reset_less=True)
         step = Signal()  # the head's lowest remaining non-zero goes (or is dropped) this cycle
         pop = Signal()
         m.d.comb += [
-            self.nz.payload.col.eq(Cat(lane, word)),
-            self.nz.payload.data.eq(value),
-            step.eq(xq.r_rdy & self.enable & has & self.nz.ready),
-            self.nz.valid.eq(xq.r_rdy & self.enable & has & (first & ok).any()),
-            pop.eq(self.enable & (~has | (self.nz.ready & single))),
+            o_ready.eq(~o_valid | self.nz.ready),
+            self.nz.valid.eq(o_valid),
+            self.nz.payload.col.eq(o_col),
+            self.nz.payload.data.eq(o_data),
+            step.eq(xq.r_rdy & self.enable & has & o_ready),
+            pop.eq(self.enable & (~has | (o_ready & single))),
             xq.r_en.eq(pop),
-            self.accept.eq(xq.r_rdy & self.enable & (~has | self.nz.ready)),
+            self.accept.eq(xq.r_rdy & self.enable & (~has | o_ready)),
             self.end.eq(xq.r_rdy & pop & last),
             self.waiting.eq(xq.r_rdy),
+            self.pending.eq(o_valid),
         ]
+        with m.If(o_ready):  # data: loaded whenever O is free or moving on
+            m.d.sync += [o_col.eq(Cat(lane, word)), o_data.eq(value)]
+        # a lane at a column >= cols is dropped here: its step leaves O empty
+        m.d.sync += o_valid.eq(Mux(o_ready, step & (first & ok).any(), o_valid))
         popped = xq.r_rdy & pop
 
         def below(v, c):  # the K flags "v > c + i": lane i is at a column < cols
@@ -197,10 +215,14 @@ class NonZeroScan(wiring.Component):
             m.d.sync += [left.eq(Mux(left > k, left - k, 0)), ok.eq(below(left, k))]
         with m.If(popped):
             m.d.sync += word.eq(Mux(last, 0, word + 1))
-        # rem and its two flags: from the stored flags with a new head, from rem after a step.
+        # rem and its two flags: from the stored flags with a new head, from rem after a step
+        # (a step needs has: rest is non-empty unless rem had one bit; it has at most one bit
+        # when rem had at most two, a function of rem alone).
         rest = rem & ~first
+        at_most_two = Signal()
+        m.d.comb += at_most_two.eq(sum(rem[i] for i in range(k)) <= 2)
         with m.If(xq.head_load):
             m.d.sync += [rem.eq(nxt[f0:f0 + k]), has.eq(nxt[f0 + k]), single.eq(nxt[f0 + k + 1])]
         with m.Elif(step):
-            m.d.sync += [rem.eq(rest), has.eq(rest != 0), single.eq(at_most_one(rest))]
+            m.d.sync += [rem.eq(rest), has.eq(~single), single.eq(at_most_two)]
         return m
