@@ -119,11 +119,12 @@ class NonZeroScan(wiring.Component):
     has none. So a word costs ``max(1, its non-zeros)`` cycles at full speed, a vector
     ``max(non-zeros, ceil(cols / K))`` at best, plus O's one cycle of latency; the queue keeps
     up with one word per cycle. A non-zero at a column ``>= cols`` (input past the matrix: the
-    host pads the last word with zeros) takes its step but leaves O empty: it is dropped. Which lanes of the head word are at columns ``< cols`` is a registered mask
-    from a down counter of the columns left (compares with constants only); while ``enable``
-    is low (only between vectors) both are reloaded from ``cols`` every cycle, so a ``cols``
-    written between vectors applies to the vector's words already waiting. ``cols_init``:
-    the value ``cols`` has at reset.
+    host pads the last word with zeros) takes its step but leaves O empty: it is dropped.
+    Which lanes of the head word are at columns ``< cols`` is a registered mask from a down
+    counter of the columns left (compares with constants only); while ``enable`` is low (only
+    between vectors) both are reloaded from ``cols`` every cycle, so a ``cols`` written between
+    vectors applies to the vector's words already waiting. ``cols_init``: the value ``cols``
+    has at reset.
     """
 
     def __init__(self, cfg: EIEConfig, cols_init: int | None = None):
