@@ -16,7 +16,8 @@ def add_arguments(p) -> None:
     size.add_argument("--lanes", type=int, help="2:4 / dense lanes (default 4)")
     p.add_argument("--fifo-depth", type=int, help="EIE queue depth per PE (default: 2 on ice40-up5k, 8 on ecp5-85f)")
     p.add_argument("--frontend-width", type=int, metavar="K",
-                   help="EIE activations per input word, scanned for non-zeros (default 8; 1: one element)")
+                   help="EIE activations per input word, scanned for non-zeros (default: 1 on ice40-up5k, "
+                        "8 on ecp5-85f; 1: one element)")
     p.add_argument("--target", required=True, choices=TARGETS, help="FPGA and board")
     p.add_argument("--rows", type=int, default=32, help="matrix rows (default 32)")
     p.add_argument("--cols", type=int, default=32, help="matrix columns (default 32)")
