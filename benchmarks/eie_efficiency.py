@@ -4,16 +4,19 @@ For AlexNet FC6/7/8, VGG-16 FC6/7/8 and NeuralTalk We/Wd/LSTM (Han et al., EIE, 
 Table III: sizes, weight and activation densities), uniformly random matrices with the
 published densities and activation vectors with the published activation density.
 
-* Cycle model grid, FULL-SIZE layers (the cycle model is exact and fast): 4..64 PEs x queue
-  depths 1..16, plain interleaving and the balanced row permutation (``model.hw.balance``):
-  cycles, the ideal bound (non-zero work / PEs), efficiency = ideal / cycles over the vectors,
-  and ``work_eff`` = mean PE busy / cycles (padding entries counted as work: what is left is
-  pure load imbalance and pipeline fill).
+* Cycle model, FULL-SIZE layers (the cycle model is exact and fast): 4..64 PEs at queue
+  depth 8, the scanning front end (``frontend_width`` 8, the default) beside the one-element
+  one (``frontend_width`` 1, the old one) (``--grid``: also depths 1..16, the balanced row
+  permutation ``model.hw.balance`` and widths 4, 16): cycles, the ideal bound (non-zero work / PEs),
+  efficiency = ideal / cycles over the vectors, and ``work_eff`` = mean PE busy / cycles
+  (padding entries counted as work: what is left is pure load imbalance and pipeline fill).
+  Both also with 8-bit relative indices (``index_bits`` 8: almost no padding; memory bits per
+  non-zero in ``bits_per_nz``) to measure what padding costs.
 * RTL validation: a representative subset simulated on the RTL (Verilator, native harness)
   with rows / 4 and columns / 16 so that the builds stay small, plus two layers at FULL size
-  on 64 PEs (AlexNet FC8 1000 x 4096 and NeuralTalk We 600 x 4096, ``--no-full``
-  skips them); the largest deviation between the RTL's ``cycles`` counter and the cycle model
-  is reported (it must be 0).
+  on ``--full-pes`` PEs (AlexNet FC8 1000 x 4096 and NeuralTalk We 600 x 4096, ``--no-full``
+  skips them), each with both front ends; the largest deviation between the RTL's ``cycles``
+  counter and the cycle model is reported (it must be 0), and the RTL's efficiency.
 * Simulation speed: the same test on Verilator (cocotb and native) and Icarus, cycles per
   second and their ratios.
 
@@ -34,6 +37,7 @@ import numpy as np
 from model.hw.balance import balance_rows
 from model.hw.config import Arith, EIEConfig
 from model.hw.cyclemodel import ideal_cycles, simulate_vector
+from model.hw.costmodel import eie_bits_per_nonzero
 from model.hw.formats.eie import encode
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "results"
@@ -51,6 +55,13 @@ LAYERS = {
 }
 PES = (4, 8, 16, 32, 64)
 DEPTHS = (1, 2, 4, 8, 16)
+OLD, NEW = 1, 8  # front-end widths compared: the one-element front end and the default
+# (mapping, frontend_width, index_bits, depths): at depth 8 both front ends with EIE's 4-bit
+# indices and with 8-bit ones (almost no padding: what padding costs).
+VARIANTS = [("interleaved", k, ib, (8,)) for ib in (4, 8) for k in (OLD, NEW)]
+# --grid adds: every depth for the default front end, the balanced rows, widths 4 and 16.
+GRID = [("interleaved", NEW, 4, DEPTHS), ("balanced", NEW, 4, (8,))] + [("interleaved", k, 4, (8,)) for k in (4, 16)]
+EIE_PAPER = 0.87  # EIE (ISCA 2016) Table IV: mean load efficiency
 
 
 def make_layer(name: str, seed: int = 0, vectors: int = 4, row_scale: int = 1, col_scale: int = 1):
@@ -69,16 +80,16 @@ def make_layer(name: str, seed: int = 0, vectors: int = 4, row_scale: int = 1, c
     return w, x
 
 
-def config_for(w, n_pes: int, depth: int) -> EIEConfig:
+def config_for(w, n_pes: int, depth: int, frontend_width: int = NEW, index_bits: int = 4) -> EIEConfig:
     rows, cols = w.shape
-    cfg = EIEConfig(n_pes=n_pes, fifo_depth=depth, index_bits=4, max_rows=rows, max_entries=1,
-                    arith=Arith(max_cols=cols))
+    cfg = EIEConfig(n_pes=n_pes, fifo_depth=depth, index_bits=index_bits, max_rows=rows, max_entries=1,
+                    arith=Arith(max_cols=cols), frontend_width=frontend_width)
     need = int(encode(w, cfg).entries_per_pe.max(initial=1))
     return cfg.with_(max_entries=max(1, need))
 
 
-def model_point(w, x, n_pes, depth, m=None, ideal=None):
-    cfg = config_for(w, n_pes, depth) if m is None else m[1]
+def model_point(w, x, n_pes, depth, m=None, ideal=None, frontend_width=NEW):
+    cfg = config_for(w, n_pes, depth, frontend_width) if m is None else m[1]
     m = encode(w, cfg) if m is None else m[0]
     sims = [simulate_vector(m, x[:, b], cfg) for b in range(x.shape[1])]
     cyc = [int(p["cycles"]) for p in sims]
@@ -88,7 +99,7 @@ def model_point(w, x, n_pes, depth, m=None, ideal=None):
     return cyc, ideal, busy
 
 
-def model_grid(layers, pes, depths, vectors, col_scale=1):
+def model_grid(layers, pes, depths, vectors, col_scale=1, variants=VARIANTS):
     rows = []
     for name in layers:
         t0 = time.perf_counter()
@@ -96,43 +107,57 @@ def model_grid(layers, pes, depths, vectors, col_scale=1):
         nnz_in_active = [int(np.count_nonzero(w[:, x[:, b] != 0])) for b in range(x.shape[1])]
         for n in pes:
             ideal = [v / n for v in nnz_in_active]
-            perm = balance_rows(w, n, col_weights=None)
-            for mapping, wm in (("interleaved", w), ("balanced", w[perm])):
-                base = config_for(wm, n, 1)
-                m = encode(wm, base)
+            perm = balance_rows(w, n, col_weights=None) if any(v[0] == "balanced" for v in variants) else None
+            encoded = {}
+            for mapping, k, ib, vdepths in variants:
+                wm = w if mapping == "interleaved" else w[perm]
+                if (mapping, ib) not in encoded:
+                    base = config_for(wm, n, 1, k, ib)
+                    encoded[mapping, ib] = (encode(wm, base), base)
+                m, base = encoded[mapping, ib]
                 pad = m.padding_entries / max(1, int(m.entries_per_pe.sum()))
-                for d in depths:
-                    cfg = base.with_(fifo_depth=d)
+                for d in (d for d in vdepths if d in depths):
+                    cfg = base.with_(fifo_depth=d, frontend_width=k)
                     cyc, _, busy = model_point(wm, x, n, d, (m, cfg), ideal)
                     rows.append({"layer": name, "rows": w.shape[0], "cols": w.shape[1], "n_pes": n, "depth": d,
-                                 "mapping": mapping, "cycles": float(np.mean(cyc)), "ideal": float(np.mean(ideal)),
+                                 "mapping": mapping, "frontend_width": k, "index_bits": ib,
+                                 "cycles": float(np.mean(cyc)), "ideal": float(np.mean(ideal)),
                                  "efficiency": float(np.sum(ideal) / np.sum(cyc)),
                                  "work_eff": float(np.sum(busy) / np.sum(cyc)),
                                  "padding_fraction": pad,
+                                 "bits_per_nz": eie_bits_per_nonzero(m, cfg, pointers=True),
+                                 # one element per cycle: the old front end's limit
                                  "input_bound_eff": float(min(1.0, np.sum(ideal) / (x.shape[1] * w.shape[1]))),
+                                 # one non-zero (or all-zero word) per cycle: the scanning one's
+                                 "nz_bound_eff": float(min(1.0, np.sum(ideal) / sum(
+                                     max(np.count_nonzero(x[:, b]), 1) for b in range(x.shape[1])))),
                                  })
         print(f"  model: {name} {w.shape[0]}x{w.shape[1]} done in {time.perf_counter() - t0:.0f} s", flush=True)
     return rows
 
 
 def rtl_validate(subset, sim="verilator", row_scale=4, col_scale=16, backend="native", vectors=2):
-    """Simulate ``subset`` [(layer, n_pes, depth)] (scaled) on the RTL; compare with the cycle model."""
+    """Simulate ``subset`` [(layer, n_pes, depth, frontend_width)] (scaled) on the RTL; compare
+    with the cycle model; the RTL's efficiency (ideal / its cycles)."""
     from verif.spmv_eie import run_jobs
     worst, checked, points = 0, 0, []
-    for name, n, d in subset:
+    for name, n, d, k in subset:
         w, x = make_layer(name, vectors=vectors, row_scale=row_scale, col_scale=col_scale)
-        cfg = config_for(w, n, d)
+        cfg = config_for(w, n, d, k)
         t0 = time.perf_counter()
         r = run_jobs([(w, x)], cfg, sim=sim, backend=backend if sim == "verilator" else "cocotb")[0]
-        model, _, _ = model_point(w, x, n, d)
+        model, ideal, _ = model_point(w, x, n, d, frontend_width=k)
         dev = max(abs(a - b) for a, b in zip(model, r["cycles"]))
         worst = max(worst, dev)
         checked += len(model)
-        points.append({"layer": name, "shape": list(w.shape), "n_pes": n, "depth": d, "rtl": r["cycles"],
-                       "model": model, "max_abs_deviation": dev, "seconds": round(time.perf_counter() - t0, 1),
+        eff = float(np.sum(ideal) / np.sum(r["cycles"]))
+        points.append({"layer": name, "shape": list(w.shape), "n_pes": n, "depth": d, "frontend_width": k,
+                       "rtl": r["cycles"], "model": model, "max_abs_deviation": dev, "rtl_efficiency": round(eff, 4),
+                       "seconds": round(time.perf_counter() - t0, 1),
                        "sim_cycles": r["sim_cycles"], "sim_seconds": round(r["sim_seconds"], 3),
                        "backend": r["backend"]})
-        print(f"  rtl: {name} {w.shape} n={n} D={d}: rtl {r['cycles']} model {model}", flush=True)
+        print(f"  rtl: {name} {w.shape} n={n} D={d} K={k}: rtl {r['cycles']} model {model} "
+              f"efficiency {eff:.3f}", flush=True)
     return {"vectors_checked": checked, "max_abs_deviation_cycles": worst, "points": points}
 
 
@@ -156,28 +181,47 @@ def sim_speed():
     return out
 
 
+def _mean(rows, key, **match):
+    """Mean of ``key`` over the rows (dicts of numbers or CSV strings) matching ``match``."""
+    vals = [float(r[key]) for r in rows if all(str(r[k]) == str(v) for k, v in match.items())]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
 def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
-    for ax, mapping in zip(axes, ("interleaved", "balanced")):
-        for i, n in enumerate(sorted({int(r["n_pes"]) for r in rows})):
-            pts = [r for r in rows if r["mapping"] == mapping and int(r["n_pes"]) == n]
-            depths = sorted({int(r["depth"]) for r in pts})
-            for key, ls in (("efficiency", "-"), ("work_eff", "--")):
-                val = [np.mean([float(r[key]) for r in pts if int(r["depth"]) == d]) for d in depths]
-                ax.plot(depths, val, marker="o", ls=ls, color=f"C{i}",
-                        label=f"{n} PEs" if key == "efficiency" else None)
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("activation queue depth")
-        ax.set_title(f"{mapping} rows (mean over the 9 layers)")
-        ax.axhline(0.9, color="grey", ls=":", lw=1)
+    ax = axes[0]
+    pes = sorted({int(r["n_pes"]) for r in rows})
+    names = list(dict.fromkeys(r["layer"] for r in rows))
+    big = max(pes)
+    for i, (k, ib, label) in enumerate(((OLD, 4, "front end 1 (old)"), (NEW, 4, f"front end {NEW}"),
+                                        (NEW, 8, f"front end {NEW}, 8-bit index"))):
+        ax.bar(np.arange(len(names)) + (i - 1) * 0.27, [
+            _mean(rows, "efficiency", layer=nm, n_pes=big, depth=8, mapping="interleaved", frontend_width=k,
+                  index_bits=ib) for nm in names], width=0.27, label=label, color=f"C{i}")
+    ax.set_xticks(np.arange(len(names)), names, rotation=30, fontsize=8)
+    ax.set_ylabel("ideal / cycles")
+    ax.set_title(f"per layer, {big} PEs, queue depth 8, interleaved", fontsize=10)
+    ax.axhline(0.9, color="grey", ls=":", lw=1)
+    ax.legend(fontsize=8, loc="lower left")
+    ax = axes[1]
+    for k, ib, style, label in ((OLD, 4, "C0:", "front end 1 (old), 4-bit index"),
+                                (NEW, 4, "C0-", f"front end {NEW}, 4-bit index"),
+                                (OLD, 8, "C2:", "front end 1, 8-bit index (no padding)"),
+                                (NEW, 8, "C2-", f"front end {NEW}, 8-bit index")):
+        ax.plot(pes, [_mean(rows, "efficiency", n_pes=n, depth=8, mapping="interleaved", frontend_width=k,
+                            index_bits=ib) for n in pes], style, marker="o", label=label)
+    ax.axhline(0.9, color="grey", ls=":", lw=1)
+    ax.axhline(EIE_PAPER, color="red", ls="--", lw=1, label=f"EIE paper ({EIE_PAPER})")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("PEs (queue depth 8, interleaved)")
+    ax.set_title("mean over the 9 layers at depth 8")
+    ax.legend(fontsize=8, loc="lower left")
+    for ax in axes:
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("solid: ideal / cycles;  dashed: PE busy / cycles")
-    axes[0].legend()
-    fig.suptitle("EIE array, cycle model (exact vs RTL), EIE paper layers at full size\n"
-                 "dashed counts padding entries as work: the gap to solid is padding + input bound")
+    fig.suptitle("EIE array, cycle model (exact vs RTL), EIE paper layers at full size, random pruning")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -187,10 +231,13 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="three layers, fewer points")
     ap.add_argument("--no-rtl", action="store_true", help="skip the RTL validation subset")
     ap.add_argument("--no-speed", action="store_true", help="skip the simulator speed comparison")
-    ap.add_argument("--no-full", action="store_true", help="skip the full-size RTL layers (64 PEs)")
+    ap.add_argument("--no-full", action="store_true", help="skip the full-size RTL layers")
+    ap.add_argument("--full-pes", type=int, default=16, help="PEs of the full-size RTL layers (default 16)")
     ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     ap.add_argument("--col-scale", type=int, default=1, help="divide the model grid's columns (default 1: full size)")
     ap.add_argument("--replot", action="store_true", help="only redraw the PNG from the CSV")
+    ap.add_argument("--grid", action="store_true",
+                    help="also every queue depth, the balanced rows and front-end widths 4 and 16")
     args = ap.parse_args(argv)
     if args.replot:
         with open(OUT / "eie_efficiency.csv") as f:
@@ -199,27 +246,32 @@ def main(argv=None):
     layers = ["Alex-8", "VGG-7", "NT-We"] if args.quick else list(LAYERS)
     pes, depths = ((4, 16, 64), (1, 8)) if args.quick else (PES, DEPTHS)
     t0 = time.perf_counter()
-    rows = model_grid(layers, pes, depths, vectors=4, col_scale=args.col_scale)
+    rows = model_grid(layers, pes, depths, vectors=4, col_scale=args.col_scale,
+                      variants=VARIANTS + (GRID if args.grid else []))
     summary = {"model_column_scale": args.col_scale, "rtl_row_scale": 4, "rtl_column_scale": 16,
                "layers": {k: LAYERS[k] for k in layers}}
     if not args.no_rtl:
-        subset = [("Alex-8", 4, 8), ("NT-We", 16, 8), ("VGG-7", 16, 2), ("Alex-7", 64, 8), ("NT-LSTM", 8, 1),
-                  ("NT-Wd", 32, 16), ("VGG-8", 4, 1)]
+        subset = [("Alex-8", 4, 8, NEW), ("NT-We", 16, 8, NEW), ("VGG-7", 16, 2, NEW), ("VGG-6", 64, 8, NEW),
+                  ("NT-LSTM", 8, 1, NEW), ("VGG-8", 4, 1, 4)]
         summary["rtl_validation"] = rtl_validate(subset, sim=args.sim)
         if not args.no_full:
-            summary["rtl_full_size"] = rtl_validate([("Alex-8", 64, 8), ("NT-We", 64, 8)], sim=args.sim,
-                                                    row_scale=1, col_scale=1, vectors=4)
+            summary["rtl_full_size"] = rtl_validate(
+                [(name, args.full_pes, 8, k) for name in ("Alex-8", "NT-We") for k in (NEW, OLD)],
+                sim=args.sim, row_scale=1, col_scale=1, vectors=4)
     if not args.no_speed:
         summary["sim_speed"] = sim_speed()
     d8 = [r for r in rows if r["depth"] == 8]
-    for key in ("efficiency", "work_eff"):
+    variants = sorted({(r["mapping"], r["frontend_width"], r["index_bits"]) for r in d8})
+    for key in ("efficiency", "work_eff", "bits_per_nz"):
         summary[f"{key}_at_depth_8"] = {
-            mapping: {str(n): round(float(np.mean([r[key] for r in d8 if r["n_pes"] == n and r["mapping"] == mapping])), 3)
-                      for n in pes}
-            for mapping in ("interleaved", "balanced")}
-    summary["per_layer_depth_8_64pes"] = {
-        r["layer"]: {k: round(r[k], 3) for k in ("efficiency", "work_eff", "padding_fraction", "input_bound_eff")}
-        for r in d8 if r["n_pes"] == max(pes) and r["mapping"] == "interleaved"}
+            f"{mp} K={k} index={ib}": {str(n): round(_mean(d8, key, n_pes=n, mapping=mp, frontend_width=k,
+                                                             index_bits=ib), 3) for n in pes}
+            for mp, k, ib in variants}
+    summary["per_layer_depth_8"] = {
+        f"{r['layer']} {r['n_pes']} K={r['frontend_width']} index={r['index_bits']}":
+            {k: round(r[k], 3) for k in ("efficiency", "work_eff", "padding_fraction", "bits_per_nz",
+                                         "input_bound_eff", "nz_bound_eff")}
+        for r in d8 if r["mapping"] == "interleaved" and r["frontend_width"] in (OLD, NEW)}
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "eie_efficiency.csv", "w", newline="") as f:
@@ -229,7 +281,8 @@ def main(argv=None):
             wr.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})
     plot(rows, OUT / "eie_efficiency.png")
     (OUT / "eie_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in summary.items() if k != "layers"}, indent=2, default=str))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("layers", "per_layer_depth_8")}, indent=2,
+                     default=str))
 
 
 if __name__ == "__main__":

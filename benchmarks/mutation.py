@@ -98,6 +98,8 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print the JSON report instead of markdown")
     ap.add_argument("--equiv", action="store_true", help="formal equivalence check of every survivor")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--frontend-width", type=int, default=1, metavar="K",
+                    help="EIE: screen the array with this front end (default 1; 8: the scanning one)")
     ap.add_argument("--out", default=DEFAULT_OUT, help="report path without extension")
     ap.add_argument("--rescore", action="store_true",
                     help="no screening: apply verif/equivalent_mutants.py to the report at --out again")
@@ -111,11 +113,11 @@ def main(argv=None) -> int:
     n = 20 if args.quick else args.mutants
     engines = args.engine or list(ENGINES)
     t0 = time.perf_counter()
-    report = {"seed": args.seed, "workers": args.workers, "engines": [],
+    report = {"seed": args.seed, "workers": args.workers, "engines": [], "eie_frontend_width": args.frontend_width,
               "command": "python -m benchmarks.mutation " + " ".join(argv if argv is not None else sys.argv[1:])}
     for name in engines:
         print(f"{name}: {n} mutants, seed {args.seed}", file=sys.stderr)
-        e = mutate_engine(name, n, args.seed, workers=args.workers,
+        e = mutate_engine(name, n, args.seed, workers=args.workers, frontend_width=args.frontend_width,
                           progress=lambda s: print(s, file=sys.stderr, flush=True))
         if args.equiv:
             work = Path(e["work"])

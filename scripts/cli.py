@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Configuration fields (model.hw.config) -> the options a user types.
 _OPTIONS = {"n_pes": "--pes", "index_bits": "--index-bits", "fifo_depth": "--fifo-depth", "lanes": "--lanes",
+            "frontend_width": "--frontend-width",
             "weight_bits": "--weight-bits", "act_bits": "--act-bits", "shift": "--shift"}
 
 

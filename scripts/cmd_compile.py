@@ -37,6 +37,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--engine", default=O.engine, choices=("auto", *NAMES),
                         help="engine per layer: auto = cost model's cheapest (default)")
     parser.add_argument("--pes", type=int, default=O.pes, help=f"EIE PEs = multipliers (default {O.pes})")
+    parser.add_argument("--frontend-width", type=int, default=O.frontend_width, metavar="K",
+                        help=f"EIE activations per input word, scanned for non-zeros (default {O.frontend_width}; "
+                             "1: the one-element front end)")
     parser.add_argument("--lanes", type=int, default=O.lanes,
                         help=f"2:4 / dense / bsr lanes, 2 multipliers each (default {O.lanes})")
     parser.add_argument("--block", type=int, default=O.block, choices=(2, 4),
@@ -69,6 +72,7 @@ def run(args) -> int:
                           conv_sparsity=args.conv_sparsity, schedule=args.schedule, scope=args.scope, reinit=args.reinit,
                           rounds=args.rounds, epochs=args.epochs, finetune_epochs=args.finetune_epochs, lr=args.lr,
                           finetune_lr=args.lr, engine=args.engine, pes=args.pes, lanes=args.lanes, block=args.block,
+                          frontend_width=args.frontend_width,
                           share_bits=args.share_bits, index_bits=args.index_bits, eie_entries=args.eie_entries, calib=args.calib,
                           seed=args.seed, shrink=not args.no_shrink, progress=True)
     opts.check()

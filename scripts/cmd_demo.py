@@ -7,6 +7,7 @@ HELP = "train, prune, quantize a digits MLP and run it bit-exact on the simulate
 
 
 def add_arguments(p):
+    from model.hw.config import DEFAULT_FRONTEND_WIDTH
     p.add_argument("--hidden", default="128,64", help="hidden layer sizes, multiples of 4 (default 128,64)")
     p.add_argument("--sparsity", type=float, default=0.9, help="sparsity of the unstructured (EIE) network")
     p.add_argument("--method", default="taylor", choices=["magnitude", "taylor", "random"])
@@ -16,6 +17,9 @@ def add_arguments(p):
     p.add_argument("--pes", type=int, default=8, help="EIE PEs (= multipliers)")
     p.add_argument("--lanes", type=int, default=4, help="2:4 / dense lanes (2 multipliers each)")
     p.add_argument("--fifo-depth", type=int, default=8)
+    p.add_argument("--frontend-width", type=int, default=DEFAULT_FRONTEND_WIDTH, metavar="K",
+                   help=f"EIE activations per input word, scanned for non-zeros (default {DEFAULT_FRONTEND_WIDTH}; "
+                        "1: the one-element front end)")
     p.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     p.add_argument("--backend", default=None, choices=["native", "cocotb"],
                    help="native: compiled Verilator harness (default on verilator); cocotb: the Python testbenches")
@@ -44,7 +48,8 @@ def run(args) -> int:
 
     opts = DemoOptions(hidden=parse_hidden(args.hidden), sparsity=args.sparsity, method=args.method, schedule=args.schedule,
                        scope=args.scope, pes=args.pes,
-                       lanes=args.lanes, fifo_depth=args.fifo_depth, sim=args.sim, backend=args.backend, out=Path(args.out),
+                       lanes=args.lanes, fifo_depth=args.fifo_depth,
+                       frontend_width=args.frontend_width, sim=args.sim, backend=args.backend, out=Path(args.out),
                        seed=args.seed, limit=args.limit, dense_limit=args.dense_limit, epochs=args.epochs, sweep=not args.no_sweep,
                        share_bits=args.share_bits, index_bits=args.index_bits)
     from model.outputs import claim_dir

@@ -56,7 +56,8 @@ def run(args) -> int:
     m = net.meta
     sizes = {"pes": m.get("pes", 8), "lanes": m.get("lanes", 4)}  # CompileOptions' defaults
     cfgs = engine_configs(net, sizes["pes"], sizes["lanes"], m.get("fifo_depth", 8),
-                          kinds=set(engines) | set(compare), block=m.get("block", 4))
+                          kinds=set(engines) | set(compare), block=m.get("block", 4),
+                          frontend_width=m.get("frontend_width", 1))  # folders from before it: 1
     import sys
     print(f"building the engines ({', '.join(cfgs)}) for {args.sim}/{backend} (cached) ...", file=sys.stderr,
           flush=True)

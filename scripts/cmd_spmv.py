@@ -21,6 +21,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--codebook", default=None, metavar="CB.npy",
                         help="EIE weight sharing: 2, 4, ... 256 shared weights (entry 0 = 0); W.npy then holds "
                              "codebook indices and the array runs in codebook mode")
+    parser.add_argument("--frontend-width", type=int, default=None, metavar="K",
+                        help="EIE: activations per input word, scanned for non-zeros (default 8; 1: the "
+                             "one-element front end)")
     parser.add_argument("--lanes", type=int, default=None, metavar="L",
                         help="2:4/dense/bsr: lanes, 2 multipliers each (default 4)")
     parser.add_argument("--block", type=int, default=None, choices=(2, 4), help="bsr: block size 2x2 or 4x4 (default 4)")
@@ -63,11 +66,11 @@ def run(args) -> int:
     check_not_input(args.out, {"--weights": args.weights, "--image": args.image, "--input": args.input,
                                "--bias": args.bias, "--codebook": args.codebook})
     check_file(args.out)
-    eie_only, lane_only = ("--pes", "--fifo-depth", "--index-bits", "--codebook"), ("--lanes",)
+    eie_only, lane_only = ("--pes", "--fifo-depth", "--index-bits", "--codebook", "--frontend-width"), ("--lanes",)
     is_eie, is_bsr = args.engine == EIE.name, args.engine == BSR.name
     for name in eie_only if not is_eie else lane_only:
         if getattr(args, name[2:].replace("-", "_")) is not None:
-            takes = "--lanes" if not is_eie else "--pes, --fifo-depth, --index-bits and --codebook"
+            takes = "--lanes" if not is_eie else "--pes, --fifo-depth, --index-bits, --codebook and --frontend-width"
             raise SparseFlowError(f"{name} does not apply to --engine {args.engine}, which takes {takes}")
     for name in ("--block", "--image"):
         if getattr(args, name[2:]) is not None and not is_bsr:
@@ -84,7 +87,9 @@ def run(args) -> int:
             raise SparseFlowError(f"--block {args.block} but --image {args.image} has {br}x{bc} blocks")
         args.block = br
         args.weight_bits = image.config.weight_bits
-    defaults = {"pes": 4, "fifo_depth": 8, "index_bits": "auto", "lanes": 4, "block": 4}
+    from model.hw.config import DEFAULT_FRONTEND_WIDTH
+    defaults = {"pes": 4, "fifo_depth": 8, "index_bits": "auto", "lanes": 4, "block": 4,
+                "frontend_width": DEFAULT_FRONTEND_WIDTH}
     for key, v in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, v)
@@ -142,9 +147,11 @@ def run(args) -> int:
                 widths = None
                 if args.index_bits == "auto":
                     args.index_bits, widths = choose_index_width(
-                        w, x, n_pes=args.pes, arith=arith, codebook_bits=cb_bits if codebook is not None else None)
+                        w, x, n_pes=args.pes, arith=arith, codebook_bits=cb_bits if codebook is not None else None,
+                        frontend_width=args.frontend_width)
                 cfg = size_config(w, n_pes=args.pes, fifo_depth=args.fifo_depth, index_bits=args.index_bits,
-                                  arith=arith, codebook_bits=cb_bits if codebook is not None else None)
+                                  arith=arith, codebook_bits=cb_bits if codebook is not None else None,
+                                  frontend_width=args.frontend_width)
             except SparseFlowError as exc:
                 raise in_option_terms(exc) from None
             r = run_spmv(w, x, cfg, sim=args.sim, pacing=args.pacing, waves=args.waves or None, bias=bias,
@@ -153,6 +160,7 @@ def run(args) -> int:
             busy = np.asarray(r["busy"], dtype=float)  # (B, n_pes)
             rep.update({
                 "pes": cfg.n_pes, "fifo_depth": cfg.fifo_depth, "index_bits": cfg.index_bits,
+                "frontend_width": cfg.frontend_width,
                 "index_bits_chosen_by": "cost model" if widths else "--index-bits",
                 "bits_per_nonzero": round(eie_bits_per_nonzero(r["matrix"], cfg), 3),
                 "eie_paper_bits_per_nonzero": EIE_PAPER_BITS_PER_NONZERO,

@@ -16,6 +16,9 @@ def add_arguments(p) -> None:
     size.add_argument("--lanes", type=int, help="2:4 / dense / bsr lanes, 2 multipliers each (default 4)")
     p.add_argument("--block", type=int, choices=(2, 4), help="bsr: block size, 2x2 or 4x4 (default 4)")
     p.add_argument("--fifo-depth", type=int, help="EIE queue depth per PE (default: 2 on ice40-up5k, 8 on ecp5-85f)")
+    p.add_argument("--frontend-width", type=int, metavar="K",
+                   help="EIE activations per input word, scanned for non-zeros (default: 1 on ice40-up5k, "
+                        "8 on ecp5-85f; 1: one element)")
     p.add_argument("--target", required=True, choices=TARGETS, help="FPGA and board")
     p.add_argument("--rows", type=int, default=32, help="matrix rows (default 32)")
     p.add_argument("--cols", type=int, default=32, help="matrix columns (default 32)")
@@ -51,6 +54,8 @@ def run(args) -> int:
         raise SparseFlowError(f"{'--pes' if is_eie else '--lanes'} must be >= 1, not {size}")
     if args.fifo_depth is not None and not is_eie:
         raise SparseFlowError(f"--fifo-depth is for the EIE array; the {args.engine} engine has no queues")
+    if args.frontend_width is not None and not is_eie:
+        raise SparseFlowError(f"--frontend-width is for the EIE array; the {args.engine} engine has one input per word")
     if args.freq is not None and not args.freq > 0:
         raise SparseFlowError(f"--freq must be positive, not {args.freq}")
     if args.out is not None:  # before the (long) simulation: never replace a folder SparseFlow did not write
@@ -60,6 +65,7 @@ def run(args) -> int:
         r = synthesize(args.engine, size, args.target, rows=args.rows, cols=args.cols, density=args.density,
                        seed=args.seed, vectors=args.vectors, out=args.out, freq_mhz=args.freq,
                        sim=None if args.sim == "none" else args.sim, fifo_depth=args.fifo_depth,
+                       frontend_width=args.frontend_width,
                        pnr_seed=args.pnr_seed, block=args.block)
     except SparseFlowError as exc:  # name the option the user typed, not the configuration field
         from scripts.cli import in_option_terms
@@ -68,7 +74,7 @@ def run(args) -> int:
     if args.json:
         print_json(r)
         return 0
-    depth = f", queue depth {r['fifo_depth']}" if "fifo_depth" in r else ""
+    depth = f", queue depth {r['fifo_depth']}, front end {r['frontend_width']} wide" if "fifo_depth" in r else ""
     print(f"{r['engine']} x{r['size']} on {r['board']}: {r['rows']}x{r['cols']} matrix, {r['nnz']} non-zeros{depth}")
     print(f"  logic cells  {r['logic_cells']:>6} / {r['logic_cells_available']} {r['logic_cell_type']}"
           f"  ({r['lut4']} LUT4)")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.hw.config import Arith, EIEConfig, Requant, Sparse24Config, pow2_ceil
+from model.hw.config import DEFAULT_FRONTEND_WIDTH, Arith, EIEConfig, Requant, Sparse24Config, pow2_ceil
 from model.hw.engines import DENSE, EIE, SPARSE24
 from model.errors import SparseFlowError
 from model.outputs import json_default
@@ -49,6 +49,7 @@ class DemoOptions:
     pes: int = 8                   # EIE PEs = multipliers
     lanes: int = 4                 # 2:4 / dense lanes (2 multipliers each)
     fifo_depth: int = 8
+    frontend_width: int = DEFAULT_FRONTEND_WIDTH  # EIE activations per input word (1: one element)
     sim: str = "verilator"
     backend: str | None = None     # None: native on Verilator, cocotb on Icarus
     out: Path = Path("build/demo")
@@ -75,7 +76,7 @@ class DemoOptions:
             raise SparseFlowError(f"unknown simulator {self.sim!r}; choose one of {', '.join(SIMULATORS)}")
         from verif.native import check_backend
         self.backend = check_backend(self.backend, self.sim)
-        for name in ("pes", "lanes", "fifo_depth", "epochs", "dense_limit"):
+        for name in ("pes", "lanes", "fifo_depth", "frontend_width", "epochs", "dense_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise SparseFlowError(f"{name.replace('_', ' ')} must be >= 1, not {getattr(self, name)}")
         if self.limit is not None and self.limit < 1:
@@ -126,6 +127,7 @@ def eie_config(shapes, opts: DemoOptions, weight_bits: int, act_bits: int) -> EI
     from model.hw.costmodel import INDEX_WIDTHS
     rows, cols = _max_dims(shapes)
     cfg = EIEConfig(n_pes=opts.pes, fifo_depth=opts.fifo_depth, max_rows=rows, max_entries=1,
+                    frontend_width=opts.frontend_width,
                     arith=Arith(weight_bits, act_bits, max_cols=cols, requant=Requant()),
                     index_bits=opts.index_bits or max(INDEX_WIDTHS), codebook=opts.share_bits is not None,
                     codebook_bits=opts.share_bits or EIEConfig.codebook_bits)

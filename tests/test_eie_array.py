@@ -28,6 +28,10 @@ CASES = {
     "pe1_depth1": (BASE.with_(n_pes=1, fifo_depth=1, index_bits=3, max_entries=2048), ("icarus",)),
     "pe8_depth4": (BASE.with_(n_pes=8, fifo_depth=4, max_entries=128), ("icarus",)),
     "pe16_depth1": (BASE.with_(n_pes=16, fifo_depth=1, max_entries=64, index_bits=1), ()),
+    # The scanning front end (K elements per input word, rtl.eie.nonzero.NonZeroScan): K does
+    # not divide max_cols (a padded last word), and 8 x 16 bits + last is a 129-bit x port.
+    "pe4_wide4": (BASE.with_(frontend_width=4, arith=Arith(max_cols=22)), ("icarus",)),
+    "pe2_wide8_depth1": (BASE.with_(n_pes=2, fifo_depth=1, frontend_width=8, max_entries=512), ()),
 }
 
 
@@ -136,27 +140,39 @@ def test_eie_waves_on_demand(sim, monkeypatch):
     assert dumps == ["dump.fst"], dumps
 
 
-def test_input_past_the_columns_is_dropped():
+@pytest.mark.parametrize("k", [1, 8])
+def test_input_past_the_columns_is_dropped(k):
     """Elements past the loaded matrix's columns (and past ``max_cols``) are dropped
     (rtl/eie/nonzero.py ``cols``): the results are the matrix times the first ``cols``
-    elements (a case the mutation screen asked for). Native: run_jobs would refuse the shape."""
+    elements (a case the mutation screen asked for). Native: run_jobs would refuse the shape.
+    ``k`` 8: the scanning front end, whose 129-bit input words the harness sends as three
+    int64 chunks; there the same build also runs the directed cases at full input speed
+    (counters == cycle model)."""
     from rtl.common.config import build_config
     from rtl.eie.array import EIEArray
     from verif import native
     from verif.cases import OVERLONG_SEED, overlong, overlong_jobs
     from rtl.common.protocol import packed_inputs
     from verif.spmv_eie import TOPLEVEL, prepare_jobs
-    cfg = BASE.with_(arith=Arith(max_cols=24, requant=Requant(4, True)))  # verif.mutation.eie_config
+    cfg = BASE.with_(arith=Arith(max_cols=24, requant=Requant(4, True)), frontend_width=k)  # verif.mutation.eie_config
     print(f"seed {OVERLONG_SEED}")
     prepared, arrays = prepare_jobs(overlong_jobs(cfg), cfg)
     rng = np.random.default_rng(6)
-    jobs = [{"load": arrays[f"load_{i}"], "x": packed_inputs(overlong(arrays[f"x_{i}"], cfg.max_cols + 3, rng), 16),
+    jobs = [{"load": arrays[f"load_{i}"], "x": packed_inputs(overlong(arrays[f"x_{i}"], cfg.max_cols + 3, rng), 16, k),
              "rows": int(arrays[f"rows_{i}"])} for i in range(len(prepared))]
-    exe = native.build(EIEArray(build_config(cfg)), toplevel=TOPLEVEL, eie=True, n_pes=cfg.n_pes)
-    results, _ = native.run(exe, jobs, out_bits=16, eie=True, n_pes=cfg.n_pes)
+    dut = EIEArray(build_config(cfg))
+    exe = native.build(dut, toplevel=TOPLEVEL, eie=True, n_pes=cfg.n_pes)
+    results, _ = native.run(exe, jobs, out_bits=16, eie=True, n_pes=cfg.n_pes, chunks=native.x_chunks(dut))
     for (m, a2, expect, _, _), r, j in zip(prepared, results, jobs):
-        assert j["x"].shape[1] == cfg.max_cols + 3 > a2.shape[0]
+        assert j["x"].shape[1] == -(-(cfg.max_cols + 3) // k) and cfg.max_cols + 3 > a2.shape[0]
         np.testing.assert_array_equal(r["y"], expect)
+    if k > 1:
+        seed = 31
+        print(f"seed {seed}")
+        rng = np.random.default_rng(seed)
+        res = run_jobs(directed_jobs(rng, cfg) + random_jobs(rng, cfg, 2), cfg, backend="native", processes=1,
+                       out_pacing=0.5, load_pacing=0.7, seed=1)
+        check_counters(res, cfg)
 
 
 def test_vector_counter_over_many_vectors():

@@ -28,6 +28,7 @@ def test_spmv_eie_runs_and_reports(files, capsys):
     rep = json.loads(capsys.readouterr().out)
     np.testing.assert_array_equal(np.load(out), matvec(w, x, Arith()))
     assert rep["cycles"] == rep["predicted"] and rep["pes"] == 3 and len(rep["utilisation"]) == 3
+    assert rep["frontend_width"] == 8  # the scanning front end is the default
     assert all(0 < e <= 1 for e in rep["efficiency"])
 
 
@@ -37,6 +38,7 @@ def test_spmv_eie_runs_and_reports(files, capsys):
     ("range", "input[0, 0] = 40000 is out of range for 16-bit signed (-32768..32767)"),
     ("missing", "no such file"),
     ("pes", "--pes must be >= 1, not 0"),
+    ("width", "--frontend-width must be a power of two, not 3"),
 ])
 def test_spmv_bad_input_is_one_line_exit_2(files, capsys, bad, message):
     tmp, w, x = files
@@ -50,6 +52,8 @@ def test_spmv_bad_input_is_one_line_exit_2(files, capsys, bad, message):
         x = x.copy(); x[0, 0] = 40000; np.save(xin, x)
     elif bad == "missing":
         xin = tmp / "nope.npy"
+    elif bad == "width":
+        args = ["--frontend-width", "3"]
     else:
         args = ["--pes", "0"]
     rc = main(["spmv", "--weights", str(tmp / "W.npy"), "--input", str(xin), "--out", str(tmp / "Y.npy"), *args])

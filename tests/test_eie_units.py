@@ -15,7 +15,7 @@ from model.hw.reference import layer
 from rtl.common.config import build_config
 from rtl.eie.array import EIEArray
 from rtl.eie.broadcast import Broadcast
-from rtl.eie.nonzero import NonZeroDetect
+from rtl.eie.nonzero import NonZeroDetect, NonZeroScan
 from rtl.eie.pe import EIEPE
 from verif.runner import lint, to_verilog
 from verif.spmv_eie import load_words
@@ -29,6 +29,22 @@ def run(dut, *benches):
     for b in benches:
         sim.add_testbench(b)
     sim.run()  # until every testbench returns (the clock is a background process)
+
+
+def _front_end_sink(dut, got, ends, prng, p_ready, cycles):
+    """A testbench taking the front end's ``nz`` with random back-pressure (``ready`` with
+    probability ``p_ready``) for ``cycles`` cycles: ``(col, data)`` of each transfer into
+    ``got``, ``end`` of each ``accept`` cycle into ``ends``."""
+    async def sink(ctx):
+        for _ in range(cycles):
+            ctx.set(dut.nz.ready, prng.random() < p_ready)
+            _, _, valid, ready, col, data, accept, end = await ctx.tick().sample(
+                dut.nz.valid, dut.nz.ready, dut.nz.payload.col, dut.nz.payload.data, dut.accept, dut.end)
+            if valid and ready:
+                got.append((col, data))
+            if accept:
+                ends.append(end)
+    return sink
 
 
 def test_nonzero_detect_numbers_columns_and_skips_zeros():
@@ -55,20 +71,66 @@ def test_nonzero_detect_numbers_columns_and_skips_zeros():
                 await ctx.tick().until(dut.x.ready)
         ctx.set(dut.x.valid, 0)
 
-    async def sink(ctx):
-        prng = random.Random(2)
-        for _ in range(2000):
-            ctx.set(dut.nz.ready, prng.random() < 0.5)
-            _, _, valid, ready, col, data, accept, end = await ctx.tick().sample(
-                dut.nz.valid, dut.nz.ready, dut.nz.payload.col, dut.nz.payload.data, dut.accept, dut.end)
-            if valid and ready:
-                got.append((col, data))
-            if accept:
-                ends.append(end)
-
-    run(dut, source, sink)
+    run(dut, source, _front_end_sink(dut, got, ends, random.Random(2), 0.5, 2000))
     assert got == want
     assert ends == [int(j == len(vec) - 1) for vec in vecs for j in range(len(vec))]
+
+
+def _words(vec, k):
+    """A vector as ``(elements, last)`` input words of ``k`` elements, the last one zero-padded."""
+    n = -(-len(vec) // k)
+    return [((list(vec[w * k:(w + 1) * k]) + [0] * k)[:k], w == n - 1) for w in range(n)]
+
+
+@pytest.mark.parametrize("k", [2, 8])
+def test_nonzero_scan_sends_each_non_zero_once_and_one_step_per_empty_word(k):
+    """NonZeroScan: the non-zeros at columns < cols in order with their column numbers, under
+    random input gaps and back-pressure; one ``accept`` step per non-zero (a non-zero past
+    ``cols`` is dropped in its step), one per word without any, ``end`` on the last word's;
+    ``cols`` changed between vectors (enable low) applies to a first word already waiting."""
+    seed = 10 + k
+    print(f"seed {seed}")
+    rng = random.Random(seed)
+    cfg = SMALL.with_(frontend_width=k)
+    dut = NonZeroScan(cfg)
+    vecs = [[rng.choice([0, 0, rng.randint(-9, 9)]) for _ in range(rng.randint(1, 16))] for _ in range(8)]
+    vecs[0] = [0] * 9  # all-zero vector
+    vecs[1] = [5] * 16  # every element non-zero
+    cols = [rng.randint(1, 16) for _ in vecs]
+    want = [(j, v) for vec, c in zip(vecs, cols) for j, v in enumerate(vec) if v and j < c]
+    steps = []  # (end) per accept
+    want_steps = []
+    for vec, c in zip(vecs, cols):
+        for w, (lanes, last) in enumerate(_words(vec, k)):
+            nz = sum(1 for v in lanes if v)  # one step per non-zero, in range or not (dropped)
+            want_steps += [0] * (max(nz, 1) - 1) + [int(last)]
+    got = []
+
+    async def source(ctx):
+        for v, (vec, c) in enumerate(zip(vecs, cols)):
+            words = _words(vec, k)
+            ctx.set(dut.enable, 0)  # between vectors: the first word goes in, then cols changes
+            ctx.set(dut.x.valid, 1)
+            ctx.set(dut.x.payload.data, words[0][0]); ctx.set(dut.x.payload.last, words[0][1])
+            await ctx.tick().until(dut.x.ready)
+            ctx.set(dut.x.valid, 0)
+            ctx.set(dut.cols, c)
+            await ctx.tick()
+            ctx.set(dut.enable, 1)
+            for lanes, last in words[1:]:
+                while rng.random() < 0.3:
+                    ctx.set(dut.x.valid, 0)
+                    await ctx.tick()
+                ctx.set(dut.x.valid, 1)
+                ctx.set(dut.x.payload.data, lanes); ctx.set(dut.x.payload.last, last)
+                await ctx.tick().until(dut.x.ready)
+            ctx.set(dut.x.valid, 0)
+            while sum(steps) < v + 1:  # this vector's last word has left: cols may change
+                await ctx.tick()
+
+    run(dut, source, _front_end_sink(dut, got, steps, random.Random(seed + 1), 0.6, 3000))
+    assert got == want
+    assert steps == want_steps
 
 
 @pytest.mark.parametrize("depth", [1, 3])
@@ -236,9 +298,10 @@ def test_constructors_check_arguments():
 
 
 async def _send_vector(ctx, dut, x):
-    for j, v in enumerate(x):
+    k = dut.cfg.frontend_width
+    for data, last in _words([int(v) for v in x], k) if k > 1 else [(int(v), j == len(x) - 1) for j, v in enumerate(x)]:
         ctx.set(dut.x.valid, 1)
-        ctx.set(dut.x.payload.data, int(v)); ctx.set(dut.x.payload.last, j == len(x) - 1)
+        ctx.set(dut.x.payload.data, data); ctx.set(dut.x.payload.last, last)
         await ctx.tick().until(dut.x.ready)
     ctx.set(dut.x.valid, 0)
 
@@ -254,7 +317,9 @@ async def _receive_vector(ctx, dut, rows):
     return y
 
 
-def _array_run(dut, loads, xs, rows):
+def _array_run(dut, loads, xs, rows, cycles=None):
+    """Load, then each vector in turn (input at full speed); ``cycles``: a list that gets
+    each vector's ``cycles`` counter, read after its last result."""
     ys = []
 
     async def bench(ctx):
@@ -266,14 +331,17 @@ def _array_run(dut, loads, xs, rows):
         for x in xs:
             await _send_vector(ctx, dut, x)
             ys.append(await _receive_vector(ctx, dut, rows))
+            if cycles is not None:
+                cycles.append(ctx.get(dut.cycles))
 
     run(dut, bench)
     return np.array(ys).T
 
 
-def test_array_elaboration_time_init_needs_no_load():
+@pytest.mark.parametrize("k", [1, 4])
+def test_array_elaboration_time_init_needs_no_load(k):
     rng = np.random.default_rng(9)
-    cfg = SMALL.with_(arith=Arith(max_cols=16, requant=Requant(shift=6, relu=True)))
+    cfg = SMALL.with_(arith=Arith(max_cols=16, requant=Requant(shift=6, relu=True)), frontend_width=k)
     w = rng.integers(-128, 128, (11, 9)) * (rng.random((11, 9)) < 0.5)
     xs = [rng.integers(-3000, 3000, 9) for _ in range(2)]
     y = _array_run(EIEArray(cfg, init=encode(w, cfg), checks=True), [], xs, 11)
@@ -330,6 +398,22 @@ def test_array_codebook_mode():
     np.testing.assert_array_equal(y, book[idx] @ np.array(xs).T)
 
 
+@pytest.mark.parametrize("k", [4, 16])
+def test_array_wide_front_end(k):
+    """The array with NonZeroScan (every mirrored-flag assertion on): results and cycles equal
+    the golden model and the cycle model; vectors all zero, sparse, dense and over a padded
+    last word (14 columns)."""
+    print("seed 12")
+    rng = np.random.default_rng(12)
+    cfg = SMALL.with_(frontend_width=k)
+    w = rng.integers(-128, 128, (10, 14)) * (rng.random((10, 14)) < 0.5)
+    xs = [rng.integers(-3000, 3000, 14) * (rng.random(14) < p) for p in (0.0, 0.2, 0.5, 1.0)]
+    cyc = []
+    y = _array_run(EIEArray(cfg, checks=True), load_words(encode(w, cfg), cfg), xs, 10, cyc)
+    np.testing.assert_array_equal(y, w @ np.array(xs).T)
+    assert cyc == [predict_cycles(w, x, cfg) for x in xs]
+
+
 def test_requant_only_configs_share_one_verilog():
     def cfg(shift, relu):
         return SMALL.with_(n_pes=2, arith=Arith(max_cols=16, requant=Requant(shift=shift, relu=relu)))
@@ -358,6 +442,21 @@ def test_cycle_model_by_hand():
     p = simulate_vector(w, [1, 1, 1], cfg)
     assert (p["cycles"], p["busy"].tolist(), p["stall"].tolist()) == (18, [4], [0])
     assert predict_cycles(w, [0, 0, 0], cfg) == 5  # all zeros: 3 elements, drained, done
+    # Scanning front end, 4 wide: the three columns are one word, its non-zeros step one per
+    # cycle into the output register O (S = 0, 1, 2) and reach N one cycle later (T = 1, 2,
+    # 3): one cycle more than one element per word; 10 zeros are 3 words (steps 0, 1, 2), not
+    # 10 elements.
+    wide = cfg.with_(frontend_width=4, arith=Arith(max_cols=16))
+    assert predict_cycles(w, [1, 1, 1], wide) == 19
+    assert predict_cycles(np.zeros((1, 10), dtype=int), np.zeros(10, dtype=int), wide) == 5
+    assert predict_cycles(np.zeros((1, 10), dtype=int), np.zeros(10, dtype=int), wide.with_(frontend_width=1)) == 12
+    # Non-zeros at columns 1 and 9 (words 0 and 2): S = 0 and 2 (word 1 passes at 1), T = 1, 3.
+    one = np.zeros((1, 10), dtype=int)
+    one[0, 9] = 1
+    x = np.zeros(10, dtype=int)
+    x[[1, 9]] = 1
+    # c9: T=3 M=4 R=5 F=5 Q=6 H=7 X=8 C=9, issues 10 -> drained 16, done 17 -> 18 cycles
+    assert predict_cycles(one, x, wide) == 18
     assert ideal_cycles(w, [1, 0, 1], 2) == 2.0
 
 
@@ -386,7 +485,9 @@ WAIVERS = ["-Wno-DECLFILENAME", "-Wno-PROCASSINIT", "-Wno-WIDTHEXPAND", "-Wno-WI
 
 @pytest.mark.parametrize("codebook", [False, True])
 def test_lint_clean(codebook):
-    cfg = SMALL.with_(n_pes=2 if codebook else 4, arith=Arith(max_cols=16, requant=Requant(3)), codebook=codebook)
+    # the codebook build also has the scanning front end (8 wide)
+    cfg = SMALL.with_(n_pes=2 if codebook else 4, arith=Arith(max_cols=16, requant=Requant(3)), codebook=codebook,
+                      frontend_width=8 if codebook else 1)
     lint(EIEArray(cfg), toplevel="eie_array", waivers=WAIVERS)
 
 

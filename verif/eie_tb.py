@@ -51,7 +51,7 @@ async def eie_case(dut):
         x = case[f"x_{i}"]
         rows = int(case[f"rows_{i}"])
         cols, batch = x.shape
-        send = cocotb.start_soon(xsrc.send(packed_inputs(x, act_bits).reshape(-1).tolist()))
+        send = cocotb.start_soon(xsrc.send(packed_inputs(x, act_bits, meta.get("frontend_width", 1)).reshape(-1).tolist()))
         y = np.zeros((rows, batch), dtype=np.int64)
         cyc, tot, busy, stall, vecs = [], [], [], [], []
         for b in range(batch):

@@ -69,15 +69,17 @@ class Target:
     n_pes: int
     out_bits: int
     runs: list = field(default_factory=list)
+    chunks: int = 1  # int64 per x word (verif.native.x_chunks)
 
 
 # ---- the screening sets: the regression's cases ------------------------------------------
-def eie_config():
+def eie_config(frontend_width: int = 1):
     """The screened EIE array: tests/test_eie_array.py's four-PE configuration with requant
-    (so the requantizer is in the netlist, as in the requant test)."""
+    (so the requantizer is in the netlist, as in the requant test); ``frontend_width`` > 1
+    screens the scanning front end."""
     from model.hw.config import Arith, EIEConfig, Requant
     return EIEConfig(n_pes=4, index_bits=2, fifo_depth=2, max_rows=24, max_entries=256,
-                     arith=Arith(max_cols=24, requant=Requant(4, True)))
+                     arith=Arith(max_cols=24, requant=Requant(4, True)), frontend_width=frontend_width)
 
 
 def lane_config():
@@ -98,7 +100,7 @@ def _eie_run(name, jobs, cfg, bcfg, pacing, seed, model, x_length=None):
     rng = np.random.default_rng(seed)
     xs = [arrays[f"x_{i}"] if x_length is None else overlong(arrays[f"x_{i}"], x_length, rng)
           for i in range(len(prepared))]
-    njobs = [{"load": arrays[f"load_{i}"], "x": packed_inputs(x, cfg.arith.act_bits),
+    njobs = [{"load": arrays[f"load_{i}"], "x": packed_inputs(x, cfg.arith.act_bits, cfg.frontend_width),
               "rows": int(arrays[f"rows_{i}"])} for i, x in enumerate(xs)]
 
     def check(results):
@@ -124,7 +126,7 @@ def _eie_run(name, jobs, cfg, bcfg, pacing, seed, model, x_length=None):
                native_watchdog(bcfg, min(pacing)), check)
 
 
-def eie_target() -> Target:
+def eie_target(frontend_width: int = 1) -> Target:
     """The EIE array and its screening set: tests/test_eie_array.py's "pe4" cases (same seed,
     same matrices and vectors; requantized here) and its requant layers (there on a 2-PE
     build), with the tests' stream pacing."""
@@ -135,7 +137,8 @@ def eie_target() -> Target:
     from verif import cases
     from verif.cases import directed_jobs, random_jobs, requant_jobs
     from verif.spmv_eie import TOPLEVEL
-    cfg = eie_config()
+    from verif.native import x_chunks
+    cfg = eie_config(frontend_width)
     bcfg = build_config(cfg)
     rng = np.random.default_rng(zlib.crc32(b"pe4") % 1000)  # test_eie_matches_reference_and_cycle_model
     jobs = directed_jobs(rng, cfg) + random_jobs(rng, cfg, 3)
@@ -153,7 +156,8 @@ def eie_target() -> Target:
         # tests/test_eie_array.py::test_dense_matrix_fills_every_pe (round 3)
         _eie_run("dense matrix, x full speed", cases.eie_dense_jobs(cfg), cfg, bcfg, (1.0, 1.0, 1.0), 8, "all"),
     ]
-    return Target("eie", EIEArray(bcfg), TOPLEVEL, True, cfg.n_pes, cfg.arith.out_bits, runs)
+    dut = EIEArray(bcfg)
+    return Target("eie", dut, TOPLEVEL, True, cfg.n_pes, cfg.arith.out_bits, runs, x_chunks(dut))
 
 
 def _lane_run(name, engine, w, x, cfg, pacing, seed, full_speed_checks=False, out_pacing=None, long_x=None,
@@ -339,12 +343,16 @@ TARGETS = {"eie": eie_target, "2:4": lambda: lane_target(False), "dense": lambda
            "bsr": bsr_target}
 
 
-def target(name: str, long_runs: bool = True) -> Target:
+def target(name: str, long_runs: bool = True, frontend_width: int = 1) -> Target:
     """Engine ``name``'s target; ``long_runs`` False leaves out the runs of seconds each (the
-    counters' high bits), for quick checks of the flow."""
+    counters' high bits), for quick checks of the flow; ``frontend_width``: the EIE array's
+    (:func:`eie_target`)."""
     if name not in ENGINES:
         raise SparseFlowError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
-    t = TARGETS[name]() if name in TARGETS else board_target(name)
+    if name == "eie":
+        t = eie_target(frontend_width)
+    else:
+        t = TARGETS[name]() if name in TARGETS else board_target(name)
     names = [r.name for r in t.runs]
     if len(set(names)) != len(names):  # the original design's counters are looked up by run name
         raise RuntimeError(f"{name}: two screening runs share a name: {sorted(n for n in names if names.count(n) > 1)}")
@@ -453,7 +461,8 @@ def mutated_verilog(work: Path, muts: list[Mutation]) -> str:
 def run_once(t: Target, exe: Path, mutsel: int | None, run: Run, timeout: float) -> list[dict]:
     from verif import native
     results, _ = native.run(exe, run.jobs, out_bits=t.out_bits, eie=t.eie, n_pes=t.n_pes, pacing=run.pacing,
-                            seeds=run.seeds, watchdog=run.watchdog, mutsel=mutsel, timeout=timeout, idle=run.idle)
+                            seeds=run.seeds, watchdog=run.watchdog, mutsel=mutsel, timeout=timeout, idle=run.idle,
+                            chunks=t.chunks)
     return results
 
 
@@ -526,24 +535,24 @@ def same_results(a: dict, b: dict) -> str | None:
 
 def mutate_engine(name: str, n: int, seed: int, *, workers: int | None = None, work: Path | None = None,
                   only: list[int] | None = None, check_original: bool = True, progress=None,
-                  long_runs: bool = True) -> dict:
+                  long_runs: bool = True, frontend_width: int = 1) -> dict:
     """Screen ``n`` mutants of engine ``name`` (``mutate -list n -seed seed``); ``only``: screen
-    just these mutant indices (all are still compiled in); ``long_runs``: see :func:`target`.
+    just these mutant indices (all are still compiled in); ``long_runs``, ``frontend_width``: see :func:`target`.
     Returns the report dict."""
     from verif import native
     from verif.runner import BUILD_ROOT
     t0 = time.perf_counter()
-    t = target(name, long_runs)
+    t = target(name, long_runs, frontend_width)
     work = Path(work) if work else Path(tempfile.mkdtemp(prefix=f"mut-{name.replace(':', '')}-",
                                                              dir=_mkdir(BUILD_ROOT / "mutation")))
     netlist(t, work)
     muts = mutations(work, n, seed)
     text = mutated_verilog(work, muts)
-    exe = native.build_verilog(text, toplevel=t.toplevel, eie=t.eie, n_pes=t.n_pes, mutsel=True)
+    exe = native.build_verilog(text, toplevel=t.toplevel, eie=t.eie, n_pes=t.n_pes, mutsel=True, chunks=t.chunks)
     t_build = time.perf_counter() - t0
     ref = reference_run(t, exe, 0)  # sanity: no mutation active = the design, passes everything
     if check_original:  # and behaves exactly as the unmutated build
-        orig = reference_run(t, native.build(target(name, long_runs).component, toplevel=t.toplevel, eie=t.eie,
+        orig = reference_run(t, native.build(target(name, long_runs, frontend_width).component, toplevel=t.toplevel, eie=t.eie,
                                              n_pes=t.n_pes), None)
         diff = same_results(ref, orig)
         if diff:

@@ -28,10 +28,11 @@ TOPLEVEL = "eie_array"
 
 
 def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int = 4,
-                arith: Arith | None = None, codebook_bits: int | None = None) -> EIEConfig:
+                arith: Arith | None = None, codebook_bits: int | None = None,
+                frontend_width: int = 1) -> EIEConfig:
     """A configuration just big enough for ``weights`` (maxima rounded up to powers of two, so
     matrices of similar size share a build). With ``codebook_bits`` the array is in codebook mode
-    and ``weights`` are codebook indices."""
+    and ``weights`` are codebook indices; ``frontend_width``: see :class:`EIEConfig`."""
     arith = arith or Arith()
     if codebook_bits is None:
         w = as_int_array(weights, "weights", arith.weight_bits, ndim=(2,))
@@ -43,7 +44,7 @@ def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int
     arith = Arith(weight_bits=arith.weight_bits, act_bits=arith.act_bits, max_cols=pow2_ceil(cols),
                   requant=arith.requant, bias_bits=arith.bias_bits)
     cfg = EIEConfig(n_pes=n_pes, arith=arith, index_bits=index_bits, fifo_depth=fifo_depth,
-                    max_rows=pow2_ceil(rows), max_entries=1)
+                    max_rows=pow2_ceil(rows), max_entries=1, frontend_width=frontend_width)
     # padding depends on index_bits and n_pes, not on the values: the pattern sizes the memory
     need = int(encode((w != 0).astype(np.int8), cfg).entries_per_pe.max())
     cfg = cfg.with_(max_entries=pow2_ceil(max(need, 1)))
@@ -51,11 +52,13 @@ def size_config(weights, *, n_pes: int = 4, fifo_depth: int = 8, index_bits: int
 
 
 def choose_index_width(weights, x, *, n_pes: int, arith: Arith | None = None,
-                       codebook_bits: int | None = None) -> tuple[int, dict]:
+                       codebook_bits: int | None = None, frontend_width: int = 1) -> tuple[int, dict]:
     """The cost model's relative-index width for ``weights`` (indices with ``codebook_bits``) on
-    ``x`` (``model.hw.costmodel.choose_index_bits``) and the per-width costs it compared."""
+    ``x`` with a ``frontend_width`` front end (``model.hw.costmodel.choose_index_bits``) and the
+    per-width costs it compared."""
     from model.hw.costmodel import choose_index_bits, index_width_costs
-    cfg = size_config(weights, n_pes=n_pes, arith=arith, codebook_bits=codebook_bits)
+    cfg = size_config(weights, n_pes=n_pes, arith=arith, codebook_bits=codebook_bits,
+                      frontend_width=frontend_width)
     pattern = (np.asarray(weights) != 0).astype(np.int8)
     _, xs = check_spmv_operands(pattern, x, cfg.arith)  # the run's own messages (shape, range, NaN)
     costs = index_width_costs(pattern, xs.reshape(xs.shape[0], -1), cfg)
@@ -161,7 +164,7 @@ def run_jobs(jobs, cfg: EIEConfig, *, sim: str = "verilator", pacing: float = 1.
     bcfg = build_config(cfg)
     meta = {"n_jobs": len(prepared), "act_bits": cfg.arith.act_bits, "out_bits": cfg.arith.out_bits,
             "n_pes": cfg.n_pes, "pacing": pacing, "out_pacing": out_pacing or pacing,
-            "load_pacing": load_pacing or pacing, "seed": seed}
+            "load_pacing": load_pacing or pacing, "seed": seed, "frontend_width": cfg.frontend_width}
     t0 = time.perf_counter()
     if backend == "native":
         full_speed = pacing == 1.0 and (out_pacing or 1.0) == 1.0 and (load_pacing or 1.0) == 1.0
@@ -240,18 +243,21 @@ def _run_native(bcfg: EIEConfig, arrays: dict, meta: dict, waves, processes: int
     from verif.runner import waves_requested
 
     waves = waves_requested(waves)
-    exe = native.build(EIEArray(bcfg), toplevel=TOPLEVEL, eie=True, n_pes=bcfg.n_pes, waves=waves)
+    dut = EIEArray(bcfg)
+    chunks = native.x_chunks(dut)
+    exe = native.build(dut, toplevel=TOPLEVEL, eie=True, n_pes=bcfg.n_pes, waves=waves)
     jobs = []
     for i in range(meta["n_jobs"]):
         x = arrays[f"x_{i}"]
-        jobs.append({"load": arrays[f"load_{i}"], "x": packed_inputs(x, meta["act_bits"]),
+        jobs.append({"load": arrays[f"load_{i}"], "x": packed_inputs(x, meta["act_bits"], bcfg.frontend_width),
                      "rows": int(arrays[f"rows_{i}"])})
     s = meta["seed"]
     slowest = min(meta["load_pacing"], meta["pacing"], meta["out_pacing"])
     results, facts = native.run_split(exe, jobs, processes=1 if waves else processes,
                                       out_bits=meta["out_bits"], eie=True, n_pes=bcfg.n_pes,
                                       pacing=(meta["load_pacing"], meta["pacing"], meta["out_pacing"]),
-                                      seeds=(s + 1, s + 2, s + 3), watchdog=native_watchdog(bcfg, slowest), waves=waves)
+                                      seeds=(s + 1, s + 2, s + 3), watchdog=native_watchdog(bcfg, slowest), waves=waves,
+                                      chunks=chunks)
     res = {}
     for i, r in enumerate(results):
         res.update({f"y_{i}": r["y"], f"cycles_{i}": np.array(r["cycles"]), f"total_{i}": np.array(r["total_cycles"]),

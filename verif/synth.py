@@ -55,6 +55,9 @@ class Target:
     dsp: str
     synth_opts: str
     eie_fifo_depth: int  # default EIE queue depth: small FPGAs spend few cells on queues
+    # default EIE front-end width: 1 on the UP5K, where the 8-wide scanning front end placed
+    # at 36.8 MHz (routing-bound at 70 % of the chip; docs/synthesis.md)
+    eie_frontend_width: int = 8
 
     def platform_class(self):
         mod, cls = self.platform.split(":")
@@ -65,7 +68,7 @@ TARGETS = {
     "ice40-up5k": Target("ice40-up5k", "ice40", "iCEBreaker (iCE40UP5K-SG48)",
                          "amaranth_boards.icebreaker:ICEBreakerPlatform", 50.0,
                          ("led_g", 0), ("led_r", 0), "ICESTORM_LC", None, "ICESTORM_RAM",
-                         "ICESTORM_DSP", "-dsp", 2),
+                         "ICESTORM_DSP", "-dsp", 2, 1),
     "ecp5-85f": Target("ecp5-85f", "ecp5", "ULX3S 85F (LFE5U-85F-6BG381)",
                        "amaranth_boards.ulx3s:ULX3S_85F_Platform", 100.0,
                        ("led", 0), ("led", 1), "TRELLIS_COMB", "TRELLIS_FF", "DP16KD",
@@ -403,11 +406,12 @@ def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols:
                density: float = 0.25, seed: int = 1, vectors: int = 1, out: Path | None = None,
                freq_mhz: float | None = None, sim: str | None = "icarus", pnr_seed: int = 1,
                timeout: float | None = None, bitstream: bool = True, fifo_depth: int | None = None,
-               block: int | None = None) -> dict:
+               block: int | None = None, frontend_width: int | None = None) -> dict:
     """The whole trip for one engine configuration; returns one flat result dictionary.
 
     ``fifo_depth``: the EIE array's queue depth (default: the target's, 2 on the UP5K where the
-    queues' flip-flops are a fifth of the chip, 8 on the ECP5)."""
+    queues' flip-flops are a fifth of the chip, 8 on the ECP5). ``frontend_width``: the EIE
+    array's activations per input word (default: the target's, 1 on the UP5K, 8 on the ECP5)."""
     from rtl.board.cases import make_case
     from rtl.board.top import BoardTop, make_selftest
     target = get_target(target_key)
@@ -416,15 +420,20 @@ def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols:
         raise SparseFlowError(f"frequency must be positive, not {freq_mhz}")
     if engine == "eie":
         fifo_depth = target.eie_fifo_depth if fifo_depth is None else fifo_depth
+        frontend_width = target.eie_frontend_width if frontend_width is None else frontend_width
     elif fifo_depth is not None:
         raise SparseFlowError(f"a queue depth is for the EIE array; the {engine} engine has none")
-    case = make_case(engine, size, rows, cols, density, seed, vectors, fifo_depth=fifo_depth, block=block)
+    elif frontend_width is not None:
+        raise SparseFlowError(f"a front-end width is for the EIE array; the {engine} engine has none")
+    case = make_case(engine, size, rows, cols, density, seed, vectors, fifo_depth=fifo_depth, block=block,
+                     frontend_width=frontend_width)
     _, board_hz = make_platform(target, None)
     result = {"engine": engine, "size": size, "rows": rows, "cols": cols, "density": density,
               "seed": seed, "pnr_seed": pnr_seed, "vectors": vectors, "nnz": int((case.weights != 0).sum()),
               "dense_macs": case.dense_macs, "goal_mhz": target.goal_mhz}
     if engine == "eie":
         result["fifo_depth"] = fifo_depth
+        result["frontend_width"] = frontend_width
     if block is not None or engine == "bsr":
         result["block"] = case.cfg.block
         result["multipliers"] = case.cfg.multipliers

@@ -114,6 +114,11 @@ class Arith:
         return self.act_bits if self.requant is not None else self.acc_bits
 
 
+# The front end the CLI (spmv, compile, demo, synth) builds unless told otherwise: 8
+# activations per input word (``EIEConfig.frontend_width``; 1 is the one-element front end).
+DEFAULT_FRONTEND_WIDTH = 8
+
+
 @dataclass(frozen=True)
 class EIEConfig:
     """An EIE-like PE array.
@@ -124,6 +129,10 @@ class EIEConfig:
     and ``max_cols + 1`` column pointers. ``fifo_depth`` is the depth of each PE's activation
     queue. With ``codebook`` the value field is a ``codebook_bits`` index into a shared table of
     ``2**codebook_bits`` weights whose entry 0 is the zero weight (used by padding entries).
+    ``frontend_width`` (a power of two) is the number of activations the input port takes per
+    word (``rtl.eie.nonzero``): 1 is the one-element front end (a vector costs at least its
+    column count), ``K > 1`` the scanning front end that sends one non-zero per cycle and skips
+    zeros ``K`` at a time (a vector costs at least its non-zero count, or ``cols / K``).
     """
 
     n_pes: int = 4
@@ -134,9 +143,13 @@ class EIEConfig:
     max_entries: int = 1024
     codebook: bool = False
     codebook_bits: int = 4
+    frontend_width: int = 1
 
     def __post_init__(self):
         _check_int("n_pes", self.n_pes, 1, 256)
+        _check_int("frontend_width", self.frontend_width, 1, 64)
+        if self.frontend_width & (self.frontend_width - 1):
+            raise SparseFlowError(f"frontend_width must be a power of two, not {self.frontend_width}")
         _check_int("index_bits", self.index_bits, 1, 16)
         _check_int("fifo_depth", self.fifo_depth, 1, 1024)
         _check_int("max_rows", self.max_rows, 1)

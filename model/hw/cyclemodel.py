@@ -3,10 +3,16 @@
 It replays the array's timing rules non-zero by non-zero instead of cycle by cycle (see
 ``docs/eie.md``; the RTL counters must equal its numbers, ``tests/test_eie_array.py``):
 
-* the input queue (two words) delivers one element per cycle (element ``e`` taken at cycle
-  ``T_e``, ``T_0 = 0``; the counters start there, one cycle after its transfer on ``x``); a
-  zero is taken at once; the ``i``-th non-zero enters the broadcast's register N when it is
-  free or moving on: ``T_i = max(T_prev + 1, M_{i-1})``;
+* the input queue (two words) delivers one word per cycle (the front end's first step on the
+  vector is cycle ``T_0 = 0``; the counters start there, one cycle after its transfer on
+  ``x``); a word of ``K = frontend_width`` elements (``K = 1``: one element) with no non-zero
+  is dropped in one step; the ``i``-th non-zero enters the broadcast's register N when it is
+  free or moving on, at the earliest in the cycle after the previous step:
+  ``T_i = max(T_prev + 1, M_{i-1})``, where the previous step is the previous non-zero (same
+  word) or the last all-zero word before it; a word leaves with its last non-zero; with
+  ``K > 1`` a step moves the non-zero into the front end's output register O, at
+  ``S_i = max(S_prev + 1, T_{i-1})`` (O free or moving on), and O passes it to N at
+  ``T_i = max(S_i + 1, M_{i-1})``; the vector's last step is the last word's;
 * N moves the word into the broadcast's two-word buffer at ``M_i = max(T_i + 1, P_{i-2} + 1)``
   (a full SyncFIFO does not accept a word in the cycle its head is read); the word is the
   buffer's head from ``R_i = max(M_i + 1, P_{i-1} + 1)``; it is written to the queue of each
@@ -74,10 +80,19 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
     moved = NEG  # cycle register N passed the latest non-zero on to the two-word FIFO
     fire = fire_prev = NEG  # cycles the latest two non-zeros left the broadcast
     nz_cols = np.flatnonzero(x)
-    prev_col = -1
+    width = cfg.frontend_width
+    prev_word = -1
+    s = -1  # width > 1: the front end's step of the latest non-zero (into its register O)
     for j in nz_cols:
-        t = max(t + j - prev_col, moved)  # zeros pass at one per cycle; a non-zero waits for N
-        prev_col = j
+        # All-zero words pass at one per cycle, the non-zeros of one word one per cycle; a
+        # non-zero waits for N (width 1: each element is a word, zeros pass one per cycle).
+        w = j // width
+        if width == 1:
+            t = max(t + max(w - prev_word, 1), moved)
+        else:  # the step waits for O (free, or moving on into N at t); O -> N waits for N
+            s = max(s + max(w - prev_word, 1), t)
+            t = max(s + 1, moved)
+        prev_word = w
         need = lengths[:, j] > 0
         slot = pushed % depth
         old = q_hist[slot, pes]  # pop of the word D places back in the queue (NEG if none)
@@ -97,7 +112,9 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
         last_issue = np.where(need, c + L, last_issue)
         q_hist[slot, pes] = np.where(need, q, old)
         pushed += need
-    t += cols - 1 - prev_col  # the remaining zeros; t = acceptance of the last element
+    if width > 1:
+        t = s  # from here on: the front end's steps
+    t += -(-cols // width) - 1 - prev_word  # the remaining all-zero words; t: the last word's step
     done = max(t + 1, fire + 1, int((last_issue + PE_DRAIN).max())) + 1  # + the drained register
     busy = lengths[:, nz_cols].sum(axis=1) if len(nz_cols) else np.zeros(n, dtype=np.int64)
     return {"cycles": done + 1, "total_cycles": done + rows + 2, "busy": busy, "stall": stall}

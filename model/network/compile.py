@@ -30,6 +30,7 @@ import numpy as np
 
 from model.errors import SparseFlowError
 from model.nn.graph.ir import Conv2d, Graph, ReLU, Scale
+from model.hw.config import DEFAULT_FRONTEND_WIDTH
 from model.hw.engines import BSR, EIE, NAMES as ENGINES, SPARSE24
 from model.network.engines import EIE_ENTRIES, MAX_COLS, MAX_ROWS, eie_entries, is_24, layer_costs
 from model.network.intnet import IntLayer, IntNetwork, host_op
@@ -58,6 +59,7 @@ class CompileOptions:
     lanes: int = 4
     block: int = 4                  # the BSR engine's blocks (2x2 or 4x4)
     fifo_depth: int = 8
+    frontend_width: int = DEFAULT_FRONTEND_WIDTH  # EIE activations per input word (1: one-element front end)
     weight_bits: int = 8
     act_bits: int = 16
     bias_bits: int = 32
@@ -79,7 +81,7 @@ class CompileOptions:
                 raise SparseFlowError("--conv-sparsity needs --scope layer")
         if self.engine not in ("auto", *ENGINES):
             raise SparseFlowError(f"unknown engine {self.engine!r} (choose from auto, {', '.join(ENGINES)})")
-        for k in ("pes", "lanes", "fifo_depth", "rounds", "calib", "eie_entries"):
+        for k in ("pes", "lanes", "fifo_depth", "frontend_width", "rounds", "calib", "eie_entries"):
             if not isinstance(getattr(self, k), int) or getattr(self, k) < 1:
                 raise SparseFlowError(f"{k.replace('_', ' ')} must be an integer >= 1, not {getattr(self, k)!r}")
         for k in ("epochs", "finetune_epochs"):
@@ -361,7 +363,8 @@ def compile_network(graph: Graph, data: dict, opts: CompileOptions | None = None
     }
     if any(r["before"] != r["after"] for r in shrunk):
         net.meta["shrunk_from"] = {r["name"]: r["before"] for r in shrunk if r["before"] != r["after"]}
-    net.meta.update(pes=opts.pes, lanes=opts.lanes, block=opts.block, fifo_depth=opts.fifo_depth, seed=opts.seed,
+    net.meta.update(pes=opts.pes, lanes=opts.lanes, block=opts.block, fifo_depth=opts.fifo_depth,
+                    frontend_width=opts.frontend_width, seed=opts.seed,
                     accuracy=report["accuracy"])
     say(f"accuracy dense {acc_dense:.4f}, pruned float {acc_pruned:.4f}, integer golden {acc_int:.4f}")
     return Compiled(graph, pruned, net, opts, report)
@@ -386,7 +389,8 @@ def choose_engines(net: IntNetwork, x_sample: np.ndarray, opts: CompileOptions) 
             vec = op.vectors(x)
             if vec.shape[1] > 64:
                 vec = vec[:, np.sort(rng.choice(vec.shape[1], 64, replace=False))]
-            costs = layer_costs(op, vec, net, opts.pes, opts.lanes, opts.index_bits, opts.block)
+            costs = layer_costs(op, vec, net, opts.pes, opts.lanes, opts.index_bits, opts.block,
+                                frontend_width=opts.frontend_width)
             op.index_bits = costs[EIE.name]["index_bits"]
             if opts.engine == "auto":
                 from model.hw.costmodel import choose

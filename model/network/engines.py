@@ -53,7 +53,8 @@ def _arith(net, cols: int) -> Arith:
     return Arith(net.weight_bits, net.act_bits, max_cols=cols, requant=Requant(), bias_bits=net.bias_bits)
 
 
-def eie_config(net, layers, pes: int, fifo_depth: int = 8, codebook: bool = False) -> EIEConfig:
+def eie_config(net, layers, pes: int, fifo_depth: int = 8, codebook: bool = False,
+               frontend_width: int = 1) -> EIEConfig:
     """One EIE build for ``layers`` (sized from their shapes and encodings). Its relative-index
     field is as wide as the widest layer's chosen width (:func:`layer_eie_config`: a narrower
     layer's entries are valid words of a wider build)."""
@@ -62,7 +63,8 @@ def eie_config(net, layers, pes: int, fifo_depth: int = 8, codebook: bool = Fals
     bits = max((l.index_bits or EIEConfig.index_bits) for l in layers)
     book = [len(l.codebook).bit_length() - 1 for l in layers if l.codebook is not None]
     cfg = EIEConfig(n_pes=pes, fifo_depth=fifo_depth, max_rows=rows, max_entries=1, arith=_arith(net, cols),
-                    codebook=codebook, index_bits=bits, codebook_bits=max(book, default=EIEConfig.codebook_bits))
+                    codebook=codebook, index_bits=bits, codebook_bits=max(book, default=EIEConfig.codebook_bits),
+                    frontend_width=frontend_width)
     need = max(eie_entries(l, cfg) for l in layers)
     return cfg.with_(max_entries=pow2_ceil(max(need, 1)))
 
@@ -98,7 +100,7 @@ def bsr_config(net, layers, lanes: int, block: int) -> BSRConfig:
 
 
 def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int, index_bits: int | None = None,
-                block: int | None = 4) -> dict:
+                block: int | None = 4, frontend_width: int = 1) -> dict:
     """``{engine: {"cycles": per image, "cycles_per_vector", "memory_bits"}}`` (2:4 only if
     2:4-sparse; BSR with ``block`` x ``block`` blocks unless ``block`` is None or ``lanes``
     does not tile it).
@@ -112,7 +114,8 @@ def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int, index_bi
     book = None if layer.codebook is None else len(layer.codebook).bit_length() - 1
     cfg = EIEConfig(n_pes=pes, max_rows=pow2_ceil(layer.rows), max_entries=1,
                     arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(layer.cols)),
-                    codebook=book is not None, codebook_bits=book or EIEConfig.codebook_bits)
+                    codebook=book is not None, codebook_bits=book or EIEConfig.codebook_bits,
+                    frontend_width=frontend_width)
     if index_bits is None:
         index_bits = costmodel.choose_index_bits(costmodel.index_width_costs(w, x_sample, cfg))
     cfg = cfg.with_(index_bits=index_bits)

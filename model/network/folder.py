@@ -40,7 +40,8 @@ def check_out_dir(out) -> Path:
     return outputs.check_dir(out)
 
 
-def engine_configs(net: IntNetwork, pes: int, lanes: int, fifo_depth: int = 8, kinds=None, block: int = 4) -> dict:
+def engine_configs(net: IntNetwork, pes: int, lanes: int, fifo_depth: int = 8, kinds=None, block: int = 4,
+                   frontend_width: int = 1) -> dict:
     """``{"eie": EIEConfig, "2:4": Sparse24Config, "dense": Sparse24Config, "bsr": BSRConfig}``
     (BSR with ``block`` x ``block`` blocks): one build per engine kind
     in ``kinds`` (default: the engines the layers use), sized from the largest layer it can run
@@ -54,7 +55,8 @@ def engine_configs(net: IntNetwork, pes: int, lanes: int, fifo_depth: int = 8, k
         if e not in kinds or not ls:
             continue
         if e == EIE.name:
-            cfgs[e] = eie_config(net, ls, pes, fifo_depth, codebook=any(l.codebook is not None for l in ls))
+            cfgs[e] = eie_config(net, ls, pes, fifo_depth, codebook=any(l.codebook is not None for l in ls),
+                                 frontend_width=frontend_width)
         elif e == BSR.name:
             cfgs[e] = bsr_config(net, ls, lanes, block)
         else:
@@ -102,7 +104,8 @@ def write_compiled(compiled, out) -> Path:
     from model.hw.config import config_to_dict
     out = Path(out)  # new_dir checks it (before and after the work)
     net, opts = compiled.net, compiled.options
-    cfgs = engine_configs(net, opts.pes, opts.lanes, opts.fifo_depth, block=opts.block)
+    cfgs = engine_configs(net, opts.pes, opts.lanes, opts.fifo_depth, block=opts.block,
+                          frontend_width=opts.frontend_width)
     with outputs.new_dir(out, "compile") as tmp:
         net.save(tmp)
         compiled.pruned.save(tmp / "pruned")

@@ -49,7 +49,14 @@ class Case:
         return r * c * len(self.xs)
 
     def x_words(self):
-        return [(int(v), j == len(x) - 1) for x in self.xs for j, v in enumerate(x)]
+        """``(data, last)`` per ``x`` word; ``data`` a list of ``K`` elements (zero-padded) for
+        an EIE array with ``frontend_width`` K > 1."""
+        k = getattr(self.cfg, "frontend_width", 1)
+        if k == 1:
+            return [(int(v), j == len(x) - 1) for x in self.xs for j, v in enumerate(x)]
+        n = -(-self.xs.shape[1] // k)
+        return [([int(v) for v in x[w * k:(w + 1) * k]] + [0] * max(0, (w + 1) * k - len(x)), w == n - 1)
+                for x in self.xs for w in range(n)]
 
     def y_words(self, corrupt: bool = False):
         words = [(int(v), i == len(y) - 1) for y in self.expected for i, v in enumerate(y)]
@@ -79,7 +86,7 @@ def _random_matrix(rng, rows, cols, density, bits):
 
 def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed: int = 1,
               vectors: int = 1, arith: Arith | None = None, fifo_depth: int | None = None,
-              block: int | None = None) -> Case:
+              block: int | None = None, frontend_width: int | None = None) -> Case:
     """A reproducible random case; raises :class:`SparseFlowError` on bad parameters. For the
     BSR engine (``block``: 2 or 4, default 4) ``density`` is the fraction of non-zero blocks."""
     if engine not in ENGINES:
@@ -117,6 +124,8 @@ def make_case(engine: str, size: int, rows: int, cols: int, density: float, seed
         cfg = EIEConfig(n_pes=size, arith=arith, max_rows=rows)
         if fifo_depth is not None:
             cfg = cfg.with_(fifo_depth=fifo_depth)
+        if frontend_width is not None:
+            cfg = cfg.with_(frontend_width=frontend_width)
         enc = eie.encode(w, cfg)
         worst = int(enc.entries_per_pe.max(initial=0))
         # Entry memories sized like a real layer's (a power of two, at least 256 words: one

@@ -48,7 +48,8 @@ class SelfTest(wiring.Component):
     last}) the input vector in column order, ``y`` Out(stream of {data: signed(out_bits), last})
     the results in row order; its ``load`` port is left idle (weights come from ``init``).
     ``x_words``/``y_words`` are lists of ``(data, last)``: every input vector, then every
-    expected result, in stream order.
+    expected result, in stream order (an EIE array with ``frontend_width`` K > 1 takes K
+    elements per ``x`` word: ``data`` is then a list of K).
 
     Ports:
       ``load_en``  In(1): drives the engine's ``load.valid`` (a board button; hold it low). The load
@@ -82,7 +83,12 @@ class SelfTest(wiring.Component):
             raise SparseFlowError(f"clock {clk_hz} Hz is too slow for {baud} baud")
         self.engine = engine
         self.act_bits, self.out_bits = act_bits, out_bits
-        self.x_init = [(int(d) & ((1 << act_bits) - 1)) | (int(bool(l)) << act_bits) for d, l in x_words]
+        # An element, or a list of K (a wide EIE input word): packed like the x payload
+        # (element i at bits i*act_bits, then last).
+        lanes = [d if isinstance(d, (list, tuple)) else [d] for d, _ in x_words]
+        self.x_lanes = len(lanes[0])
+        self.x_init = [sum((int(e) & ((1 << act_bits) - 1)) << (i * act_bits) for i, e in enumerate(ls))
+                       | (int(bool(l)) << (self.x_lanes * act_bits)) for ls, (_, l) in zip(lanes, x_words)]
         self.y_init = [(int(d) & ((1 << out_bits) - 1)) | (int(bool(l)) << out_bits) for d, l in y_words]
         self.divisor = divisor
         self.timeout = min(timeout or (1 << CYCLE_BITS) - 1, (1 << CYCLE_BITS) - 1)
@@ -94,7 +100,8 @@ class SelfTest(wiring.Component):
         ab, ob = self.act_bits, self.out_bits
         nx, ny = len(self.x_init), len(self.y_init)
 
-        m.submodules.x_rom = x_rom = memory.Memory(shape=ab + 1, depth=nx, init=self.x_init)
+        xb = self.x_lanes * ab
+        m.submodules.x_rom = x_rom = memory.Memory(shape=xb + 1, depth=nx, init=self.x_init)
         m.submodules.y_rom = y_rom = memory.Memory(shape=ob + 1, depth=ny, init=self.y_init)
         x_rd = x_rom.read_port()
         y_rd = y_rom.read_port()
@@ -108,8 +115,8 @@ class SelfTest(wiring.Component):
         x_final = _read_ahead(m, x_rd, nx, x_fire, primed, "x")
         m.d.comb += [
             eng.x.valid.eq(x_avail & ~self.done),
-            eng.x.payload.data.eq(x_rd.data[:ab]),
-            eng.x.payload.last.eq(x_rd.data[ab]),
+            eng.x.payload.data.eq(x_rd.data[:xb]),
+            eng.x.payload.last.eq(x_rd.data[xb]),
             x_fire.eq(eng.x.valid & eng.x.ready),
         ]
         with m.If(~primed):

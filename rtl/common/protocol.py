@@ -12,19 +12,33 @@ from amaranth.lib import data, enum
 COUNTER_BITS = 32
 
 
-def sample_layout(bits: int) -> data.StructLayout:
+def sample_layout(bits: int, width: int = 1) -> data.StructLayout:
     """Payload of the ``x`` and ``y`` streams: one signed element of a vector, ``last`` on the
-    vector's final one."""
-    return data.StructLayout({"data": signed(bits), "last": 1})
+    vector's final one. ``width > 1`` (the EIE array's wide input, ``EIEConfig.frontend_width``):
+    ``data`` holds ``width`` elements, element ``i`` in bits ``i * bits ...``."""
+    elem = signed(bits) if width == 1 else data.ArrayLayout(signed(bits), width)
+    return data.StructLayout({"data": elem, "last": 1})
 
 
-def packed_inputs(x, act_bits: int):
-    """The ``x`` stream words of a (C, B) batch, ``(B, C)``: vector by vector, ``last`` on each
-    vector's final element (:func:`sample_layout`). Every engine's input port takes these."""
+def packed_inputs(x, act_bits: int, width: int = 1):
+    """The ``x`` stream words of a (C, B) batch, ``(B, ceil(C / width))``: vector by vector,
+    ``width`` elements per word (the last word of a vector padded with zeros), ``last`` on each
+    vector's final word (:func:`sample_layout`). Every engine's input port takes these (width 1;
+    the EIE array its ``frontend_width``). Words wider than 63 bits are Python ints."""
     import numpy as np
     from rtl.common.packing import pack
     x = np.asarray(x, dtype=np.int64).T
-    return pack(sample_layout(bits=act_bits), data=x, last=np.arange(x.shape[1]) == x.shape[1] - 1)
+    if width == 1:
+        return pack(sample_layout(bits=act_bits), data=x, last=np.arange(x.shape[1]) == x.shape[1] - 1)
+    n_words = -(-x.shape[1] // width)
+    lanes = np.zeros((x.shape[0], n_words * width), dtype=np.int64)
+    lanes[:, :x.shape[1]] = x
+    lanes = (lanes & ((1 << act_bits) - 1)).reshape(x.shape[0], n_words, width).astype(object)
+    words = sum(lanes[:, :, i] << (i * act_bits) for i in range(width))
+    words[:, -1] += 1 << (width * act_bits)  # last
+    if width * act_bits + 1 <= 63:
+        return words.astype(np.int64)
+    return words
 
 
 class Reg(enum.IntEnum, shape=2):

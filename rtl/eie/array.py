@@ -16,7 +16,7 @@ from rtl.common.requant import SHIFT_BITS, Requantizer
 
 from .broadcast import Broadcast
 from .layouts import LoadKind, col_bits, elem_layout, load_layout, result_layout
-from .nonzero import NonZeroDetect
+from .nonzero import NonZeroDetect, NonZeroScan
 from .pe import EIEPE
 
 
@@ -34,7 +34,10 @@ class EIEArray(wiring.Component):
     Ports:
       ``x``     In(stream {data: signed(act_bits), last}): the input vector, column order,
                 ``last`` on its final element, through a two-word input queue (``x.ready``
-                is "the queue is not full"); zeros leave it at once and are skipped.
+                is "the queue is not full"); zeros leave it at once and are skipped. With
+                ``frontend_width`` K > 1, ``data`` holds K elements (columns ``w*K .. w*K+K-1``
+                of word ``w``, the last word zero-padded) and :class:`NonZeroScan` sends one
+                non-zero per cycle, an all-zero word costing one cycle.
       ``y``     Out(stream {data: signed(out_bits), last}): the ``rows`` results in row order,
                 ``last`` on the final row.
       ``load``  In(stream {kind, pe, addr, data}): run-time writes (``kind``: :class:`rtl.eie.layouts.LoadKind`,
@@ -61,7 +64,8 @@ class EIEArray(wiring.Component):
       ``stall`` Out(32 x n_pes): per PE, cycles its full queue held up the broadcast.
       ``vectors`` Out(32): vectors completed since reset.
 
-    Timing: one input element per cycle while computing. A vector's compute ends one cycle
+    Timing: one input element (K > 1: one non-zero, or one all-zero word) per cycle while
+    computing; the counters start at the first cycle the front end works on the vector. A vector's compute ends one cycle
     after its last element has left the input queue and all PEs were found idle. Each PE has
     two accumulator banks: at the end of a compute the banks swap (as soon as the previous
     vector's read-out is over), the results stream out of one bank, one per cycle, each
@@ -159,7 +163,10 @@ class EIEArray(wiring.Component):
         """Non-zero detection, the broadcast queues and the PEs."""
         cfg, init, n, codebook = s.cfg, s.init, s.n, s.codebook
         # --- datapath ------------------------------------------------------------------------
-        nzd = m.submodules.nonzero = NonZeroDetect(cfg)
+        # One element per input word, or K (frontend_width) scanned for non-zeros: same ports
+        # to the control (accept: the front end works on the input this cycle; end: last word).
+        nzd = m.submodules.nonzero = (NonZeroDetect(cfg) if cfg.frontend_width == 1 else
+                                      NonZeroScan(cfg, cols_init=init.shape[1] if init else cfg.max_cols))
         mask = None
         if init is not None:  # column-occupancy bits: PE k has entries in column j
             mask = np.zeros((n, cfg.max_cols), dtype=bool)
@@ -280,7 +287,8 @@ class EIEArray(wiring.Component):
         # the whole control): done is seen one cycle after it became true. Once the last element
         # is in, nothing enters, so the registered condition cannot go stale within COMPUTE.
         drained = Signal()
-        m.d.sync += drained.eq((state == Phase.COMPUTE) & seen_last & all_idle & ~bc.pending)
+        front = nzd.pending if s.cfg.frontend_width > 1 else 0  # NonZeroScan's output register
+        m.d.sync += drained.eq((state == Phase.COMPUTE) & seen_last & all_idle & ~bc.pending & ~front)
         done = (state == Phase.COMPUTE) & drained
         finished = Signal()  # the read-out sends its last result this cycle
         swap = ((state == Phase.WAIT) | done) & ~out_busy

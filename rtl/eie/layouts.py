@@ -23,8 +23,9 @@ def col_bits(cfg: EIEConfig) -> int:
 
 
 def elem_layout(cfg: EIEConfig) -> data.StructLayout:
-    """``x``: one input element in column order."""
-    return sample_layout(cfg.arith.act_bits)
+    """``x``: one input word in column order: one element (``frontend_width`` 1), else
+    ``frontend_width`` elements (element ``i`` of word ``w`` is column ``w * K + i``)."""
+    return sample_layout(cfg.arith.act_bits, cfg.frontend_width)
 
 
 def result_layout(cfg: EIEConfig) -> data.StructLayout:

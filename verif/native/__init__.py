@@ -50,6 +50,15 @@ def check_backend(backend: str | None, sim: str) -> str:
     return backend
 
 
+def x_chunks(component) -> int:
+    """int64 chunks per ``x`` word of ``component`` (more than one for an input wider than 64
+    bits: the EIE array's wide front end); :func:`build` and :func:`run` take it."""
+    members = component.signature.members
+    if "x" not in members:
+        return 1
+    return max(1, -(-members["x"].signature.members["payload"].shape.size // 64))
+
+
 def build(component, *, toplevel: str, eie: bool, n_pes: int = 1, waves: bool = False, threads: int = 1) -> Path:
     """Compile ``component`` with the native harness; return the simulator executable (cached).
 
@@ -64,14 +73,14 @@ def build(component, *, toplevel: str, eie: bool, n_pes: int = 1, waves: bool = 
         skip_elaboration(component)
         return _BUILT[memo]
     exe = build_verilog(to_verilog(component, toplevel), toplevel=toplevel, eie=eie, n_pes=n_pes,
-                        waves=waves, threads=threads)
+                        waves=waves, threads=threads, chunks=x_chunks(component))
     if memo is not None:
         _BUILT[memo] = exe
     return exe
 
 
 def build_verilog(text: str, *, toplevel: str, eie: bool, n_pes: int = 1, waves: bool = False,
-                  threads: int = 1, mutsel: bool = False) -> Path:
+                  threads: int = 1, mutsel: bool = False, chunks: int = 1) -> Path:
     """:func:`build` from Verilog text (cached by the text). ``mutsel``: the top module has a
     ``mutsel`` input (a mutated netlist, :mod:`verif.mutation`), driven from ``run(mutsel=)``."""
     from rtl.common.protocol import COUNTER_BITS
@@ -79,7 +88,8 @@ def build_verilog(text: str, *, toplevel: str, eie: bool, n_pes: int = 1, waves:
     from verif.tools import tool_env
 
     defines = [f"-DSF_NPES={n_pes}", f"-DSF_COUNTER_BITS={COUNTER_BITS}"] + (["-DSF_EIE"] if eie else []) \
-        + (["-DSF_TRACE"] if waves else []) + (["-DSF_MUTSEL"] if mutsel else [])
+        + (["-DSF_TRACE"] if waves else []) + (["-DSF_MUTSEL"] if mutsel else []) \
+        + ([f"-DSF_X_CHUNKS={chunks}"] if chunks > 1 else [])
     extra = ["--threads", str(threads)] if threads > 1 else []
     harness = HARNESS.read_text()
     digest = hashlib.sha256(f"{VERILATOR_FLAGS}{defines}{extra}{harness}{text}".encode()).hexdigest()[:12]
@@ -123,7 +133,7 @@ def build_verilog(text: str, *, toplevel: str, eie: bool, n_pes: int = 1, waves:
 def run(exe: Path, jobs: list[dict], *, out_bits: int, eie: bool, n_pes: int = 1,
         pacing: tuple[float, float, float] = (1.0, 1.0, 1.0), seeds: tuple[int, int, int] = (0, 0, 0),
         watchdog: int = 100_000, waves: bool = False, mutsel: int | None = None,
-        timeout: float | None = None, idle: int = 0) -> tuple[list[dict], dict]:
+        timeout: float | None = None, idle: int = 0, chunks: int = 1) -> tuple[list[dict], dict]:
     """Run the harness on ``jobs`` (dicts with ``load`` words, packed ``x`` words (n_vec, cols),
     ``rows``); ``pacing``/``seeds`` for the load, x and y streams. Returns per-job raw results
     (``y`` (rows, n_vec) and counters) and run facts (``sim_cycles``, ``sim_seconds``).
@@ -132,11 +142,16 @@ def run(exe: Path, jobs: list[dict], *, out_bits: int, eie: bool, n_pes: int = 1
     (``timeout``: seconds of wall time before the run counts as stalled). ``mutsel``: the
     mutant to activate in a build with ``mutsel`` (:func:`build_verilog`). ``idle``: cycles
     with every stream idle after reset, before the first job (time counters' high bits).
+    ``chunks``: int64 per ``x`` word (:func:`x_chunks`; the build's), ``x`` then holding Python ints.
     """
     words = [np.array([len(jobs)], dtype=np.int64)]
     for j in jobs:
-        x = np.asarray(j["x"], dtype=np.int64)
+        x = np.asarray(j["x"], dtype=np.int64 if chunks == 1 else object)
         n_vec, cols = x.shape
+        if chunks > 1:  # each word as `chunks` int64, low bits first
+            mask = (1 << 64) - 1
+            x = np.array([[((v >> (64 * c)) & mask) - ((1 << 64) if (v >> (64 * c + 63)) & 1 else 0)
+                           for v in x.reshape(-1) for c in range(chunks)]], dtype=np.int64)
         words += [np.array([len(j["load"])], dtype=np.int64), np.asarray(j["load"], dtype=np.int64),
                   np.array([j["rows"], n_vec, cols], dtype=np.int64), x.reshape(-1)]
     keep = waves

@@ -7,7 +7,8 @@
 // identical outputs and identical counters (tests/test_native.py holds them to it).
 //
 // Input (--in, little-endian int64): n_jobs, then per job: n_load, the load payloads,
-// rows, n_vec, cols, the n_vec*cols packed x payloads (vector by vector).
+// rows, n_vec, cols, the n_vec*cols packed x payloads (vector by vector), each as
+// SF_X_CHUNKS int64 (low 64 bits first; an x port wider than 64 bits, the EIE wide input).
 // Output (--out, int64): per job, per vector: rows results (sign-extended), then
 //   SF_EIE: cycles, total_cycles, busy[n_pes], stall[n_pes], vectors
 //   lanes : (at the end of the job) n_log, n_log x (vectors, cycles), vectors, busy, total_cycles
@@ -77,32 +78,50 @@ struct Pacer {
     }
 };
 
-// A source (drives valid/payload): like verif.streams.StreamSource.
+#ifndef SF_X_CHUNKS
+#define SF_X_CHUNKS 1
+#endif
+
+// A source (drives valid/payload): like verif.streams.StreamSource. Each word is `stride`
+// int64 chunks, low bits first.
 struct Source {
     Pacer pacer;
     const int64_t* words = nullptr;
-    size_t n = 0, next = 0;
+    size_t n = 0, next = 0, stride = 1;
     bool valid = false;
-    uint64_t payload = 0;
-    explicit Source(Pacer p) : pacer(p) {}
+    explicit Source(Pacer p, size_t stride_ = 1) : pacer(p), stride(stride_) {}
     void start(const int64_t* w, size_t count) { words = w; n = count; next = 0; }
     bool busy() const { return next < n; }
     // The payload while valid is low (idle, and after the last word): two words of the stream
     // XORed (in range, but not a word of the stream: a repeated load word would be a harmless
     // rewrite), so a design that takes a word without valid, or reads the payload outside a
     // transfer, gets a wrong one (found by mutation screening: a held last word hid it).
-    uint64_t idle_payload() const {
-        return n ? static_cast<uint64_t>(words[(next * 7 + 3) % n] ^ words[(next * 5 + 1) % n]) : 0;
+    uint64_t idle_payload(size_t c = 0) const {
+        return n ? static_cast<uint64_t>(words[(next * 7 + 3) % n * stride + c] ^ words[(next * 5 + 1) % n * stride + c]) : 0;
+    }
+    // Chunk c of what the source drives this cycle (0 beyond the word).
+    uint64_t chunk(size_t c) const {
+        if (c >= stride) return 0;
+        return valid ? static_cast<uint64_t>(words[next * stride + c]) : idle_payload(c);
     }
     // Called once per cycle before the DUT settles: decide what to drive this cycle.
     void drive() {
-        if (!valid && next < n && pacer.go()) { valid = true; payload = static_cast<uint64_t>(words[next]); }
+        if (!valid && next < n && pacer.go()) valid = true;
     }
     // Called after the clock edge with whether the handshake took place at it.
     void edge(bool fired) {
         if (fired) { valid = false; ++next; }
     }
 };
+
+// Drive a source's payload port (any width).
+template <typename T> static inline void put_source(T& port, const Source& s) { put(port, s.chunk(0)); }
+template <std::size_t N> static inline void put_source(VlWide<N>& port, const Source& s) {
+    for (std::size_t k = 0; k < N; ++k) {
+        const uint64_t c = s.chunk(k / 2);
+        port[k] = static_cast<uint32_t>(k % 2 ? c >> 32 : c);
+    }
+}
 
 // A sink (drives ready): like verif.streams.StreamSink.receive (pacer drawn every cycle).
 struct Sink {
@@ -196,7 +215,7 @@ int main(int argc, char** argv) {
         ++cycle;
     };
 
-    Source load(Pacer(a.p_load, a.s_load)), xs(Pacer(a.p_x, a.s_x));
+    Source load(Pacer(a.p_load, a.s_load)), xs(Pacer(a.p_x, a.s_x), SF_X_CHUNKS);
     Sink ys(Pacer(a.p_y, a.s_y));
     const int ob = a.out_bits;
     const int64_t sign = int64_t(1) << (ob - 1);
@@ -234,9 +253,9 @@ int main(int argc, char** argv) {
         pos += n_load;
         need(3);
         const int64_t rows = in[pos++], n_vec = in[pos++], cols = in[pos++];
-        need(n_vec * cols);
+        need(n_vec * cols * SF_X_CHUNKS);
         const int64_t* x_words = &in[pos];
-        pos += n_vec * cols;
+        pos += n_vec * cols * SF_X_CHUNKS;
 
         load.start(load_words, n_load);
         bool loading = n_load > 0, x_started = false;
@@ -272,9 +291,9 @@ int main(int argc, char** argv) {
             ys.active = x_started && !gap && got_total < rows * n_vec;
             ys.drive();
             dut->SF_PORT(load, valid) = load.valid;
-            put(dut->SF_PORT(load, payload), load.valid ? load.payload : load.idle_payload());
+            put_source(dut->SF_PORT(load, payload), load);
             dut->SF_PORT(x, valid) = xs.valid;
-            put(dut->SF_PORT(x, payload), xs.valid ? xs.payload : xs.idle_payload());
+            put_source(dut->SF_PORT(x, payload), xs);
             dut->SF_PORT(y, ready) = ys.ready;
             dut->eval();
             // Sample the handshakes (cocotb's ReadOnly before the edge).
