@@ -2,9 +2,9 @@
 
 Runs ``verif.synth.synthesize`` one configuration at a time (synthesis is CPU-heavy), appending
 each result to ``docs/results/synth_sweep.csv`` as soon as it is measured (a design that does not
-fit is recorded with ``fits=0`` and nextpnr's reason). Then fits each resource as a linear
-function of the size (least squares, per engine and target), writes the fits to
-``docs/results/synth_fit.json`` and plots resources and Fmax vs size to ``synth_sweep.png``.
+fit is recorded with ``fits=0`` and nextpnr's reason). Then fits the resource estimator
+(``model.hw.estimator.fit``: per engine and target, with leave-one-out errors), writes it to
+``docs/results/synth_fit.json`` and ``model/hw/resource_fit.json`` and plots resources and Fmax vs size to ``synth_sweep.png``.
 
     python -m benchmarks.synth_sweep                 # the default sweep (12 points, ~1 h on 2 busy cores)
     python -m benchmarks.synth_sweep --extra         # plus the ends of the ranges
@@ -48,6 +48,7 @@ def run_sweep(points, rows, cols, density, seed, csv_path: Path) -> None:
     from model.errors import SparseFlowError
     from verif.synth import get_target, synthesize
     csv_path.parent.mkdir(parents=True, exist_ok=True)
+    (ROOT / "build" / "sweep").mkdir(parents=True, exist_ok=True)  # synthesize() wants an existing parent
     new = not csv_path.exists()
     with open(csv_path, "a", newline="") as fh:
         w = csv.DictWriter(fh, FIELDS)
@@ -81,26 +82,9 @@ def load(csv_path: Path) -> list[dict]:
 
 
 def fit(rows: list[dict]) -> dict:
-    """Least-squares line ``value = a + b * size`` per (target, engine, resource) over fitting points."""
-    out = {}
-    for target in sorted({r["target"] for r in rows}):
-        for engine in sorted({r["engine"] for r in rows}):
-            pts = sorted((int(r["size"]), r) for r in rows
-                         if r["target"] == target and r["engine"] == engine and r["fits"] == "1")
-            if len(pts) < 2:
-                continue
-            x = np.array([p[0] for p in pts], dtype=float)
-            res = {}
-            for key in RESOURCES:
-                y = np.array([float(p[1][key]) for p in pts])
-                b, a = np.polyfit(x, y, 1)
-                pred = a + b * x
-                ss = float(((y - y.mean()) ** 2).sum())
-                r2 = 1.0 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else 1.0
-                res[key] = {"intercept": round(float(a), 2), "per_unit": round(float(b), 2), "r2": round(r2, 3),
-                            "points": len(x)}
-            out[f"{target}/{engine}"] = res
-    return out
+    """The resource estimator's fit (``model.hw.estimator.fit``) over the rows that fit their device."""
+    from model.hw.estimator import fit as fit_points
+    return fit_points([r for r in rows if r["fits"] == "1"])
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -181,11 +165,15 @@ def report(csv_path: Path) -> None:
     (OUT / "synth_goals.md").write_text(goals(rows))
     (OUT / "synth_table.md").write_text(markdown(rows))
     fits = fit(rows)
-    (OUT / "synth_fit.json").write_text(json.dumps(fits, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(fits, indent=2, sort_keys=True) + "\n"
+    (OUT / "synth_fit.json").write_text(text)
+    from model.hw.estimator import FIT_FILE
+    FIT_FILE.write_text(text)  # what the estimator reads (packaged with model.hw)
     plot(rows, OUT / "synth_sweep.png")
     for series, res in fits.items():
-        print(series + ": " + ", ".join(f"{k} = {v['intercept']} + {v['per_unit']}*n (R2 {v['r2']})"
-                                        for k, v in res.items()))
+        print(series + ": " + ", ".join(
+            f"{k} = {v['a']} + {v['b']}*{'log2(n)' if k == 'fmax_mhz' else 'n'}"
+            + (f" (held out: max {v['holdout']['max_rel_err']:.1%})" if v["holdout"] else "") for k, v in res.items()))
 
 
 def main(argv=None) -> int:

@@ -75,11 +75,11 @@ def lane_config(net, layers, lanes: int) -> Sparse24Config:
     return Sparse24Config(lanes=lanes, max_rows=rows, arith=_arith(net, max(cols, 4)))
 
 
-def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int) -> dict:
+def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int, fifo_depth: int = 8) -> dict:
     """``{engine: {"cycles": per image, "cycles_per_vector", "memory_bits"}}`` (2:4 only if 2:4-sparse)."""
     from model.hw import costmodel
     w = layer.weight
-    cfg = EIEConfig(n_pes=pes, max_rows=pow2_ceil(layer.rows), max_entries=1,
+    cfg = EIEConfig(n_pes=pes, fifo_depth=fifo_depth, max_rows=pow2_ceil(layer.rows), max_entries=1,
                     arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(layer.cols)))
     cfg = cfg.with_(max_entries=pow2_ceil(max(eie_entries(layer, cfg), 1)))
     c_eie = costmodel.layer_costs(w, x_sample, cfg, lanes)
