@@ -55,7 +55,9 @@ def run(args) -> int:
                      seed=args.seed, finetune_epochs=args.finetune_epochs, rtl_check=args.rtl_check,
                      rtl_images=args.rtl_images, synth_top=args.synth_top)
     explore.check_grid(g)
-    farm.address(args.cluster, args.workers)
+    addr = farm.address(args.cluster, args.workers)
+    if addr:
+        farm.probe(addr)
     check_not_input(args.out, {"--model": args.model, "--data": args.data}, folder=True)
     source, data_bytes, ident = explore.inputs(args.model, args.data)
     with claim_dir(args.out, "explore", also=explore.FILES) as out:

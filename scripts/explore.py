@@ -306,8 +306,10 @@ def plan(g: Grid, ident: dict) -> tuple[list[dict], list[dict]]:
 
 
 def sweep(g: Grid, source: dict, data_bytes: bytes, ident: dict, store, *, workers=None, cluster_address=None,
-          progress: bool = True, log=None) -> dict:
-    """Run every task the store does not hold yet; then the points, Pareto set and synthesis."""
+          progress: bool = True, log=None, cost_fn=None) -> dict:
+    """Run every task the store does not hold yet; then the points, Pareto set and synthesis.
+    ``cost_fn``: the cost task (default :func:`cost_task`; the tests wrap it to kill a worker)."""
+    cost_fn = cost_fn or cost_task
     from scripts import farm
     from scripts.store import config_key
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
@@ -323,7 +325,7 @@ def sweep(g: Grid, source: dict, data_bytes: bytes, ident: dict, store, *, worke
         row = store.get(comp_key)
         if row["result"].get("status") != "ok":
             return []
-        return [(cost_key(c), cost_task, (row["blob"], c)) for c in by_compile[comp_key] if not store.has(cost_key(c))]
+        return [(cost_key(c), cost_fn, (row["blob"], c)) for c in by_compile[comp_key] if not store.has(cost_key(c))]
 
     for c in compiles:  # options the compiler refuses (2:4 at a sparsity other than 0.5): stored, no task
         if not store.has(keyof(c)):

@@ -49,6 +49,19 @@ def address(cluster: str | None = None, workers: int | None = None) -> str | Non
     return addr
 
 
+def probe(addr: str) -> None:
+    """Raise the one-line error unless a TCP connection to the scheduler at ``addr`` opens within
+    :data:`CONNECT_TIMEOUT` (checked before any work, so a typo costs seconds, not a sweep)."""
+    import socket
+    hostport = addr.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except (OSError, ValueError) as exc:
+        raise SparseFlowError(f"cannot reach the Dask scheduler at {addr} within {CONNECT_TIMEOUT:g} s "
+                              f"({exc.strerror or exc})") from None
+
+
 @contextmanager
 def cluster(workers: int | None = None, cluster_address: str | None = None, quiet: bool = True):
     """Yield a ``distributed.Client``: connected to ``cluster_address`` (or ``$SPARSEFLOW_CLUSTER``),
