@@ -19,7 +19,7 @@ published densities and activation vectors with the published activation density
 
 Writes docs/results/eie_efficiency.csv, eie_efficiency.png and eie_summary.json.
 
-    .venv/bin/python -m benchmarks.eie_efficiency [--quick] [--no-rtl] [--no-speed]
+    .venv/bin/python -m benchmarks.eie_efficiency [--quick] [--no-rtl] [--no-speed] [--workers N | --cluster ADDR]
 """
 from __future__ import annotations
 
@@ -88,52 +88,66 @@ def model_point(w, x, n_pes, depth, m=None, ideal=None):
     return cyc, ideal, busy
 
 
-def model_grid(layers, pes, depths, vectors, col_scale=1):
+def model_grid(layers, pes, depths, vectors, col_scale=1, workers=None, cluster=None):
+    """The cycle-model grid, one task per layer (``scripts.farm``: in-process unless ``workers``/``cluster``)."""
+    from scripts import farm
+    parts = farm.map_tasks(_model_layer, [(name, pes, depths, vectors, col_scale) for name in layers], workers,
+                           cluster, desc="model")
+    return [r for part in parts for r in part]
+
+
+def _model_layer(name, pes, depths, vectors, col_scale):
+    """One layer's rows of the model grid (a task)."""
     rows = []
-    for name in layers:
-        t0 = time.perf_counter()
-        w, x = make_layer(name, vectors=vectors, col_scale=col_scale)
-        nnz_in_active = [int(np.count_nonzero(w[:, x[:, b] != 0])) for b in range(x.shape[1])]
-        for n in pes:
-            ideal = [v / n for v in nnz_in_active]
-            perm = balance_rows(w, n, col_weights=None)
-            for mapping, wm in (("interleaved", w), ("balanced", w[perm])):
-                base = config_for(wm, n, 1)
-                m = encode(wm, base)
-                pad = m.padding_entries / max(1, int(m.entries_per_pe.sum()))
-                for d in depths:
-                    cfg = base.with_(fifo_depth=d)
-                    cyc, _, busy = model_point(wm, x, n, d, (m, cfg), ideal)
-                    rows.append({"layer": name, "rows": w.shape[0], "cols": w.shape[1], "n_pes": n, "depth": d,
-                                 "mapping": mapping, "cycles": float(np.mean(cyc)), "ideal": float(np.mean(ideal)),
-                                 "efficiency": float(np.sum(ideal) / np.sum(cyc)),
-                                 "work_eff": float(np.sum(busy) / np.sum(cyc)),
-                                 "padding_fraction": pad,
-                                 "input_bound_eff": float(min(1.0, np.sum(ideal) / (x.shape[1] * w.shape[1]))),
-                                 })
-        print(f"  model: {name} {w.shape[0]}x{w.shape[1]} done in {time.perf_counter() - t0:.0f} s", flush=True)
+    t0 = time.perf_counter()
+    w, x = make_layer(name, vectors=vectors, col_scale=col_scale)
+    nnz_in_active = [int(np.count_nonzero(w[:, x[:, b] != 0])) for b in range(x.shape[1])]
+    for n in pes:
+        ideal = [v / n for v in nnz_in_active]
+        perm = balance_rows(w, n, col_weights=None)
+        for mapping, wm in (("interleaved", w), ("balanced", w[perm])):
+            base = config_for(wm, n, 1)
+            m = encode(wm, base)
+            pad = m.padding_entries / max(1, int(m.entries_per_pe.sum()))
+            for d in depths:
+                cfg = base.with_(fifo_depth=d)
+                cyc, _, busy = model_point(wm, x, n, d, (m, cfg), ideal)
+                rows.append({"layer": name, "rows": w.shape[0], "cols": w.shape[1], "n_pes": n, "depth": d,
+                             "mapping": mapping, "cycles": float(np.mean(cyc)), "ideal": float(np.mean(ideal)),
+                             "efficiency": float(np.sum(ideal) / np.sum(cyc)),
+                             "work_eff": float(np.sum(busy) / np.sum(cyc)),
+                             "padding_fraction": pad,
+                             "input_bound_eff": float(min(1.0, np.sum(ideal) / (x.shape[1] * w.shape[1]))),
+                             })
+    print(f"  model: {name} {w.shape[0]}x{w.shape[1]} done in {time.perf_counter() - t0:.0f} s", flush=True)
     return rows
 
 
-def rtl_validate(subset, sim="verilator", row_scale=4, col_scale=16, backend="native", vectors=2):
-    """Simulate ``subset`` [(layer, n_pes, depth)] (scaled) on the RTL; compare with the cycle model."""
+def rtl_validate(subset, sim="verilator", row_scale=4, col_scale=16, backend="native", vectors=2, workers=None,
+                 cluster=None):
+    """Simulate ``subset`` [(layer, n_pes, depth)] (scaled) on the RTL, one task per point; compare
+    with the cycle model."""
+    from scripts import farm
+    points = farm.map_tasks(_rtl_point, [(name, n, d, sim, row_scale, col_scale, backend, vectors)
+                                         for name, n, d in subset], workers, cluster, desc="rtl")
+    return {"vectors_checked": sum(len(p["model"]) for p in points),
+            "max_abs_deviation_cycles": max((p["max_abs_deviation"] for p in points), default=0), "points": points}
+
+
+def _rtl_point(name, n, d, sim, row_scale, col_scale, backend, vectors):
+    """One RTL validation point (a task)."""
     from verif.spmv_eie import run_jobs
-    worst, checked, points = 0, 0, []
-    for name, n, d in subset:
-        w, x = make_layer(name, vectors=vectors, row_scale=row_scale, col_scale=col_scale)
-        cfg = config_for(w, n, d)
-        t0 = time.perf_counter()
-        r = run_jobs([(w, x)], cfg, sim=sim, backend=backend if sim == "verilator" else "cocotb")[0]
-        model, _, _ = model_point(w, x, n, d)
-        dev = max(abs(a - b) for a, b in zip(model, r["cycles"]))
-        worst = max(worst, dev)
-        checked += len(model)
-        points.append({"layer": name, "shape": list(w.shape), "n_pes": n, "depth": d, "rtl": r["cycles"],
-                       "model": model, "max_abs_deviation": dev, "seconds": round(time.perf_counter() - t0, 1),
-                       "sim_cycles": r["sim_cycles"], "sim_seconds": round(r["sim_seconds"], 3),
-                       "backend": r["backend"]})
-        print(f"  rtl: {name} {w.shape} n={n} D={d}: rtl {r['cycles']} model {model}", flush=True)
-    return {"vectors_checked": checked, "max_abs_deviation_cycles": worst, "points": points}
+    w, x = make_layer(name, vectors=vectors, row_scale=row_scale, col_scale=col_scale)
+    cfg = config_for(w, n, d)
+    t0 = time.perf_counter()
+    r = run_jobs([(w, x)], cfg, sim=sim, backend=backend if sim == "verilator" else "cocotb")[0]
+    model, _, _ = model_point(w, x, n, d)
+    dev = max(abs(a - b) for a, b in zip(model, r["cycles"]))
+    point = {"layer": name, "shape": list(w.shape), "n_pes": n, "depth": d, "rtl": r["cycles"],
+             "model": model, "max_abs_deviation": dev, "seconds": round(time.perf_counter() - t0, 1),
+             "sim_cycles": r["sim_cycles"], "sim_seconds": round(r["sim_seconds"], 3), "backend": r["backend"]}
+    print(f"  rtl: {name} {w.shape} n={n} D={d}: rtl {r['cycles']} model {model}", flush=True)
+    return point
 
 
 def sim_speed():
@@ -191,6 +205,8 @@ def main(argv=None):
     ap.add_argument("--sim", default="verilator", choices=["verilator", "icarus"])
     ap.add_argument("--col-scale", type=int, default=1, help="divide the model grid's columns (default 1: full size)")
     ap.add_argument("--replot", action="store_true", help="only redraw the PNG from the CSV")
+    from scripts import farm
+    farm.add_arguments(ap)  # given: layers and RTL points run as Dask tasks
     args = ap.parse_args(argv)
     if args.replot:
         with open(OUT / "eie_efficiency.csv") as f:
@@ -199,16 +215,18 @@ def main(argv=None):
     layers = ["Alex-8", "VGG-7", "NT-We"] if args.quick else list(LAYERS)
     pes, depths = ((4, 16, 64), (1, 8)) if args.quick else (PES, DEPTHS)
     t0 = time.perf_counter()
-    rows = model_grid(layers, pes, depths, vectors=4, col_scale=args.col_scale)
+    rows = model_grid(layers, pes, depths, vectors=4, col_scale=args.col_scale, workers=args.workers,
+                      cluster=args.cluster)
     summary = {"model_column_scale": args.col_scale, "rtl_row_scale": 4, "rtl_column_scale": 16,
                "layers": {k: LAYERS[k] for k in layers}}
     if not args.no_rtl:
         subset = [("Alex-8", 4, 8), ("NT-We", 16, 8), ("VGG-7", 16, 2), ("Alex-7", 64, 8), ("NT-LSTM", 8, 1),
                   ("NT-Wd", 32, 16), ("VGG-8", 4, 1)]
-        summary["rtl_validation"] = rtl_validate(subset, sim=args.sim)
+        summary["rtl_validation"] = rtl_validate(subset, sim=args.sim, workers=args.workers, cluster=args.cluster)
         if not args.no_full:
             summary["rtl_full_size"] = rtl_validate([("Alex-8", 64, 8), ("NT-We", 64, 8)], sim=args.sim,
-                                                    row_scale=1, col_scale=1, vectors=4)
+                                                    row_scale=1, col_scale=1, vectors=4, workers=args.workers,
+                                                    cluster=args.cluster)
     if not args.no_speed:
         summary["sim_speed"] = sim_speed()
     d8 = [r for r in rows if r["depth"] == 8]

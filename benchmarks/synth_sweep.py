@@ -9,6 +9,7 @@ fit is recorded with ``fits=0`` and nextpnr's reason). Then fits the resource es
     python -m benchmarks.synth_sweep                 # the default sweep (12 points, ~1 h on 2 busy cores)
     python -m benchmarks.synth_sweep --extra         # plus the ends of the ranges
     python -m benchmarks.synth_sweep --plot-only     # refit and replot the CSV
+    python -m benchmarks.synth_sweep --workers 2     # two points at a time (or --cluster tcp://HOST:8786)
 """
 from __future__ import annotations
 
@@ -44,34 +45,46 @@ EXTRA = [
 ]
 
 
-def run_sweep(points, rows, cols, density, seed, csv_path: Path) -> None:
+def synth_point(target: str, engine: str, size: int, rows: int, cols: int, density: float, seed: int) -> dict:
+    """One CSV row: ``target``/``engine``/``size`` synthesized (a task: everything it needs is in its arguments)."""
     from model.errors import SparseFlowError
     from verif.synth import get_target, synthesize
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    row = {"target": target, "engine": engine, "size": size, "rows": rows, "cols": cols, "density": density,
+           "fifo_depth": get_target(target).eie_fifo_depth if engine == "eie" else None}
     (ROOT / "build" / "sweep").mkdir(parents=True, exist_ok=True)  # synthesize() wants an existing parent
+    try:
+        r = synthesize(engine, size, target, rows=rows, cols=cols, density=density, seed=seed,
+                       out=ROOT / "build" / "sweep" / f"{target}-{engine.replace(':', '')}-{size}")
+        cp = r.get("critical_path") or {}
+        row.update({k: r.get(k) for k in FIELDS if k in r}, fits=1, meets_goal=int(r["meets_goal"]),
+                   critical_from=cp.get("from"), critical_to=cp.get("to"), critical_ns=cp.get("delay_ns"))
+    except SparseFlowError as exc:
+        row.update(fits=0 if "does not fit" in str(exc) else "error", note=str(exc))
+    row["_seconds"] = time.monotonic() - t0
+    return row
+
+
+def run_sweep(points, rows, cols, density, seed, csv_path: Path, workers=None, cluster=None) -> None:
+    """Synthesize ``points``, one task each (``scripts.farm``: in-process unless ``workers``/``cluster``),
+    appending each row to the CSV as soon as it is measured."""
+    from scripts import farm
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
     new = not csv_path.exists()
     with open(csv_path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, FIELDS)
+        w = csv.DictWriter(fh, FIELDS, extrasaction="ignore")
         if new:
             w.writeheader()
-        for i, (target, engine, size) in enumerate(points, 1):
-            print(f"sweep [{i}/{len(points)}] {target} {engine} x{size}", file=sys.stderr, flush=True)
-            t0 = time.monotonic()
-            row = {"target": target, "engine": engine, "size": size, "rows": rows, "cols": cols, "density": density,
-                   "fifo_depth": get_target(target).eie_fifo_depth if engine == "eie" else None}
-            try:
-                r = synthesize(engine, size, target, rows=rows, cols=cols, density=density, seed=seed,
-                               out=ROOT / "build" / "sweep" / f"{target}-{engine.replace(':', '')}-{size}")
-                cp = r.get("critical_path") or {}
-                row.update({k: r.get(k) for k in FIELDS if k in r}, fits=1, meets_goal=int(r["meets_goal"]),
-                           critical_from=cp.get("from"), critical_to=cp.get("to"), critical_ns=cp.get("delay_ns"))
-            except SparseFlowError as exc:
-                row.update(fits=0 if "does not fit" in str(exc) else "error", note=str(exc))
+
+        def done(i, row):
             w.writerow(row)
             fh.flush()
-            print(f"sweep: {target} {engine} x{size}: {row.get('logic_cells', '-')} cells, "
-                  f"{row.get('fmax_mhz', '-')} MHz, fits={row['fits']} ({time.monotonic() - t0:.0f} s)",
+            print(f"sweep: {row['target']} {row['engine']} x{row['size']}: {row.get('logic_cells', '-')} cells, "
+                  f"{row.get('fmax_mhz', '-')} MHz, fits={row['fits']} ({row['_seconds']:.0f} s)",
                   file=sys.stderr, flush=True)
+
+        farm.map_tasks(synth_point, [(t, e, s, rows, cols, density, seed) for t, e, s in points], workers, cluster,
+                       desc="synth", on_result=done)
 
 
 def load(csv_path: Path) -> list[dict]:
@@ -186,6 +199,8 @@ def main(argv=None) -> int:
     p.add_argument("--fresh", action="store_true", help="start a new CSV instead of appending")
     p.add_argument("--extra", action="store_true", help="also the ends of the ranges (EXTRA)")
     p.add_argument("--only", help="comma-separated target/engine/size points, e.g. ice40-up5k/eie/4")
+    from scripts import farm
+    farm.add_arguments(p)  # given: the points are synthesized in parallel on Dask workers
     a = p.parse_args(argv)
     if not a.plot_only:
         if a.fresh and CSV.exists():
@@ -193,7 +208,7 @@ def main(argv=None) -> int:
         points = SWEEP + (EXTRA if a.extra else [])
         if a.only:
             points = [(t, e, int(s)) for t, e, s in (x.split("/") for x in a.only.split(","))]
-        run_sweep(points, a.rows, a.cols, a.density, a.seed, CSV)
+        run_sweep(points, a.rows, a.cols, a.density, a.seed, CSV, a.workers, a.cluster)
     report(CSV)
     return 0
 

@@ -24,7 +24,6 @@ import json
 import pickle
 import sys
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -137,7 +136,6 @@ def inputs(model: str | None, data: str | None) -> tuple[dict, bytes, dict]:
             {"model": hashlib.sha256(mb).hexdigest()[:16], "data": hashlib.sha256(db).hexdigest()[:16]})
 
 
-@lru_cache(maxsize=4)
 def _digits_graph(seed: int):
     """The digits MLP trained densely (seeded: the same network on every worker), as a float graph."""
     from model.nn.data import load_digits
@@ -166,13 +164,20 @@ def _one_thread() -> None:
 
 # ----------------------------------------------------------------------------- tasks
 
-def compile_task(source: dict, data_bytes: bytes, cfg: dict) -> dict:
-    """Prune/fine-tune/quantize at ``cfg`` (sparsity, granularity, seed, finetune_epochs)."""
+def graph_task(source: dict, seed: int) -> dict:
+    """The float network: the digits MLP trained densely from ``seed``, or the imported file."""
+    _one_thread()
+    return {"status": "ok", "_blob": pickle.dumps(_graph(source, seed))}
+
+
+def compile_task(graph_blob: bytes, data_bytes: bytes, cfg: dict) -> dict:
+    """Prune/fine-tune/quantize the pickled float graph at ``cfg`` (sparsity, granularity, seed,
+    finetune_epochs)."""
     _one_thread()
     from model.network.compile import check_data, compile_network, graph_classes
     opts = _options(cfg)
     try:
-        graph = _graph(source, cfg["seed"])
+        graph = pickle.loads(graph_blob)
         data = check_data(npz_load(data_bytes), graph.input_shape, graph_classes(graph))
         c = compile_network(graph, data, opts)
     except SparseFlowError as exc:
@@ -332,24 +337,39 @@ def sweep(g: Grid, source: dict, data_bytes: bytes, ident: dict, store, *, worke
             note = _refused(c)
             if note:
                 store.put(keyof(c), "compile", c, {"status": "infeasible", "note": note})
-    todo_compile = [(keyof(c), compile_task, (source, data_bytes, c)) for c in compiles if not store.has(keyof(c))]
-    todo_cost = []
+    gcfg = {**ident, "seed": g.seed}
+    gkey = config_key("graph", gcfg)
+    comp_by_key = {keyof(c): c for c in compiles}
+
+    def compile_tasks():
+        blob = store.get(gkey)["blob"]
+        return [(k, compile_task, (blob, data_bytes, c)) for k, c in comp_by_key.items() if not store.has(k)]
+
+    todo = []
+    if not store.has(gkey):
+        if any(not store.has(k) for k in comp_by_key):
+            todo = [(gkey, graph_task, (source, g.seed))]
+    else:
+        todo = compile_tasks()
     for c in compiles:
         if store.has(keyof(c)):
-            todo_cost += cost_tasks(keyof(c))
+            todo += cost_tasks(keyof(c))
     ok = {keyof(c) for c in compiles if not store.has(keyof(c)) or store.get(keyof(c))["result"]["status"] == "ok"}
     pending_costs = sum(1 for c in costs if keyof(c["compile"]) in ok and not store.has(cost_key(c)))
-    done = {"compile": len(compiles) - len(todo_compile), "cost": len(costs) - pending_costs}
-    log(f"explore: {len(compiles)} compiled networks, {len(costs)} engine builds x {len(g.targets)} targets; "
-        f"in the store already: {done['compile']} + {done['cost']}")
+    pending = (not store.has(gkey) and bool(todo)) + sum(not store.has(k) for k in comp_by_key) + pending_costs
+    done = {"compile": len(compiles) - sum(not store.has(k) for k in comp_by_key), "cost": len(costs) - pending_costs}
+    log(f"explore: {len(compiles)} networks, {len(costs)} engine builds x {len(g.targets)} targets; to compute: "
+        f"{len(compiles) - done['compile']} networks, {pending_costs} engine builds (the rest is stored or infeasible)")
     computed = {"compile": 0, "cost": 0, "synth": 0}
-    if todo_compile or todo_cost:
-        by_key = {c_key: c for c_key, c in ((cost_key(c), c) for c in costs)}
-        comp_by_key = {keyof(c): c for c in compiles}
+    if todo:
+        by_key = {cost_key(c): c for c in costs}
 
         def on_result(key, result, seconds):
+            blob = result.pop("_blob", None)
+            if key == gkey:
+                store.put(key, "graph", gcfg, result, blob, seconds)
+                return compile_tasks()
             if key in comp_by_key:
-                blob = result.pop("_blob", None)
                 if store.put(key, "compile", comp_by_key[key], result, blob, seconds):
                     computed["compile"] += 1
                 return cost_tasks(key)
@@ -358,8 +378,7 @@ def sweep(g: Grid, source: dict, data_bytes: bytes, ident: dict, store, *, worke
             return []
 
         with farm.cluster(workers, cluster_address) as client:
-            farm.run_tasks(client, todo_compile + todo_cost, on_result, desc="explore", progress=progress,
-                           total=len(todo_compile) + pending_costs)
+            farm.run_tasks(client, todo, on_result, desc="explore", progress=progress, total=pending)
     points = make_points(g, store, compiles, costs, keyof, cost_key)
     synth = synth_pareto(g, store, points, workers, cluster_address, progress, computed)
     return {"points": points, "synth": synth, "computed": computed, "reused": done}

@@ -143,3 +143,35 @@ def run_tasks(client, tasks: list[tuple[str, object, tuple]], on_result, *, desc
         for fut in futures:
             fut.cancel()
         bar.close()
+
+
+def sharded(workers: int | None, cluster_address: str | None) -> bool:
+    """Whether a benchmark shards its work (``--workers``, ``--cluster`` or ``$SPARSEFLOW_CLUSTER``
+    given) or runs it in-process as before."""
+    return bool(address(cluster_address, workers)) or workers is not None
+
+
+def map_tasks(fn, arglist: list[tuple], workers: int | None = None, cluster_address: str | None = None, *,
+              desc: str = "tasks", progress: bool = True, on_result=None) -> list:
+    """``[fn(*args) for args in arglist]``, in order: on a Dask cluster when :func:`sharded`, else
+    in this process. ``on_result(i, result)`` is called as each finishes (completion order)."""
+    if not sharded(workers, cluster_address):
+        out = []
+        for i, args in enumerate(arglist):
+            out.append(fn(*args))
+            if on_result:
+                on_result(i, out[-1])
+        return out
+    addr = address(cluster_address, workers)
+    if addr:
+        probe(addr)
+    results: dict = {}
+
+    def keep(key, result, seconds):
+        results[int(key)] = result
+        if on_result:
+            on_result(int(key), result)
+
+    with cluster(workers, addr) as client:
+        run_tasks(client, [(str(i), fn, args) for i, args in enumerate(arglist)], keep, desc=desc, progress=progress)
+    return [results[i] for i in range(len(arglist))]
