@@ -87,11 +87,10 @@ def check_grid(g: Grid) -> None:
     for gr in g.granularities:
         if gr != "auto" and gr not in GRANULARITIES:
             raise SparseFlowError(f"unknown granularity {gr!r} (choose from auto, {', '.join(GRANULARITIES)})")
-    for k in ("rtl_check", "synth_top", "finetune_epochs"):
-        if getattr(g, k) < 0:
-            raise SparseFlowError(f"--{k.replace('_', '-')} must be >= 0, not {getattr(g, k)}")
-    if g.rtl_images < 1:
-        raise SparseFlowError(f"--rtl-images must be >= 1, not {g.rtl_images}")
+    lows = {"rtl_check": 0, "synth_top": 0, "finetune_epochs": 0, "rtl_images": 1}
+    bad = next((k for k, lo in lows.items() if getattr(g, k) < lo), None)
+    if bad:
+        raise SparseFlowError(f"--{bad.replace('_', '-')} must be >= {lows[bad]}, not {getattr(g, bad)}")
 
 
 # ----------------------------------------------------------------------------- inputs as bytes

@@ -39,11 +39,12 @@ def add_arguments(parser) -> None:
 
 def address(cluster: str | None = None, workers: int | None = None) -> str | None:
     """The scheduler address to connect to (None: start a local cluster); checks the options."""
-    addr = cluster or os.environ.get(ENV) or None
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SparseFlowError(f"--workers must be >= 1, not {workers}")
-    if addr and cluster and workers is not None:
+    if cluster and workers is not None:
         raise SparseFlowError("--workers starts a local cluster; with --cluster the scheduler's workers run the tasks")
+    # an explicit --workers starts a local cluster even when $SPARSEFLOW_CLUSTER is set
+    addr = cluster or (os.environ.get(ENV) if workers is None else None) or None
     if addr and not _ADDRESS.match(addr):
         raise SparseFlowError(f"--cluster {addr!r} is not a scheduler address like tcp://HOST:8786")
     return addr

@@ -135,3 +135,35 @@ def test_bad_options_one_line(tmp_path, capsys, extra, msg):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("sparseflow: error: ") and msg in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_merge_shards_weights_cycles_by_images():
+    from scripts.cmd_run import merge_shards
+    rng = np.random.default_rng(SEED)
+
+    def part(n, cyc, bad):
+        return {"logits": rng.integers(0, 9, (n, 3)), "golden": rng.integers(0, 9, (n, 3)), "mismatches": bad,
+                "layers": [{"name": "fc", "mismatches": bad, "outputs": 3 * n,
+                            "cycles": {"eie": {"per_inference": cyc, "per_vector": cyc, "images": n}}}]}
+    a, b = part(3, 10.0, 1), part(1, 30.0, 0)
+    m = merge_shards([a, b])
+    assert np.array_equal(m["logits"], np.concatenate([a["logits"], b["logits"]]))
+    assert m["mismatches"] == 1 and m["layers"][0]["outputs"] == 12
+    assert m["layers"][0]["cycles"]["eie"] == {"images": 4, "per_inference": 15.0, "per_vector": 15.0}
+
+
+@pytest.mark.slow
+def test_run_sharded_equals_in_process(net_files, tmp_path, capsys):
+    import json
+    net, data = net_files
+    out = tmp_path / "c"
+    assert main(["compile", "--model", str(net), "--data", str(data), "--out", str(out), "--epochs", "0",
+                 "--rounds", "1", "--calib", "16"]) == 0
+    capsys.readouterr()
+    results = []
+    for extra in ([], ["--workers", "2"]):
+        assert main(["run", str(out), "--data", str(data), "--compare", "4", "--json", *extra]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    for r in results:
+        r.pop("seconds")
+    assert results[0] == results[1]
