@@ -10,6 +10,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", default=None, metavar="NET",
                         help="a trained NET.onnx / TorchScript .pt (default: the built-in digits MLP, trained here)")
     parser.add_argument("--data", default=None, metavar="DATA.npz", help="x_train, y_train, x_test, y_test (with --model)")
+    parser.add_argument("--layer", default=None, metavar="W.npy",
+                        help="sweep one weight matrix instead of a network (quality = weight fidelity; "
+                             "random half-zero activations)")
     parser.add_argument("--engines", default="eie,2:4,dense", help="comma-separated engines (default eie,2:4,dense)")
     parser.add_argument("--sizes", default="4,8,16", help="PEs (EIE) or lanes (lane engines) (default 4,8,16)")
     parser.add_argument("--sparsity", default="0.5,0.8,0.9", help="default 0.5,0.8,0.9 (2:4 runs at 0.5 only)")
@@ -39,6 +42,7 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
+    from model.errors import SparseFlowError
     from model.outputs import check_not_input, claim_dir
     from scripts import explore, farm
     from scripts.cli import print_json
@@ -58,8 +62,14 @@ def run(args) -> int:
     addr = farm.address(args.cluster, args.workers)
     if addr:
         farm.probe(addr)
-    check_not_input(args.out, {"--model": args.model, "--data": args.data}, folder=True)
-    source, data_bytes, ident = explore.inputs(args.model, args.data)
+    check_not_input(args.out, {"--model": args.model, "--data": args.data, "--layer": args.layer}, folder=True)
+    if args.layer is not None:
+        if args.model or args.data:
+            raise SparseFlowError("--layer sweeps one matrix; it does not go with --model/--data")
+        source, data_bytes, ident = explore.layer_inputs(args.layer)
+        g.quality = "weight fidelity: 1 - |W - W_pruned,int8| / |W|"
+    else:
+        source, data_bytes, ident = explore.inputs(args.model, args.data)
     with claim_dir(args.out, "explore", also=explore.FILES) as out:
         out = Path(out)
         with Store(out / "results.sqlite") as store:

@@ -53,6 +53,7 @@ class Grid:
     rtl_check: int = 2       # points whose cycles are also measured on the simulated RTL
     rtl_images: int = 4
     synth_top: int = 0
+    quality: str = "held-out accuracy (integer golden model)"  # what the accuracy column is
 
 
 def parse_list(text: str, kind, opt: str) -> list:
@@ -114,6 +115,18 @@ def digits_data() -> dict:
             "x_test": (d.x_test * INPUT_SCALE).astype(np.float32), "y_test": d.y_test}
 
 
+def layer_inputs(path: str) -> tuple[dict, bytes, dict]:
+    """``inputs`` for ``--layer W.npy``: one weight matrix (float or integer), no data set."""
+    from scripts.npyio import load_npy
+    w = load_npy(path, "--layer")
+    if w.ndim != 2 or 0 in w.shape or not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):
+        raise SparseFlowError(f"--layer {path}: expected a 2-D real matrix, not shape {w.shape} {w.dtype}")
+    if not np.all(np.isfinite(w)):
+        raise SparseFlowError(f"--layer {path}: the matrix has non-finite values")
+    b = npz_bytes({"w": w.astype(np.float64)})
+    return {"kind": "layer", "bytes": b}, b"", {"layer": hashlib.sha256(b).hexdigest()[:16]}
+
+
 def inputs(model: str | None, data: str | None) -> tuple[dict, bytes, dict]:
     """``(source, data_bytes, identity)``: what the compile tasks take, read here once.
 
@@ -146,6 +159,8 @@ def _digits_graph(seed: int):
 
 
 def _graph(source: dict, seed: int):
+    if source["kind"] == "layer":
+        return npz_load(source["bytes"])["w"]
     if source["kind"] == "digits":
         return _digits_graph(seed)
     import tempfile
@@ -174,6 +189,8 @@ def compile_task(graph_blob: bytes, data_bytes: bytes, cfg: dict) -> dict:
     finetune_epochs)."""
     _one_thread()
     from model.network.compile import check_data, compile_network, graph_classes
+    if "layer" in cfg:
+        return layer_compile(pickle.loads(graph_blob), cfg)
     opts = _options(cfg)
     try:
         graph = pickle.loads(graph_blob)
@@ -188,6 +205,38 @@ def compile_task(graph_blob: bytes, data_bytes: bytes, cfg: dict) -> dict:
             "measured_sparsity": c.report["sparsity"].get("total"),
             "_blob": pickle.dumps({"net": c.net, "x_sample": c.net.quantize_input(data["x_train"][idx]),
                                    "x_check": c.net.quantize_input(data["x_test"][:64])})}
+
+
+LAYER_GRANULARITIES = ("unstructured", "2:4")
+
+
+def layer_compile(w: np.ndarray, cfg: dict) -> dict:
+    """``--layer``: ``w`` quantized to int8 (one scale), pruned by magnitude to ``cfg``'s sparsity
+    (unstructured, or 2:4 over zero-padded groups of four), as a one-layer integer network; the
+    activations are seeded random int16 vectors with half of them zero (a ReLU layer's input).
+    Its "accuracy" is the weight fidelity, 1 - |W - W_pruned| / |W| (Frobenius)."""
+    from model.hw.formats import nm
+    from model.network.engines import pad_weight
+    from model.network.intnet import IntLayer, IntNetwork
+    rows, cols = w.shape
+    scale = float(np.abs(w).max()) / 127 or 1.0
+    q = np.clip(np.round(w / scale), -127, 127).astype(np.int64)
+    if cfg["granularity"] == "2:4":
+        q = nm.keep_largest_24(pad_weight(q))[:, :cols]
+    else:
+        k = int(round(cfg["sparsity"] * q.size))
+        order = np.argsort(np.abs(q), axis=None, kind="stable")  # the k smallest magnitudes go
+        q.reshape(-1)[order[:k]] = 0
+    rng = np.random.default_rng(cfg["seed"])
+    x = rng.integers(-(1 << 15), 1 << 15, (SAMPLE + 64, cols)) * (rng.random((SAMPLE + 64, cols)) < 0.5)
+    acc = np.abs(q) @ np.abs(x.T)
+    shift = max(0, int(np.ceil(np.log2(float(acc.max()) + 1))) - 15)
+    lay = IntLayer(name="layer", kind="linear", weight=q, bias=None, shift=shift, relu=False, w_scale=scale,
+                   in_scale=1.0, in_shape=(cols,), out_shape=(rows,), engine="dense")
+    net = IntNetwork(input_shape=(cols,), input_frac=0, ops=[lay], name="layer")
+    fidelity = 1.0 - float(np.linalg.norm(w - q * scale) / (np.linalg.norm(w) or 1.0))
+    return {"status": "ok", "accuracy": fidelity, "measured_sparsity": float(np.mean(q == 0)),
+            "_blob": pickle.dumps({"net": net, "x_sample": x[:SAMPLE], "x_check": x[SAMPLE:]})}
 
 
 def cost_task(blob: bytes, cfg: dict) -> dict:
@@ -263,6 +312,8 @@ def _options(cfg: dict):
 
 def _refused(cfg: dict) -> str | None:
     """The compiler's one-line refusal of ``cfg``'s options, or None."""
+    if "layer" in cfg and cfg["granularity"] not in LAYER_GRANULARITIES:
+        return f"--layer prunes {' or '.join(LAYER_GRANULARITIES)} only, not {cfg['granularity']}"
     try:
         _options(cfg).check()
     except SparseFlowError as exc:
@@ -502,15 +553,16 @@ def write_outputs(out: Path, g: Grid, result: dict, seconds: float) -> None:
     from scripts.store import write_csv
     points = result["points"]
     write_csv(points, out / "points.csv", POINT_FIELDS)
-    plot(points, g.targets, out / "pareto.png")
+    plot(points, g.targets, out / "pareto.png", g.quality)
     (out / "report.md").write_text(report_md(g, result, seconds))
 
 
-def plot(points: list[dict], targets: list[str], path: Path) -> None:
+def plot(points: list[dict], targets: list[str], path: Path, quality: str = Grid.quality) -> None:
     """Accuracy vs latency, colour = predicted logic cells, one panel per target; Pareto points ringed."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     from model.hw.engines import NAMES
     markers = dict(zip(NAMES, "osD^vP*X"))
     fig, axes = plt.subplots(1, len(targets), figsize=(6.2 * len(targets), 4.8), squeeze=False)
@@ -532,8 +584,11 @@ def plot(points: list[dict], targets: list[str], path: Path) -> None:
             ax.scatter([p["latency_us"] for p in par], [p["accuracy"] for p in par], s=110, facecolors="none",
                        edgecolors="red", linewidths=1.2, label="Pareto (fits)")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels collide on a log axis
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         ax.set_xlabel("latency per inference, us (cycle model / predicted Fmax)")
-        ax.set_ylabel("held-out accuracy (integer golden model)")
+        ax.set_ylabel(quality)
         ax.set_title(f"{t} (small, faded: predicted not to fit)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
@@ -557,8 +612,8 @@ def report_md(g: Grid, result: dict, seconds: float) -> str:
              f"{', '.join(g.targets)}; seed {g.seed}. This run: {result['computed']['compile']} networks compiled, "
              f"{result['computed']['cost']} engine builds costed, {result['computed']['synth']} synthesized; "
              f"the rest from the store; {seconds:.1f} s.", "",
-             "Accuracy: held-out test set, integer golden model. Cycles: cycle model (exact for EIE, first-order "
-             "for the lane engines), averaged over training images. Logic cells, FFs, BRAM, DSP, Fmax: "
+             f"Accuracy: {g.quality}. Cycles: cycle model (exact for EIE, first-order "
+             "for the lane engines), averaged over sample inputs. Logic cells, FFs, BRAM, DSP, Fmax: "
              "**predicted** by `model.hw.estimator` (fitted on the synthesis sweep; `extrapolated` = outside "
              "the fitted sizes). Latency = cycles / predicted Fmax. *Fits*: predicted logic, DSP and "
              "max(BRAM, weight BRAM) within the device.", "",
