@@ -100,6 +100,23 @@ def fit(rows: list[dict]) -> dict:
     return fit_points([r for r in rows if r["fits"] == "1"])
 
 
+def holdout_table(fits: dict) -> str:
+    """Markdown: the estimator's leave-one-out error per series against the goals (15 % logic, 20 % Fmax)."""
+    lines = ["| target / engine | sizes fitted | logic cells: max (mean) error | FFs | Fmax: max (mean) error | "
+             "goals (15 % / 20 %) |", "|---|---|---:|---:|---:|---|"]
+    for name, res in fits.items():
+        h = {k: res[k]["holdout"] for k in ("logic_cells", "ffs", "fmax_mhz")}
+        if not all(h.values()):
+            lines.append(f"| {name} | {res['logic_cells']['sizes']} | too few points to hold one out | | | |")
+            continue
+        cell = lambda k: f"{h[k]['max_rel_err']:.1%} ({h[k]['mean_rel_err']:.1%})"
+        met = ("met" if h["logic_cells"]["max_rel_err"] <= 0.15 else "logic MISSED") + ", " + \
+              ("met" if h["fmax_mhz"]["max_rel_err"] <= 0.20 else "Fmax MISSED")
+        lines.append(f"| {name} | {', '.join(map(str, res['logic_cells']['sizes']))} | {cell('logic_cells')} | "
+                     f"{cell('ffs')} | {cell('fmax_mhz')} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -182,6 +199,7 @@ def report(csv_path: Path) -> None:
     (OUT / "synth_fit.json").write_text(text)
     from model.hw.estimator import FIT_FILE
     FIT_FILE.write_text(text)  # what the estimator reads (packaged with model.hw)
+    (OUT / "estimator_holdout.md").write_text(holdout_table(fits))
     plot(rows, OUT / "synth_sweep.png")
     for series, res in fits.items():
         print(series + ": " + ", ".join(

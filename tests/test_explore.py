@@ -166,4 +166,6 @@ def test_run_sharded_equals_in_process(net_files, tmp_path, capsys):
         results.append(json.loads(capsys.readouterr().out))
     for r in results:
         r.pop("seconds")
-    assert results[0] == results[1]
+    # equal, up to the rounding of the image-weighted cycle averages
+    assert json.loads(json.dumps(results[0]), parse_float=lambda v: round(float(v), 6)) == \
+        json.loads(json.dumps(results[1]), parse_float=lambda v: round(float(v), 6))
