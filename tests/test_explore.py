@@ -43,7 +43,7 @@ def net_files(tmp_path_factory):
 def farm_cluster():
     """A scheduler with two worker processes, reached by its address as a farm's would be."""
     from distributed import Client, LocalCluster
-    cl = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cl = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cl, set_as_default=False)
     try:
         yield cl.scheduler_address, client
