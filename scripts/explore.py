@@ -347,12 +347,13 @@ def plan(g: Grid, ident: dict) -> tuple[list[dict], list[dict]]:
                         costs.append({"compile": ccfg, "engine": e, "size": n, "fifo_depth": f,
                                       "granularity_option": gr})
     uniq = list({json.dumps(c, sort_keys=True): c for c in costs}.values())
-    # RTL check: a seeded sample, at most one per engine (distinct builds, no concurrent compile of one)
+    # RTL check: a seeded sample of the points the compiler accepts, at most one per engine
+    # (distinct builds: no two workers compile the same one at once)
     rng = np.random.default_rng(g.seed)
     picked, seen = [], set()
     for i in rng.permutation(len(uniq)):
         c = uniq[i]
-        if len(picked) < g.rtl_check and c["engine"] not in seen:
+        if len(picked) < g.rtl_check and c["engine"] not in seen and not _refused(c["compile"]):
             seen.add(c["engine"])
             picked.append(int(i))
     for i, c in enumerate(uniq):

@@ -83,7 +83,7 @@ def cluster(workers: int | None = None, cluster_address: str | None = None, quie
                                   f"({' '.join(str(exc).split())[:160]})") from None
     else:
         n = workers or os.cpu_count() or 1
-        local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        local = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",  # any free port
                              silence_logs=logging.ERROR if quiet else logging.WARNING)
         client = Client(local, set_as_default=False)
     try:
