@@ -93,7 +93,7 @@ def run(args) -> int:
         if r is None:
             print(f"  {t}: no feasible point fits")
         else:
-            print(f"  {t}: recommended {explore._fmt(r)}: accuracy {r['accuracy']:.4f}, {r['latency_us']:.2f} us, "
+            print(f"  {t}: recommended {explore.describe(r)}: accuracy {r['accuracy']:.4f}, {r['latency_us']:.2f} us, "
                   f"{r['logic_cells']} logic cells (predicted)")
     print(f"  report: {Path(args.out) / 'report.md'}, plot: {Path(args.out) / 'pareto.png'}", file=sys.stdout)
     return 0

@@ -4,6 +4,8 @@ A point is (sparsity, granularity, engine, size, queue depth, target). Work is s
 is shared, and each piece is one task (a pure function of its configuration and input bytes,
 :mod:`scripts.farm`) whose result is one row of the store (:mod:`scripts.store`):
 
+* ``graph`` (once): the float network: the digits MLP trained densely from the seed, or the
+  imported file (``--layer``: the matrix);
 * ``compile`` (per sparsity and granularity): prune, fine-tune and quantize the network
   (``model.network.compile``, one-shot), held-out accuracy of the integer golden model;
   the integer network travels on as pickled bytes;
@@ -23,7 +25,7 @@ import io
 import json
 import pickle
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -599,7 +601,8 @@ def plot(points: list[dict], targets: list[str], path: Path, quality: str = Grid
     plt.close(fig)
 
 
-def _fmt(p: dict) -> str:
+def describe(p: dict) -> str:
+    """A point's build in words: engine, size, queue depth, sparsity and granularity."""
     q = f", queues {p['fifo_depth']}" if p.get("fifo_depth") else ""
     return f"{p['engine']} x{p['size']}{q}, sparsity {p['sparsity']:g} ({p['granularity']})"
 
@@ -627,14 +630,14 @@ def report_md(g: Grid, result: dict, seconds: float) -> str:
         if r is None:
             lines += ["No feasible point fits this target.", ""]
             continue
-        lines.append(f"**Recommended: {_fmt(r)}**: accuracy {r['accuracy']:.4f}, {r['cycles']:.0f} cycles, "
+        lines.append(f"**Recommended: {describe(r)}**: accuracy {r['accuracy']:.4f}, {r['cycles']:.0f} cycles, "
                      f"{r['latency_us']:.2f} us at {r['fmax_mhz']:.1f} MHz (predicted), {r['logic_cells']} logic "
                      f"cells, {r['dsp']} DSP, {max(r['bram'], r['weight_bram'])} BRAM.")
         lines += ["", "| Pareto point | accuracy | cycles | latency us | logic cells | FFs | BRAM (weights) | DSP | "
                   "Fmax MHz |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for p in sorted((p for p in points if p["target"] == t and p.get("pareto")),
                         key=lambda p: (-p["accuracy"], p["latency_us"])):
-            lines.append(f"| {_fmt(p)}{' (extrapolated)' if p['extrapolated'] else ''} | {p['accuracy']:.4f} | "
+            lines.append(f"| {describe(p)}{' (extrapolated)' if p['extrapolated'] else ''} | {p['accuracy']:.4f} | "
                          f"{p['cycles']:.0f} | {p['latency_us']:.2f} | {p['logic_cells']} | {p['ffs']} | "
                          f"{p['bram']} ({p['weight_bram']}) | {p['dsp']} | {p['fmax_mhz']:.1f} |")
         lines.append("")
@@ -648,7 +651,7 @@ def report_md(g: Grid, result: dict, seconds: float) -> str:
             if k in seen:
                 continue
             seen.add(k)
-            lines.append(f"| {_fmt(p)} | {g.rtl_images} | {p['rtl_cycles']:.1f} | {p['rtl_model_cycles']:.1f} | "
+            lines.append(f"| {describe(p)} | {g.rtl_images} | {p['rtl_cycles']:.1f} | {p['rtl_model_cycles']:.1f} | "
                          f"{p['rtl_mismatches']} |")
         lines.append("")
     if result["synth"]:
