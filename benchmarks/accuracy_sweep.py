@@ -15,7 +15,7 @@ Each configuration runs for ``--seeds`` seeds (init, batches, scores); the split
 Writes ``accuracy.csv`` (one row per run and seed), ``accuracy.md`` (mean and spread over seeds)
 and ``accuracy.png`` into ``--out`` (default ``docs/results``).
 
-    .venv/bin/python -m benchmarks.accuracy_sweep [--seeds 3] [--out docs/results]
+    .venv/bin/python -m benchmarks.accuracy_sweep [--seeds 3] [--out docs/results] [--workers N | --cluster ADDR]
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import argparse
 import csv
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -79,33 +80,62 @@ def integer_accuracies(model, data):
     return q.accuracy(xt, data.y_test), s.accuracy(xt, data.y_test)
 
 
-def sweep(seeds: int, log) -> list[dict]:
+@lru_cache(maxsize=2)
+def _dense(seed: int):
+    """The dense network of ``seed`` (trained once per process: every experiment of a seed starts from it)."""
+    from model.nn.train import accuracy
     data = load_digits()
-    rows = []
+    base = PruneConfig(seed=seed, rewind_step=REWIND_K, progress=False)
+    t0 = time.time()
+    dense, init, at_k = train_dense(base, data)
+    return dense, init, at_k, accuracy(dense, *data.float_test()), time.time() - t0
+
+
+def dense_row(seed: int) -> dict:
+    """The dense baseline of ``seed`` (a task)."""
+    import torch
+    torch.set_num_threads(1)
+    dense, _, _, dacc, seconds = _dense(seed)
+    qi, qs = integer_accuracies(dense, load_digits())
+    return dict(experiment="dense", schedule="dense", method="-", granularity="-", sparsity=0.0, seed=seed,
+                float_dense=dacc, float_pruned=dacc, integer=qi, integer_shared=qs, measured_sparsity=0.0,
+                seconds=round(seconds, 2))
+
+
+def experiment_row(seed: int, exp: str, kw: dict) -> dict:
+    """One experiment of one seed (a task; the dense network is retrained per worker process, seeded)."""
+    import torch
+    torch.set_num_threads(1)
+    dense, init, at_k, dacc, _ = _dense(seed)
+    data = load_digits()
+    t0 = time.time()
+    cfg = PruneConfig(seed=seed, progress=False, **kw)
+    res = run(cfg, data, dense=dense, init_state=init, rewind_state=at_k)
+    qi, qs = integer_accuracies(res.model, data)
+    return dict(experiment=exp, schedule=label(kw), method=cfg.method if cfg.schedule != "dst" else "magnitude",
+                granularity=cfg.granularity, sparsity=cfg.sparsity, seed=seed, float_dense=dacc,
+                float_pruned=res.pruned_acc, integer=qi, integer_shared=qs,
+                measured_sparsity=round(res.sparsity["total"], 4), seconds=round(time.time() - t0, 2))
+
+
+def sweep(seeds: int, log, workers=None, cluster=None) -> list[dict]:
+    """Every seed's dense row and experiments, one task each (``scripts.farm``: in-process unless
+    ``workers``/``cluster``), in table order."""
+    from scripts import farm
+    tasks = []
     for seed in range(seeds):
-        base = PruneConfig(seed=seed, rewind_step=REWIND_K, progress=False)
-        t0 = time.time()
-        dense, init, at_k = train_dense(base, data)
-        from model.nn.train import accuracy
-        dacc = accuracy(dense, *data.float_test())
-        qi, qs = integer_accuracies(dense, data)
-        rows.append(dict(experiment="dense", schedule="dense", method="-", granularity="-", sparsity=0.0, seed=seed,
-                         float_dense=dacc, float_pruned=dacc, integer=qi, integer_shared=qs,
-                         measured_sparsity=0.0, seconds=round(time.time() - t0, 2)))
-        log(f"seed {seed}: dense {dacc:.4f} (integer {qi:.4f})")
-        for exp, kw in experiments():
-            t0 = time.time()
-            cfg = PruneConfig(seed=seed, progress=False, **kw)
-            res = run(cfg, data, dense=dense, init_state=init, rewind_state=at_k)
-            qi, qs = integer_accuracies(res.model, data)
-            row = dict(experiment=exp, schedule=label(kw), method=cfg.method if cfg.schedule != "dst" else "magnitude",
-                       granularity=cfg.granularity, sparsity=cfg.sparsity, seed=seed, float_dense=dacc,
-                       float_pruned=res.pruned_acc, integer=qi, integer_shared=qs,
-                       measured_sparsity=round(res.sparsity["total"], 4), seconds=round(time.time() - t0, 2))
-            rows.append(row)
-            log(f"seed {seed}: {row['schedule']:<24} {cfg.granularity:<12} {cfg.sparsity:.2f}  float {res.pruned_acc:.4f}"
-                f"  int {qi:.4f}  int+share {qs:.4f}  ({row['seconds']:.1f} s)")
-    return rows
+        tasks.append((dense_row, (seed,)))
+        tasks += [(experiment_row, (seed, exp, kw)) for exp, kw in experiments()]
+
+    def say(i, r):
+        log(f"seed {r['seed']}: {r['schedule']:<24} {r['granularity']:<12} {r['sparsity']:.2f}  float "
+            f"{r['float_pruned']:.4f}  int {r['integer']:.4f}  int+share {r['integer_shared']:.4f}  ({r['seconds']:.1f} s)")
+
+    return farm.map_tasks(_call, [(fn, args) for fn, args in tasks], workers, cluster, desc="accuracy", on_result=say)
+
+
+def _call(fn, args):
+    return fn(*args)
 
 
 def aggregate(rows: list[dict]) -> list[dict]:
@@ -207,6 +237,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=3, help="seeds per configuration (default 3)")
     p.add_argument("--out", default="docs/results", help="output folder (default docs/results)")
     p.add_argument("--replot", action="store_true", help="rewrite accuracy.md/png from an existing accuracy.csv")
+    from scripts import farm
+    farm.add_arguments(p)  # given: the (seed, experiment) runs are Dask tasks
     args = p.parse_args(argv)
     if args.seeds < 1:
         p.error("--seeds must be >= 1")
@@ -220,7 +252,7 @@ def main(argv=None) -> int:
         args.seeds = len({r["seed"] for r in rows})
     else:
         t0 = time.time()
-        rows = sweep(args.seeds, lambda m: print(m, file=sys.stderr, flush=True))
+        rows = sweep(args.seeds, lambda m: print(m, file=sys.stderr, flush=True), args.workers, args.cluster)
         seconds = time.time() - t0
         with open(out / "accuracy.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=FIELDS)

@@ -22,7 +22,7 @@ published densities and activation vectors with the published activation density
 
 Writes docs/results/eie_efficiency.csv, eie_efficiency.png and eie_summary.json.
 
-    .venv/bin/python -m benchmarks.eie_efficiency [--quick] [--no-rtl] [--no-speed]
+    .venv/bin/python -m benchmarks.eie_efficiency [--quick] [--no-rtl] [--no-speed] [--workers N | --cluster ADDR]
 """
 from __future__ import annotations
 
@@ -99,66 +99,79 @@ def model_point(w, x, n_pes, depth, m=None, ideal=None, frontend_width=NEW):
     return cyc, ideal, busy
 
 
-def model_grid(layers, pes, depths, vectors, col_scale=1, variants=VARIANTS):
+def model_grid(layers, pes, depths, vectors, col_scale=1, variants=VARIANTS, workers=None, cluster=None):
+    """The cycle-model grid, one task per layer (``scripts.farm``: in-process unless ``workers``/``cluster``)."""
+    from scripts import farm
+    parts = farm.map_tasks(_model_layer, [(name, pes, depths, vectors, col_scale, variants) for name in layers],
+                           workers, cluster, desc="model")
+    return [r for part in parts for r in part]
+
+
+def _model_layer(name, pes, depths, vectors, col_scale, variants):
+    """One layer's rows of the model grid (a task)."""
     rows = []
-    for name in layers:
-        t0 = time.perf_counter()
-        w, x = make_layer(name, vectors=vectors, col_scale=col_scale)
-        nnz_in_active = [int(np.count_nonzero(w[:, x[:, b] != 0])) for b in range(x.shape[1])]
-        for n in pes:
-            ideal = [v / n for v in nnz_in_active]
-            perm = balance_rows(w, n, col_weights=None) if any(v[0] == "balanced" for v in variants) else None
-            encoded = {}
-            for mapping, k, ib, vdepths in variants:
-                wm = w if mapping == "interleaved" else w[perm]
-                if (mapping, ib) not in encoded:
-                    base = config_for(wm, n, 1, k, ib)
-                    encoded[mapping, ib] = (encode(wm, base), base)
-                m, base = encoded[mapping, ib]
-                pad = m.padding_entries / max(1, int(m.entries_per_pe.sum()))
-                for d in (d for d in vdepths if d in depths):
-                    cfg = base.with_(fifo_depth=d, frontend_width=k)
-                    cyc, _, busy = model_point(wm, x, n, d, (m, cfg), ideal)
-                    rows.append({"layer": name, "rows": w.shape[0], "cols": w.shape[1], "n_pes": n, "depth": d,
-                                 "mapping": mapping, "frontend_width": k, "index_bits": ib,
-                                 "cycles": float(np.mean(cyc)), "ideal": float(np.mean(ideal)),
-                                 "efficiency": float(np.sum(ideal) / np.sum(cyc)),
-                                 "work_eff": float(np.sum(busy) / np.sum(cyc)),
-                                 "padding_fraction": pad,
-                                 "bits_per_nz": eie_bits_per_nonzero(m, cfg, pointers=True),
-                                 # one element per cycle: the old front end's limit
-                                 "input_bound_eff": float(min(1.0, np.sum(ideal) / (x.shape[1] * w.shape[1]))),
-                                 # one non-zero (or all-zero word) per cycle: the scanning one's
-                                 "nz_bound_eff": float(min(1.0, np.sum(ideal) / sum(
-                                     max(np.count_nonzero(x[:, b]), 1) for b in range(x.shape[1])))),
-                                 })
-        print(f"  model: {name} {w.shape[0]}x{w.shape[1]} done in {time.perf_counter() - t0:.0f} s", flush=True)
+    t0 = time.perf_counter()
+    w, x = make_layer(name, vectors=vectors, col_scale=col_scale)
+    nnz_in_active = [int(np.count_nonzero(w[:, x[:, b] != 0])) for b in range(x.shape[1])]
+    for n in pes:
+        ideal = [v / n for v in nnz_in_active]
+        perm = balance_rows(w, n, col_weights=None) if any(v[0] == "balanced" for v in variants) else None
+        encoded = {}
+        for mapping, k, ib, vdepths in variants:
+            wm = w if mapping == "interleaved" else w[perm]
+            if (mapping, ib) not in encoded:
+                base = config_for(wm, n, 1, k, ib)
+                encoded[mapping, ib] = (encode(wm, base), base)
+            m, base = encoded[mapping, ib]
+            pad = m.padding_entries / max(1, int(m.entries_per_pe.sum()))
+            for d in (d for d in vdepths if d in depths):
+                cfg = base.with_(fifo_depth=d, frontend_width=k)
+                cyc, _, busy = model_point(wm, x, n, d, (m, cfg), ideal)
+                rows.append({"layer": name, "rows": w.shape[0], "cols": w.shape[1], "n_pes": n, "depth": d,
+                             "mapping": mapping, "frontend_width": k, "index_bits": ib,
+                             "cycles": float(np.mean(cyc)), "ideal": float(np.mean(ideal)),
+                             "efficiency": float(np.sum(ideal) / np.sum(cyc)),
+                             "work_eff": float(np.sum(busy) / np.sum(cyc)),
+                             "padding_fraction": pad,
+                             "bits_per_nz": eie_bits_per_nonzero(m, cfg, pointers=True),
+                             # one element per cycle: the old front end's limit
+                             "input_bound_eff": float(min(1.0, np.sum(ideal) / (x.shape[1] * w.shape[1]))),
+                             # one non-zero (or all-zero word) per cycle: the scanning one's
+                             "nz_bound_eff": float(min(1.0, np.sum(ideal) / sum(
+                                 max(np.count_nonzero(x[:, b]), 1) for b in range(x.shape[1])))),
+                             })
+    print(f"  model: {name} {w.shape[0]}x{w.shape[1]} done in {time.perf_counter() - t0:.0f} s", flush=True)
     return rows
 
 
-def rtl_validate(subset, sim="verilator", row_scale=4, col_scale=16, backend="native", vectors=2):
-    """Simulate ``subset`` [(layer, n_pes, depth, frontend_width)] (scaled) on the RTL; compare
-    with the cycle model; the RTL's efficiency (ideal / its cycles)."""
+def rtl_validate(subset, sim="verilator", row_scale=4, col_scale=16, backend="native", vectors=2, workers=None,
+                 cluster=None):
+    """Simulate ``subset`` [(layer, n_pes, depth, frontend_width)] (scaled) on the RTL, one task per
+    point; compare with the cycle model; the RTL's efficiency (ideal / its cycles)."""
+    from scripts import farm
+    points = farm.map_tasks(_rtl_point, [(name, n, d, k, sim, row_scale, col_scale, backend, vectors)
+                                         for name, n, d, k in subset], workers, cluster, desc="rtl")
+    return {"vectors_checked": sum(len(p["model"]) for p in points),
+            "max_abs_deviation_cycles": max((p["max_abs_deviation"] for p in points), default=0), "points": points}
+
+
+def _rtl_point(name, n, d, k, sim, row_scale, col_scale, backend, vectors):
+    """One RTL validation point (a task)."""
     from verif.spmv_eie import run_jobs
-    worst, checked, points = 0, 0, []
-    for name, n, d, k in subset:
-        w, x = make_layer(name, vectors=vectors, row_scale=row_scale, col_scale=col_scale)
-        cfg = config_for(w, n, d, k)
-        t0 = time.perf_counter()
-        r = run_jobs([(w, x)], cfg, sim=sim, backend=backend if sim == "verilator" else "cocotb")[0]
-        model, ideal, _ = model_point(w, x, n, d, frontend_width=k)
-        dev = max(abs(a - b) for a, b in zip(model, r["cycles"]))
-        worst = max(worst, dev)
-        checked += len(model)
-        eff = float(np.sum(ideal) / np.sum(r["cycles"]))
-        points.append({"layer": name, "shape": list(w.shape), "n_pes": n, "depth": d, "frontend_width": k,
-                       "rtl": r["cycles"], "model": model, "max_abs_deviation": dev, "rtl_efficiency": round(eff, 4),
-                       "seconds": round(time.perf_counter() - t0, 1),
-                       "sim_cycles": r["sim_cycles"], "sim_seconds": round(r["sim_seconds"], 3),
-                       "backend": r["backend"]})
-        print(f"  rtl: {name} {w.shape} n={n} D={d} K={k}: rtl {r['cycles']} model {model} "
-              f"efficiency {eff:.3f}", flush=True)
-    return {"vectors_checked": checked, "max_abs_deviation_cycles": worst, "points": points}
+    w, x = make_layer(name, vectors=vectors, row_scale=row_scale, col_scale=col_scale)
+    cfg = config_for(w, n, d, k)
+    t0 = time.perf_counter()
+    r = run_jobs([(w, x)], cfg, sim=sim, backend=backend if sim == "verilator" else "cocotb")[0]
+    model, ideal, _ = model_point(w, x, n, d, frontend_width=k)
+    dev = max(abs(a - b) for a, b in zip(model, r["cycles"]))
+    eff = float(np.sum(ideal) / np.sum(r["cycles"]))
+    point = {"layer": name, "shape": list(w.shape), "n_pes": n, "depth": d, "frontend_width": k,
+             "rtl": r["cycles"], "model": model, "max_abs_deviation": dev, "rtl_efficiency": round(eff, 4),
+             "seconds": round(time.perf_counter() - t0, 1),
+             "sim_cycles": r["sim_cycles"], "sim_seconds": round(r["sim_seconds"], 3), "backend": r["backend"]}
+    print(f"  rtl: {name} {w.shape} n={n} D={d} K={k}: rtl {r['cycles']} model {model} "
+          f"efficiency {eff:.3f}", flush=True)
+    return point
 
 
 def sim_speed():
@@ -238,6 +251,8 @@ def main(argv=None):
     ap.add_argument("--replot", action="store_true", help="only redraw the PNG from the CSV")
     ap.add_argument("--grid", action="store_true",
                     help="also every queue depth, the balanced rows and front-end widths 4 and 16")
+    from scripts import farm
+    farm.add_arguments(ap)  # given: layers and RTL points run as Dask tasks
     args = ap.parse_args(argv)
     if args.replot:
         with open(OUT / "eie_efficiency.csv") as f:
@@ -247,17 +262,17 @@ def main(argv=None):
     pes, depths = ((4, 16, 64), (1, 8)) if args.quick else (PES, DEPTHS)
     t0 = time.perf_counter()
     rows = model_grid(layers, pes, depths, vectors=4, col_scale=args.col_scale,
-                      variants=VARIANTS + (GRID if args.grid else []))
+                      variants=VARIANTS + (GRID if args.grid else []), workers=args.workers, cluster=args.cluster)
     summary = {"model_column_scale": args.col_scale, "rtl_row_scale": 4, "rtl_column_scale": 16,
                "layers": {k: LAYERS[k] for k in layers}}
     if not args.no_rtl:
         subset = [("Alex-8", 4, 8, NEW), ("NT-We", 16, 8, NEW), ("VGG-7", 16, 2, NEW), ("VGG-6", 64, 8, NEW),
                   ("NT-LSTM", 8, 1, NEW), ("VGG-8", 4, 1, 4)]
-        summary["rtl_validation"] = rtl_validate(subset, sim=args.sim)
+        summary["rtl_validation"] = rtl_validate(subset, sim=args.sim, workers=args.workers, cluster=args.cluster)
         if not args.no_full:
             summary["rtl_full_size"] = rtl_validate(
                 [(name, args.full_pes, 8, k) for name in ("Alex-8", "NT-We") for k in (NEW, OLD)],
-                sim=args.sim, row_scale=1, col_scale=1, vectors=4)
+                sim=args.sim, row_scale=1, col_scale=1, vectors=4, workers=args.workers, cluster=args.cluster)
     if not args.no_speed:
         summary["sim_speed"] = sim_speed()
     d8 = [r for r in rows if r["depth"] == 8]

@@ -2,13 +2,14 @@
 
 Runs ``verif.synth.synthesize`` one configuration at a time (synthesis is CPU-heavy), appending
 each result to ``docs/results/synth_sweep.csv`` as soon as it is measured (a design that does not
-fit is recorded with ``fits=0`` and nextpnr's reason). Then fits each resource as a linear
-function of the size (least squares, per engine and target), writes the fits to
-``docs/results/synth_fit.json`` and plots resources and Fmax vs size to ``synth_sweep.png``.
+fit is recorded with ``fits=0`` and nextpnr's reason). Then fits the resource estimator
+(``model.hw.estimator.fit``: per engine and target, with leave-one-out errors), writes it to
+``docs/results/synth_fit.json`` and ``model/hw/resource_fit.json`` and plots resources and Fmax vs size to ``synth_sweep.png``.
 
     python -m benchmarks.synth_sweep                 # the default sweep (12 points, ~1 h on 2 busy cores)
     python -m benchmarks.synth_sweep --extra         # plus the ends of the ranges
     python -m benchmarks.synth_sweep --plot-only     # refit and replot the CSV
+    python -m benchmarks.synth_sweep --workers 2     # two points at a time (or --cluster tcp://HOST:8786)
 """
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "results"
@@ -44,33 +44,46 @@ EXTRA = [
 ]
 
 
-def run_sweep(points, rows, cols, density, seed, csv_path: Path) -> None:
+def synth_point(target: str, engine: str, size: int, rows: int, cols: int, density: float, seed: int) -> dict:
+    """One CSV row: ``target``/``engine``/``size`` synthesized (a task: everything it needs is in its arguments)."""
     from model.errors import SparseFlowError
     from verif.synth import get_target, synthesize
+    t0 = time.monotonic()
+    row = {"target": target, "engine": engine, "size": size, "rows": rows, "cols": cols, "density": density,
+           "fifo_depth": get_target(target).eie_fifo_depth if engine == "eie" else None}
+    (ROOT / "build" / "sweep").mkdir(parents=True, exist_ok=True)  # synthesize() wants an existing parent
+    try:
+        r = synthesize(engine, size, target, rows=rows, cols=cols, density=density, seed=seed,
+                       out=ROOT / "build" / "sweep" / f"{target}-{engine.replace(':', '')}-{size}")
+        cp = r.get("critical_path") or {}
+        row.update({k: r.get(k) for k in FIELDS if k in r}, fits=1, meets_goal=int(r["meets_goal"]),
+                   critical_from=cp.get("from"), critical_to=cp.get("to"), critical_ns=cp.get("delay_ns"))
+    except SparseFlowError as exc:
+        row.update(fits=0 if "does not fit" in str(exc) else "error", note=str(exc))
+    row["_seconds"] = time.monotonic() - t0
+    return row
+
+
+def run_sweep(points, rows, cols, density, seed, csv_path: Path, workers=None, cluster=None) -> None:
+    """Synthesize ``points``, one task each (``scripts.farm``: in-process unless ``workers``/``cluster``),
+    appending each row to the CSV as soon as it is measured."""
+    from scripts import farm
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     new = not csv_path.exists()
     with open(csv_path, "a", newline="") as fh:
-        w = csv.DictWriter(fh, FIELDS)
+        w = csv.DictWriter(fh, FIELDS, extrasaction="ignore")
         if new:
             w.writeheader()
-        for i, (target, engine, size) in enumerate(points, 1):
-            print(f"sweep [{i}/{len(points)}] {target} {engine} x{size}", file=sys.stderr, flush=True)
-            t0 = time.monotonic()
-            row = {"target": target, "engine": engine, "size": size, "rows": rows, "cols": cols, "density": density,
-                   "fifo_depth": get_target(target).eie_fifo_depth if engine == "eie" else None}
-            try:
-                r = synthesize(engine, size, target, rows=rows, cols=cols, density=density, seed=seed,
-                               out=ROOT / "build" / "sweep" / f"{target}-{engine.replace(':', '')}-{size}")
-                cp = r.get("critical_path") or {}
-                row.update({k: r.get(k) for k in FIELDS if k in r}, fits=1, meets_goal=int(r["meets_goal"]),
-                           critical_from=cp.get("from"), critical_to=cp.get("to"), critical_ns=cp.get("delay_ns"))
-            except SparseFlowError as exc:
-                row.update(fits=0 if "does not fit" in str(exc) else "error", note=str(exc))
+
+        def done(i, row):
             w.writerow(row)
             fh.flush()
-            print(f"sweep: {target} {engine} x{size}: {row.get('logic_cells', '-')} cells, "
-                  f"{row.get('fmax_mhz', '-')} MHz, fits={row['fits']} ({time.monotonic() - t0:.0f} s)",
+            print(f"sweep: {row['target']} {row['engine']} x{row['size']}: {row.get('logic_cells', '-')} cells, "
+                  f"{row.get('fmax_mhz', '-')} MHz, fits={row['fits']} ({row['_seconds']:.0f} s)",
                   file=sys.stderr, flush=True)
+
+        farm.map_tasks(synth_point, [(t, e, s, rows, cols, density, seed) for t, e, s in points], workers, cluster,
+                       desc="synth", on_result=done)
 
 
 def load(csv_path: Path) -> list[dict]:
@@ -81,26 +94,26 @@ def load(csv_path: Path) -> list[dict]:
 
 
 def fit(rows: list[dict]) -> dict:
-    """Least-squares line ``value = a + b * size`` per (target, engine, resource) over fitting points."""
-    out = {}
-    for target in sorted({r["target"] for r in rows}):
-        for engine in sorted({r["engine"] for r in rows}):
-            pts = sorted((int(r["size"]), r) for r in rows
-                         if r["target"] == target and r["engine"] == engine and r["fits"] == "1")
-            if len(pts) < 2:
-                continue
-            x = np.array([p[0] for p in pts], dtype=float)
-            res = {}
-            for key in RESOURCES:
-                y = np.array([float(p[1][key]) for p in pts])
-                b, a = np.polyfit(x, y, 1)
-                pred = a + b * x
-                ss = float(((y - y.mean()) ** 2).sum())
-                r2 = 1.0 - float(((y - pred) ** 2).sum()) / ss if ss > 0 else 1.0
-                res[key] = {"intercept": round(float(a), 2), "per_unit": round(float(b), 2), "r2": round(r2, 3),
-                            "points": len(x)}
-            out[f"{target}/{engine}"] = res
-    return out
+    """The resource estimator's fit (``model.hw.estimator.fit``) over the rows that fit their device."""
+    from model.hw.estimator import fit as fit_points
+    return fit_points([r for r in rows if r["fits"] == "1"])
+
+
+def holdout_table(fits: dict) -> str:
+    """Markdown: the estimator's leave-one-out error per series against the goals (15 % logic, 20 % Fmax)."""
+    lines = ["| target / engine | sizes fitted | logic cells: max (mean) error | FFs | Fmax: max (mean) error | "
+             "goals (15 % / 20 %) |", "|---|---|---:|---:|---:|---|"]
+    for name, res in fits.items():
+        h = {k: res[k]["holdout"] for k in ("logic_cells", "ffs", "fmax_mhz")}
+        if not all(h.values()):
+            lines.append(f"| {name} | {res['logic_cells']['sizes']} | too few points to hold one out | | | |")
+            continue
+        cell = lambda k: f"{h[k]['max_rel_err']:.1%} ({h[k]['mean_rel_err']:.1%})"
+        met = ("met" if h["logic_cells"]["max_rel_err"] <= 0.15 else "logic MISSED") + ", " + \
+              ("met" if h["fmax_mhz"]["max_rel_err"] <= 0.20 else "Fmax MISSED")
+        lines.append(f"| {name} | {', '.join(map(str, res['logic_cells']['sizes']))} | {cell('logic_cells')} | "
+                     f"{cell('ffs')} | {cell('fmax_mhz')} | {met} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -181,11 +194,16 @@ def report(csv_path: Path) -> None:
     (OUT / "synth_goals.md").write_text(goals(rows))
     (OUT / "synth_table.md").write_text(markdown(rows))
     fits = fit(rows)
-    (OUT / "synth_fit.json").write_text(json.dumps(fits, indent=2, sort_keys=True) + "\n")
+    text = json.dumps(fits, indent=2, sort_keys=True) + "\n"
+    (OUT / "synth_fit.json").write_text(text)
+    from model.hw.estimator import FIT_FILE
+    FIT_FILE.write_text(text)  # what the estimator reads (packaged with model.hw)
+    (OUT / "estimator_holdout.md").write_text(holdout_table(fits))
     plot(rows, OUT / "synth_sweep.png")
     for series, res in fits.items():
-        print(series + ": " + ", ".join(f"{k} = {v['intercept']} + {v['per_unit']}*n (R2 {v['r2']})"
-                                        for k, v in res.items()))
+        print(series + ": " + ", ".join(
+            f"{k} = {v['a']} + {v['b']}*{'log2(n)' if k == 'fmax_mhz' else 'n'}"
+            + (f" (held out: max {v['holdout']['max_rel_err']:.1%})" if v["holdout"] else "") for k, v in res.items()))
 
 
 def main(argv=None) -> int:
@@ -198,6 +216,8 @@ def main(argv=None) -> int:
     p.add_argument("--fresh", action="store_true", help="start a new CSV instead of appending")
     p.add_argument("--extra", action="store_true", help="also the ends of the ranges (EXTRA)")
     p.add_argument("--only", help="comma-separated target/engine/size points, e.g. ice40-up5k/eie/4")
+    from scripts import farm
+    farm.add_arguments(p)  # given: the points are synthesized in parallel on Dask workers
     a = p.parse_args(argv)
     if not a.plot_only:
         if a.fresh and CSV.exists():
@@ -205,7 +225,7 @@ def main(argv=None) -> int:
         points = SWEEP + (EXTRA if a.extra else [])
         if a.only:
             points = [(t, e, int(s)) for t, e, s in (x.split("/") for x in a.only.split(","))]
-        run_sweep(points, a.rows, a.cols, a.density, a.seed, CSV)
+        run_sweep(points, a.rows, a.cols, a.density, a.seed, CSV, a.workers, a.cluster)
     report(CSV)
     return 0
 

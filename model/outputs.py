@@ -247,8 +247,8 @@ def check_dir(out, opt: str = "--out", legacy=None) -> Path:
     return target
 
 
-def _mark(folder: Path, command: str) -> None:
-    files = [f for f in listing(folder) if f != MARKER]
+def _mark(folder: Path, command: str, also=()) -> None:
+    files = sorted(set(f for f in listing(folder) if f != MARKER) | set(also))
     line = json.dumps({"sparseflow_output": VERSION, "command": command, "files": files})
     (folder / MARKER).write_text(line + "\n")
 
@@ -294,12 +294,14 @@ def new_dir(out, command: str, opt: str = "--out", legacy=None):
 
 
 @contextmanager
-def claim_dir(out, command: str, opt: str = "--out", clear: bool = False, legacy=None):
+def claim_dir(out, command: str, opt: str = "--out", clear: bool = False, legacy=None, also=()):
     """Work inside ``out`` itself (tools that need a fixed folder); yield its path.
 
     ``out`` must be new, empty or SparseFlow's. With ``clear`` the files SparseFlow listed are
     removed first (nothing else is there). The marker is written first and rewritten, with every
     file then present, on the way out (also after an error, so a re-run may replace them).
+    ``also``: names the command may create while it runs (a database and its journal), listed from
+    the start so a run killed before the way out leaves a folder a re-run accepts.
     """
     shown = Path(out)
     target = check_dir(out, opt, legacy)
@@ -311,13 +313,13 @@ def claim_dir(out, command: str, opt: str = "--out", clear: bool = False, legacy
                 if Path(dirpath) != target:
                     os.rmdir(dirpath)
         target.mkdir(exist_ok=True)
-        _mark(target, command)
+        _mark(target, command, also)
     except OSError as exc:
         raise os_error(shown, exc) from None
     try:
         yield shown
     finally:
         try:
-            _mark(target, command)
+            _mark(target, command, also)
         except OSError:
             pass

@@ -15,7 +15,7 @@ import sys
 
 from model.errors import SparseFlowError
 
-COMMANDS = ["prune", "emit", "decode", "spmv", "synth", "bench", "demo", "data", "zoo", "inspect", "compile", "run"]
+COMMANDS = ["prune", "emit", "decode", "spmv", "synth", "bench", "demo", "data", "zoo", "inspect", "compile", "run", "explore"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -18,6 +18,8 @@ def add_arguments(parser) -> None:
                         help="also run each layer on the other engines for the first N images, for their cycles "
                              "(default 20; 0 = off)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    from scripts import farm
+    farm.add_arguments(parser)  # given (or $SPARSEFLOW_CLUSTER): the images are sharded over Dask workers
 
 
 def run(args) -> int:
@@ -61,9 +63,16 @@ def run(args) -> int:
     import sys
     print(f"building the engines ({', '.join(cfgs)}) for {args.sim}/{backend} (cached) ...", file=sys.stderr,
           flush=True)
+    from scripts import farm
+    addr = farm.address(args.cluster, args.workers)
     try:
         prebuild(cfgs, args.sim, backend)
-        res = run_network(net, x, cfgs, engines=engines, sim=args.sim, backend=backend, compare=compare)
+        if addr or args.workers:
+            if addr:
+                farm.probe(addr)
+            res = run_sharded(net, x, cfgs, engines, args.sim, backend, compare, args.workers, addr)
+        else:
+            res = run_network(net, x, cfgs, engines=engines, sim=args.sim, backend=backend, compare=compare)
     except RuntimeError as exc:  # a simulator failure: not the user's input
         print(f"sparseflow: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
@@ -104,3 +113,55 @@ def run(args) -> int:
               + (f"; dense engine {total[DENSE.name]:.0f}: speed-up {out['speedup_vs_dense']:.2f}x"
                  if out["speedup_vs_dense"] else ""))
     return 1 if res["mismatches"] else 0
+
+
+def shard_task(net_bytes: bytes, x, cfgs: dict, engines: list, sim: str, backend: str,
+               compare: dict) -> dict:
+    """One shard of the images through the RTL (a Dask task: the network travels pickled)."""
+    import pickle
+    from verif.netrun import prebuild, run_network
+    net = pickle.loads(net_bytes)
+    prebuild(cfgs, sim, backend)  # cached (and locked) per machine: a farm's worker builds its own
+    return run_network(net, x, cfgs, engines=engines, sim=sim, backend=backend, compare=compare, progress=False)
+
+
+def merge_shards(parts: list[dict]) -> dict:
+    """The shards' results (in image order) as one ``run_network`` result: images concatenated,
+    mismatches summed, cycles per inference averaged with the image counts as weights."""
+    import numpy as np
+    layers = []
+    for rows in zip(*(p["layers"] for p in parts)):
+        row = dict(rows[0], mismatches=sum(r["mismatches"] for r in rows), outputs=sum(r["outputs"] for r in rows))
+        cyc = {}
+        for r in rows:
+            for e, c in r["cycles"].items():
+                cyc.setdefault(e, []).append(c)
+        row["cycles"] = {e: {"images": sum(c["images"] for c in cs),
+                             "per_inference": sum(c["per_inference"] * c["images"] for c in cs) / sum(c["images"] for c in cs),
+                             "per_vector": sum(c["per_vector"] * c["images"] for c in cs) / sum(c["images"] for c in cs)}
+                         for e, cs in cyc.items()}
+        layers.append(row)
+    return {"logits": np.concatenate([p["logits"] for p in parts]), "golden": np.concatenate([p["golden"] for p in parts]),
+            "layers": layers, "mismatches": sum(p["mismatches"] for p in parts)}
+
+
+def run_sharded(net, x, cfgs, engines, sim, backend, compare, workers, addr) -> dict:
+    """The images in shards (two per worker) on a Dask cluster; ``compare`` runs in the first shard."""
+    import pickle
+    import time
+
+    import numpy as np
+    from scripts import farm
+    t0 = time.perf_counter()
+    blob = pickle.dumps(net)
+    with farm.cluster(workers, addr) as client:
+        n_shards = max(1, min(len(x), 2 * sum(client.nthreads().values())))
+        bounds = np.linspace(0, len(x), n_shards + 1).astype(int)
+        parts: dict = {}
+        tasks = [(str(i), shard_task, (blob, x[a:b], cfgs, engines, sim, backend, compare if i == 0 else {}))
+                 for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])) if b > a]
+        farm.run_tasks(client, tasks, lambda k, r, s: parts.__setitem__(int(k), r), desc="run")
+    res = merge_shards([parts[i] for i in sorted(parts)])
+    res["seconds"] = time.perf_counter() - t0
+    res["shards"] = len(parts)
+    return res

@@ -100,7 +100,7 @@ def bsr_config(net, layers, lanes: int, block: int) -> BSRConfig:
 
 
 def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int, index_bits: int | None = None,
-                block: int | None = 4, frontend_width: int = 1) -> dict:
+                block: int | None = 4, frontend_width: int = 1, fifo_depth: int = 8) -> dict:
     """``{engine: {"cycles": per image, "cycles_per_vector", "memory_bits"}}`` (2:4 only if
     2:4-sparse; BSR with ``block`` x ``block`` blocks unless ``block`` is None or ``lanes``
     does not tile it).
@@ -112,7 +112,7 @@ def layer_costs(layer, x_sample: np.ndarray, net, pes: int, lanes: int, index_bi
     from model.hw import costmodel
     w = layer.weight
     book = None if layer.codebook is None else len(layer.codebook).bit_length() - 1
-    cfg = EIEConfig(n_pes=pes, max_rows=pow2_ceil(layer.rows), max_entries=1,
+    cfg = EIEConfig(n_pes=pes, fifo_depth=fifo_depth, max_rows=pow2_ceil(layer.rows), max_entries=1,
                     arith=Arith(net.weight_bits, net.act_bits, max_cols=pow2_ceil(layer.cols)),
                     codebook=book is not None, codebook_bits=book or EIEConfig.codebook_bits,
                     frontend_width=frontend_width)
