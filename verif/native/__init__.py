@@ -56,7 +56,9 @@ def x_chunks(component) -> int:
     members = component.signature.members
     if "x" not in members:
         return 1
-    return max(1, -(-members["x"].signature.members["payload"].shape.size // 64))
+    from amaranth.hdl import Shape
+    width = Shape.cast(members["x"].signature.members["payload"].shape).width  # a Layout or a plain width
+    return max(1, -(-width // 64))
 
 
 def build(component, *, toplevel: str, eie: bool, n_pes: int = 1, waves: bool = False, threads: int = 1) -> Path:
