@@ -366,6 +366,7 @@ def run_demo(opts: DemoOptions, quiet: bool = False) -> dict:
             (l["ideal_mean"] / l["cycles_mean"]) if l["cycles_mean"] else 1.0 for l in runs[EIE.name]["layers"]],
         "choice": choice,
         "index_widths": [{k: v for k, v in w.items() if k != "widths"} | {"candidates": w["widths"]} for w in widths],
+        "index_bits_forced": opts.index_bits,
         "images": images,
         "sweep": sweep,
     }

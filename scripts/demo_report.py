@@ -101,7 +101,7 @@ def summary_lines(result: dict) -> list[str]:
         f"{'speed-up vs dense':24s}{sp['eie_vs_dense']:>19.2f}x{sp['2:4_vs_dense']:>9.2f}x{sp['mixed_vs_dense']:>9.2f}x",
         "",
         "EIE load-balance efficiency per layer: " + ", ".join(f"{e:.2f}" for e in result["eie_efficiency"]),
-        "EIE relative-index bits per layer (cost model): " + ", ".join(
+        f"EIE relative-index bits per layer ({'--index-bits' if result.get('index_bits_forced') else 'cost model'}): " + ", ".join(
             f"L{w['layer']}={w['index_bits']} ({w['bits_per_nonzero']:.2f} bits/non-zero)" for w in result["index_widths"])
         + "; EIE's paper: 8 bits/non-zero",
         "per-layer choice (2:4 net): " + ", ".join(f"L{c['layer']}={c['engine']}" for c in result["choice"]),
