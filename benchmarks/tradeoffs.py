@@ -54,7 +54,7 @@ ROWS = [
     ("channels", "channel", 0.5, "dense", None),
     ("dense", "unstructured", 0.0, "dense", None),
 ]
-FIELDS = ["network", "row", "granularity", "engine", "size", "multipliers", "available", "target_sparsity",
+FIELDS = ["network", "row", "granularity", "engine", "size", "block", "multipliers", "available", "target_sparsity",
           "sparsity", "acc_dense_float", "acc_pruned_float", "acc_integer", "memory_bits", "cycles", "images",
           "mismatches", "shapes", "logic_cells", "ffs", "bram", "dsp", "fmax_mhz", "speedup_per_multiplier",
           "speedup_per_cell", "compile_seconds", "run_seconds"]
@@ -124,7 +124,7 @@ def measure_row(net_name, model, data, row, args) -> dict:
     label, gran, sparsity, engine, block = row
     available = engine in ENGINES
     size = engine_size(engine)
-    out = {"network": net_name, "row": label, "granularity": gran, "engine": engine, "size": size,
+    out = {"network": net_name, "row": label, "granularity": gran, "engine": engine, "size": size, "block": block,
            "multipliers": ENGINES[engine].multipliers(size) if available else MULTIPLIERS,
            "available": int(available), "target_sparsity": sparsity}
     epochs = dict(epochs=2, rounds=1) if args.quick else {}
@@ -161,30 +161,55 @@ def measure_row(net_name, model, data, row, args) -> dict:
     return out
 
 
-def synthesis(engines: dict, quick: bool) -> dict:
-    """``{engine: synth_sweep row}`` at ``TARGET``; missing points are synthesized unless ``quick``."""
+SYNTH_CACHE = ROOT / "docs" / "results" / "tradeoffs_synth.json"
+
+
+def synthesis(points: set, quick: bool) -> dict:
+    """``{(engine, block): synthesis result}`` at ``TARGET`` for ``points`` {(engine, size, block)}.
+    Engines without a block size come from ``docs/results/synth_sweep.csv`` (missing points are
+    synthesized into it unless ``quick``); the block engine is synthesized at each row's block
+    size (``verif.synth.synthesize(block=)``, cached in :data:`SYNTH_CACHE`): the sweep's CSV
+    has one build per engine and size, with the default 4x4 blocks."""
     from benchmarks import synth_sweep
-    have = {(r["target"], r["engine"], int(r["size"])): r for r in synth_sweep.load(synth_sweep.CSV)
-            if r["fits"] == "1"} if synth_sweep.CSV.exists() else {}
+
+    def sweep_rows():
+        return {(r["target"], r["engine"], int(r["size"])): r for r in synth_sweep.load(synth_sweep.CSV)
+                if r["fits"] == "1"} if synth_sweep.CSV.exists() else {}
+
+    have = sweep_rows()
+    cache = json.loads(SYNTH_CACHE.read_text()) if SYNTH_CACHE.exists() else {}
     out = {}
-    for engine, size in engines.items():
-        key = (TARGET, engine, size)
-        if key not in have and not quick:
-            log(f"synthesis: {TARGET} {engine} x{size} (not in {synth_sweep.CSV.name}; this takes minutes)")
-            synth_sweep.run_sweep([key], 32, 32, 0.25, 1, synth_sweep.CSV)
-            have = {(r["target"], r["engine"], int(r["size"])): r for r in synth_sweep.load(synth_sweep.CSV)
-                    if r["fits"] == "1"}
-        if key in have:
-            out[engine] = have[key]
-            log(f"synthesis: {TARGET} {engine} x{size}: {have[key]['logic_cells']} cells, "
-                f"{float(have[key]['fmax_mhz']):.1f} MHz")
+    for engine, size, block in sorted(points, key=str):
+        if block is None:
+            key = (TARGET, engine, size)
+            if key not in have and not quick:
+                log(f"synthesis: {TARGET} {engine} x{size} (not in {synth_sweep.CSV.name}; this takes minutes)")
+                synth_sweep.run_sweep([key], 32, 32, 0.25, 1, synth_sweep.CSV)
+                have = sweep_rows()
+            r = have.get(key)
+        else:
+            ckey = f"{TARGET}/{engine}/{size}/{block}x{block}"
+            if ckey not in cache and not quick:
+                from verif.synth import synthesize
+                log(f"synthesis: {TARGET} {engine} x{size}, {block}x{block} blocks (this takes minutes)")
+                (ROOT / "build").mkdir(exist_ok=True)
+                with tempfile.TemporaryDirectory(prefix="tradeoffs-synth-", dir=ROOT / "build") as tmp:
+                    res = synthesize(engine, size, TARGET, block=block, sim=None, bitstream=False,
+                                     out=Path(tmp) / "flow")
+                cache[ckey] = {k: res[k] for k in ("logic_cells", "ffs", "bram", "dsp", "fmax_mhz")}
+                SYNTH_CACHE.write_text(json.dumps(cache, indent=1, sort_keys=True) + "\n")
+            r = cache.get(ckey)
+        if r:
+            out[engine, block] = r
+            log(f"synthesis: {TARGET} {engine} x{size}{f' {block}x{block}' if block else ''}: "
+                f"{r['logic_cells']} cells, {float(r['fmax_mhz']):.1f} MHz")
     return out
 
 
 def speedups(rows: list[dict], synth: dict) -> None:
     """Inferences per second (Fmax / cycles) per multiplier and per logic cell, over the dense row's."""
     for r in rows:
-        s = synth.get(r["engine"]) if r["available"] else None
+        s = synth.get((r["engine"], r.get("block"))) if r["available"] else None
         if s:
             r.update(logic_cells=int(s["logic_cells"]), ffs=int(s["ffs"]), bram=int(s["bram"]), dsp=int(s["dsp"]),
                      fmax_mhz=float(s["fmax_mhz"]))
@@ -215,7 +240,7 @@ def markdown(rows: list[dict], args, seconds: float) -> str:
              "cycles: the RTL counters (Verilator, native harness), mean over the first images, every output "
              "checked against the golden model. Memory: weight image bits with indices and pointers. "
              "Speed-ups: inferences per second (Fmax / cycles) per multiplier and per logic cell, relative to "
-             "the dense row. \"n/a\": the engine is not built on this branch. Details: "
+             "the dense row. \"n/a\": the engine is not in the registry. Details: "
              "[../pruning.md](../pruning.md#the-trade-offs-measured).", ""]
     for net in dict.fromkeys(r["network"] for r in rows):
         rs = [r for r in rows if r["network"] == net]
@@ -282,16 +307,29 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help="output folder (default docs/results; quick: build/tradeoffs_quick)")
     p.add_argument("--only", default=None, help="comma-separated row labels (e.g. 'dense,channels')")
     p.add_argument("--replot", action="store_true", help="redraw tradeoffs.png from the folder's tradeoffs.csv")
+    p.add_argument("--rehardware", type=float, default=None, metavar="SECONDS",
+                   help="recompute only the hardware columns (synthesis, speed-ups) of the folder's tradeoffs.csv; "
+                        "SECONDS: the measuring run's time, for the report")
     args = p.parse_args(argv)
     args.images = args.images or (5 if args.quick else 100)
     if args.images < 1:
         p.error("--images must be >= 1")
     out = Path(args.out or (ROOT / ("build/tradeoffs_quick" if args.quick else "docs/results")))
     out.mkdir(parents=True, exist_ok=True)
-    if args.replot:
+    if args.replot or args.rehardware is not None:
+        blocks = {r[0]: r[4] for r in ROWS}
         with open(out / "tradeoffs.csv", newline="") as fh:
-            plot([{k: (v if k in ("network", "row", "granularity", "engine", "shapes") else (float(v) if v not in ("", None) else None))
-                   for k, v in r.items()} for r in csv.DictReader(fh)], out / "tradeoffs.png")
+            rows = [{k: (v if k in ("network", "row", "granularity", "engine", "shapes") else (float(v) if v not in ("", None) else None))
+                     for k, v in r.items()} for r in csv.DictReader(fh)]
+        if args.replot:
+            plot(rows, out / "tradeoffs.png")
+            return 0
+        for r in rows:
+            r.update(block=blocks.get(r["row"]))
+            for k in ("size", "available", "multipliers", "memory_bits", "images", "mismatches"):
+                if r.get(k) is not None:
+                    r[k] = int(r[k])
+        write_outputs(rows, args, out, args.rehardware)
         return 0
     rows_cfg = [r for r in ROWS if not args.only or r[0] in args.only.split(",")]
     import torch
@@ -307,9 +345,18 @@ def main(argv=None) -> int:
             for row in rows_cfg:
                 log(f"row {len(rows) + 1}/{total}")
                 rows.append(measure_row(name, model, data, row, args))
-    sizes = {r["engine"]: r["size"] for r in rows if r["available"]}
-    speedups(rows, synthesis(sizes, args.quick))
     seconds = time.time() - t0
+    write_outputs(rows, args, out, seconds)
+    bad = sum(int(r.get("mismatches") or 0) for r in rows)
+    if bad:
+        log(f"{bad} RTL outputs differ from the golden model")
+    print(json.dumps({"rows": len(rows), "mismatches": bad, "seconds": round(seconds)}))
+    return 1 if bad else 0
+
+
+def write_outputs(rows: list[dict], args, out: Path, seconds: float) -> None:
+    """The hardware columns (synthesis and speed-ups), then the CSV, markdown and plot."""
+    speedups(rows, synthesis({(r["engine"], r["size"], r.get("block")) for r in rows if r["available"]}, args.quick))
     with open(out / "tradeoffs.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, FIELDS)
         w.writeheader()
@@ -317,12 +364,7 @@ def main(argv=None) -> int:
             w.writerow({k: r.get(k) for k in FIELDS})
     (out / "tradeoffs.md").write_text(markdown(rows, args, seconds))
     plot(rows, out / "tradeoffs.png")
-    log(f"wrote {out}/tradeoffs.csv, tradeoffs.md, tradeoffs.png ({seconds:.0f} s)")
-    bad = sum(int(r.get("mismatches") or 0) for r in rows)
-    if bad:
-        log(f"{bad} RTL outputs differ from the golden model")
-    print(json.dumps({"rows": len(rows), "mismatches": bad, "seconds": round(seconds)}))
-    return 1 if bad else 0
+    log(f"wrote {out}/tradeoffs.csv, tradeoffs.md, tradeoffs.png")
 
 
 if __name__ == "__main__":
