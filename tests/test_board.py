@@ -75,3 +75,14 @@ def test_case_expected_is_reference():
     assert ((g != 0).sum(axis=2) <= 2).all()  # really 2:4
     words = case.y_words(corrupt=True)
     assert words[0][0] == case.expected[0][0] ^ 1 and words[-1][1]
+
+
+def test_report_read_when_done_rises_long_before_the_poll():
+    """The testbench polls ``done`` every 64 cycles while the UART report starts the cycle it
+    rises: here (2:4, 3 lanes, 32x32, the synthesis sweep's UP5K point) done rises 60 cycles
+    before the poll sees it, which a receiver started after the poll misread ("UART stop bit
+    missing"). The receiver now listens from reset."""
+    case = make_case("2:4", 3, 32, 32, 0.25, seed=1)
+    r = simulate_selftest(case, CLK_HZ, "icarus")
+    assert (r["passed"], r["failed"]) == (1, 0)
+    assert r["uart"] == f"P {r['cycles']:08X}\r\n"
