@@ -8,6 +8,7 @@ import pytest
 
 from model.hw.config import Arith, EIEConfig, Requant
 from model.errors import SparseFlowError
+from model.hw.cyclemodel import simulate_vector
 from verif.cases import (busy_mismatch, codebook_jobs, counter_mismatch, directed_jobs, random_jobs,  # noqa: F401
                          requant_jobs)  # (test_native imports some of these from here)
 from verif.runner import SIMULATORS
@@ -32,6 +33,8 @@ CASES = {
     # not divide max_cols (a padded last word), and 8 x 16 bits + last is a 129-bit x port.
     "pe4_wide4": (BASE.with_(frontend_width=4, arith=Arith(max_cols=22)), ("icarus",)),
     "pe2_wide8_depth1": (BASE.with_(n_pes=2, fifo_depth=1, frontend_width=8, max_entries=512), ()),
+    # The read-out register of arrays over 16 PEs (EIEConfig.readout_stage), forced on a small one.
+    "pe4_readout_reg": (BASE.with_(readout_stage=True, frontend_width=4), ("icarus",)),
 }
 
 
@@ -198,3 +201,17 @@ def test_dense_matrix_fills_every_pe(sim):
     jobs = eie_dense_jobs(BASE)
     assert jobs[0][0].size // BASE.n_pes >= 128
     check_counters(run_jobs(jobs, BASE, sim=sim, pacing=1.0, out_pacing=1.0, seed=8), BASE)
+
+
+@pytest.mark.parametrize("readout_stage", [False, True])
+def test_total_cycles_match_cycle_model_with_and_without_readout_register(readout_stage):
+    """First vector of each job, input and results at full speed: ``total_cycles`` equals the
+    cycle model's, which counts the wide array's read-out register as one more cycle."""
+    cfg = BASE.with_(n_pes=2, readout_stage=readout_stage)
+    rng = np.random.default_rng(11)
+    print("seed 11")
+    jobs = random_jobs(rng, cfg, 3)
+    res = run_jobs(jobs, cfg, sim="icarus", pacing=1.0, out_pacing=1.0, load_pacing=1.0, seed=3)
+    for r in res:
+        want = simulate_vector(r["matrix"], r["x"][:, 0], cfg)["total_cycles"]
+        assert r["total_cycles"][0] == want, (readout_stage, r["matrix"].shape)

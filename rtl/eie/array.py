@@ -344,7 +344,17 @@ class EIEArray(wiring.Component):
         more = Signal()
         sel = Signal(range(n), reset_less=True)  # data of the result in flight
         y_last = Signal(reset_less=True)
-        can_issue = more & (~self.y.valid | self.y.ready)
+        # Wide arrays (``cfg.readout_register``): a read lands in stage V (``v_valid``: the
+        # result is on the PEs' read ports, held there while V waits), whose selected
+        # accumulator (and bias) move into registers in front of the requantizer when ``y`` is
+        # free or moving on: a rigid two-stage pipeline, one result per cycle.
+        y_free = ~self.y.valid | self.y.ready
+        if cfg.readout_register:
+            v_valid = Signal()
+            v_last = Signal(reset_less=True)
+            can_issue = more & (~v_valid | y_free)
+        else:
+            can_issue = more & y_free
         for k, pe in enumerate(pes):  # only the row's own PE reads (and so clears) its accumulator
             m.d.comb += [pe.rd_en.eq(can_issue & out_hot[k]), pe.rd_addr.eq(out_l)]
         if bias_rd is not None:  # row r's bias arrives with its accumulator (held while stalled)
@@ -356,20 +366,27 @@ class EIEArray(wiring.Component):
                 m.d.sync += out_row.eq(0)
         with m.If(swap):
             m.d.sync += [more.eq(~rows_zero), left.eq(rows), one_left.eq(rows_one)]
+        if cfg.readout_register:
+            issued_valid, issued_last = v_valid, v_last
+            with m.If(y_free):
+                m.d.sync += [self.y.valid.eq(v_valid), y_last.eq(v_last)]
+        else:
+            issued_valid, issued_last = self.y.valid, y_last
         with m.If(can_issue):
-            m.d.sync += [self.y.valid.eq(1), sel.eq(out_k), y_last.eq(one_left), more.eq(~one_left),
+            m.d.sync += [issued_valid.eq(1), sel.eq(out_k), issued_last.eq(one_left), more.eq(~one_left),
                          left.eq(left - 1), one_left.eq(left == 2), out_hot.eq(out_hot.rotate_left(1))]
             with m.If(out_k == n - 1):
                 m.d.sync += [out_k.eq(0), out_l.eq(out_l + 1)]
             with m.Else():
                 m.d.sync += out_k.eq(out_k + 1)
-        with m.Elif(self.y.ready):
-            m.d.sync += self.y.valid.eq(0)
+        with m.Elif(self.y.ready if not cfg.readout_register else y_free):
+            m.d.sync += issued_valid.eq(0)
         m.d.comb += finished.eq(out_busy & ((self.y.valid & self.y.ready & y_last) | rows_zero))
         with m.If(finished):
             m.d.sync += [out_busy.eq(0), out_k.eq(0), out_hot.eq(1), out_l.eq(0),
                          self.total_cycles.eq(tot_out + 1), self.vectors.eq(self.vectors + 1)]
         s.left, s.one_left, s.more, s.sel, s.y_last = left, one_left, more, sel, y_last
+        s.y_free = y_free
 
     def _checks(self, m, s):
         """With ``checks``: assertions that the flags kept for timing mirror their state."""
@@ -388,11 +405,23 @@ class EIEArray(wiring.Component):
         """The requantizer between the read-out and ``y``."""
         a, pes, sel, shift, relu, bias_rd, y_last = s.a, s.pes, s.sel, s.shift, s.relu, s.bias_rd, s.y_last
         rqz = m.submodules.requant = Requantizer(a)
+        acc = Array(pe.rd_data for pe in pes)[sel]
+        bias = bias_rd.data if bias_rd is not None else None
+        if s.cfg.readout_register:  # the selected result and its bias, registered (stage V -> y)
+            acc_r = Signal(signed(a.acc_bits), reset_less=True)
+            with m.If(s.y_free):
+                m.d.sync += acc_r.eq(acc)
+            acc = acc_r
+            if bias is not None:
+                bias_r = Signal.like(bias_rd.data, reset_less=True)
+                with m.If(s.y_free):
+                    m.d.sync += bias_r.eq(bias)
+                bias = bias_r
         m.d.comb += [
-            rqz.acc.eq(Array(pe.rd_data for pe in pes)[sel]),
+            rqz.acc.eq(acc),
             rqz.shift.eq(shift),
             rqz.relu.eq(relu),
-            *([rqz.bias.eq(bias_rd.data)] if bias_rd is not None else []),
+            *([rqz.bias.eq(bias)] if bias is not None else []),
             self.y.payload.data.eq(rqz.out),
             self.y.payload.last.eq(y_last),
         ]
