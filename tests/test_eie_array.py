@@ -33,8 +33,8 @@ CASES = {
     # not divide max_cols (a padded last word), and 8 x 16 bits + last is a 129-bit x port.
     "pe4_wide4": (BASE.with_(frontend_width=4, arith=Arith(max_cols=22)), ("icarus",)),
     "pe2_wide8_depth1": (BASE.with_(n_pes=2, fifo_depth=1, frontend_width=8, max_entries=512), ()),
-    # The read-out register of arrays over 16 PEs (EIEConfig.readout_stage), forced on a small one.
-    "pe4_readout_reg": (BASE.with_(readout_stage=True, frontend_width=4), ("icarus",)),
+    # The read-out register of arrays over 16 PEs (EIEConfig.wide_timing), forced on a small one.
+    "pe4_readout_reg": (BASE.with_(wide_timing=True, frontend_width=4), ("icarus",)),
 }
 
 
@@ -203,15 +203,15 @@ def test_dense_matrix_fills_every_pe(sim):
     check_counters(run_jobs(jobs, BASE, sim=sim, pacing=1.0, out_pacing=1.0, seed=8), BASE)
 
 
-@pytest.mark.parametrize("readout_stage", [False, True])
-def test_total_cycles_match_cycle_model_with_and_without_readout_register(readout_stage):
+@pytest.mark.parametrize("wide_timing", [False, True])
+def test_total_cycles_match_cycle_model_with_and_without_readout_register(wide_timing):
     """First vector of each job, input and results at full speed: ``total_cycles`` equals the
     cycle model's, which counts the wide array's read-out register as one more cycle."""
-    cfg = BASE.with_(n_pes=2, readout_stage=readout_stage)
+    cfg = BASE.with_(n_pes=2, wide_timing=wide_timing)
     rng = np.random.default_rng(11)
     print("seed 11")
     jobs = random_jobs(rng, cfg, 3)
     res = run_jobs(jobs, cfg, sim="icarus", pacing=1.0, out_pacing=1.0, load_pacing=1.0, seed=3)
     for r in res:
         want = simulate_vector(r["matrix"], r["x"][:, 0], cfg)["total_cycles"]
-        assert r["total_cycles"][0] == want, (readout_stage, r["matrix"].shape)
+        assert r["total_cycles"][0] == want, (wide_timing, r["matrix"].shape)

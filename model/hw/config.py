@@ -117,10 +117,10 @@ class Arith:
 # The front end the CLI (spmv, compile, demo, synth) builds unless told otherwise: 8
 # activations per input word (``EIEConfig.frontend_width``; 1 is the one-element front end).
 DEFAULT_FRONTEND_WIDTH = 8
-# Arrays wider than this register the PE read-out multiplexer before the requantizer (one
-# more cycle from a result's read to ``y``): a 32- or 64-way multiplexer and the requantizer
-# do not fit one 100 MHz ECP5 cycle together (``EIEConfig.readout_register``).
-READOUT_REGISTER_PES = 16
+# Arrays of more PEs than this are built for timing (``EIEConfig.wide``): 32- or 64-way trees
+# (the read-out multiplexer with the requantizer, the broadcast's "every queue has it", the
+# drain check) do not fit one 100 MHz ECP5 cycle.
+WIDE_ARRAY_PES = 16
 
 
 @dataclass(frozen=True)
@@ -148,12 +148,12 @@ class EIEConfig:
     codebook: bool = False
     codebook_bits: int = 4
     frontend_width: int = 1
-    readout_stage: bool | None = None  # None: registered for arrays over READOUT_REGISTER_PES
+    wide_timing: bool | None = None  # None: for arrays of more than WIDE_ARRAY_PES PEs
 
     def __post_init__(self):
         _check_int("n_pes", self.n_pes, 1, 256)
-        if self.readout_stage not in (None, False, True):
-            raise SparseFlowError(f"readout_stage must be None, False or True, not {self.readout_stage!r}")
+        if self.wide_timing not in (None, False, True):
+            raise SparseFlowError(f"wide_timing must be None, False or True, not {self.wide_timing!r}")
         _check_int("frontend_width", self.frontend_width, 1, 64)
         if self.frontend_width & (self.frontend_width - 1):
             raise SparseFlowError(f"frontend_width must be a power of two, not {self.frontend_width}")
@@ -182,13 +182,15 @@ class EIEConfig:
         return self.index_bits + self.value_bits
 
     @property
-    def readout_register(self) -> bool:
-        """The read-out registers the PE multiplexer's output before the requantizer
-        (``readout_stage``; by default for arrays of more than :data:`READOUT_REGISTER_PES` PEs):
-        each result reaches ``y`` one cycle later."""
-        if self.readout_stage is not None:
-            return self.readout_stage
-        return self.n_pes > READOUT_REGISTER_PES
+    def wide(self) -> bool:
+        """The array is built for timing at many PEs (``wide_timing``; by default above
+        :data:`WIDE_ARRAY_PES` PEs): the read-out registers the PE multiplexer's output before
+        the requantizer (each result reaches ``y`` one cycle later: ``total_cycles`` + 1), and
+        the broadcast's departure and the drain check come from registered partial trees
+        (no cycle changes)."""
+        if self.wide_timing is not None:
+            return self.wide_timing
+        return self.n_pes > WIDE_ARRAY_PES
 
     @property
     def max_gap(self) -> int:

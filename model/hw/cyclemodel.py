@@ -31,7 +31,7 @@ It replays the array's timing rules non-zero by non-zero instead of cycle by cyc
   walker, entry read, entry register, accumulator read, add, write) and registers that: done is one cycle later;
 * ``cycles`` counts from the first element's acceptance to that cycle inclusive;
   ``total_cycles`` adds ``rows + 1`` read-out cycles (``rows + 2`` with
-  ``EIEConfig.readout_register``) when results are taken at once and the previous vector's
+  ``EIEConfig.wide``) when results are taken at once and the previous vector's
   read-out (which overlaps this vector's compute) is already over.
 
 A per-row bias (``Arith.bias_bits``) changes none of this: the read-out reads it in the same
@@ -118,7 +118,7 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
     t += -(-cols // width) - 1 - prev_word  # the remaining all-zero words; t: the last word's step
     done = max(t + 1, fire + 1, int((last_issue + PE_DRAIN).max())) + 1  # + the drained register
     busy = lengths[:, nz_cols].sum(axis=1) if len(nz_cols) else np.zeros(n, dtype=np.int64)
-    readout = rows + 2 + int(cfg.readout_register)  # a wide array's read-out register: one more cycle
+    readout = rows + 2 + int(cfg.wide)  # a wide array's read-out register: one more cycle
     return {"cycles": done + 1, "total_cycles": done + readout, "busy": busy, "stall": stall}
 
 

@@ -171,7 +171,7 @@ class EIEArray(wiring.Component):
         if init is not None:  # column-occupancy bits: PE k has entries in column j
             mask = np.zeros((n, cfg.max_cols), dtype=bool)
             mask[:, :init.shape[1]] = np.diff(init.ptr, axis=1) > 0
-        bc = m.submodules.broadcast = Broadcast(cfg, mask)
+        bc = m.submodules.broadcast = Broadcast(cfg, mask, checks=self.checks)
         pes = []
         for k in range(n):
             words = init.words(cfg, k) if init is not None else None
@@ -344,12 +344,12 @@ class EIEArray(wiring.Component):
         more = Signal()
         sel = Signal(range(n), reset_less=True)  # data of the result in flight
         y_last = Signal(reset_less=True)
-        # Wide arrays (``cfg.readout_register``): a read lands in stage V (``v_valid``: the
+        # Wide arrays (``cfg.wide``): a read lands in stage V (``v_valid``: the
         # result is on the PEs' read ports, held there while V waits), whose selected
         # accumulator (and bias) move into registers in front of the requantizer when ``y`` is
         # free or moving on: a rigid two-stage pipeline, one result per cycle.
         y_free = ~self.y.valid | self.y.ready
-        if cfg.readout_register:
+        if cfg.wide:
             v_valid = Signal()
             v_last = Signal(reset_less=True)
             can_issue = more & (~v_valid | y_free)
@@ -366,7 +366,7 @@ class EIEArray(wiring.Component):
                 m.d.sync += out_row.eq(0)
         with m.If(swap):
             m.d.sync += [more.eq(~rows_zero), left.eq(rows), one_left.eq(rows_one)]
-        if cfg.readout_register:
+        if cfg.wide:
             issued_valid, issued_last = v_valid, v_last
             with m.If(y_free):
                 m.d.sync += [self.y.valid.eq(v_valid), y_last.eq(v_last)]
@@ -379,7 +379,7 @@ class EIEArray(wiring.Component):
                 m.d.sync += [out_k.eq(0), out_l.eq(out_l + 1)]
             with m.Else():
                 m.d.sync += out_k.eq(out_k + 1)
-        with m.Elif(self.y.ready if not cfg.readout_register else y_free):
+        with m.Elif(self.y.ready if not cfg.wide else y_free):
             m.d.sync += issued_valid.eq(0)
         m.d.comb += finished.eq(out_busy & ((self.y.valid & self.y.ready & y_last) | rows_zero))
         with m.If(finished):
@@ -407,7 +407,7 @@ class EIEArray(wiring.Component):
         rqz = m.submodules.requant = Requantizer(a)
         acc = Array(pe.rd_data for pe in pes)[sel]
         bias = bias_rd.data if bias_rd is not None else None
-        if s.cfg.readout_register:  # the selected result and its bias, registered (stage V -> y)
+        if s.cfg.wide:  # the selected result and its bias, registered (stage V -> y)
             acc_r = Signal(signed(a.acc_bits), reset_less=True)
             with m.If(s.y_free):
                 m.d.sync += acc_r.eq(acc)

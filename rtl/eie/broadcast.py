@@ -1,5 +1,6 @@
 """Broadcast of non-zero activations to the PEs that have work for them, one queue per PE."""
 from amaranth import Cat, Module, Mux, Signal
+from amaranth.hdl import Assert
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -44,13 +45,16 @@ class Broadcast(wiring.Component):
     accepting it. A word written at an edge is at the queue head (``q[k].valid``) in the next
     cycle. The queues and the two-word buffer behave as :class:`amaranth.lib.fifo.SyncFIFO`: a
     full one does not accept a word in the cycle its head is read (``model.hw.cyclemodel`` models
-    exactly this).
+    exactly this). In a wide array (``cfg.wide``) the head's departure condition comes from
+    registered per-group partial ANDs computed a cycle ahead (:meth:`_departure_tree`): the same
+    cycles, a shallower path (``checks``: an assertion compares it with the flat AND).
     """
 
-    def __init__(self, cfg: EIEConfig, mask=None):
+    def __init__(self, cfg: EIEConfig, mask=None, *, checks: bool = False):
         if not isinstance(cfg, EIEConfig):
             raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
         self.cfg = cfg
+        self.checks = checks  # assert the registered departure tree (wide arrays) every cycle
         # mask: (n_pes, cols) booleans, or None (all zero: no PE gets any column until loaded)
         self._mask_init = []
         if mask is not None:
@@ -103,7 +107,18 @@ class Broadcast(wiring.Component):
         room = Signal(n)
         write = Signal(n)
         m.d.comb += [want.eq(Mux(staged.r_rdy, pend, 0)), room.eq(Cat(*w_rdy)), write.eq(want & room)]
-        fire = staged.r_rdy & (~pend | room).all()
+        # The head leaves once every queue has it: all(~pend | room). In a wide array (many
+        # PEs) that AND, and the reload of pend behind it, is too deep for one cycle; there it
+        # is computed one cycle ahead, per group of PEs, from each queue's next-cycle state, for
+        # both cases of the next pend (reloaded from a new head, or the old one less this
+        # cycle's writes), and the registered halves are combined: cycle for cycle the same.
+        every = (~pend | room).all()
+        if cfg.wide:
+            every = self._departure_tree(m, pend, write, staged, w_rdy, wb)
+            if self.checks:
+                # at the clock edge: room is a combinational function of each queue's level
+                m.d.sync += Assert(~staged.r_rdy | (every == (~pend | room).all()), "departure tree")
+        fire = staged.r_rdy & every
         with m.If(staged.head_load):
             m.d.sync += pend.eq(staged.head_next[wb:])
         with m.Else():
@@ -138,3 +153,40 @@ class Broadcast(wiring.Component):
                 fifo.r_en.eq(self.q[k].ready),
             ]
         return m
+
+    def _departure_tree(self, m, pend, write, staged, w_rdy, wb):
+        """``all(~pend | room)`` from registers: per group of :data:`GROUP` queues, the AND of
+        next cycle's ``~pend | room`` for a reloaded pend (``~head_next | room'``) and for a kept
+        one (``~(pend & ~write) | room'``), registered, and the head-load flag that picks."""
+        n = self.cfg.n_pes
+        groups_new, groups_kept = [], []
+        hn = staged.head_next[wb:]
+        for g0 in range(0, n, GROUP):
+            new_k, kept_k = [], []
+            for k in range(g0, min(n, g0 + GROUP)):
+                fifo = m.submodules[f"queue{k}"]
+                room_next = _room_next(fifo, self.cfg.fifo_depth, push=write[k],
+                                       pop=self.q[k].ready & fifo.r_rdy)
+                new_k.append(~hn[k] | room_next)
+                kept_k.append(~(pend[k] & ~write[k]) | room_next)
+            g_new, g_kept = Signal(name=f"dep_new{g0 // GROUP}"), Signal(name=f"dep_kept{g0 // GROUP}")
+            m.d.sync += [g_new.eq(Cat(*new_k).all()), g_kept.eq(Cat(*kept_k).all())]
+            groups_new.append(g_new)
+            groups_kept.append(g_kept)
+        loaded = Signal()  # the head (and pend) changed at the last edge
+        m.d.sync += loaded.eq(staged.head_load)
+        return Mux(loaded, Cat(*groups_new).all(), Cat(*groups_kept).all())
+
+
+GROUP = 8  # queues per registered partial AND of a wide array's departure tree
+
+
+def _room_next(fifo, depth: int, *, push, pop):
+    """``w_rdy`` of queue ``fifo`` (a :class:`PairBuffer` or ``SyncFIFO`` of ``depth``) after
+    this edge, from its state and this cycle's ``push`` (a write it accepts) and ``pop``: it is
+    full then when it is full now and not popped, or one short of full, pushed and not popped."""
+    if isinstance(fifo, PairBuffer):
+        full, almost = ~fifo.w_rdy, fifo.r_rdy & fifo.w_rdy
+    else:
+        full, almost = fifo.level == depth, fifo.level == depth - 1
+    return ~((full & ~pop) | (almost & push & ~pop))

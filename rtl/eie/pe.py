@@ -31,7 +31,8 @@ class EIEPE(wiring.Component):
       ``rd_en``, ``rd_addr``, ``rd_data``: read-out of bank ``~bank``, at any time: ``rd_en``
                    reads accumulator ``rd_addr`` into ``rd_data`` at the edge (held while
                    ``rd_en`` is low) and clears that accumulator one cycle later.
-      ``idle``     Out(1): no column queued or in flight.
+      ``idle``     Out(1): no column queued or in flight (``cfg.wide``: the stages' part from a
+                   register computed a cycle ahead, the same value).
       ``busy``     Out(1): an entry is issued this cycle (padding included).
 
     Pipeline (one column's entries back to back, no bubble between columns):
@@ -230,6 +231,7 @@ class EIEPE(wiring.Component):
         m.d.comb += [ent_r.addr.eq(p), ent_r.en.eq(issue)]
         s.h_valid, s.a_valid, s.b_valid, s.active, s.w_left = h_valid, a_valid, b_valid, active, w_left
         s.w_last, s.w_act, s.w_first, s.issue, s.can_take = w_last, w_act, w_first, issue, can_take
+        s.h_free, s.a_free, s.b_free, s.b_empty = h_free, a_free, b_free, b_empty
 
     def _entry_read(self, m, s):
         """Stage C: the entry word, registered."""
@@ -340,9 +342,22 @@ class EIEPE(wiring.Component):
             e_valid.eq(d_valid), e_row.eq(d_row), e_sum.eq(Mux(d_fwd, e_sum, s_old) + d_prod),
             f_sum.eq(e_sum),
         ]
+        idle_now = ~h_valid & ~a_valid & ~b_valid & ~active & ~c_valid & ~r_valid & ~s_valid & ~d_valid & ~e_valid
+        if cfg.wide:
+            # The array ANDs every PE's idle: here the stages' part is a register, computed from
+            # their next-cycle flags (those written above), so only the queue's flag is live.
+            idle_stages = Signal(init=1)
+            take = s.b_valid & ~s.b_empty & s.can_take
+            m.d.sync += idle_stages.eq(~(self.act.valid | ~s.h_free) & ~(h_valid | ~s.a_free) &
+                                       ~(a_valid | ~s.b_free) & ~(take | (active & ~s.w_last)) &
+                                       ~issue & ~c_valid & ~r_valid & ~s_valid & ~d_valid)
+            if self.checks:  # at the clock edge, like the broadcast's
+                m.d.sync += Assert(idle_stages == idle_now, "the registered idle mirrors the stages")
+        else:
+            idle_stages = idle_now
         m.d.comb += [
             self.rd_data.eq(Mux(self.bank, banks[0].data, banks[1].data)),
-            self.idle.eq(~self.act.valid & ~h_valid & ~a_valid & ~b_valid & ~active & ~c_valid & ~r_valid & ~s_valid & ~d_valid & ~e_valid),
+            self.idle.eq(~self.act.valid & idle_stages),
             self.busy.eq(issue),
         ]
 
