@@ -26,6 +26,8 @@ def add_arguments(p) -> None:
                    help="fraction of non-zero weights (bsr: of non-zero blocks; default 0.25)")
     p.add_argument("--seed", type=int, default=1, help="random matrix seed (default 1)")
     p.add_argument("--pnr-seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--router", choices=("router1", "router2"), default="router1",
+                   help="nextpnr router (default router1; router2 is faster on designs that fill much of the chip)")
     p.add_argument("--vectors", type=int, default=1, help="input vectors in the self-test (default 1)")
     p.add_argument("--freq", type=float, help="clock constraint in MHz (default: the goal, 50 iCE40 / 100 ECP5)")
     p.add_argument("--sim", choices=("icarus", "verilator", "none"), default="icarus",
@@ -66,7 +68,7 @@ def run(args) -> int:
                        seed=args.seed, vectors=args.vectors, out=args.out, freq_mhz=args.freq,
                        sim=None if args.sim == "none" else args.sim, fifo_depth=args.fifo_depth,
                        frontend_width=args.frontend_width,
-                       pnr_seed=args.pnr_seed, block=args.block)
+                       pnr_seed=args.pnr_seed, block=args.block, router=args.router)
     except SparseFlowError as exc:  # name the option the user typed, not the configuration field
         from scripts.cli import in_option_terms
         raise in_option_terms(exc, {"rows": "--rows", "cols": "--cols", "density": "--density",

@@ -78,6 +78,9 @@ def test_build_plan_gives_the_flow_its_commands(key, tmp_path):
     assert [c[0] for c in commands.values()] == [env["YOSYS"], env[pnr.upper().replace("-", "_")], env[pack.upper()]]
     args = " ".join(commands[pnr])
     assert "--seed 7" in args and "--report report.json" in args and "--timing-allow-fail" in args
+    assert "--router" not in args  # nextpnr's default router unless asked
+    commands, _ = write_plan(_Blink(target.pass_led), target, tmp_path / "r2", 77.0, seed=7, router="router2")
+    assert "--router router2" in " ".join(commands[pnr])
     assert ("--up5k --package sg48" if key == "ice40-up5k" else "--85k --package CABGA381 --speed 6") in args
     assert "--compress" not in commands[pack]  # plain bitstreams on both boards
     assert "synth_" + target.family in (tmp_path / "top.ys").read_text()

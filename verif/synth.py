@@ -263,7 +263,7 @@ def dsp_blocks_with_logic(netlist: dict) -> int:
     return n
 
 
-def run_flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int = 1,
+def run_flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int = 1, router: str = "router1",
              timeout: float | None = None, bitstream: bool = True) -> dict:
     """Synthesize, place and route ``top`` (an Elaboratable using platform resources) in ``out_dir``.
 
@@ -274,7 +274,8 @@ def run_flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int =
     out_dir = Path(out_dir)
     # Only a folder SparseFlow wrote is cleared (nothing stale survives); anything else is refused.
     with claim_dir(out_dir, "synth", clear=True, legacy=_legacy_build):
-        return _flow(top, target, out_dir, freq_mhz, seed=seed, timeout=timeout, bitstream=bitstream)
+        return _flow(top, target, out_dir, freq_mhz, seed=seed, timeout=timeout, bitstream=bitstream,
+                     router=router)
 
 
 def _legacy_build(folder: Path):
@@ -284,7 +285,8 @@ def _legacy_build(folder: Path):
     return set(listing(folder)) if build in folder.resolve().parents else None
 
 
-def write_plan(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int) -> tuple[dict, float]:
+def write_plan(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int,
+               router: str = "router1") -> tuple[dict, float]:
     """Elaborate ``top`` for ``target`` into an Amaranth build plan in ``out_dir`` (Yosys writes
     ``stat.json``, nextpnr a JSON report, placement seed ``seed``) with the collision-free memories
     marked; return the plan's commands by step (:func:`plan_commands`) and the board's clock in Hz."""
@@ -293,7 +295,8 @@ def write_plan(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int
     # ecppack_opts: the ULX3S platform would add --compress; the flow writes plain bitstreams.
     plan = plat.build(top, name="top", do_build=False, synth_opts=target.synth_opts,
                       script_after_synth="tee -q -o stat.json stat -json",
-                      nextpnr_opts=f"--report report.json --timing-allow-fail --seed {seed}",
+                      nextpnr_opts=f"--report report.json --timing-allow-fail --seed {seed}"
+                                   + ("" if router == "router1" else f" --router {router}"),
                       ecppack_opts="")
     plan.extract(out_dir)
     il = Path(out_dir) / "top.il"
@@ -305,8 +308,8 @@ def write_plan(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int
 
 
 def _flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int, timeout: float | None,
-          bitstream: bool) -> dict:
-    commands, board_hz = write_plan(top, target, out_dir, freq_mhz, seed=seed)
+          bitstream: bool, router: str = "router1") -> dict:
+    commands, board_hz = write_plan(top, target, out_dir, freq_mhz, seed=seed, router=router)
     progress(f"yosys (synth_{target.family} {target.synth_opts}".rstrip() + ")...")
     y = _run(commands["yosys"], out_dir, out_dir / "yosys.log", "yosys", timeout)
     if y.returncode != 0:
@@ -402,16 +405,23 @@ def simulate_selftest(case, clk_hz: float, sim: str = "icarus", corrupt: bool = 
     return json.loads((run / "board_result.json").read_text())
 
 
+ROUTERS = ("router1", "router2")  # nextpnr's
+
+
 def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols: int = 32,
                density: float = 0.25, seed: int = 1, vectors: int = 1, out: Path | None = None,
                freq_mhz: float | None = None, sim: str | None = "icarus", pnr_seed: int = 1,
                timeout: float | None = None, bitstream: bool = True, fifo_depth: int | None = None,
-               block: int | None = None, frontend_width: int | None = None) -> dict:
+               block: int | None = None, frontend_width: int | None = None, router: str = "router1") -> dict:
     """The whole trip for one engine configuration; returns one flat result dictionary.
 
     ``fifo_depth``: the EIE array's queue depth (default: the target's, 2 on the UP5K where the
     queues' flip-flops are a fifth of the chip, 8 on the ECP5). ``frontend_width``: the EIE
-    array's activations per input word (default: the target's, 1 on the UP5K, 8 on the ECP5)."""
+    array's activations per input word (default: the target's, 1 on the UP5K, 8 on the ECP5).
+    ``router``: nextpnr's router, ``router1`` (its default) or ``router2`` (faster on designs
+    that fill much of the chip)."""
+    if router not in ROUTERS:
+        raise SparseFlowError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
     from rtl.board.cases import make_case
     from rtl.board.top import BoardTop, make_selftest
     target = get_target(target_key)
@@ -449,7 +459,10 @@ def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols:
     if "block" in result:
         safe += f"{case.cfg.block}x{case.cfg.block}"
     out = Path(out) if out else ROOT / "build" / "synth" / f"{target.key}-{safe}-{size}-{rows}x{cols}"
-    result.update(run_flow(top, target, out, freq, seed=pnr_seed, timeout=timeout, bitstream=bitstream))
+    if router != "router1":
+        result["router"] = router
+    result.update(run_flow(top, target, out, freq, seed=pnr_seed, timeout=timeout, bitstream=bitstream,
+                           router=router))
     result["meets_goal"] = result["fmax_mhz"] >= target.goal_mhz
     if "cycles" in result:
         # The engine's own cycles: first input word to last result (the self-test adds OVERHEAD).
