@@ -343,6 +343,7 @@ class EIEArray(wiring.Component):
         one_left = Signal()
         more = Signal()
         sel = Signal(range(n), reset_less=True)  # data of the result in flight
+        sel_hot = Signal(n, reset_less=True)  # the same, one-hot (wide arrays' AND-OR select)
         y_last = Signal(reset_less=True)
         # Wide arrays (``cfg.wide``): a read lands in stage V (``v_valid``: the
         # result is on the PEs' read ports, held there while V waits), whose selected
@@ -375,6 +376,8 @@ class EIEArray(wiring.Component):
         with m.If(can_issue):
             m.d.sync += [issued_valid.eq(1), sel.eq(out_k), issued_last.eq(one_left), more.eq(~one_left),
                          left.eq(left - 1), one_left.eq(left == 2), out_hot.eq(out_hot.rotate_left(1))]
+            if cfg.wide:
+                m.d.sync += sel_hot.eq(out_hot)
             with m.If(out_k == n - 1):
                 m.d.sync += [out_k.eq(0), out_l.eq(out_l + 1)]
             with m.Else():
@@ -386,6 +389,7 @@ class EIEArray(wiring.Component):
             m.d.sync += [out_busy.eq(0), out_k.eq(0), out_hot.eq(1), out_l.eq(0),
                          self.total_cycles.eq(tot_out + 1), self.vectors.eq(self.vectors + 1)]
         s.left, s.one_left, s.more, s.sel, s.y_last = left, one_left, more, sel, y_last
+        s.sel_hot = sel_hot
         s.y_free = y_free
 
     def _checks(self, m, s):
@@ -405,9 +409,18 @@ class EIEArray(wiring.Component):
         """The requantizer between the read-out and ``y``."""
         a, pes, sel, shift, relu, bias_rd, y_last = s.a, s.pes, s.sel, s.shift, s.relu, s.bias_rd, s.y_last
         rqz = m.submodules.requant = Requantizer(a)
-        acc = Array(pe.rd_data for pe in pes)[sel]
         bias = bias_rd.data if bias_rd is not None else None
-        if s.cfg.wide:  # the selected result and its bias, registered (stage V -> y)
+        if not s.cfg.wide:
+            acc = Array(pe.rd_data for pe in pes)[sel]
+        else:
+            # The selected result and its bias, registered (stage V -> y). The selection is an
+            # AND-OR over the PEs with a one-hot select: a shallow OR tree instead of a 64-way
+            # multiplexer whose select bits cross every level.
+            terms = [Mux(s.sel_hot[k], pe.rd_data, 0) for k, pe in enumerate(pes)]
+            while len(terms) > 1:  # a balanced OR tree
+                terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                         for i in range(0, len(terms), 2)]
+            acc = terms[0]
             acc_r = Signal(signed(a.acc_bits), reset_less=True)
             with m.If(s.y_free):
                 m.d.sync += acc_r.eq(acc)
