@@ -129,8 +129,9 @@ def _predict(resource: str, coef, n, feature: float = 0.0) -> float:
 
 
 def fit(points: list[dict]) -> dict:
-    """``{"TARGET/ENGINE": {resource: {"a", "b", "form", "sizes", "holdout": {...}}}}`` from sweep rows
-    (``target``, ``engine``, ``size`` and the resources; only rows that fit the device)."""
+    """``{"TARGET/ENGINE": {resource: {"a", "b"[, "c", "feature"], "form", "rows", "cols", "sizes",
+    "holdout": {...}}}}`` from sweep rows (``target``, ``engine``, ``size``, the matrix's ``rows``
+    and ``cols`` and the resources; only rows that fit the device)."""
     series: dict = {}
     for r in points:
         series.setdefault(f"{r['target']}/{r['engine']}", []).append(r)
