@@ -63,21 +63,25 @@ def run(args) -> int:
     if addr:
         farm.probe(addr)
     check_not_input(args.out, {"--model": args.model, "--data": args.data, "--layer": args.layer}, folder=True)
-    if args.layer is not None:
-        if args.model or args.data:
-            raise SparseFlowError("--layer sweeps one matrix; it does not go with --model/--data")
-        source, data_bytes, ident = explore.layer_inputs(args.layer)
-        g.quality = "weight fidelity: 1 - |W - W_pruned,int8| / |W|"
-    else:
-        source, data_bytes, ident = explore.inputs(args.model, args.data)
-    with claim_dir(args.out, "explore", also=explore.FILES) as out:
-        out = Path(out)
-        with Store(out / "results.sqlite") as store:
-            res = explore.sweep(g, source, data_bytes, ident, store, workers=args.workers,
-                                cluster_address=args.cluster, progress=not args.no_progress)
-            seconds = time.perf_counter() - t0
-            explore.write_outputs(out, g, res, seconds)
-            stored = store.count("point")
+    if args.layer is not None and (args.model or args.data):
+        raise SparseFlowError("--layer sweeps one matrix; it does not go with --model/--data")
+    # A new sweep starts its cluster now, in the background: the workers come up while this
+    # process reads the inputs and plans; a rerun (a store exists) starts one only if a task is left.
+    fresh = not (Path(args.out) / "results.sqlite").exists()
+    with farm.Cluster(args.workers, args.cluster, eager=fresh) as cluster:
+        if args.layer is not None:
+            source, data_bytes, ident = explore.layer_inputs(args.layer)
+            g.quality = "weight fidelity: 1 - |W - W_pruned,int8| / |W|"
+        else:
+            source, data_bytes, ident = explore.inputs(args.model, args.data)
+        with claim_dir(args.out, "explore", also=explore.FILES) as out:
+            out = Path(out)
+            with Store(out / "results.sqlite") as store:
+                res = explore.sweep(g, source, data_bytes, ident, store, cluster=cluster,
+                                    progress=not args.no_progress)
+                seconds = time.perf_counter() - t0
+                explore.write_outputs(out, g, res, seconds)  # while the cluster stops
+                stored = store.count("point")
     points = res["points"]
     summary = {"out": str(args.out), "points": len(points), "feasible": sum(p.get("status") == "ok" for p in points),
                "stored_points": stored, "computed": res["computed"], "reused": res["reused"],

@@ -172,7 +172,9 @@ def _graph(source: dict, seed: int):
     with tempfile.TemporaryDirectory() as tmp:  # the importers read files; this one is the worker's own
         p = Path(tmp) / ("net" + source["suffix"])
         p.write_bytes(source["bytes"])
-        return load_model(str(p))
+        g = load_model(str(p))
+    g.source = g.source.replace(str(p), p.name)  # not the worker's temporary path: the same graph anywhere
+    return g
 
 
 def _one_thread() -> None:
@@ -181,6 +183,23 @@ def _one_thread() -> None:
 
 
 # ----------------------------------------------------------------------------- tasks
+
+def warm_task() -> None:
+    """Import what the tasks need (torch above all) and take torch's first optimizer step: run on
+    every worker after the first tasks are placed, it fills the wait of the workers that idle
+    while the first network trains (their first compile then runs without the imports)."""
+    _one_thread()
+    import torch
+
+    import model.network.compile  # noqa: F401
+    import model.network.engines  # noqa: F401
+    import model.nn.prune.pipelines  # noqa: F401
+    import model.nn.quant  # noqa: F401
+    m = torch.nn.Linear(2, 2)  # a first optimizer step: torch imports more on first use (~1 s)
+    opt = torch.optim.Adam(m.parameters())
+    m(torch.zeros(1, 2)).sum().backward()
+    opt.step()
+
 
 def graph_task(source: dict, seed: int) -> dict:
     """The float network: the digits MLP trained densely from ``seed``, or the imported file."""
@@ -369,10 +388,24 @@ def plan(g: Grid, ident: dict) -> tuple[list[dict], list[dict]]:
 
 
 def sweep(g: Grid, source: dict, data_bytes: bytes, ident: dict, store, *, workers=None, cluster_address=None,
-          progress: bool = True, log=None, cost_fn=None) -> dict:
+          progress: bool = True, log=None, cost_fn=None, cluster=None) -> dict:
     """Run every task the store does not hold yet; then the points, Pareto set and synthesis.
-    ``cost_fn``: the cost task (default :func:`cost_task`; the tests wrap it to kill a worker)."""
+    ``cost_fn``: the cost task (default :func:`cost_task`; the tests wrap it to kill a worker).
+    ``cluster``: a :class:`scripts.farm.Cluster` the caller started (and closes; this function
+    closes it in the background once no task is left); default: one of ``workers`` /
+    ``cluster_address``, started when a task needs it and closed here."""
     cost_fn = cost_fn or cost_task
+    from scripts import farm
+    own = cluster is None
+    cl = farm.Cluster(workers, cluster_address, eager=False) if own else cluster
+    try:
+        return _sweep(g, source, data_bytes, ident, store, progress, log, cost_fn, cl)
+    finally:
+        if own:
+            cl.close()
+
+
+def _sweep(g: Grid, source: dict, data_bytes: bytes, ident: dict, store, progress, log, cost_fn, cl) -> dict:
     from scripts import farm
     from scripts.store import config_key
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
@@ -400,8 +433,10 @@ def sweep(g: Grid, source: dict, data_bytes: bytes, ident: dict, store, *, worke
     comp_by_key = {keyof(c): c for c in compiles}
 
     def compile_tasks():
+        # the networks with the most engine builds waiting on them first: less idle tail
         blob = store.get(gkey)["blob"]
-        return [(k, compile_task, (blob, data_bytes, c)) for k, c in comp_by_key.items() if not store.has(k)]
+        todo_ = [(k, compile_task, (blob, data_bytes, c)) for k, c in comp_by_key.items() if not store.has(k)]
+        return sorted(todo_, key=lambda t: -len(by_compile.get(t[0], ())))
 
     todo = []
     if not store.has(gkey):
@@ -435,10 +470,11 @@ def sweep(g: Grid, source: dict, data_bytes: bytes, ident: dict, store, *, worke
                 computed["cost"] += 1
             return []
 
-        with farm.cluster(workers, cluster_address) as client:
-            farm.run_tasks(client, todo, on_result, desc="explore", progress=progress, total=pending)
+        farm.run_tasks(cl.client, todo, on_result, desc="explore", progress=progress, total=pending, warm=warm_task)
+    if not g.synth_top:
+        cl.close(wait=False)  # nothing more to run: the workers stop while the points are made
     points = make_points(g, store, compiles, costs, keyof, cost_key)
-    synth = synth_pareto(g, store, points, workers, cluster_address, progress, computed)
+    synth = synth_pareto(g, store, points, cl, progress, computed)
     return {"points": points, "synth": synth, "computed": computed, "reused": done}
 
 
@@ -518,8 +554,9 @@ def recommend(points: list[dict], target: str, tolerance: float = 0.01) -> dict 
     return min(near, key=lambda p: (p["latency_us"], p["logic_cells"]))
 
 
-def synth_pareto(g: Grid, store, points, workers, cluster_address, progress, computed) -> list[dict]:
-    """Synthesize the ``synth_top`` most accurate Pareto builds per target (stored like the rest)."""
+def synth_pareto(g: Grid, store, points, cl, progress, computed) -> list[dict]:
+    """Synthesize the ``synth_top`` most accurate Pareto builds per target (stored like the rest)
+    on the sweep's cluster ``cl`` (a :class:`scripts.farm.Cluster`)."""
     if not g.synth_top:
         return []
     from scripts import farm
@@ -542,8 +579,7 @@ def synth_pareto(g: Grid, store, points, workers, cluster_address, progress, com
             if store.put(key, "synth", cfg_of[key], result, None, seconds):
                 computed["synth"] += 1
 
-        with farm.cluster(workers, cluster_address) as client:
-            farm.run_tasks(client, todo, on_result, desc="synth", progress=progress)
+        farm.run_tasks(cl.client, todo, on_result, desc="synth", progress=progress)
     from model.hw import estimator
     out = []
     for c in cfgs:

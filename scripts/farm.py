@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import warnings
 from contextlib import contextmanager
@@ -94,6 +95,68 @@ def cluster(workers: int | None = None, cluster_address: str | None = None, quie
             local.close()
 
 
+class Cluster:
+    """A :func:`cluster` that starts in a background thread, so that the caller's own start-up
+    (imports, reading inputs, planning) overlaps the workers' (``eager``; else it starts on
+    first use of :attr:`client`), and that can stop in the background (:meth:`close` with
+    ``wait=False``) while the caller writes its outputs. Use it as a context manager: the exit
+    waits until the cluster has stopped. A start-up error (an unreachable scheduler) is raised
+    where :attr:`client` is first used."""
+
+    def __init__(self, workers: int | None = None, cluster_address: str | None = None, *, eager: bool = True):
+        self._cm = cluster(workers, cluster_address)
+        self._client = self._error = None
+        self._started = self._closer = None
+        self.start_seconds = None  # how long the start-up took (the thread's own clock)
+        if eager:
+            self._start()
+
+    def _start(self) -> None:
+        if self._started is None:
+            self._started = threading.Thread(target=self._enter, name="sparseflow-cluster-start", daemon=True)
+            self._started.start()
+
+    def _enter(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._client = self._cm.__enter__()
+        except BaseException as exc:  # re-raised in the caller's thread
+            self._error = exc
+        self.start_seconds = time.perf_counter() - t0
+
+    @property
+    def client(self):
+        """The ``distributed.Client`` (waits for the start-up)."""
+        if self._closer is not None:
+            raise RuntimeError("the cluster is closed")
+        self._start()
+        self._started.join()
+        if self._error is not None:
+            raise self._error
+        return self._client
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the cluster (a started local one) and disconnect; ``wait=False``: in the background."""
+        if self._closer is None:
+            self._closer = threading.Thread(target=self._exit, name="sparseflow-cluster-stop", daemon=True)
+            self._closer.start()
+        if wait:
+            self._closer.join()
+
+    def _exit(self) -> None:
+        if self._started is None:
+            return
+        self._started.join()
+        if self._client is not None:
+            self._cm.__exit__(None, None, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close(wait=True)
+
+
 def progress_bar(total: int, desc: str, enabled: bool = True):
     """A tqdm bar on stderr (disabled: a no-op object with the same methods)."""
     from tqdm import tqdm
@@ -108,16 +171,18 @@ def timed(fn, *args):
 
 
 def run_tasks(client, tasks: list[tuple[str, object, tuple]], on_result, *, desc: str = "tasks",
-              progress: bool = True, total: int | None = None) -> None:
+              progress: bool = True, total: int | None = None, warm=None) -> None:
     """Submit ``tasks`` (``(key, fn, args)``) and call ``on_result(key, result, seconds)`` in the
     calling process as each finishes (completion order). ``on_result`` may return further tasks,
     submitted at once (a pipeline: a compiled network's cost tasks follow its compile task).
     A task that raises stops the run with its error, named, on one line. ``total``: the
-    progress bar's length when later tasks are known in advance."""
+    progress bar's length when later tasks are known in advance. ``warm``: a function run once
+    on every worker after the first tasks are placed (:func:`warm_up`)."""
     from distributed import as_completed
     bar = progress_bar(total if total is not None else len(tasks), desc, progress)
     futures: dict = {}
     pending = as_completed(loop=client.loop)
+    warmups: list = []
 
     def submit(batch):
         for key, fn, args in batch:
@@ -127,6 +192,8 @@ def run_tasks(client, tasks: list[tuple[str, object, tuple]], on_result, *, desc
 
     try:
         submit(tasks)
+        if warm is not None:
+            warmups = warm_up(client, warm)
         for fut in pending:
             key = futures.pop(fut)
             try:
@@ -141,9 +208,18 @@ def run_tasks(client, tasks: list[tuple[str, object, tuple]], on_result, *, desc
             fut.release()
             submit(more)
     finally:
-        for fut in futures:
+        for fut in [*futures, *warmups]:
             fut.cancel()
         bar.close()
+
+
+def warm_up(client, fn) -> list:
+    """Run ``fn()`` once on every worker the scheduler knows, at low priority, not waited for
+    (returns the futures: cancel them when done). Submitted after the real tasks, so that an idle
+    worker takes a real task first; a worker with nothing to do takes it at once."""
+    workers = list(client.scheduler_info()["workers"])
+    return [client.submit(fn, key=f"warm-{i}-{time.time_ns()}", workers=[w], allow_other_workers=False,
+                          pure=False, priority=-100) for i, w in enumerate(workers)]
 
 
 def sharded(workers: int | None, cluster_address: str | None) -> bool:

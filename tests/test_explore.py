@@ -168,3 +168,33 @@ def test_run_sharded_equals_in_process(net_files, tmp_path, capsys):
     # equal, up to the rounding of the image-weighted cycle averages
     assert json.loads(json.dumps(results[0]), parse_float=lambda v: round(float(v), 6)) == \
         json.loads(json.dumps(results[1]), parse_float=lambda v: round(float(v), 6))
+
+
+def _results(out: Path) -> tuple[list, list]:
+    """``points.csv`` without its key column and the store's (kind, config, result, blob) rows, keys
+    (which hash the code version) left out: what a sweep computed, however it was scheduled."""
+    import csv
+    import json
+    with open(out / "points.csv") as fh:
+        points = sorted(json.dumps({k: v for k, v in r.items() if k != "key"}, sort_keys=True)
+                        for r in csv.DictReader(fh))
+    with sqlite3.connect(out / "results.sqlite") as c:
+        rows = sorted((kind, json.dumps({k: v for k, v in json.loads(cfg).items() if k != "cost"}, sort_keys=True),
+                       res, blob or b"") for kind, cfg, res, blob in
+                      c.execute("SELECT kind, config, result, blob FROM results"))
+    return points, rows
+
+
+def test_local_background_cluster_same_results_as_a_farm(net_files, farm_cluster, tmp_path, capsys):
+    """A fresh sweep on a local cluster started in the background (1 worker, warmed while the
+    network trains) stores the same rows and points as on a farm's 2 workers."""
+    net, data = net_files
+    addr, _ = farm_cluster
+    outs = {}
+    for name, extra in (("farm", ["--cluster", addr]), ("local", ["--workers", "1"])):
+        outs[name] = tmp_path / name
+        assert main(["explore", "--model", str(net), "--data", str(data), *FAST, *extra, "--out", str(outs[name])]) == 0
+    capsys.readouterr()
+    farm, local = _results(outs["farm"]), _results(outs["local"])
+    assert len(farm[0]) == 8 and len(farm[1]) == 1 + 1 + 6 + 8  # graph, compile, cost, point rows
+    assert local == farm

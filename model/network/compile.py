@@ -72,8 +72,7 @@ class CompileOptions:
     progress: bool = True
 
     def check(self) -> None:
-        from model.nn.prune.granularity import check_target
-        from model.nn.prune.pipelines import check_pruning
+        from model.nn.prune import check_pruning, check_target  # torch-free: a planning driver checks options
         check_pruning(self.method, self.schedule, self.granularity, self.sparsity, self.scope)
         if self.conv_sparsity is not None:
             check_target(self.granularity, self.conv_sparsity, self.scope)

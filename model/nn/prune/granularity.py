@@ -35,21 +35,7 @@ import torch
 
 from model.errors import SparseFlowError
 from model.nn.nets import as_matrix
-from model.nn.prune import GRANULARITIES, SCOPES
-
-
-def check_target(granularity: str, sparsity: float, scope: str = "layer") -> None:
-    """Validate the options with one-line messages (the CLI relies on these)."""
-    if granularity not in GRANULARITIES:
-        raise SparseFlowError(f"unknown granularity {granularity!r} (choose from {', '.join(GRANULARITIES)})")
-    if scope not in SCOPES:
-        raise SparseFlowError(f"unknown scope {scope!r} (choose from {', '.join(SCOPES)})")
-    if not isinstance(sparsity, (int, float)) or isinstance(sparsity, bool) or not math.isfinite(sparsity):
-        raise SparseFlowError(f"sparsity must be a number in [0, 1), not {sparsity!r}")
-    if not 0.0 <= sparsity < 1.0:
-        raise SparseFlowError(f"sparsity must be in [0, 1), not {sparsity}")
-    if granularity == "2:4" and sparsity != 0.5:
-        raise SparseFlowError(f"2:4 sparsity is exactly 0.5, not {sparsity}")
+from model.nn.prune import GRANULARITIES, SCOPES, check_target  # noqa: F401 (re-exported)
 
 
 def _protect_rows(s: torch.Tensor) -> torch.Tensor:

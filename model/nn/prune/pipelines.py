@@ -33,18 +33,9 @@ from model.nn.data import Digits, load_digits
 from model.errors import SparseFlowError
 from model.nn.nets import DEFAULT_HIDDEN, build_mlp, init_weights, prunable_layers
 from model.nn.train import accuracy, apply_masks, steps_for, train
-from model.nn.prune import METHODS, REGROW, SCHEDULES, TAYLOR_MODES
+from model.nn.prune import METHODS, REGROW, SCHEDULES, TAYLOR_MODES, check_pruning  # noqa: F401
 from model.nn.prune.criteria import scores
-from model.nn.prune.granularity import check_target, make_masks, sparsity_of
-
-
-def check_pruning(method: str, schedule: str, granularity: str, sparsity: float, scope: str) -> None:
-    """The pruning choices every entry point validates (PruneConfig, compile's options)."""
-    if method not in METHODS:
-        raise SparseFlowError(f"unknown pruning method {method!r} (choose from {', '.join(METHODS)})")
-    if schedule not in SCHEDULES:
-        raise SparseFlowError(f"unknown schedule {schedule!r} (choose from {', '.join(SCHEDULES)})")
-    check_target(granularity, sparsity, scope)
+from model.nn.prune.granularity import make_masks, sparsity_of
 
 
 @dataclass
