@@ -14,7 +14,7 @@ from rtl.common.memory import collision_free_memory
 from rtl.common.protocol import COUNTER_BITS, Reg
 from rtl.common.requant import SHIFT_BITS, Requantizer
 
-from .broadcast import Broadcast
+from .broadcast import GROUP, Broadcast
 from .layouts import LoadKind, col_bits, elem_layout, load_layout, result_layout
 from .nonzero import NonZeroDetect, NonZeroScan
 from .pe import EIEPE
@@ -55,7 +55,9 @@ class EIEArray(wiring.Component):
                   kind 5 BIAS:     (only with ``arith.bias_bits``) row ``addr``'s bias :=
                                    ``data`` (signed ``bias_bits``, two's complement)
                 Every write happens one cycle after its word is taken (from a register
-                stage); the input takes no element in the two cycles after a load word.
+                stage); the input takes no element in the two cycles after a load word
+                (``cfg.wide``: the PE memory writes come from a second stage, two cycles
+                after, and the input waits three).
       ``cycles``       Out(32): compute cycles of the vector: from the cycle its first element
                        left the input queue (one cycle after its transfer on ``x``, at the
                        earliest) to the cycle every PE was found idle after its last.
@@ -220,10 +222,29 @@ class EIEArray(wiring.Component):
             hit = ld_go & (ld.pe == k) if n > 1 else ld_go
             m.d.sync += [wr_ent[k].eq(hit & (ld.kind == LoadKind.ENTRY)),
                          wr_ptr[k].eq(hit & (ld.kind == LoadKind.PTR))]
-            m.d.comb += [
-                pe.ent_we.eq(wr_ent[k]), pe.ent_addr.eq(wr_addr), pe.ent_data.eq(wr_data),
-                pe.ptr_we.eq(wr_ptr[k]), pe.ptr_addr.eq(wr_addr), pe.ptr_data.eq(wr_data),
-            ]
+            if not cfg.wide:
+                m.d.comb += [
+                    pe.ent_we.eq(wr_ent[k]), pe.ent_addr.eq(wr_addr), pe.ent_data.eq(wr_data),
+                    pe.ptr_we.eq(wr_ptr[k]), pe.ptr_addr.eq(wr_addr), pe.ptr_data.eq(wr_data),
+                ]
+        if cfg.wide:
+            # A second register stage: one net from the first stage to every PE's memories
+            # spans the chip. Per group of PEs a copy of the address and data, loaded only for
+            # writes into that group (distinct enables, so synthesis keeps the copies apart),
+            # and per PE its write enables: the writes land two cycles after the load word.
+            for g0 in range(0, n, GROUP):
+                group = range(g0, min(n, g0 + GROUP))
+                g_addr = Signal.like(wr_addr, reset_less=True, name=f"wr_addr_g{g0 // GROUP}")
+                g_data = Signal.like(wr_data, reset_less=True, name=f"wr_data_g{g0 // GROUP}")
+                with m.If(Cat(*(wr_ent[k] | wr_ptr[k] for k in group)).any()):
+                    m.d.sync += [g_addr.eq(wr_addr), g_data.eq(wr_data)]
+                for k in group:
+                    ent_we, ptr_we = Signal(name=f"ent_we{k}"), Signal(name=f"ptr_we{k}")
+                    m.d.sync += [ent_we.eq(wr_ent[k]), ptr_we.eq(wr_ptr[k])]
+                    m.d.comb += [
+                        pes[k].ent_we.eq(ent_we), pes[k].ent_addr.eq(g_addr), pes[k].ent_data.eq(g_data),
+                        pes[k].ptr_we.eq(ptr_we), pes[k].ptr_addr.eq(g_addr), pes[k].ptr_data.eq(g_data),
+                    ]
         m.d.comb += [bc.mask_we.eq(wr_mask), bc.mask_pe.eq(wr_pe), bc.mask_col.eq(wr_addr), bc.mask_bit.eq(wr_data[0])]
         bias_rd = None
         if a.bias_bits is not None:
@@ -261,6 +282,10 @@ class EIEArray(wiring.Component):
                 m.d.sync += codebook[wr_addr[:cfg.codebook_bits]].eq(wr_data[:a.weight_bits])
         wr_any = Signal()  # a load word was taken in the cycle before
         m.d.sync += wr_any.eq(ld_go)
+        if cfg.wide:  # (or two cycles before: the PE writes land a cycle later)
+            wr_any2 = Signal()
+            m.d.sync += wr_any2.eq(wr_any)
+            wr_any = wr_any | wr_any2
         s.state, s.out_busy, s.bank, s.run, s.idle_ok, s.ld_go = state, out_busy, bank, run, idle_ok, ld_go
         s.bias_rd, s.wr_any = bias_rd, wr_any
 
