@@ -175,6 +175,15 @@ def rtl_validate(subset, sim="verilator", row_scale=4, col_scale=16, backend="na
             "max_abs_deviation_cycles": max((p["max_abs_deviation"] for p in points), default=0), "points": points}
 
 
+def merge_points(old: dict | None, new: dict) -> dict:
+    """``new`` RTL results added to ``old`` (a point of the same layer, PEs and front end replaced)."""
+    key = lambda p: (p["layer"], p["n_pes"], p["frontend_width"])
+    points = {key(p): p for p in (old or {}).get("points", []) + new["points"]}
+    points = sorted(points.values(), key=lambda p: (p["n_pes"], p["layer"], -p["frontend_width"]))
+    return {"vectors_checked": sum(len(p["model"]) for p in points),
+            "max_abs_deviation_cycles": max((p["max_abs_deviation"] for p in points), default=0), "points": points}
+
+
 def _rtl_point(name, n, d, k, ib, sim, row_scale, col_scale, backend, vectors):
     """One RTL validation point (a task)."""
     from verif.spmv_eie import run_jobs
@@ -314,7 +323,7 @@ def main(argv=None):
     ap.add_argument("--no-speed", action="store_true", help="skip the simulator speed comparison")
     ap.add_argument("--no-full", action="store_true", help="skip the full-size RTL layers")
     ap.add_argument("--full-only", action="store_true",
-                    help="only the full-size RTL layers; their results replace rtl_full_size in eie_summary.json")
+                    help="only the full-size RTL layers, added to rtl_full_size in eie_summary.json")
     ap.add_argument("--full-pes", type=int, default=16, help="PEs of the full-size RTL layers (default 16)")
     ap.add_argument("--full-frontends", default=str(NEW), metavar="K,..",
                     help=f"front-end widths of the full-size RTL layers (default {NEW}; {NEW},{OLD}: also the old one)")
@@ -340,7 +349,7 @@ def main(argv=None):
 
     if args.full_only:
         summary = json.loads((OUT / "eie_summary.json").read_text())
-        summary["rtl_full_size"] = full_size()
+        summary["rtl_full_size"] = merge_points(summary.get("rtl_full_size"), full_size())
         (OUT / "eie_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         print(json.dumps(summary["rtl_full_size"], indent=2))
         return
