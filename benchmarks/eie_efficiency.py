@@ -5,24 +5,32 @@ Table III: sizes, weight and activation densities), uniformly random matrices wi
 published densities and activation vectors with the published activation density.
 
 * Cycle model, FULL-SIZE layers (the cycle model is exact and fast): 4..64 PEs at queue
-  depth 8, the scanning front end (``frontend_width`` 8, the default) beside the one-element
-  one (``frontend_width`` 1, the old one) (``--grid``: also depths 1..16, the balanced row
-  permutation ``model.hw.balance`` and widths 4, 16): cycles, the ideal bound (non-zero work / PEs),
-  efficiency = ideal / cycles over the vectors, and ``work_eff`` = mean PE busy / cycles
-  (padding entries counted as work: what is left is pure load imbalance and pipeline fill).
-  Both also with 8-bit relative indices (``index_bits`` 8: almost no padding; memory bits per
-  non-zero in ``bits_per_nz``) to measure what padding costs.
+  depth 8. The headline variant is the default of ``spmv``/``compile``/``demo``: the scanning
+  front end (``frontend_width`` 8) with, per layer and PE count, the relative-index width the
+  cost model chooses (:func:`default_index_bits`, as ``spmv --index-bits auto``); beside it the
+  one-element front end (``frontend_width`` 1, the old one) at the same widths, and both front
+  ends at fixed 4-bit (EIE's: padding) and 8-bit (almost no padding) indices, to show what
+  padding costs (``--grid``: also depths 1..16, the balanced row permutation
+  ``model.hw.balance`` and widths 4, 16, at 4 bits). Per point: cycles, the ideal bound (non-zero
+  work / PEs), efficiency = ideal / cycles over the vectors, ``work_eff`` = mean PE busy /
+  cycles (padding entries counted as work: what is left is pure load imbalance and pipeline
+  fill), and memory per real non-zero, padding included: ``bits_per_nz`` (entries + column
+  pointers), ``entry_bits_per_nz`` (entries: 8-bit weight + index) and
+  ``entry_bits_per_nz_cb4`` (entries with EIE's 4-bit shared-weight index, next to EIE's 8).
 * RTL validation: a representative subset simulated on the RTL (Verilator, native harness)
   with rows / 4 and columns / 16 so that the builds stay small, plus two layers at FULL size
   on ``--full-pes`` PEs (AlexNet FC8 1000 x 4096 and NeuralTalk We 600 x 4096, ``--no-full``
-  skips them), each with both front ends; the largest deviation between the RTL's ``cycles``
-  counter and the cycle model is reported (it must be 0), and the RTL's efficiency.
+  skips them, ``--full-only`` runs only them and adds them to the summary), at the default
+  configuration (``--full-frontends 1``: the old front end); the largest deviation between the
+  RTL's ``cycles`` counter and the cycle model is reported (it must be 0), and the RTL's
+  efficiency.
 * Simulation speed: the same test on Verilator (cocotb and native) and Icarus, cycles per
   second and their ratios.
 
 Writes docs/results/eie_efficiency.csv, eie_efficiency.png and eie_summary.json.
 
     .venv/bin/python -m benchmarks.eie_efficiency [--quick] [--no-rtl] [--no-speed] [--workers N | --cluster ADDR]
+    .venv/bin/python -m benchmarks.eie_efficiency --full-only --full-pes 64 [--full-frontends 8,1]
 """
 from __future__ import annotations
 
@@ -246,7 +254,7 @@ def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
     ax = axes[0]
     pes = sorted({int(r["n_pes"]) for r in rows})
     names = list(dict.fromkeys(r["layer"] for r in rows))
@@ -276,6 +284,7 @@ def plot(rows, path):
     ax.axhline(0.9, color="grey", ls=":", lw=1)
     ax.axhline(EIE_PAPER, color="black", ls="--", lw=1, label=f"EIE paper ({EIE_PAPER})")
     ax.set_xscale("log", base=2)
+    ax.set_ylim(0.5, 1.02)  # the legend below the 4-bit lines
     ax.set_xlabel("PEs (queue depth 8, interleaved)")
     ax.set_title("mean over the 9 layers at depth 8", fontsize=10)
     ax.legend(fontsize=7, loc="lower left")
