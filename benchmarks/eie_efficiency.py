@@ -179,8 +179,7 @@ def rtl_validate(subset, sim="verilator", row_scale=4, col_scale=16, backend="na
     from scripts import farm
     points = farm.map_tasks(_rtl_point, [(name, n, d, k, ib, sim, row_scale, col_scale, backend, vectors)
                                          for name, n, d, k, ib in subset], workers, cluster, desc="rtl")
-    return {"vectors_checked": sum(len(p["model"]) for p in points),
-            "max_abs_deviation_cycles": max((p["max_abs_deviation"] for p in points), default=0), "points": points}
+    return merge_points(None, {"points": points})
 
 
 def merge_points(old: dict | None, new: dict) -> dict:
