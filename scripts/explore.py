@@ -191,10 +191,9 @@ def warm_task() -> None:
     _one_thread()
     import torch
 
-    import model.network.compile  # noqa: F401
-    import model.network.engines  # noqa: F401
-    import model.nn.prune.pipelines  # noqa: F401
-    import model.nn.quant  # noqa: F401
+    import importlib
+    for name in ("model.network.compile", "model.network.engines", "model.nn.prune.pipelines", "model.nn.quant"):
+        importlib.import_module(name)
     m = torch.nn.Linear(2, 2)  # a first optimizer step: torch imports more on first use (~1 s)
     opt = torch.optim.Adam(m.parameters())
     m(torch.zeros(1, 2)).sum().backward()

@@ -35,7 +35,7 @@ import torch
 
 from model.errors import SparseFlowError
 from model.nn.nets import as_matrix
-from model.nn.prune import GRANULARITIES, SCOPES, check_target  # noqa: F401 (re-exported)
+from model.nn.prune import check_target
 
 
 def _protect_rows(s: torch.Tensor) -> torch.Tensor:

@@ -33,7 +33,7 @@ from model.nn.data import Digits, load_digits
 from model.errors import SparseFlowError
 from model.nn.nets import DEFAULT_HIDDEN, build_mlp, init_weights, prunable_layers
 from model.nn.train import accuracy, apply_masks, steps_for, train
-from model.nn.prune import METHODS, REGROW, SCHEDULES, TAYLOR_MODES, check_pruning  # noqa: F401
+from model.nn.prune import REGROW, TAYLOR_MODES, check_pruning
 from model.nn.prune.criteria import scores
 from model.nn.prune.granularity import make_masks, sparsity_of
 
