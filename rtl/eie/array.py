@@ -317,8 +317,19 @@ class EIEArray(wiring.Component):
         done = (state == Phase.COMPUTE) & drained
         finished = Signal()  # the read-out sends its last result this cycle
         swap = ((state == Phase.WAIT) | done) & ~out_busy
-        for pe in pes:
-            m.d.comb += pe.bank.eq(bank)
+        if not s.cfg.wide:
+            for pe in pes:
+                m.d.comb += pe.bank.eq(bank)
+        else:
+            # bank reaches ~120 loads in every PE (its accumulator ports and read-out select):
+            # one net to all of them spans the chip. Each PE gets its own copy, toggled with it.
+            for k, pe in enumerate(pes):
+                bank_k = Signal(name=f"bank{k}")
+                with m.If(swap):
+                    m.d.sync += bank_k.eq(~bank_k)
+                m.d.comb += pe.bank.eq(bank_k)
+                if self.checks:
+                    m.d.comb += Assert(bank_k == bank, "the PE's bank copy")
 
         cyc = Signal(COUNTER_BITS)
         tot = Signal(COUNTER_BITS)  # compute side's vector
@@ -382,7 +393,20 @@ class EIEArray(wiring.Component):
         else:
             can_issue = more & y_free
         for k, pe in enumerate(pes):  # only the row's own PE reads (and so clears) its accumulator
-            m.d.comb += [pe.rd_en.eq(can_issue & out_hot[k]), pe.rd_addr.eq(out_l)]
+            m.d.comb += pe.rd_en.eq(can_issue & out_hot[k])
+            if not cfg.wide:
+                m.d.comb += pe.rd_addr.eq(out_l)
+        if cfg.wide:  # per group of PEs a copy of the local row (one net to all PEs spans the chip)
+            for g0 in range(0, n, GROUP):
+                out_l_g = Signal.like(out_l, name=f"out_l_g{g0 // GROUP}")
+                with m.If(can_issue & (out_k == n - 1)):
+                    m.d.sync += out_l_g.eq(out_l_g + 1)
+                with m.If(finished):
+                    m.d.sync += out_l_g.eq(0)
+                for k in range(g0, min(n, g0 + GROUP)):
+                    m.d.comb += pes[k].rd_addr.eq(out_l_g)
+                if self.checks:
+                    m.d.comb += Assert(out_l_g == out_l, "the group's row copy")
         if bias_rd is not None:  # row r's bias arrives with its accumulator (held while stalled)
             out_row = Signal(range(cfg.max_rows))
             m.d.comb += [bias_rd.en.eq(can_issue), bias_rd.addr.eq(out_row)]
