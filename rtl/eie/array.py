@@ -14,7 +14,7 @@ from rtl.common.memory import collision_free_memory
 from rtl.common.protocol import COUNTER_BITS, Reg
 from rtl.common.requant import SHIFT_BITS, Requantizer
 
-from .broadcast import GROUP, Broadcast
+from .broadcast import Broadcast, pe_groups
 from .layouts import LoadKind, col_bits, elem_layout, load_layout, result_layout
 from .nonzero import NonZeroDetect, NonZeroScan
 from .pe import EIEPE
@@ -232,10 +232,9 @@ class EIEArray(wiring.Component):
             # spans the chip. Per group of PEs a copy of the address and data, loaded only for
             # writes into that group (distinct enables, so synthesis keeps the copies apart),
             # and per PE its write enables: the writes land two cycles after the load word.
-            for g0 in range(0, n, GROUP):
-                group = range(g0, min(n, g0 + GROUP))
-                g_addr = Signal.like(wr_addr, reset_less=True, name=f"wr_addr_g{g0 // GROUP}")
-                g_data = Signal.like(wr_data, reset_less=True, name=f"wr_data_g{g0 // GROUP}")
+            for g, group in enumerate(pe_groups(n)):
+                g_addr = Signal.like(wr_addr, reset_less=True, name=f"wr_addr_g{g}")
+                g_data = Signal.like(wr_data, reset_less=True, name=f"wr_data_g{g}")
                 with m.If(Cat(*(wr_ent[k] | wr_ptr[k] for k in group)).any()):
                     m.d.sync += [g_addr.eq(wr_addr), g_data.eq(wr_data)]
                 for k in group:
@@ -397,13 +396,13 @@ class EIEArray(wiring.Component):
             if not cfg.wide:
                 m.d.comb += pe.rd_addr.eq(out_l)
         if cfg.wide:  # per group of PEs a copy of the local row (one net to all PEs spans the chip)
-            for g0 in range(0, n, GROUP):
-                out_l_g = Signal.like(out_l, name=f"out_l_g{g0 // GROUP}")
+            for g, group in enumerate(pe_groups(n)):
+                out_l_g = Signal.like(out_l, name=f"out_l_g{g}")
                 with m.If(can_issue & (out_k == n - 1)):
                     m.d.sync += out_l_g.eq(out_l_g + 1)
                 with m.If(finished):
                     m.d.sync += out_l_g.eq(0)
-                for k in range(g0, min(n, g0 + GROUP)):
+                for k in group:
                     m.d.comb += pes[k].rd_addr.eq(out_l_g)
                 if self.checks:
                     m.d.comb += Assert(out_l_g == out_l, "the group's row copy")

@@ -161,15 +161,15 @@ class Broadcast(wiring.Component):
         n = self.cfg.n_pes
         groups_new, groups_kept = [], []
         hn = staged.head_next[wb:]
-        for g0 in range(0, n, GROUP):
+        for g, group in enumerate(pe_groups(n)):
             new_k, kept_k = [], []
-            for k in range(g0, min(n, g0 + GROUP)):
+            for k in group:
                 fifo = m.submodules[f"queue{k}"]
                 room_next = _room_next(fifo, self.cfg.fifo_depth, push=write[k],
                                        pop=self.q[k].ready & fifo.r_rdy)
                 new_k.append(~hn[k] | room_next)
                 kept_k.append(~(pend[k] & ~write[k]) | room_next)
-            g_new, g_kept = Signal(name=f"dep_new{g0 // GROUP}"), Signal(name=f"dep_kept{g0 // GROUP}")
+            g_new, g_kept = Signal(name=f"dep_new{g}"), Signal(name=f"dep_kept{g}")
             m.d.sync += [g_new.eq(Cat(*new_k).all()), g_kept.eq(Cat(*kept_k).all())]
             groups_new.append(g_new)
             groups_kept.append(g_kept)
@@ -178,7 +178,12 @@ class Broadcast(wiring.Component):
         return Mux(loaded, Cat(*groups_new).all(), Cat(*groups_kept).all())
 
 
-GROUP = 8  # queues per registered partial AND of a wide array's departure tree
+GROUP = 8  # PEs per group of a wide array's register copies and partial ANDs
+
+
+def pe_groups(n: int) -> list[range]:
+    """The PEs ``0 .. n-1`` in groups of :data:`GROUP` (the last one shorter)."""
+    return [range(g0, min(n, g0 + GROUP)) for g0 in range(0, n, GROUP)]
 
 
 def _room_next(fifo, depth: int, *, push, pop):

@@ -1,7 +1,7 @@
 """One processing element: its interleaved-CSC slice, a pointer stage, a walker and accumulators."""
 from types import SimpleNamespace
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Assert
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -206,10 +206,8 @@ class EIEPE(wiring.Component):
         # The valid flags are written every cycle from flat expressions (a register that is
         # free takes its predecessor's flag, one that is not keeps its own): no enable for the
         # synthesis tool to build out of the handshake chain.
-        m.d.sync += [h_valid.eq(self.act.valid | ~h_free),
-                     a_valid.eq(h_valid | ~a_free),
-                     b_valid.eq(a_valid | ~b_free),
-                     active.eq(take | (active & ~w_last))]
+        fetch_next = [self.act.valid | ~h_free, h_valid | ~a_free, a_valid | ~b_free, take | (active & ~w_last)]
+        m.d.sync += [flag.eq(nxt) for flag, nxt in zip((h_valid, a_valid, b_valid, active), fetch_next)]
         with m.If(a_free):
             m.d.sync += [a_odd.eq(h_odd), a_act.eq(h_act)]
 
@@ -231,7 +229,7 @@ class EIEPE(wiring.Component):
         m.d.comb += [ent_r.addr.eq(p), ent_r.en.eq(issue)]
         s.h_valid, s.a_valid, s.b_valid, s.active, s.w_left = h_valid, a_valid, b_valid, active, w_left
         s.w_last, s.w_act, s.w_first, s.issue, s.can_take = w_last, w_act, w_first, issue, can_take
-        s.h_free, s.a_free, s.b_free, s.b_empty = h_free, a_free, b_free, b_empty
+        s.fetch_next = fetch_next  # next cycle's h_valid, a_valid, b_valid, active
 
     def _entry_read(self, m, s):
         """Stage C: the entry word, registered."""
@@ -346,11 +344,9 @@ class EIEPE(wiring.Component):
         if cfg.wide:
             # The array ANDs every PE's idle: here the stages' part is a register, computed from
             # their next-cycle flags (those written above), so only the queue's flag is live.
+            # (c_valid follows issue, r_valid c_valid, ... e_valid d_valid)
             idle_stages = Signal(init=1)
-            take = s.b_valid & ~s.b_empty & s.can_take
-            m.d.sync += idle_stages.eq(~(self.act.valid | ~s.h_free) & ~(h_valid | ~s.a_free) &
-                                       ~(a_valid | ~s.b_free) & ~(take | (active & ~s.w_last)) &
-                                       ~issue & ~c_valid & ~r_valid & ~s_valid & ~d_valid)
+            m.d.sync += idle_stages.eq(~Cat(*s.fetch_next, issue, c_valid, r_valid, s_valid, d_valid).any())
             if self.checks:  # at the clock edge, like the broadcast's
                 m.d.sync += Assert(idle_stages == idle_now, "the registered idle mirrors the stages")
         else:
