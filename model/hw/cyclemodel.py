@@ -51,6 +51,7 @@ from model.hw.formats.eie import EIEMatrix, encode
 
 NEG = -(1 << 40)
 PE_DRAIN = 6  # cycles from a PE's last issue to its idle (rtl.eie.pe: C, R, S, D, E stages)
+WIDE_READOUT = 3  # a wide array's read-out: PE enable, group OR, result FIFO (rtl.eie.array)
 
 
 def _matrix(m, cfg: EIEConfig) -> EIEMatrix:
@@ -68,6 +69,7 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
     if x.shape[0] != cols:
         raise SparseFlowError(f"shape mismatch: the matrix has {cols} columns but the input has {x.shape[0]}")
     n, depth = cfg.n_pes, cfg.fifo_depth
+    lag = int(cfg.wide)  # a wide array's credit and landing registers, see the module doc
     pes = np.arange(n)
     lengths = np.diff(mat.ptr, axis=1)  # (n, cols): entries of column j on PE k
     q_hist = np.full((depth, n), NEG, dtype=np.int64)  # ring of the last D pops per PE
@@ -99,10 +101,10 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
         old = q_hist[slot, pes]  # pop of the word D places back in the queue (NEG if none)
         moved = max(t + 1, fire_prev + 1)
         ready = max(moved + 1, fire + 1)
-        written = np.maximum(ready, old + 1)  # F_k, per PE (used where needed)
+        written = np.maximum(ready, old + 1 + lag)  # F_k, per PE (used where needed)
         fire_prev, fire = fire, max(ready, int(written[need].max(initial=NEG)))
         stall += np.where(need, written - ready, 0)
-        q = np.maximum(written + 1, h_prev)
+        q = np.maximum(written + 1 + lag, h_prev)
         h_move = np.maximum(q + 1, x_prev)
         x_move = np.maximum(h_move + 1, c_prev)
         c = np.maximum(x_move + 1, last_issue)
@@ -116,9 +118,10 @@ def simulate_vector(m, x, cfg: EIEConfig) -> dict:
     if width > 1:
         t = s  # from here on: the front end's steps
     t += -(-cols // width) - 1 - prev_word  # the remaining all-zero words; t: the last word's step
-    done = max(t + 1, fire + 1, int((last_issue + PE_DRAIN).max())) + 1  # + the drained register
+    # + the drained register (wide: + the per-group idle registers)
+    done = max(t + 1, fire + 1, int((last_issue + PE_DRAIN).max())) + 1 + lag
     busy = lengths[:, nz_cols].sum(axis=1) if len(nz_cols) else np.zeros(n, dtype=np.int64)
-    readout = rows + 2 + int(cfg.wide)  # a wide array's read-out register: one more cycle
+    readout = rows + 2 + WIDE_READOUT * lag  # a wide array's read-out pipeline
     return {"cycles": done + 1, "total_cycles": done + readout, "busy": busy, "stall": stall}
 
 

@@ -5,6 +5,7 @@ import numpy as np
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Assert
 from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from model.hw.config import EIEConfig, Requant, clog2
@@ -312,7 +313,18 @@ class EIEArray(wiring.Component):
         # is in, nothing enters, so the registered condition cannot go stale within COMPUTE.
         drained = Signal()
         front = nzd.pending if s.cfg.frontend_width > 1 else 0  # NonZeroScan's output register
-        m.d.sync += drained.eq((state == Phase.COMPUTE) & seen_last & all_idle & ~bc.pending & ~front)
+        if not s.cfg.wide:
+            m.d.sync += drained.eq((state == Phase.COMPUTE) & seen_last & all_idle & ~bc.pending & ~front)
+        else:
+            # Wide: the PEs' idle flags ANDed per group into registers, and the rest of the
+            # condition registered beside them: drained is seen one cycle later.
+            idle_g = []
+            for g, group in enumerate(pe_groups(n)):
+                idle_g.append(Signal(name=f"idle_g{g}"))
+                m.d.sync += idle_g[-1].eq(Cat(*(pes[k].idle for k in group)).all())
+            rest = Signal()
+            m.d.sync += [rest.eq((state == Phase.COMPUTE) & seen_last & ~bc.pending & ~front),
+                         drained.eq((state == Phase.COMPUTE) & rest & Cat(*idle_g).all())]
         done = (state == Phase.COMPUTE) & drained
         finished = Signal()  # the read-out sends its last result this cycle
         swap = ((state == Phase.WAIT) | done) & ~out_busy
@@ -321,14 +333,19 @@ class EIEArray(wiring.Component):
                 m.d.comb += pe.bank.eq(bank)
         else:
             # bank reaches ~120 loads in every PE (its accumulator ports and read-out select):
-            # one net to all of them spans the chip. Each PE gets its own copy, toggled with it.
+            # one net to all of them spans the chip. Each PE gets its own copy, toggled a cycle
+            # after bank by a registered swap (the PEs are idle then; the read-out's first read
+            # reaches them a cycle after its issue, see _readout).
+            swap_r = Signal()
+            bank_r = Signal()  # bank a cycle ago, for the check
+            m.d.sync += [swap_r.eq(swap), bank_r.eq(bank)]
             for k, pe in enumerate(pes):
                 bank_k = Signal(name=f"bank{k}")
-                with m.If(swap):
+                with m.If(swap_r):
                     m.d.sync += bank_k.eq(~bank_k)
                 m.d.comb += pe.bank.eq(bank_k)
                 if self.checks:
-                    m.d.comb += Assert(bank_k == bank, "the PE's bank copy")
+                    m.d.comb += Assert(bank_k == bank_r, "the PE's bank copy")
 
         cyc = Signal(COUNTER_BITS)
         tot = Signal(COUNTER_BITS)  # compute side's vector
@@ -378,34 +395,15 @@ class EIEArray(wiring.Component):
         one_left = Signal()
         more = Signal()
         sel = Signal(range(n), reset_less=True)  # data of the result in flight
-        sel_hot = Signal(n, reset_less=True)  # the same, one-hot (wide arrays' AND-OR select)
         y_last = Signal(reset_less=True)
-        # Wide arrays (``cfg.wide``): a read lands in stage V (``v_valid``: the
-        # result is on the PEs' read ports, held there while V waits), whose selected
-        # accumulator (and bias) move into registers in front of the requantizer when ``y`` is
-        # free or moving on: a rigid two-stage pipeline, one result per cycle.
         y_free = ~self.y.valid | self.y.ready
-        if cfg.wide:
-            v_valid = Signal()
-            v_last = Signal(reset_less=True)
-            can_issue = more & (~v_valid | y_free)
-        else:
+        if not cfg.wide:
             can_issue = more & y_free
-        for k, pe in enumerate(pes):  # only the row's own PE reads (and so clears) its accumulator
-            m.d.comb += pe.rd_en.eq(can_issue & out_hot[k])
-            if not cfg.wide:
+            for k, pe in enumerate(pes):  # only the row's own PE reads (and so clears) its accumulator
+                m.d.comb += pe.rd_en.eq(can_issue & out_hot[k])
                 m.d.comb += pe.rd_addr.eq(out_l)
-        if cfg.wide:  # per group of PEs a copy of the local row (one net to all PEs spans the chip)
-            for g, group in enumerate(pe_groups(n)):
-                out_l_g = Signal.like(out_l, name=f"out_l_g{g}")
-                with m.If(can_issue & (out_k == n - 1)):
-                    m.d.sync += out_l_g.eq(out_l_g + 1)
-                with m.If(finished):
-                    m.d.sync += out_l_g.eq(0)
-                for k in group:
-                    m.d.comb += pes[k].rd_addr.eq(out_l_g)
-                if self.checks:
-                    m.d.comb += Assert(out_l_g == out_l, "the group's row copy")
+        else:
+            can_issue = self._readout_pipeline(m, s, more, one_left, out_l, out_hot)
         if bias_rd is not None:  # row r's bias arrives with its accumulator (held while stalled)
             out_row = Signal(range(cfg.max_rows))
             m.d.comb += [bias_rd.en.eq(can_issue), bias_rd.addr.eq(out_row)]
@@ -415,30 +413,82 @@ class EIEArray(wiring.Component):
                 m.d.sync += out_row.eq(0)
         with m.If(swap):
             m.d.sync += [more.eq(~rows_zero), left.eq(rows), one_left.eq(rows_one)]
-        if cfg.wide:
-            issued_valid, issued_last = v_valid, v_last
-            with m.If(y_free):
-                m.d.sync += [self.y.valid.eq(v_valid), y_last.eq(v_last)]
-        else:
-            issued_valid, issued_last = self.y.valid, y_last
         with m.If(can_issue):
-            m.d.sync += [issued_valid.eq(1), sel.eq(out_k), issued_last.eq(one_left), more.eq(~one_left),
+            if not cfg.wide:
+                m.d.sync += [self.y.valid.eq(1), sel.eq(out_k), y_last.eq(one_left)]
+            m.d.sync += [more.eq(~one_left),
                          left.eq(left - 1), one_left.eq(left == 2), out_hot.eq(out_hot.rotate_left(1))]
-            if cfg.wide:
-                m.d.sync += sel_hot.eq(out_hot)
             with m.If(out_k == n - 1):
                 m.d.sync += [out_k.eq(0), out_l.eq(out_l + 1)]
             with m.Else():
                 m.d.sync += out_k.eq(out_k + 1)
-        with m.Elif(self.y.ready if not cfg.wide else y_free):
-            m.d.sync += issued_valid.eq(0)
+        if not cfg.wide:
+            with m.Elif(self.y.ready):
+                m.d.sync += self.y.valid.eq(0)
+        else:
+            y_last = s.y_last_w
         m.d.comb += finished.eq(out_busy & ((self.y.valid & self.y.ready & y_last) | rows_zero))
         with m.If(finished):
             m.d.sync += [out_busy.eq(0), out_k.eq(0), out_hot.eq(1), out_l.eq(0),
                          self.total_cycles.eq(tot_out + 1), self.vectors.eq(self.vectors + 1)]
         s.left, s.one_left, s.more, s.sel, s.y_last = left, one_left, more, sel, y_last
-        s.sel_hot = sel_hot
-        s.y_free = y_free
+
+    def _readout_pipeline(self, m, s, more, one_left, out_l, out_hot):
+        """Wide arrays: no net from the issue decision, or to the result, crosses the chip
+        within a cycle. A row issued at cycle ``I`` (``more`` and fewer than
+        :data:`READOUT_DEPTH` results issued and not yet taken from ``y``) is read by its PE at
+        ``I + 1`` (per-PE enable and per-group row registers), ORed with the rest of its group
+        into a register at ``I + 2`` (one-hot select: only the read PE's term is not zero) and
+        across the groups at ``I + 3`` into a FIFO of ``READOUT_DEPTH`` results, with its bias
+        and last flag; ``y`` is the FIFO's head through the requantizer, from ``I + 4``."""
+        n, cfg, pes, a = s.n, s.cfg, s.pes, s.a
+        taken = self.y.valid & self.y.ready
+        issued = Signal(range(READOUT_DEPTH + 1))  # results issued and not yet taken
+        can_issue = more & (issued != READOUT_DEPTH)
+        m.d.sync += issued.eq(issued + can_issue - taken)
+        out_l_r = Signal.like(out_l)  # the row of the read in flight, for the check
+        m.d.sync += out_l_r.eq(out_l)
+        group_or = []
+        for g, group in enumerate(pe_groups(n)):
+            # The local row: loaded only for issues into its group (distinct enables keep the
+            # copies apart), so it is the issued row when the read reaches the PE.
+            out_l_g = Signal.like(out_l, name=f"out_l_g{g}")
+            with m.If(can_issue & Cat(*(out_hot[k] for k in group)).any()):
+                m.d.sync += out_l_g.eq(out_l)
+            terms = []
+            for k in group:
+                rd_k, sel_k = Signal(name=f"rd_en{k}"), Signal(name=f"rd_sel{k}")
+                m.d.sync += [rd_k.eq(can_issue & out_hot[k]), sel_k.eq(rd_k)]
+                m.d.comb += [pes[k].rd_en.eq(rd_k), pes[k].rd_addr.eq(out_l_g)]
+                terms.append(Mux(sel_k, pes[k].rd_data, 0))
+                if self.checks:
+                    m.d.comb += Assert(~rd_k | (out_l_g == out_l_r), "the group's row copy")
+            or_g = Signal(signed(a.acc_bits), name=f"rd_or{g}", reset_less=True)
+            m.d.sync += or_g.eq(_or_tree(terms))
+            group_or.append(or_g)
+        # The result's valid and last flags, and its bias (read at I, held on the port),
+        # beside it through the stages.
+        v = [Signal(name=f"rd_valid{i}") for i in (1, 2, 3)]
+        last = [Signal(name=f"rd_last{i}", reset_less=True) for i in (1, 2, 3)]
+        m.d.sync += [v[0].eq(can_issue), last[0].eq(one_left),
+                     v[1].eq(v[0]), last[1].eq(last[0]), v[2].eq(v[1]), last[2].eq(last[1])]
+        fields = [("acc", signed(a.acc_bits)), ("last", 1)]
+        if s.bias_rd is not None:
+            fields.append(("bias", signed(a.bias_bits)))
+            b2, b3 = (Signal(signed(a.bias_bits), name=f"rd_bias{i}", reset_less=True) for i in (2, 3))
+            m.d.sync += [b2.eq(s.bias_rd.data), b3.eq(b2)]
+        layout = data.StructLayout(dict(fields))
+        fifo = m.submodules.results = SyncFIFO(width=layout.size, depth=READOUT_DEPTH)
+        w = data.View(layout, fifo.w_data)
+        r = data.View(layout, fifo.r_data)
+        m.d.comb += [w.acc.eq(_or_tree(group_or)), w.last.eq(last[2]), fifo.w_en.eq(v[2]),
+                     self.y.valid.eq(fifo.r_rdy), fifo.r_en.eq(self.y.ready)]
+        if s.bias_rd is not None:
+            m.d.comb += w.bias.eq(b3)
+        if self.checks:
+            m.d.comb += Assert(~v[2] | fifo.w_rdy, "the result FIFO has room")
+        s.acc_w, s.bias_w, s.y_last_w = r.acc, (r.bias if s.bias_rd is not None else None), r.last
+        return can_issue
 
     def _checks(self, m, s):
         """With ``checks``: assertions that the flags kept for timing mirror their state."""
@@ -461,23 +511,7 @@ class EIEArray(wiring.Component):
         if not s.cfg.wide:
             acc = Array(pe.rd_data for pe in pes)[sel]
         else:
-            # The selected result and its bias, registered (stage V -> y). The selection is an
-            # AND-OR over the PEs with a one-hot select: a shallow OR tree instead of a 64-way
-            # multiplexer whose select bits cross every level.
-            terms = [Mux(s.sel_hot[k], pe.rd_data, 0) for k, pe in enumerate(pes)]
-            while len(terms) > 1:  # a balanced OR tree
-                terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
-                         for i in range(0, len(terms), 2)]
-            acc = terms[0]
-            acc_r = Signal(signed(a.acc_bits), reset_less=True)
-            with m.If(s.y_free):
-                m.d.sync += acc_r.eq(acc)
-            acc = acc_r
-            if bias is not None:
-                bias_r = Signal.like(bias_rd.data, reset_less=True)
-                with m.If(s.y_free):
-                    m.d.sync += bias_r.eq(bias)
-                bias = bias_r
+            acc, bias = s.acc_w, s.bias_w  # from the result FIFO
         m.d.comb += [
             rqz.acc.eq(acc),
             rqz.shift.eq(shift),
@@ -487,3 +521,13 @@ class EIEArray(wiring.Component):
             self.y.payload.last.eq(y_last),
         ]
 
+
+READOUT_DEPTH = 8  # a wide array's result FIFO: > the 5 results in flight at one per cycle
+
+
+def _or_tree(terms):
+    """A balanced OR of ``terms``."""
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]

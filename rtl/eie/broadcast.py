@@ -45,9 +45,15 @@ class Broadcast(wiring.Component):
     accepting it. A word written at an edge is at the queue head (``q[k].valid``) in the next
     cycle. The queues and the two-word buffer behave as :class:`amaranth.lib.fifo.SyncFIFO`: a
     full one does not accept a word in the cycle its head is read (``model.hw.cyclemodel`` models
-    exactly this). In a wide array (``cfg.wide``) the head's departure condition comes from
-    registered per-group partial ANDs computed a cycle ahead (:meth:`_departure_tree`): the same
-    cycles, a shallower path (``checks``: an assertion compares it with the flat AND).
+    exactly this). In a wide array (``cfg.wide``) a queue sits beside its PE, far from the
+    head, so no handshake crosses the chip in one cycle: the broadcast keeps a credit counter
+    per queue (its free places, from ``fifo_depth``; a pop returns its credit through a
+    register), writes the head when the credit is not zero, and the word lands in the queue a
+    cycle later, from a per-group copy of the head and a per-queue write enable (registers).
+    The queue then takes a word two cycles after the pop that freed its place (one cycle
+    otherwise), and a word reaches the queue head two cycles after its write decision (one
+    otherwise); ``pending`` covers the landing cycle. ``checks``: assert that a landing word
+    always finds room.
     """
 
     def __init__(self, cfg: EIEConfig, mask=None, *, checks: bool = False):
@@ -104,20 +110,17 @@ class Broadcast(wiring.Component):
         # function of flip-flops (the queues' w_rdy included).
         pend = Signal(n, reset_less=True)  # read only with the buffer's r_rdy
         want = Signal(n)
-        room = Signal(n)
+        room = Signal(n, init=(1 << n) - 1 if cfg.wide else 0)  # wide: credits left, registered
         write = Signal(n)
-        m.d.comb += [want.eq(Mux(staged.r_rdy, pend, 0)), room.eq(Cat(*w_rdy)), write.eq(want & room)]
-        # The head leaves once every queue has it: all(~pend | room). In a wide array (many
-        # PEs) that AND, and the reload of pend behind it, is too deep for one cycle; there it
-        # is computed one cycle ahead, per group of PEs, from each queue's next-cycle state, for
-        # both cases of the next pend (reloaded from a new head, or the old one less this
-        # cycle's writes), and the registered halves are combined: cycle for cycle the same.
-        every = (~pend | room).all()
+        if not cfg.wide:
+            m.d.comb += [want.eq(Mux(staged.r_rdy, pend, 0)), room.eq(Cat(*w_rdy)), write.eq(want & room)]
+        else:
+            m.d.comb += [want.eq(Mux(staged.r_rdy, pend, 0)), write.eq(want & room)]
+        pending = n_valid | staged.r_rdy
         if cfg.wide:
-            every = self._departure_tree(m, pend, write, staged, w_rdy, wb)
-            if self.checks:
-                # at the clock edge: room is a combinational function of each queue's level
-                m.d.sync += Assert(~staged.r_rdy | (every == (~pend | room).all()), "departure tree")
+            pending = pending | self._credits(m, room, write, head)
+        # The head leaves once every queue has it: all(~pend | room), flat from flip-flops.
+        every = (~pend | room).all()
         fire = staged.r_rdy & every
         with m.If(staged.head_load):
             m.d.sync += pend.eq(staged.head_next[wb:])
@@ -133,7 +136,7 @@ class Broadcast(wiring.Component):
             staged.w_data.eq(Cat(n_word, rd.data)),
             staged.r_en.eq(fire),
             self.blocked.eq(want & ~room),
-            self.pending.eq(n_valid | staged.r_rdy),
+            self.pending.eq(pending),
         ]
         # N's word (and its mask bits) load whenever N is free or moving on, valid or not: only
         # n_valid waits for the handshake, not the whole register's enable.
@@ -145,53 +148,46 @@ class Broadcast(wiring.Component):
             m.d.sync += n_valid.eq(0)
         for k in range(n):
             fifo = m.submodules[f"queue{k}"]
+            if not cfg.wide:  # (wide: from the landing registers, _credits)
+                m.d.comb += [fifo.w_data.eq(head), fifo.w_en.eq(write[k])]
             m.d.comb += [
-                fifo.w_data.eq(head),
-                fifo.w_en.eq(write[k]),
                 self.q[k].valid.eq(fifo.r_rdy),
                 self.q[k].payload.eq(fifo.r_data),
                 fifo.r_en.eq(self.q[k].ready),
             ]
         return m
 
-    def _departure_tree(self, m, pend, write, staged, w_rdy, wb):
-        """``all(~pend | room)`` from registers: per group of :data:`GROUP` queues, the AND of
-        next cycle's ``~pend | room`` for a reloaded pend (``~head_next | room'``) and for a kept
-        one (``~(pend & ~write) | room'``), registered, and the head-load flag that picks."""
-        n = self.cfg.n_pes
-        groups_new, groups_kept = [], []
-        hn = staged.head_next[wb:]
+    def _credits(self, m, room, write, head):
+        """Wide arrays: per queue a credit counter (``room``: it is not zero, a register), the
+        head copied per group and the write enables registered (the word lands a cycle after
+        ``write``), each pop returned through a register. Returns "a word is landing"."""
+        cfg, n = self.cfg, self.cfg.n_pes
+        depth = cfg.fifo_depth
         for g, group in enumerate(pe_groups(n)):
-            new_k, kept_k = [], []
+            # Loaded only for writes into its group: distinct enables keep the copies apart.
+            head_g = Signal.like(head, reset_less=True, name=f"head_g{g}")
+            with m.If(Cat(*(write[k] for k in group)).any()):
+                m.d.sync += head_g.eq(head)
             for k in group:
                 fifo = m.submodules[f"queue{k}"]
-                room_next = _room_next(fifo, self.cfg.fifo_depth, push=write[k],
-                                       pop=self.q[k].ready & fifo.r_rdy)
-                new_k.append(~hn[k] | room_next)
-                kept_k.append(~(pend[k] & ~write[k]) | room_next)
-            g_new, g_kept = Signal(name=f"dep_new{g}"), Signal(name=f"dep_kept{g}")
-            m.d.sync += [g_new.eq(Cat(*new_k).all()), g_kept.eq(Cat(*kept_k).all())]
-            groups_new.append(g_new)
-            groups_kept.append(g_kept)
-        loaded = Signal()  # the head (and pend) changed at the last edge
-        m.d.sync += loaded.eq(staged.head_load)
-        return Mux(loaded, Cat(*groups_new).all(), Cat(*groups_kept).all())
+                credit = Signal(range(depth + 1), init=depth, name=f"credit{k}")
+                popped = Signal(name=f"popped{k}")  # queue k's head was read in the cycle before
+                land = Signal(name=f"land{k}")
+                nxt = credit - write[k] + popped
+                m.d.sync += [popped.eq(self.q[k].ready & fifo.r_rdy), land.eq(write[k]),
+                             credit.eq(nxt), room[k].eq(nxt != 0)]
+                m.d.comb += [fifo.w_data.eq(head_g), fifo.w_en.eq(land)]
+                if self.checks:
+                    m.d.comb += Assert(~land | fifo.w_rdy, "a landing word finds room")
+        landing = Signal()
+        m.d.sync += landing.eq(write.any())
+        return landing
 
 
-GROUP = 8  # PEs per group of a wide array's register copies and partial ANDs
+GROUP = 8  # PEs per group of a wide array's register copies
 
 
 def pe_groups(n: int) -> list[range]:
     """The PEs ``0 .. n-1`` in groups of :data:`GROUP` (the last one shorter)."""
     return [range(g0, min(n, g0 + GROUP)) for g0 in range(0, n, GROUP)]
 
-
-def _room_next(fifo, depth: int, *, push, pop):
-    """``w_rdy`` of queue ``fifo`` (a :class:`PairBuffer` or ``SyncFIFO`` of ``depth``) after
-    this edge, from its state and this cycle's ``push`` (a write it accepts) and ``pop``: it is
-    full then when it is full now and not popped, or one short of full, pushed and not popped."""
-    if isinstance(fifo, PairBuffer):
-        full, almost = ~fifo.w_rdy, fifo.r_rdy & fifo.w_rdy
-    else:
-        full, almost = fifo.level == depth, fifo.level == depth - 1
-    return ~((full & ~pop) | (almost & push & ~pop))
