@@ -10,13 +10,16 @@ from verif.synth import simulate_selftest
 CLK_HZ = 12e6  # the iCEBreaker oscillator: the UART divisor the board build uses
 
 
-@pytest.mark.parametrize("corrupt", [False, True], ids=["pass", "fail"])
-def test_standin_selftest_icarus(corrupt):
+@pytest.mark.parametrize("corrupt,report_stage", [(False, False), (True, False), (False, True)],
+                         ids=["pass", "fail", "pass_report_stage"])
+def test_standin_selftest_icarus(corrupt, report_stage):
+    """``report_stage`` (the wide arrays' registered ``done`` before the UART) sends the same
+    report."""
     case = make_case("standin", 1, 4, 8, 0.5, seed=3)
-    r = simulate_selftest(case, CLK_HZ, "icarus", corrupt=corrupt)
+    r = simulate_selftest(case, CLK_HZ, "icarus", corrupt=corrupt, report_stage=report_stage)
     assert (r["passed"], r["failed"]) == ((0, 1) if corrupt else (1, 0))
-    assert r["uart"].startswith("F " if corrupt else "P ")
-    assert int(r["uart"][2:10], 16) == r["cycles"] > 4 * 8  # at least one cycle per MAC
+    assert r["uart"] == f"{'F' if corrupt else 'P'} {r['cycles']:08X}\r\n"
+    assert r["cycles"] > 4 * 8  # at least one cycle per MAC
 
 
 @pytest.mark.parametrize("engine", ["eie", pytest.param("2:4", marks=pytest.mark.slow),

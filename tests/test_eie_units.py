@@ -534,8 +534,8 @@ def test_pair_buffer_is_a_two_word_syncfifo_and_announces_its_head():
 @pytest.mark.parametrize("k,depth", [(1, 1), (4, 2), (1, 8)])
 def test_array_wide_timing_is_cycle_exact(k, depth):
     """``wide_timing`` (the build of arrays over 16 PEs) forced on a small array, every mirrored
-    flag asserted (the registered departure tree equals the flat AND, the registered idle the
-    stages): results equal the golden model, ``cycles`` the cycle model; queues of depth 1
+    flag asserted (landing words find room, the registered idle equals the stages, the bank and
+    row copies what they copy): results equal the golden model, ``cycles`` the cycle model; queues of depth 1
     (SyncFIFO), 2 (PairBuffer) and 8 under dense and sparse vectors."""
     print("seed 13")
     rng = np.random.default_rng(13)

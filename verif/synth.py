@@ -384,11 +384,12 @@ def _flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int, tim
     return result
 
 
-def simulate_selftest(case, clk_hz: float, sim: str = "icarus", corrupt: bool = False) -> dict:
+def simulate_selftest(case, clk_hz: float, sim: str = "icarus", corrupt: bool = False,
+                      report_stage: bool | None = None) -> dict:
     """Run the board top's self-test in cocotb; return ``{cycles, passed, failed, uart}``."""
     from rtl.board.top import make_selftest
     from verif.runner import simulate
-    st = make_selftest(case, clk_hz, corrupt=corrupt)
+    st = make_selftest(case, clk_hz, corrupt=corrupt, report_stage=report_stage)
     run_dir_case = ROOT / "build" / "board_cases"
     run_dir_case.mkdir(parents=True, exist_ok=True)
     import uuid

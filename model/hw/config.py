@@ -184,10 +184,10 @@ class EIEConfig:
     @property
     def wide(self) -> bool:
         """The array is built for timing at many PEs (``wide_timing``; by default above
-        :data:`WIDE_ARRAY_PES` PEs): the read-out registers the PE multiplexer's output before
-        the requantizer (each result reaches ``y`` one cycle later: ``total_cycles`` + 1), and
-        the broadcast's departure and the drain check come from registered partial trees
-        (no cycle changes)."""
+        :data:`WIDE_ARRAY_PES` PEs): every net between the centre and all PEs starts or ends
+        at a register: a credit-based broadcast whose words land a cycle later, a registered
+        drain tree, a pipelined read-out into a result FIFO (``docs/eie.md``, wide arrays;
+        ``model.hw.cyclemodel`` counts the extra cycles)."""
         if self.wide_timing is not None:
             return self.wide_timing
         return self.n_pes > WIDE_ARRAY_PES

@@ -30,9 +30,12 @@ It replays the array's timing rules non-zero by non-zero instead of cycle by cyc
   at which the broadcast is empty and every PE is idle (six cycles after its last issue:
   walker, entry read, entry register, accumulator read, add, write) and registers that: done is one cycle later;
 * ``cycles`` counts from the first element's acceptance to that cycle inclusive;
-  ``total_cycles`` adds ``rows + 1`` read-out cycles (``rows + 2`` with
-  ``EIEConfig.wide``) when results are taken at once and the previous vector's
-  read-out (which overlaps this vector's compute) is already over.
+  ``total_cycles`` adds ``rows + 1`` read-out cycles when results are taken at once and
+  the previous vector's read-out (which overlaps this vector's compute) is already over;
+* a wide array (``EIEConfig.wide``, ``docs/eie.md``) adds one cycle (``lag``) to three of these
+  steps: a queue's credit returns a cycle after its pop (``F_k >= Q_k[i_k - D] + 2``), a word
+  lands a cycle after its write (``Q_i >= F_i + 2``), the drain check is a register deeper
+  (done one cycle later); and its read-out pipeline adds ``WIDE_READOUT`` cycles.
 
 A per-row bias (``Arith.bias_bits``) changes none of this: the read-out reads it in the same
 cycle as each accumulator and the requantizer adds it (``docs/eie.md#bias``); only the load

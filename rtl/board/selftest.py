@@ -65,6 +65,10 @@ class SelfTest(wiring.Component):
                    (the ROM priming cycle and the two-stage registered comparison).
       ``uart_tx``  Out(1): after ``done``, sends ``"P "`` or ``"F "``, ``cycles`` as 8 hex digits and
                    CR LF once, 8N1 at ``baud`` for a ``clk_hz`` clock.
+
+    ``report_stage``: the UART message loads from a register copy of ``done`` (a cycle later),
+    for engines that spread over the chip, where ``done`` sits by the engine's output and the
+    UART by its pin (off by default: the smaller builds keep their measured netlists).
     """
 
     load_en: In(1)
@@ -75,7 +79,7 @@ class SelfTest(wiring.Component):
     uart_tx: Out(1, init=1)
 
     def __init__(self, engine, x_words, y_words, *, act_bits: int, out_bits: int, clk_hz: float,
-                 baud: int = BAUD, timeout: int | None = None):
+                 baud: int = BAUD, timeout: int | None = None, report_stage: bool = False):
         if not x_words or not y_words:
             raise SparseFlowError("a self-test needs at least one input and one expected word")
         divisor = round(clk_hz / baud)
@@ -92,6 +96,7 @@ class SelfTest(wiring.Component):
         self.y_init = [(int(d) & ((1 << out_bits) - 1)) | (int(bool(l)) << out_bits) for d, l in y_words]
         self.divisor = divisor
         self.timeout = min(timeout or (1 << CYCLE_BITS) - 1, (1 << CYCLE_BITS) - 1)
+        self.report_stage = report_stage
         super().__init__()
 
     def elaborate(self, platform):
@@ -191,7 +196,11 @@ class SelfTest(wiring.Component):
             uart.data.payload.eq(msg[:8]),
             self.uart_tx.eq(uart.tx),
         ]
-        with m.If(self.done & ~loaded):
+        report = self.done
+        if self.report_stage:
+            report = Signal()
+            m.d.sync += report.eq(self.done)
+        with m.If(report & ~loaded):
             m.d.sync += [msg.eq(Cat(*[Const(c, 8) if isinstance(c, int) else Cat(c, Const(0, 8 - len(c))) for c in chars])),
                          left.eq(len(chars)), loaded.eq(1)]
         with m.Elif(uart.data.valid & uart.data.ready):

@@ -32,10 +32,15 @@ class BoardTop(Elaboratable):
         return m
 
 
-def make_selftest(case: Case, clk_hz: float, corrupt: bool = False) -> SelfTest:
-    """The self-test of ``case`` for a ``clk_hz`` clock; ``corrupt`` flips one expected result."""
+def make_selftest(case: Case, clk_hz: float, corrupt: bool = False, report_stage: bool | None = None) -> SelfTest:
+    """The self-test of ``case`` for a ``clk_hz`` clock; ``corrupt`` flips one expected result;
+    ``report_stage`` (:class:`SelfTest`; default: for an array built for many PEs)."""
     r, c = case.shape
     timeout = 64 * (r * c + r + c) * len(case.xs) + 4096
-    return SelfTest(case.build_engine(), case.x_words(), case.y_words(corrupt),
+    engine = case.build_engine()
+    # An array built for many PEs (EIEConfig.wide) spans the chip: register done before the UART.
+    if report_stage is None:
+        report_stage = bool(getattr(getattr(engine, "cfg", None), "wide", False))
+    return SelfTest(engine, case.x_words(), case.y_words(corrupt),
                     act_bits=case.arith.act_bits, out_bits=case.arith.out_bits, clk_hz=clk_hz,
-                    timeout=timeout)
+                    timeout=timeout, report_stage=report_stage)

@@ -60,7 +60,7 @@ class Broadcast(wiring.Component):
         if not isinstance(cfg, EIEConfig):
             raise SparseFlowError(f"cfg must be an EIEConfig, not {type(cfg).__name__}")
         self.cfg = cfg
-        self.checks = checks  # assert the registered departure tree (wide arrays) every cycle
+        self.checks = checks  # assert that a landing word finds room (wide arrays) every cycle
         # mask: (n_pes, cols) booleans, or None (all zero: no PE gets any column until loaded)
         self._mask_init = []
         if mask is not None:
