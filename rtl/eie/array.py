@@ -441,7 +441,7 @@ class EIEArray(wiring.Component):
         into a register at ``I + 2`` (one-hot select: only the read PE's term is not zero) and
         across the groups at ``I + 3`` into a FIFO of ``READOUT_DEPTH`` results, with its bias
         and last flag; ``y`` is the FIFO's head through the requantizer, from ``I + 4``."""
-        n, cfg, pes, a = s.n, s.cfg, s.pes, s.a
+        n, pes, a = s.n, s.pes, s.a
         taken = self.y.valid & self.y.ready
         issued = Signal(range(READOUT_DEPTH + 1))  # results issued and not yet taken
         can_issue = more & (issued != READOUT_DEPTH)
