@@ -28,6 +28,9 @@ def add_arguments(p) -> None:
     p.add_argument("--pnr-seed", type=int, default=1, help="nextpnr placement seed (default 1)")
     p.add_argument("--router", choices=("router1", "router2"), default="router1",
                    help="nextpnr router (default router1; router2 is faster on designs that fill much of the chip)")
+    p.add_argument("--pnr-timing", choices=("default", "high"), default="default",
+                   help="nextpnr timing effort: high adds timing-driven rip-up and a 3x placer timing weight "
+                        "(needs --router router2; routes the 64-PE EIE array at 100 MHz on the ECP5)")
     p.add_argument("--vectors", type=int, default=1, help="input vectors in the self-test (default 1)")
     p.add_argument("--freq", type=float, help="clock constraint in MHz (default: the goal, 50 iCE40 / 100 ECP5)")
     p.add_argument("--sim", choices=("icarus", "verilator", "none"), default="icarus",
@@ -58,6 +61,8 @@ def run(args) -> int:
         raise SparseFlowError(f"--fifo-depth is for the EIE array; the {args.engine} engine has no queues")
     if args.frontend_width is not None and not is_eie:
         raise SparseFlowError(f"--frontend-width is for the EIE array; the {args.engine} engine has one input per word")
+    if args.pnr_timing == "high" and args.router != "router2":
+        raise SparseFlowError("--pnr-timing high needs --router router2 (its timing-driven rip-up is router2's)")
     if args.freq is not None and not args.freq > 0:
         raise SparseFlowError(f"--freq must be positive, not {args.freq}")
     if args.out is not None:  # before the (long) simulation: never replace a folder SparseFlow did not write
@@ -68,7 +73,8 @@ def run(args) -> int:
                        seed=args.seed, vectors=args.vectors, out=args.out, freq_mhz=args.freq,
                        sim=None if args.sim == "none" else args.sim, fifo_depth=args.fifo_depth,
                        frontend_width=args.frontend_width,
-                       pnr_seed=args.pnr_seed, block=args.block, router=args.router)
+                       pnr_seed=args.pnr_seed, block=args.block, router=args.router,
+                       pnr_timing=args.pnr_timing)
     except SparseFlowError as exc:  # name the option the user typed, not the configuration field
         from scripts.cli import in_option_terms
         raise in_option_terms(exc, {"rows": "--rows", "cols": "--cols", "density": "--density",

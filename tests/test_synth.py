@@ -80,7 +80,10 @@ def test_build_plan_gives_the_flow_its_commands(key, tmp_path):
     assert "--seed 7" in args and "--report report.json" in args and "--timing-allow-fail" in args
     assert "--router" not in args  # nextpnr's default router unless asked
     commands, _ = write_plan(_Blink(target.pass_led), target, tmp_path / "r2", 77.0, seed=7, router="router2")
-    assert "--router router2" in " ".join(commands[pnr])
+    assert "--router router2" in " ".join(commands[pnr]) and "--tmg-ripup" not in " ".join(commands[pnr])
+    commands, _ = write_plan(_Blink(target.pass_led), target, tmp_path / "t2", 77.0, seed=7, router="router2",
+                             pnr_timing="high")
+    assert "--router router2 --tmg-ripup --placer-heap-timingweight 30" in " ".join(commands[pnr])
     assert ("--up5k --package sg48" if key == "ice40-up5k" else "--85k --package CABGA381 --speed 6") in args
     assert "--compress" not in commands[pack]  # plain bitstreams on both boards
     assert "synth_" + target.family in (tmp_path / "top.ys").read_text()
@@ -155,6 +158,7 @@ def _cli(*argv):
     (["--engine", "eie", "--target", "virtex"], "invalid choice"),
     (["--engine", "2:4", "--target", "ice40-up5k", "--fifo-depth", "2"], "--fifo-depth is for the EIE"),
     (["--engine", "eie", "--target", "ice40-up5k", "--fifo-depth", "0"], "--fifo-depth must be in 1..1024"),
+    (["--engine", "eie", "--target", "ecp5-85f", "--pnr-timing", "high"], "--pnr-timing high needs --router router2"),
 ])
 def test_cli_bad_input(argv, msg):
     out = _cli(*argv)

@@ -264,7 +264,7 @@ def dsp_blocks_with_logic(netlist: dict) -> int:
 
 
 def run_flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int = 1, router: str = "router1",
-             timeout: float | None = None, bitstream: bool = True) -> dict:
+             timeout: float | None = None, bitstream: bool = True, pnr_timing: str = "default") -> dict:
     """Synthesize, place and route ``top`` (an Elaboratable using platform resources) in ``out_dir``.
 
     Returns the parsed numbers; raises :class:`SparseFlowError` with one line when the design does
@@ -275,7 +275,7 @@ def run_flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int =
     # Only a folder SparseFlow wrote is cleared (nothing stale survives); anything else is refused.
     with claim_dir(out_dir, "synth", clear=True, legacy=_legacy_build):
         return _flow(top, target, out_dir, freq_mhz, seed=seed, timeout=timeout, bitstream=bitstream,
-                     router=router)
+                     router=router, pnr_timing=pnr_timing)
 
 
 def _legacy_build(folder: Path):
@@ -286,7 +286,7 @@ def _legacy_build(folder: Path):
 
 
 def write_plan(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int,
-               router: str = "router1") -> tuple[dict, float]:
+               router: str = "router1", pnr_timing: str = "default") -> tuple[dict, float]:
     """Elaborate ``top`` for ``target`` into an Amaranth build plan in ``out_dir`` (Yosys writes
     ``stat.json``, nextpnr a JSON report, placement seed ``seed``) with the collision-free memories
     marked; return the plan's commands by step (:func:`plan_commands`) and the board's clock in Hz."""
@@ -296,7 +296,8 @@ def write_plan(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int
     plan = plat.build(top, name="top", do_build=False, synth_opts=target.synth_opts,
                       script_after_synth="tee -q -o stat.json stat -json",
                       nextpnr_opts=f"--report report.json --timing-allow-fail --seed {seed}"
-                                   + ("" if router == "router1" else f" --router {router}"),
+                                   + ("" if router == "router1" else f" --router {router}")
+                                   + PNR_TIMING[pnr_timing],
                       ecppack_opts="")
     plan.extract(out_dir)
     il = Path(out_dir) / "top.il"
@@ -308,8 +309,9 @@ def write_plan(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int
 
 
 def _flow(top, target: Target, out_dir: Path, freq_mhz: float, *, seed: int, timeout: float | None,
-          bitstream: bool, router: str = "router1") -> dict:
-    commands, board_hz = write_plan(top, target, out_dir, freq_mhz, seed=seed, router=router)
+          bitstream: bool, router: str = "router1", pnr_timing: str = "default") -> dict:
+    commands, board_hz = write_plan(top, target, out_dir, freq_mhz, seed=seed, router=router,
+                                    pnr_timing=pnr_timing)
     progress(f"yosys (synth_{target.family} {target.synth_opts}".rstrip() + ")...")
     y = _run(commands["yosys"], out_dir, out_dir / "yosys.log", "yosys", timeout)
     if y.returncode != 0:
@@ -407,22 +409,31 @@ def simulate_selftest(case, clk_hz: float, sim: str = "icarus", corrupt: bool = 
 
 
 ROUTERS = ("router1", "router2")  # nextpnr's
+# nextpnr timing effort: "high" adds router2's timing-driven rip-up and triples the analytic
+# placer's timing weight (default 10): what routes the 64-PE EIE array at 100 MHz on the ECP5.
+PNR_TIMING = {"default": "", "high": " --tmg-ripup --placer-heap-timingweight 30"}
 
 
 def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols: int = 32,
                density: float = 0.25, seed: int = 1, vectors: int = 1, out: Path | None = None,
                freq_mhz: float | None = None, sim: str | None = "icarus", pnr_seed: int = 1,
                timeout: float | None = None, bitstream: bool = True, fifo_depth: int | None = None,
-               block: int | None = None, frontend_width: int | None = None, router: str = "router1") -> dict:
+               block: int | None = None, frontend_width: int | None = None, router: str = "router1",
+               pnr_timing: str = "default") -> dict:
     """The whole trip for one engine configuration; returns one flat result dictionary.
 
     ``fifo_depth``: the EIE array's queue depth (default: the target's, 2 on the UP5K where the
     queues' flip-flops are a fifth of the chip, 8 on the ECP5). ``frontend_width``: the EIE
     array's activations per input word (default: the target's, 1 on the UP5K, 8 on the ECP5).
     ``router``: nextpnr's router, ``router1`` (its default) or ``router2`` (faster on designs
-    that fill much of the chip)."""
+    that fill much of the chip). ``pnr_timing``: ``default`` or ``high`` (:data:`PNR_TIMING`,
+    router2 only)."""
     if router not in ROUTERS:
         raise SparseFlowError(f"router must be one of {', '.join(ROUTERS)}, not {router!r}")
+    if pnr_timing not in PNR_TIMING:
+        raise SparseFlowError(f"pnr timing must be one of {', '.join(PNR_TIMING)}, not {pnr_timing!r}")
+    if pnr_timing == "high" and router != "router2":
+        raise SparseFlowError("high pnr timing needs router2 (its timing-driven rip-up is router2's)")
     from rtl.board.cases import make_case
     from rtl.board.top import BoardTop, make_selftest
     target = get_target(target_key)
@@ -462,8 +473,10 @@ def synthesize(engine: str, size: int, target_key: str, *, rows: int = 32, cols:
     out = Path(out) if out else ROOT / "build" / "synth" / f"{target.key}-{safe}-{size}-{rows}x{cols}"
     if router != "router1":
         result["router"] = router
+    if pnr_timing != "default":
+        result["pnr_timing"] = pnr_timing
     result.update(run_flow(top, target, out, freq, seed=pnr_seed, timeout=timeout, bitstream=bitstream,
-                           router=router))
+                           router=router, pnr_timing=pnr_timing))
     result["meets_goal"] = result["fmax_mhz"] >= target.goal_mhz
     if "cycles" in result:
         # The engine's own cycles: first input word to last result (the self-test adds OVERHEAD).
