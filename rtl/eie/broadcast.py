@@ -110,7 +110,7 @@ class Broadcast(wiring.Component):
         # function of flip-flops (the queues' w_rdy included).
         pend = Signal(n, reset_less=True)  # read only with the buffer's r_rdy
         want = Signal(n)
-        room = Signal(n)  # wide: the credit counters' lowest bits
+        room = Signal(n, init=(1 << n) - 1 if cfg.wide else 0)  # wide: credits left, registered
         write = Signal(n)
         if not cfg.wide:
             m.d.comb += [want.eq(Mux(staged.r_rdy, pend, 0)), room.eq(Cat(*w_rdy)), write.eq(want & room)]
@@ -158,7 +158,7 @@ class Broadcast(wiring.Component):
         return m
 
     def _credits(self, m, room, write, head):
-        """Wide arrays: per queue a credit counter (``room``: it is not zero, a flip-flop), the
+        """Wide arrays: per queue a credit counter (``room``: it is not zero, a register), the
         head copied per group and the write enables registered (the word lands a cycle after
         ``write``), each pop returned through a register. Returns "a word is landing"."""
         cfg, n = self.cfg, self.cfg.n_pes
@@ -170,17 +170,12 @@ class Broadcast(wiring.Component):
                 m.d.sync += head_g.eq(head)
             for k in group:
                 fifo = m.submodules[f"queue{k}"]
-                # The credits as a thermometer code (bit i: more than i places free), so that
-                # a write or a returned pop shifts it: one LUT level, no adder, behind the write.
-                credit = Signal(depth, init=(1 << depth) - 1, name=f"credit{k}")
+                credit = Signal(range(depth + 1), init=depth, name=f"credit{k}")
                 popped = Signal(name=f"popped{k}")  # queue k's head was read in the cycle before
                 land = Signal(name=f"land{k}")
-                take, give = write[k] & ~popped, popped & ~write[k]
-                above = Cat(credit[1:], 0)  # the code shifted down (a credit spent)
-                below = Cat(1, credit[:-1])  # shifted up (a credit returned)
+                nxt = credit - write[k] + popped
                 m.d.sync += [popped.eq(self.q[k].ready & fifo.r_rdy), land.eq(write[k]),
-                             credit.eq(Mux(take, above, Mux(give, below, credit)))]
-                m.d.comb += room[k].eq(credit[0])
+                             credit.eq(nxt), room[k].eq(nxt != 0)]
                 m.d.comb += [fifo.w_data.eq(head_g), fifo.w_en.eq(land)]
                 if self.checks:
                     m.d.comb += Assert(~land | fifo.w_rdy, "a landing word finds room")
